@@ -1,0 +1,169 @@
+// Package cli is the fsmc command line: one file per command, each a
+// thin layer that reads files, calls the pipeline (grammar -> dsl ->
+// compiler -> runtime) and renders the result. Main builds the urfave/cli
+// application and maps every outcome to the exit status of cli.md:
+// 0 success, 1 input checked and found wrong, 2 usage error or
+// unreadable input.
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime/debug"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+)
+
+// Exit statuses.
+const (
+	ExitOK    = 0
+	ExitFound = 1 // diagnostics, a failed scenario, a refused command
+	ExitUsage = 2 // usage error, unreadable file, unreachable Redis
+)
+
+// Version is the fsmc version; release builds set it with -ldflags
+// "-X github.com/fsmc/fsmc/cli.Version=v1.2.3".
+var Version = ""
+
+func version() string {
+	if Version != "" {
+		return Version
+	}
+	if info, ok := debug.ReadBuildInfo(); ok && info.Main.Version != "" && info.Main.Version != "(devel)" {
+		return info.Main.Version
+	}
+	return "dev"
+}
+
+// exitError carries an exit status out of a command; its message, if
+// any, has not been printed yet.
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e *exitError) Error() string { return e.msg }
+
+// exit returns an error that makes Main exit with code, printing nothing
+// more.
+func exit(code int) error { return &exitError{code: code} }
+
+// usageError returns an error that makes Main print msg and exit 2.
+func usageError(format string, args ...any) error {
+	return &exitError{code: ExitUsage, msg: fmt.Sprintf(format, args...)}
+}
+
+// env is what commands need from the process.
+type env struct {
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+}
+
+// Main runs fsmc with args (args[0] is the program name) and returns the
+// exit status.
+func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	e := &env{stdin: stdin, stdout: stdout, stderr: stderr}
+	app := &cli.App{
+		Name:                 "fsmc",
+		Usage:                "check, format, compile, draw and run .fsm state machines",
+		Version:              version(),
+		Writer:               stdout,
+		ErrWriter:            stderr,
+		HideHelpCommand:      true,
+		EnableBashCompletion: false,
+		ExitErrHandler:       func(*cli.Context, error) {},
+		Commands: []*cli.Command{
+			checkCommand(e),
+			fmtCommand(e),
+		},
+		CommandNotFound: func(c *cli.Context, name string) {
+			fmt.Fprintf(stderr, "fsmc: unknown command %q; see 'fsmc --help'\n", name)
+		},
+		OnUsageError: func(c *cli.Context, err error, _ bool) error {
+			return usageError("%v", err)
+		},
+	}
+	for _, cmd := range app.Commands {
+		cmd.OnUsageError = func(c *cli.Context, err error, _ bool) error {
+			return usageError("fsmc %s: %v (see 'fsmc %s --help')", c.Command.Name, err, c.Command.Name)
+		}
+	}
+	err := app.Run(permuteArgs(app, args))
+	if err == nil {
+		if len(args) > 1 && app.Command(args[1]) == nil && !strings.HasPrefix(args[1], "-") {
+			return ExitUsage // CommandNotFound has printed the message
+		}
+		return ExitOK
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.msg != "" {
+			fmt.Fprintln(stderr, ee.msg)
+		}
+		return ee.code
+	}
+	fmt.Fprintf(stderr, "fsmc: %v\n", err)
+	return ExitUsage
+}
+
+// permuteArgs moves a command's flags in front of its arguments, so that
+// flags may come before or after them (`fsmc check a.fsm --strict`);
+// urfave/cli stops reading flags at the first argument. Everything after
+// "--" stays an argument.
+func permuteArgs(app *cli.App, args []string) []string {
+	if len(args) < 2 {
+		return args
+	}
+	cmd := app.Command(args[1])
+	if cmd == nil {
+		return args
+	}
+	takesValue := map[string]bool{}
+	for _, f := range cmd.Flags {
+		_, isBool := f.(*cli.BoolFlag)
+		for _, name := range f.Names() {
+			takesValue[name] = !isBool
+		}
+	}
+	var flags, positional []string
+	rest := args[2:]
+	for i := 0; i < len(rest); i++ {
+		a := rest[i]
+		switch {
+		case a == "--":
+			positional = append(positional, rest[i+1:]...)
+			i = len(rest)
+		case len(a) > 1 && a[0] == '-':
+			flags = append(flags, a)
+			name := strings.TrimLeft(a, "-")
+			if !strings.Contains(name, "=") && takesValue[name] && i+1 < len(rest) {
+				i++
+				flags = append(flags, rest[i])
+			}
+		default:
+			positional = append(positional, a)
+		}
+	}
+	out := append([]string{args[0], args[1]}, flags...)
+	if len(positional) > 0 {
+		out = append(out, "--")
+		out = append(out, positional...)
+	}
+	return out
+}
+
+// isTerminal reports whether w is a terminal that should get colour.
+func isTerminal(w io.Writer) bool {
+	if os.Getenv("NO_COLOR") != "" {
+		return false
+	}
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	return termIsTerminal(int(f.Fd()))
+}

@@ -1,0 +1,340 @@
+package grammar
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/alecthomas/participle/v2/lexer"
+)
+
+// Token types produced by Lex. Keywords are their own type so that a
+// reserved word can never be captured as an identifier.
+const (
+	EOF      = lexer.EOF
+	Comment  = lexer.TokenType(-2 - iota)
+	Ident    // name
+	Keyword  // reserved word
+	Int      // 42
+	Float    // 1.5
+	Duration // 1h30m
+	String   // "a\"b"
+	Punct    // operators and punctuation
+)
+
+var symbols = map[string]lexer.TokenType{
+	"EOF": EOF, "Comment": Comment, "Ident": Ident, "Keyword": Keyword,
+	"Int": Int, "Float": Float, "Duration": Duration, "String": String, "Punct": Punct,
+}
+
+// Reserved lists the words that cannot be used as names.
+var Reserved = map[string]bool{}
+
+func init() {
+	for _, w := range []string{"machine", "context", "event", "action", "emits", "state",
+		"initial", "final", "on", "if", "after", "do", "set", "retry", "backoff", "jitter",
+		"timeout", "exponential", "constant", "linear", "ignore", "true", "false", "done",
+		"error", "int", "float", "string", "bool", "duration"} {
+		Reserved[w] = true
+	}
+}
+
+// MaxNesting bounds how deeply parentheses may nest, so that hostile input
+// cannot drive the recursive-descent parser into a deep recursion.
+const MaxNesting = 200
+
+// Error is a lexical or syntax error at one position.
+type Error struct {
+	Pos lexer.Position
+	Msg string
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("%d:%d: %s", e.Pos.Line, e.Pos.Column, e.Msg) }
+
+// scanner turns source bytes into tokens. Columns count characters, not
+// bytes; offsets count bytes.
+type scanner struct {
+	src    []byte
+	text   string // src as one string: token values are substrings of it
+	file   string
+	off    int
+	line   int
+	col    int
+	tokens []lexer.Token
+	depth  int
+}
+
+// Lex splits src into tokens, comments included, ending with an EOF token.
+// It validates what can be validated at the token level: UTF-8, string
+// escapes, number ranges, duration units and parenthesis depth.
+func Lex(file string, src []byte) ([]lexer.Token, error) {
+	s := &scanner{src: src, text: string(src), file: file, line: 1, col: 1}
+	s.tokens = make([]lexer.Token, 0, len(src)/4+1)
+	for {
+		s.skipSpace()
+		if s.off >= len(s.src) {
+			s.tokens = append(s.tokens, lexer.EOFToken(s.pos()))
+			return s.tokens, nil
+		}
+		if err := s.next(); err != nil {
+			return s.tokens, err
+		}
+	}
+}
+
+func (s *scanner) pos() lexer.Position {
+	return lexer.Position{Filename: s.file, Offset: s.off, Line: s.line, Column: s.col}
+}
+
+func (s *scanner) errorf(pos lexer.Position, format string, args ...any) error {
+	return &Error{Pos: pos, Msg: fmt.Sprintf(format, args...)}
+}
+
+// advance moves over n bytes that hold no newline and are valid UTF-8.
+func (s *scanner) advance(n int) {
+	s.col += utf8.RuneCount(s.src[s.off : s.off+n])
+	s.off += n
+}
+
+func (s *scanner) skipSpace() {
+	for s.off < len(s.src) {
+		switch s.src[s.off] {
+		case ' ', '\t', '\r':
+			s.off++
+			s.col++
+		case '\n':
+			s.off++
+			s.line++
+			s.col = 1
+		default:
+			return
+		}
+	}
+}
+
+func (s *scanner) emit(typ lexer.TokenType, start lexer.Position) {
+	s.tokens = append(s.tokens, lexer.Token{Type: typ, Value: s.text[start.Offset:s.off], Pos: start})
+}
+
+func isLetter(c byte) bool { return c == '_' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' }
+func isDigit(c byte) bool  { return '0' <= c && c <= '9' }
+
+func (s *scanner) peek(i int) byte {
+	if s.off+i < len(s.src) {
+		return s.src[s.off+i]
+	}
+	return 0
+}
+
+func (s *scanner) next() error {
+	start := s.pos()
+	c := s.src[s.off]
+	switch {
+	case isLetter(c):
+		n := 1
+		for s.off+n < len(s.src) && (isLetter(s.src[s.off+n]) || isDigit(s.src[s.off+n])) {
+			n++
+		}
+		s.advance(n)
+		if Reserved[string(s.src[start.Offset:s.off])] {
+			s.emit(Keyword, start)
+		} else {
+			s.emit(Ident, start)
+		}
+		return nil
+	case isDigit(c):
+		return s.number(start)
+	case c == '"':
+		return s.string(start)
+	case c == '/' && s.peek(1) == '/':
+		for s.off < len(s.src) && s.src[s.off] != '\n' {
+			if err := s.stepRune(); err != nil {
+				return err
+			}
+		}
+		s.emit(Comment, start)
+		return nil
+	case c == '/' && s.peek(1) == '*':
+		s.advance(2)
+		for {
+			if s.off >= len(s.src) {
+				return s.errorf(start, "comment not terminated: missing */")
+			}
+			if s.src[s.off] == '*' && s.peek(1) == '/' {
+				s.advance(2)
+				break
+			}
+			if err := s.stepRune(); err != nil {
+				return err
+			}
+		}
+		s.emit(Comment, start)
+		return nil
+	}
+	if n := punctLen(s.src[s.off:]); n > 0 {
+		switch c {
+		case '(':
+			s.depth++
+			if s.depth > MaxNesting {
+				return s.errorf(start, "parentheses nested too deeply (more than %d levels)", MaxNesting)
+			}
+		case ')':
+			s.depth--
+		}
+		s.advance(n)
+		s.emit(Punct, start)
+		return nil
+	}
+	r, size := utf8.DecodeRune(s.src[s.off:])
+	if r == utf8.RuneError && size <= 1 {
+		return s.errorf(start, "invalid UTF-8 encoding (byte 0x%02x)", s.src[s.off])
+	}
+	if r < ' ' || r == 0x7f {
+		return s.errorf(start, "unexpected control character %U", r)
+	}
+	return s.errorf(start, "unexpected character %q", r)
+}
+
+// stepRune moves over one character inside a comment, tracking lines.
+func (s *scanner) stepRune() error {
+	c := s.src[s.off]
+	if c == '\n' {
+		s.off++
+		s.line++
+		s.col = 1
+		return nil
+	}
+	if c < utf8.RuneSelf {
+		s.off++
+		s.col++
+		return nil
+	}
+	r, size := utf8.DecodeRune(s.src[s.off:])
+	if r == utf8.RuneError && size <= 1 {
+		return s.errorf(s.pos(), "invalid UTF-8 encoding (byte 0x%02x)", c)
+	}
+	s.off += size
+	s.col++
+	return nil
+}
+
+// punctLen returns the length of the operator or punctuation at the start
+// of b, or 0.
+func punctLen(b []byte) int {
+	if len(b) >= 2 {
+		switch string(b[:2]) {
+		case "->", "==", "!=", "<=", ">=", "&&", "||":
+			return 2
+		}
+	}
+	switch b[0] {
+	case '{', '}', '(', ')', ',', ':', '=', '.', '<', '>', '+', '-', '*', '/', '%', '!':
+		return 1
+	}
+	return 0
+}
+
+var durationUnits = []string{"ms", "h", "m", "s"}
+
+func (s *scanner) digits() int {
+	n := 0
+	for isDigit(s.peek(n)) {
+		n++
+	}
+	return n
+}
+
+// number scans an integer, a float or a duration such as 1h30m or 1.5s.
+func (s *scanner) number(start lexer.Position) error {
+	isFloat := false
+	isDuration := false
+	for {
+		s.advance(s.digits())
+		if s.peek(0) == '.' && isDigit(s.peek(1)) {
+			s.advance(1)
+			s.advance(s.digits())
+			isFloat = true
+		}
+		unit := ""
+		for _, u := range durationUnits {
+			if s.off+len(u) <= len(s.src) && string(s.src[s.off:s.off+len(u)]) == u {
+				unit = u
+				break
+			}
+		}
+		if unit == "" {
+			break
+		}
+		s.advance(len(unit))
+		isDuration = true
+		if !isDigit(s.peek(0)) {
+			break
+		}
+	}
+	if c := s.peek(0); isLetter(c) || isDigit(c) {
+		end := s.off
+		for end < len(s.src) && (isLetter(s.src[end]) || isDigit(s.src[end])) {
+			end++
+		}
+		return s.errorf(start, "invalid number %q: durations use the units ms, s, m and h", string(s.src[start.Offset:end]))
+	}
+	text := string(s.src[start.Offset:s.off])
+	switch {
+	case isDuration:
+		if _, err := time.ParseDuration(text); err != nil {
+			return s.errorf(start, "invalid duration %s (each number needs a unit: ms, s, m or h; at most about 290 years)", text)
+		}
+		s.emit(Duration, start)
+	case isFloat:
+		if _, err := strconv.ParseFloat(text, 64); err != nil {
+			return s.errorf(start, "float %s is out of range", text)
+		}
+		s.emit(Float, start)
+	default:
+		if _, err := strconv.ParseInt(text, 10, 64); err != nil {
+			return s.errorf(start, "integer %s is out of range (64-bit)", text)
+		}
+		s.emit(Int, start)
+	}
+	return nil
+}
+
+// string scans a double-quoted string with Go escapes.
+func (s *scanner) string(start lexer.Position) error {
+	n := 1
+	for {
+		if s.off+n >= len(s.src) || s.src[s.off+n] == '\n' {
+			return s.errorf(start, "string not terminated: missing closing quote")
+		}
+		c := s.src[s.off+n]
+		if c == '\\' && s.off+n+1 < len(s.src) && s.src[s.off+n+1] != '\n' {
+			n += 2
+			continue
+		}
+		n++
+		if c == '"' {
+			break
+		}
+	}
+	text := s.src[s.off : s.off+n]
+	if !utf8.Valid(text) {
+		for i := 0; i < len(text); {
+			r, size := utf8.DecodeRune(text[i:])
+			if r == utf8.RuneError && size <= 1 {
+				s.advance(i)
+				return s.errorf(s.pos(), "invalid UTF-8 encoding (byte 0x%02x)", text[i])
+			}
+			i += size
+		}
+	}
+	if _, err := strconv.Unquote(string(text)); err != nil {
+		return s.errorf(start, "invalid string literal %s: bad escape sequence", text)
+	}
+	s.advance(n)
+	s.emit(String, start)
+	return nil
+}
+
+// Symbols is the token type table participle needs.
+func Symbols() map[string]lexer.TokenType { return symbols }
