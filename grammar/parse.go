@@ -50,7 +50,7 @@ func (r *replay) Next() (lexer.Token, error) {
 var Parser = participle.MustBuild[File](
 	participle.Lexer(lexDefinition{symbols}),
 	participle.Elide("Comment"),
-	participle.UseLookahead(1),
+	participle.UseLookahead(0),
 )
 
 // lexDefinition tells participle the token types; the tokens themselves
@@ -91,8 +91,15 @@ func syntaxError(err error) error {
 	var unexpected *participle.UnexpectedTokenError
 	if errors.As(err, &unexpected) {
 		msg := "unexpected " + describe(unexpected.Unexpected)
-		if exp := expected(unexpected.Message()); exp != "" {
+		switch exp := expected(unexpected.Message()); {
+		case unexpected.Expect != "":
+			msg += ", expected " + unexpected.Expect // the expression parser's own words
+		case exp != "":
 			msg += ", expected " + exp
+		case unexpected.Expect == "":
+			// Only the file level fails without an expectation: after
+			// its machines nothing but another machine may follow.
+			msg += `, expected "machine"`
 		}
 		return &Error{Pos: unexpected.Unexpected.Pos, Msg: msg}
 	}
@@ -127,16 +134,90 @@ func truncate(s string, n int) string {
 	return string([]rune(s)[:n]) + "..."
 }
 
-// expected extracts participle's "(expected X)" and phrases it for a user.
+// expected turns participle's "(expected X Y Z)", the rest of the
+// production that failed, into the words for its first term.
 func expected(msg string) string {
 	i := strings.Index(msg, "(expected ")
 	if i < 0 || !strings.HasSuffix(msg, ")") {
 		return ""
 	}
-	e := msg[i+len("(expected ") : len(msg)-1]
-	r := strings.NewReplacer("<ident>", "a name", "<int>", "an integer", "<float>", "a float",
-		"<duration>", "a duration", "<string>", "a string", "<eof>", "end of file")
-	return r.Replace(e)
+	return phrase(firstTerm(msg[i+len("(expected ") : len(msg)-1]))
+}
+
+// firstTerm returns the first term of an EBNF sequence: a quoted token,
+// a production name, or a parenthesised group, without its ?, * or +.
+func firstTerm(seq string) string {
+	seq = strings.TrimSpace(seq)
+	if seq == "" {
+		return ""
+	}
+	end := len(seq)
+	switch seq[0] {
+	case '(':
+		depth := 0
+		for i, c := range seq {
+			if c == '(' {
+				depth++
+			} else if c == ')' {
+				depth--
+				if depth == 0 {
+					end = i + 1
+					break
+				}
+			}
+		}
+	case '"':
+		if j := strings.IndexByte(seq[1:], '"'); j >= 0 {
+			end = j + 2
+		}
+	default:
+		if j := strings.IndexByte(seq, ' '); j >= 0 {
+			end = j
+		}
+	}
+	return strings.TrimRight(seq[:end], "?*+")
+}
+
+// productionWords names the grammar's productions for users.
+var productionWords = map[string]string{
+	"Name":       "a name",
+	"EventName":  "an event name",
+	"Type":       "a type (int, float, string, bool or duration)",
+	"Literal":    "a literal",
+	"Value":      "a literal",
+	"Expr":       "an expression",
+	"Decl":       "a declaration (context, event, action or state)",
+	"StateBody":  `"{"`,
+	"StateItem":  "a state item (on, after, do or ignore)",
+	"PolicyItem": "a policy item (timeout, retry, backoff or jitter)",
+	"Backoff":    `"constant", "linear" or "exponential"`,
+	"Assign":     "a field name",
+	"Param":      "a payload field name",
+	"Field":      "a field name",
+	"Machine":    `"machine"`,
+	"<ident>":    "a name",
+	"<int>":      "an integer",
+	"<float>":    "a float",
+	"<duration>": "a duration",
+	"<string>":   "a string",
+}
+
+// phrase renders one term: alternatives become `"a", "b" or "c"`.
+func phrase(term string) string {
+	if strings.HasPrefix(term, "(") && strings.HasSuffix(term, ")") {
+		alts := strings.Split(term[1:len(term)-1], " | ")
+		if len(alts) == 1 {
+			return phrase(firstTerm(alts[0]))
+		}
+		for i, a := range alts {
+			alts[i] = phrase(firstTerm(a))
+		}
+		return strings.Join(alts[:len(alts)-1], ", ") + " or " + alts[len(alts)-1]
+	}
+	if w, ok := productionWords[term]; ok {
+		return w
+	}
+	return term
 }
 
 // End returns the position just after the last token that starts before

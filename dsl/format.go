@@ -1,0 +1,289 @@
+package dsl
+
+import (
+	"bytes"
+	"sort"
+	"strings"
+
+	"github.com/alecthomas/participle/v2/lexer"
+	"github.com/fsmc/fsmc/grammar"
+)
+
+// Format returns the canonical layout of a file (language.md
+// "Formatting"), or the E001 diagnostic when it does not parse.
+//
+// The formatter only ever changes white space. The syntax tree decides
+// where lines break and how deep they are indented: every declaration and
+// item starts a line, blocks indent their contents by four spaces. The
+// tokens themselves, comments included, are then written out in their
+// original order with canonical spacing between them. So comments stay
+// where they were, and re-lexing the output gives the same tokens.
+//
+// Two line breaks are the author's choice and are kept: before `set`,
+// and between assignments of a `set` list; such continuation lines are
+// indented once more than their item. Blank lines between items are kept,
+// at most one, except right after `{` and right before `}`.
+func Format(file string, src []byte) ([]byte, Diagnostics) {
+	source, err := grammar.Parse(file, src)
+	if err != nil {
+		return nil, Diagnostics{syntaxDiagnostic(file, source, err)}
+	}
+	f := &formatter{src: source, layout: make([]tokenLayout, len(source.Tokens))}
+	f.planFile(source.Tree)
+	return f.emit(), nil
+}
+
+// tokenLayout says how a token is placed relative to the one before it.
+type tokenLayout struct {
+	newline bool // starts a line
+	closing bool // a block's closing brace: comments before it indent one deeper
+	indent  int  // depth when newline is set
+}
+
+type formatter struct {
+	src    *grammar.Source
+	layout []tokenLayout
+}
+
+// index returns the index of the token at pos.
+func (f *formatter) index(pos lexer.Position) int {
+	return sort.Search(len(f.src.Tokens), func(i int) bool { return f.src.Tokens[i].Pos.Offset >= pos.Offset })
+}
+
+// lastBefore returns the index of the last non-comment token before pos.
+func (f *formatter) lastBefore(pos lexer.Position) int {
+	i := f.index(pos) - 1
+	for i > 0 && f.src.Tokens[i].Type == grammar.Comment {
+		i--
+	}
+	return i
+}
+
+func (f *formatter) line(pos lexer.Position, indent int) {
+	f.layout[f.index(pos)] = tokenLayout{newline: true, indent: indent}
+}
+
+// block lays out the closing brace of a block that ends just before
+// next; an empty block stays `{}`.
+func (f *formatter) block(next lexer.Position, indent int, empty bool) {
+	i := f.lastBefore(next)
+	if empty && f.src.Tokens[i-1].Value == "{" && f.src.Tokens[i-1].Type == grammar.Punct {
+		return
+	}
+	f.layout[i] = tokenLayout{newline: true, closing: true, indent: indent}
+}
+
+func (f *formatter) planFile(file *grammar.File) {
+	for _, m := range file.Machines {
+		f.line(m.Pos, 0)
+		for _, d := range m.Decls {
+			switch {
+			case d.Context != nil:
+				f.line(d.Context.Pos, 1)
+				for _, field := range d.Context.Fields {
+					f.line(field.Pos, 2)
+				}
+				f.block(d.Context.EndPos, 1, len(d.Context.Fields) == 0)
+			case d.Event != nil:
+				f.line(d.Event.Pos, 1)
+			case d.Action != nil:
+				f.line(d.Action.Pos, 1)
+			case d.State != nil:
+				f.line(d.State.Pos, 1)
+				if d.State.Body != nil {
+					f.planItems(d.State.Body)
+				}
+			}
+		}
+		f.block(m.EndPos, 0, len(m.Decls) == 0)
+	}
+}
+
+func (f *formatter) planItems(body *grammar.StateBody) {
+	for _, item := range body.Items {
+		switch {
+		case item.On != nil:
+			f.line(item.On.Pos, 2)
+			f.planSets(item.On.Sets, 2)
+		case item.After != nil:
+			f.line(item.After.Pos, 2)
+			f.planSets(item.After.Sets, 2)
+		case item.Ignore != nil:
+			f.line(item.Ignore.Pos, 2)
+		case item.Do != nil:
+			f.line(item.Do.Pos, 2)
+			if p := item.Do.Policy; p != nil {
+				for _, pi := range p.Items {
+					f.line(pi.Pos, 3)
+				}
+				f.block(p.EndPos, 2, len(p.Items) == 0)
+			}
+		}
+	}
+	f.block(body.EndPos, 1, len(body.Items) == 0)
+}
+
+// planSets keeps the author's line breaks before `set` and between
+// assignments.
+func (f *formatter) planSets(sets []*grammar.Assign, indent int) {
+	for _, a := range sets {
+		i := f.index(a.Pos)
+		before := f.lastBefore(a.Pos) // `set` or `,`
+		prev := f.lastBeforeIndex(before)
+		if f.src.Tokens[before].Value == "set" {
+			if f.src.Tokens[before].Pos.Line != grammar.TokenEnd(f.src.Tokens[prev]).Line {
+				f.layout[before] = tokenLayout{newline: true, indent: indent + 1}
+			}
+		} else if f.src.Tokens[i].Pos.Line != f.src.Tokens[before].Pos.Line {
+			f.layout[i] = tokenLayout{newline: true, indent: indent + 1}
+		}
+	}
+}
+
+func (f *formatter) lastBeforeIndex(i int) int {
+	i--
+	for i > 0 && f.src.Tokens[i].Type == grammar.Comment {
+		i--
+	}
+	return i
+}
+
+// emit writes the tokens and comments with the planned layout.
+func (f *formatter) emit() []byte {
+	var out bytes.Buffer
+	out.Grow(len(f.src.Text) + len(f.src.Text)/8)
+	tokens := f.src.Tokens
+	text := f.src.Text
+	indent := 0                  // depth of the current item
+	started := false             // anything written yet
+	mustBreak := false           // a line comment ended the line
+	lastLine := 0                // source line where the last written token or comment ended
+	lastEnd := 0                 // source offset where it ended
+	var prev, prev2 *lexer.Token // last two non-comment tokens written
+	afterOpen := false           // the last thing written is `{`
+
+	newline := func(depth int, pos lexer.Position) {
+		if !started {
+			return
+		}
+		out.WriteByte('\n')
+		if !afterOpen && bytes.Count(text[lastEnd:pos.Offset], []byte("\n")) >= 2 {
+			out.WriteByte('\n')
+		}
+		out.WriteString(strings.Repeat("    ", depth))
+	}
+	for i := range tokens {
+		t := &tokens[i]
+		if t.Type == grammar.EOF {
+			break
+		}
+		if t.Type == grammar.Comment {
+			if started && t.Pos.Line == lastLine && !mustBreak {
+				out.WriteByte(' ')
+			} else {
+				newline(f.commentIndent(i, indent), t.Pos)
+			}
+			out.WriteString(strings.TrimRight(t.Value, " \t\r"))
+			mustBreak = strings.HasPrefix(t.Value, "//") || t.Pos.Line != lastLine || !started
+			started = true
+			end := grammar.TokenEnd(*t)
+			lastLine, lastEnd = end.Line, end.Offset
+			continue
+		}
+		l := f.layout[i]
+		isClose := t.Type == grammar.Punct && t.Value == "}"
+		switch {
+		case l.newline:
+			if isClose {
+				afterOpen = false
+			}
+			newline(l.indent, t.Pos)
+			indent = l.indent
+		case mustBreak:
+			afterOpen = false
+			newline(indent+1, t.Pos)
+		case started && spaceBetween(prev2, prev, t):
+			out.WriteByte(' ')
+		}
+		out.WriteString(t.Value)
+		started, mustBreak = true, false
+		afterOpen = t.Type == grammar.Punct && t.Value == "{"
+		prev2, prev = prev, t
+		end := grammar.TokenEnd(*t)
+		lastLine, lastEnd = end.Line, end.Offset
+	}
+	if started {
+		out.WriteByte('\n')
+	}
+	return out.Bytes()
+}
+
+// commentIndent is the depth of a comment on its own line: that of the
+// next token's line, one deeper before a closing brace, and a
+// continuation inside an item.
+func (f *formatter) commentIndent(i, current int) int {
+	for j := i + 1; j < len(f.src.Tokens); j++ {
+		t := f.src.Tokens[j]
+		if t.Type == grammar.Comment {
+			continue
+		}
+		if t.Type == grammar.EOF {
+			return 0
+		}
+		l := f.layout[j]
+		switch {
+		case l.closing:
+			return l.indent + 1
+		case l.newline:
+			return l.indent
+		}
+		return current + 1
+	}
+	return 0
+}
+
+// spaceBetween decides the spacing between two tokens on one line.
+func spaceBetween(prev2, prev, cur *lexer.Token) bool {
+	if prev == nil {
+		return false
+	}
+	pv, cv := prev.Value, cur.Value
+	if cur.Type == grammar.Punct {
+		switch cv {
+		case ",", ")", ":", ".":
+			return false
+		case "}":
+			return pv != "{"
+		}
+	}
+	if prev.Type == grammar.Punct {
+		switch pv {
+		case "(", ".", "!":
+			return false
+		case "-":
+			if isUnaryMinus(prev2) {
+				return false
+			}
+		}
+	}
+	if cur.Type == grammar.Punct && cv == "(" {
+		return !(prev.Type == grammar.Ident || pv == "exponential" || pv == "constant" || pv == "linear")
+	}
+	return true
+}
+
+// isUnaryMinus reports whether a `-` after before is a prefix operator.
+func isUnaryMinus(before *lexer.Token) bool {
+	if before == nil {
+		return true
+	}
+	switch before.Type {
+	case grammar.Ident, grammar.Int, grammar.Float, grammar.Duration, grammar.String:
+		return false
+	case grammar.Keyword:
+		return before.Value != "true" && before.Value != "false"
+	case grammar.Punct:
+		return before.Value != ")"
+	}
+	return true
+}
