@@ -162,12 +162,12 @@ func (f *formatter) emit() []byte {
 	var prev, prev2 *lexer.Token // last two non-comment tokens written
 	afterOpen := false           // the last thing written is `{`
 
-	newline := func(depth int, pos lexer.Position) {
+	newline := func(depth int, pos lexer.Position, closing bool) {
 		if !started {
 			return
 		}
 		out.WriteByte('\n')
-		if !afterOpen && bytes.Count(text[lastEnd:pos.Offset], []byte("\n")) >= 2 {
+		if !afterOpen && !closing && bytes.Count(text[lastEnd:pos.Offset], []byte("\n")) >= 2 {
 			out.WriteByte('\n')
 		}
 		out.WriteString(strings.Repeat("    ", depth))
@@ -181,7 +181,7 @@ func (f *formatter) emit() []byte {
 			if started && t.Pos.Line == lastLine && !mustBreak {
 				out.WriteByte(' ')
 			} else {
-				newline(f.commentIndent(i, indent), t.Pos)
+				newline(f.commentIndent(i, indent), t.Pos, false)
 			}
 			out.WriteString(strings.TrimRight(t.Value, " \t\r"))
 			mustBreak = strings.HasPrefix(t.Value, "//") || t.Pos.Line != lastLine || !started
@@ -197,11 +197,11 @@ func (f *formatter) emit() []byte {
 			if isClose {
 				afterOpen = false
 			}
-			newline(l.indent, t.Pos)
+			newline(l.indent, t.Pos, l.closing)
 			indent = l.indent
 		case mustBreak:
 			afterOpen = false
-			newline(indent+1, t.Pos)
+			newline(indent+1, t.Pos, false)
 		case started && spaceBetween(prev2, prev, t):
 			out.WriteByte(' ')
 		}

@@ -115,3 +115,10 @@ func ParseExpr(src []byte) (*Expr, error) {
 	}
 	return e, nil
 }
+
+// EBNF is the whole grammar as participle prints it: the file grammar,
+// in which Expr is the hand-parsed expression, then Expr's reference
+// productions. grammar.ebnf holds this text.
+func EBNF() string {
+	return Parser.String() + "\nExpr = OrExpr .\n" + ExprReference.String() + "\n"
+}

@@ -61,7 +61,8 @@ type scanner struct {
 	off    int
 	line   int
 	col    int
-	tokens []lexer.Token
+	cur    lexer.Token // the token next() scanned
+	count  int         // tokens returned so far
 	depth  int
 }
 
@@ -69,18 +70,37 @@ type scanner struct {
 // It validates what can be validated at the token level: UTF-8, string
 // escapes, number ranges, duration units and parenthesis depth.
 func Lex(file string, src []byte) ([]lexer.Token, error) {
-	s := &scanner{src: src, text: string(src), file: file, line: 1, col: 1}
-	s.tokens = make([]lexer.Token, 0, len(src)/4+1)
+	s := newScanner(file, src)
+	tokens := make([]lexer.Token, 0, len(src)/4+1)
 	for {
-		s.skipSpace()
-		if s.off >= len(s.src) {
-			s.tokens = append(s.tokens, lexer.EOFToken(s.pos()))
-			return s.tokens, nil
+		t, err := s.Next()
+		if err != nil {
+			return tokens, err
 		}
-		if err := s.next(); err != nil {
-			return s.tokens, err
+		tokens = append(tokens, t)
+		if t.Type == EOF {
+			return tokens, nil
 		}
 	}
+}
+
+func newScanner(file string, src []byte) *scanner {
+	return &scanner{src: src, text: string(src), file: file, line: 1, col: 1}
+}
+
+// Next implements lexer.Lexer: it returns the next token, comments
+// included, and an EOF token at the end.
+func (s *scanner) Next() (lexer.Token, error) {
+	s.skipSpace()
+	if s.off >= len(s.src) {
+		s.count++
+		return lexer.EOFToken(s.pos()), nil
+	}
+	if err := s.next(); err != nil {
+		return lexer.Token{}, err
+	}
+	s.count++
+	return s.cur, nil
 }
 
 func (s *scanner) pos() lexer.Position {
@@ -114,7 +134,7 @@ func (s *scanner) skipSpace() {
 }
 
 func (s *scanner) emit(typ lexer.TokenType, start lexer.Position) {
-	s.tokens = append(s.tokens, lexer.Token{Type: typ, Value: s.text[start.Offset:s.off], Pos: start})
+	s.cur = lexer.Token{Type: typ, Value: s.text[start.Offset:s.off], Pos: start}
 }
 
 func isLetter(c byte) bool { return c == '_' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' }

@@ -68,14 +68,13 @@ func (lexDefinition) Lex(string, io.Reader) (lexer.Lexer, error) {
 // token that does not fit.
 func Parse(file string, src []byte) (*Source, error) {
 	s := &Source{File: file, Text: src}
-	tokens, err := Lex(file, src)
-	s.Tokens = tokens
-	if err != nil {
-		return s, err
-	}
-	peek, err := lexer.Upgrade(&replay{tokens: tokens}, Comment)
-	if err != nil {
-		return s, &Error{Msg: err.Error()}
+	// The scanner streams into participle's token buffer, which then
+	// serves as Source.Tokens: one copy of the tokens, not two.
+	scan := newScanner(file, src)
+	peek, lexErr := lexer.Upgrade(scan, Comment)
+	s.Tokens = peek.Range(0, lexer.RawCursor(scan.count))
+	if lexErr != nil {
+		return s, lexErr
 	}
 	tree, err := Parser.ParseFromLexer(peek)
 	s.Tree = tree
@@ -88,6 +87,10 @@ func Parse(file string, src []byte) (*Source, error) {
 // syntaxError rewrites participle's error into one that names the token
 // found and what was expected, in the language's own words.
 func syntaxError(err error) error {
+	var own *Error
+	if errors.As(err, &own) {
+		return own
+	}
 	var unexpected *participle.UnexpectedTokenError
 	if errors.As(err, &unexpected) {
 		msg := "unexpected " + describe(unexpected.Unexpected)

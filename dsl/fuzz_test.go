@@ -1,0 +1,86 @@
+package dsl_test
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/fsmc/fsmc/dsl"
+)
+
+// FuzzCheckFormat feeds arbitrary files through parse, check and fmt:
+// no panic, every diagnostic range inside the source, formatting
+// idempotent and changing white space only, and the formatted file
+// checking to the same diagnostics.
+func FuzzCheckFormat(f *testing.F) {
+	seeds, _ := filepath.Glob("../examples/*.fsm")
+	more, _ := filepath.Glob("testdata/*/*.txtar")
+	for _, path := range append(seeds, more...) {
+		if src, err := os.ReadFile(path); err == nil {
+			f.Add(src)
+		}
+	}
+	f.Add([]byte("machine M { initial state A { on E -> A } event E }"))
+	f.Fuzz(func(t *testing.T, src []byte) {
+		_, diags := dsl.Check("f.fsm", src)
+		checkRanges(t, src, diags)
+		out, fdiags := dsl.Format("f.fsm", src)
+		if fdiags != nil {
+			if !fdiags.HasErrors() {
+				t.Fatal("Format failed without an error")
+			}
+			return
+		}
+		checkSameMeaning(t, src, out)
+		again, _ := dsl.Format("f.fsm", out)
+		if !bytes.Equal(again, out) {
+			t.Fatalf("not idempotent:\nfirst  %q\nsecond %q", out, again)
+		}
+		_, after := dsl.Check("f.fsm", out)
+		if codes(after) != codes(diags) {
+			t.Fatalf("formatting changed the diagnostics: %s -> %s", codes(diags), codes(after))
+		}
+	})
+}
+
+func codes(ds dsl.Diagnostics) string {
+	var b bytes.Buffer
+	for _, d := range ds {
+		b.WriteString(string(d.Code) + " " + d.Message + "\n")
+	}
+	return b.String()
+}
+
+// checkRanges asserts that every range lies inside src and that its
+// line and column agree with its offset.
+func checkRanges(t testing.TB, src []byte, diags dsl.Diagnostics) {
+	t.Helper()
+	for _, d := range diags {
+		ranges := []dsl.Range{d.Range}
+		for _, n := range d.Related {
+			ranges = append(ranges, n.Range)
+		}
+		for _, r := range ranges {
+			s, e := r.Start, r.End
+			if s.Offset < 0 || s.Offset > len(src) || e.Offset < s.Offset || e.Offset > len(src) {
+				t.Fatalf("%s: range %d..%d outside a source of %d bytes", d, s.Offset, e.Offset, len(src))
+			}
+			line, col := 1, 1
+			for _, c := range string(src[:s.Offset]) {
+				if c == '\n' {
+					line, col = line+1, 1
+				} else {
+					col++
+				}
+			}
+			if !utf8.Valid(src[:s.Offset]) {
+				continue // columns before an invalid byte count its bytes
+			}
+			if line != s.Line || col != s.Column {
+				t.Fatalf("%s: start %d:%d, but offset %d is at %d:%d", d, s.Line, s.Column, s.Offset, line, col)
+			}
+		}
+	}
+}

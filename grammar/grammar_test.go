@@ -1,0 +1,201 @@
+package grammar
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/alecthomas/participle/v2/lexer"
+)
+
+var update = flag.Bool("update", false, "rewrite grammar.ebnf")
+
+func TestEBNFFileMatchesParser(t *testing.T) {
+	want := EBNF()
+	if *update {
+		if err := os.WriteFile("grammar.ebnf", []byte(want), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := os.ReadFile("grammar.ebnf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != want {
+		t.Errorf("grammar.ebnf differs from the parser's grammar; run go test ./grammar -update\nparser:\n%s", want)
+	}
+}
+
+// render prints a fast-parser tree fully parenthesised.
+func render(e *Expr) string {
+	switch e.Kind {
+	case ExprValue:
+		for _, s := range []*string{e.Value.Int, e.Value.Float, e.Value.Duration, e.Value.String, e.Value.Bool} {
+			if s != nil {
+				return *s
+			}
+		}
+	case ExprField:
+		return e.Name.Text
+	case ExprPayload:
+		return "event." + e.Name.Text
+	case ExprParen:
+		return render(e.X)
+	case ExprUnary:
+		return "(" + e.Op + render(e.X) + ")"
+	case ExprBinary:
+		return "(" + render(e.X) + " " + e.Op + " " + render(e.Y) + ")"
+	}
+	return "?"
+}
+
+// renderRef prints a reference tree fully parenthesised, applying
+// left-associativity level by level.
+func renderRef(e *OrExpr) string {
+	s := renderAnd(e.Left)
+	for _, r := range e.Rest {
+		s = "(" + s + " || " + renderAnd(r) + ")"
+	}
+	return s
+}
+
+func renderAnd(e *AndExpr) string {
+	s := renderCmp(e.Left)
+	for _, r := range e.Rest {
+		s = "(" + s + " && " + renderCmp(r) + ")"
+	}
+	return s
+}
+
+func renderCmp(e *CmpExpr) string {
+	s := renderAdd(e.Left)
+	for _, r := range e.Rest {
+		s = "(" + s + " " + r.Op + " " + renderAdd(r.Right) + ")"
+	}
+	return s
+}
+
+func renderAdd(e *AddExpr) string {
+	s := renderMul(e.Left)
+	for _, r := range e.Rest {
+		s = "(" + s + " " + r.Op + " " + renderMul(r.Right) + ")"
+	}
+	return s
+}
+
+func renderMul(e *MulExpr) string {
+	s := renderUnary(e.Left)
+	for _, r := range e.Rest {
+		s = "(" + s + " " + r.Op + " " + renderUnary(r.Right) + ")"
+	}
+	return s
+}
+
+func renderUnary(e *UnaryExpr) string {
+	s := renderOperand(e.Operand)
+	for i := len(e.Ops) - 1; i >= 0; i-- {
+		s = "(" + e.Ops[i] + s + ")"
+	}
+	return s
+}
+
+func renderOperand(o *Operand) string {
+	switch {
+	case o.Value != nil:
+		return *o.Value
+	case o.Payload != nil:
+		return "event." + *o.Payload
+	case o.Field != nil:
+		return *o.Field
+	}
+	return renderRef(o.Paren)
+}
+
+// compareWithReference parses src with both parsers: both must accept
+// or both reject it, and accepted trees must group the same way.
+func compareWithReference(t *testing.T, src string) {
+	t.Helper()
+	fast, fastErr := ParseExpr([]byte(src))
+	ref, refErr := ParseExprReference([]byte(src))
+	if (fastErr == nil) != (refErr == nil) {
+		t.Fatalf("%q: fast parser error %v, reference error %v", src, fastErr, refErr)
+	}
+	if fastErr != nil {
+		return
+	}
+	if got, want := render(fast), renderRef(ref); got != want {
+		t.Fatalf("%q: fast parser groups as %s, reference as %s", src, got, want)
+	}
+}
+
+func TestExprMatchesReference(t *testing.T) {
+	for _, src := range []string{
+		`a`, `1 + 2 * 3`, `1 * 2 + 3`, `a - b - c`, `a / b / c % d`,
+		`a || b && c`, `a && b || c && d`, `!a && -b < c`, `--a`, `!!a`, `-(a + b) * c`,
+		`a == b != c`, `a < b == c > d`, `event.amount > 0 && attempts < 3`,
+		`deadline * 2 + 30s`, `"a" + "b\n" == s`, `1.5 * f`, `true || false`,
+		`((((a))))`, `a + (b || c) * d`, `x % 2 == 0 || event.tag == "x"`,
+		// rejected by both
+		``, `a +`, `(a`, `a)`, `a b`, `event`, `event.`, `event.5`, `+a`, `a ! b`, `* a`,
+	} {
+		compareWithReference(t, src)
+	}
+}
+
+func FuzzExprReference(f *testing.F) {
+	for _, s := range []string{`a + b * c`, `!(a > -1) && -a <= 2 || event.x % 2 == 0`, `1h30m * 2`, `"s" + t`, `(a)`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, src string) {
+		if _, err := Lex("", []byte(src)); err != nil {
+			return
+		}
+		compareWithReference(t, src)
+	})
+}
+
+func TestLexPositionsAndKinds(t *testing.T) {
+	src := "machine \"Ünï\" { // c\n\tevent E(d: duration = 1h30m) \"a\\\"b\" 1.5 -> >= /* x\ny */ z }"
+	tokens, err := Lex("f", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, tok := range tokens {
+		got = append(got, fmt.Sprintf("%d:%d:%s", tok.Pos.Line, tok.Pos.Column, tok.Value))
+	}
+	want := []string{"1:1:machine", `1:9:"Ünï"`, "1:15:{", "1:17:// c", "2:2:event", "2:8:E", "2:9:(", "2:10:d", "2:11::",
+		"2:13:duration", "2:22:=", "2:24:1h30m", "2:29:)", `2:31:"a\"b"`, "2:38:1.5", "2:42:->", "2:45:>=",
+		"2:48:/* x\ny */", "3:6:z", "3:8:}", "3:9:"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("tokens:\n got %v\nwant %v", got, want)
+	}
+	kinds := map[string]lexer.TokenType{"machine": Keyword, "z": Ident, "1h30m": Duration, "1.5": Float, `"a\"b"`: String, "->": Punct}
+	for _, tok := range tokens {
+		if want, ok := kinds[tok.Value]; ok && tok.Type != want {
+			t.Errorf("token %q has type %d, want %d", tok.Value, tok.Type, want)
+		}
+	}
+}
+
+func TestLexErrors(t *testing.T) {
+	for _, c := range []struct{ src, want string }{
+		{"a \"open", `1:3: string not terminated`},
+		{`"bad \q"`, `1:1: invalid string literal`},
+		{"x = 10sec", `1:5: invalid number "10sec"`},
+		{"x = 1h30", `1:5: invalid duration 1h30`},
+		{"a @ b", `1:3: unexpected character '@'`},
+		{"ok\xff", `1:3: invalid UTF-8 encoding (byte 0xff)`},
+		{"a\x00", `1:2: unexpected control character U+0000`},
+		{"/* never closed", `1:1: comment not terminated`},
+		{"99999999999999999999", `1:1: integer 99999999999999999999 is out of range`},
+		{strings.Repeat("(", MaxNesting+1), `1:201: parentheses nested too deeply`},
+	} {
+		_, err := Lex("", []byte(c.src))
+		if err == nil || !strings.HasPrefix(err.Error(), c.want) {
+			t.Errorf("Lex(%q) = %v, want %s...", c.src, err, c.want)
+		}
+	}
+}
