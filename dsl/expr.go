@@ -155,4 +155,3 @@ func constValue(e Expr) (Value, bool) {
 	}
 	return Value{}, false
 }
-

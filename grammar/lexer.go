@@ -55,15 +55,15 @@ func (e *Error) Error() string { return fmt.Sprintf("%d:%d: %s", e.Pos.Line, e.P
 // scanner turns source bytes into tokens. Columns count characters, not
 // bytes; offsets count bytes.
 type scanner struct {
-	src    []byte
-	text   string // src as one string: token values are substrings of it
-	file   string
-	off    int
-	line   int
-	col    int
-	cur    lexer.Token // the token next() scanned
-	count  int         // tokens returned so far
-	depth  int
+	src   []byte
+	text  string // src as one string: token values are substrings of it
+	file  string
+	off   int
+	line  int
+	col   int
+	cur   lexer.Token // the token next() scanned
+	count int         // tokens returned so far
+	depth int
 }
 
 // Lex splits src into tokens, comments included, ending with an EOF token.
