@@ -308,11 +308,17 @@ func (mc *machineChecker) checkState(s *State, gs *grammar.StateDecl) {
 	for _, item := range gs.Body.Items {
 		switch {
 		case item.On != nil:
+			s.written++
 			if t := mc.checkTransition(s, item.On); t != nil {
 				s.Transitions = append(s.Transitions, t)
 			}
 		case item.After != nil:
-			s.Timers = append(s.Timers, mc.checkTimer(item.After))
+			s.written++
+			timer := mc.checkTimer(item.After)
+			if timer.Target != nil {
+				s.targets = append(s.targets, timer.Target)
+			}
+			s.Timers = append(s.Timers, timer)
 		case item.Ignore != nil:
 			for _, en := range item.Ignore.Events {
 				if e := mc.eventRef(en); e != nil {
@@ -358,6 +364,9 @@ func (mc *machineChecker) checkTransition(s *State, gt *grammar.Transition) *Tra
 		}
 	}
 	t.Target = mc.stateRef(gt.Target)
+	if t.Target != nil {
+		s.targets = append(s.targets, t.Target)
+	}
 	t.Sets = mc.checkSets(gt.Sets, scope)
 	if e == nil {
 		return nil
@@ -446,7 +455,11 @@ func (mc *machineChecker) checkTaskEvents(s *State, do *grammar.Do) {
 			}
 		}
 	}
-	if !handled[mc.m.Error] {
+	onError := false
+	for _, t := range s.Transitions {
+		onError = onError || t.Event == mc.m.Error
+	}
+	if !onError { // `ignore error` still leaves the instance stuck
 		mc.warnf(s.Task.Range, NoErrorHandler, "state %q has a task but no `on error`: a permanent failure parks the instance", s.Name)
 	}
 }

@@ -18,11 +18,10 @@ func checkGraph(c *checker, m *Machine) {
 	}
 	var finals []int
 	for _, s := range m.States {
-		for _, t := range s.Transitions {
-			edge(s, t.Target)
-		}
-		for _, t := range s.Timers {
-			edge(s, t.Target)
+		// targets also holds transitions dropped for another error (an
+		// undefined event, say), so one mistake is not reported again here.
+		for _, t := range s.targets {
+			edge(s, t)
 		}
 		if s.Final {
 			finals = append(finals, s.Index)
@@ -45,7 +44,7 @@ func checkGraph(c *checker, m *Machine) {
 		}
 	}
 	for _, s := range m.States {
-		if !s.Final && s.Task == nil && len(s.Transitions) == 0 && len(s.Timers) == 0 {
+		if !s.Final && s.Task == nil && s.written == 0 { // a broken transition is still one
 			c.warnf(s.Range, DeadEnd, "state %q is a dead end: it has no transitions, no timers and no task", s.Name)
 		}
 	}

@@ -132,6 +132,9 @@ type State struct {
 	Transitions []*Transition // in source order
 	Timers      []*Timer      // in source order
 	Ignores     []*Event
+
+	written int      // on and after items in the source, checked or not
+	targets []*State // every resolved target, also of items with other errors
 }
 
 // BackoffKind is the shape of the retry delay schedule.

@@ -184,7 +184,8 @@ func TestLexErrors(t *testing.T) {
 	for _, c := range []struct{ src, want string }{
 		{"a \"open", `1:3: string not terminated`},
 		{`"bad \q"`, `1:1: invalid string literal`},
-		{"x = 10sec", `1:5: invalid number "10sec"`},
+		{"x = 10sec", `1:5: invalid duration "10sec"`},
+		{"x = 1e3", `1:5: invalid number "1e3"`},
 		{"x = 1h30", `1:5: invalid duration 1h30`},
 		{"a @ b", `1:3: unexpected character '@'`},
 		{"ok\xff", `1:3: invalid UTF-8 encoding (byte 0xff)`},

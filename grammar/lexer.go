@@ -297,7 +297,11 @@ func (s *scanner) number(start lexer.Position) error {
 		for end < len(s.src) && (isLetter(s.src[end]) || isDigit(s.src[end])) {
 			end++
 		}
-		return s.errorf(start, "invalid number %q: durations use the units ms, s, m and h", string(s.src[start.Offset:end]))
+		text := string(s.src[start.Offset:end])
+		if isDuration {
+			return s.errorf(start, "invalid duration %q: durations use the units ms, s, m and h", text)
+		}
+		return s.errorf(start, "invalid number %q: write integers as 42, floats as 1.5 and durations as 1h30m", text)
 	}
 	text := string(s.src[start.Offset:s.off])
 	switch {

@@ -1,0 +1,38 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"testing"
+
+	"github.com/rogpeppe/go-internal/testscript"
+)
+
+// TestMain makes the test binary serve as the fsmc command inside the
+// scripts, so they run the real Main end to end.
+func TestMain(m *testing.M) {
+	os.Exit(testscript.RunMain(m, map[string]func() int{
+		"fsmc": func() int { return Main(os.Args, os.Stdin, os.Stdout, os.Stderr) },
+		// status N ARGS... runs fsmc ARGS and succeeds only if it exits
+		// with status N, so scripts can assert the exact status.
+		"status": func() int {
+			want, err := strconv.Atoi(os.Args[1])
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "usage: status N fsmc-args...")
+				return 100
+			}
+			got := Main(append([]string{"fsmc"}, os.Args[2:]...), os.Stdin, os.Stdout, os.Stderr)
+			if got != want {
+				fmt.Fprintf(os.Stderr, "exit status %d, want %d\n", got, want)
+				return 101
+			}
+			return 0
+		},
+	}))
+}
+
+// TestScripts runs testdata/script/<command>_<case>.txtar.
+func TestScripts(t *testing.T) {
+	testscript.Run(t, testscript.Params{Dir: "testdata/script"})
+}

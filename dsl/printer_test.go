@@ -1,0 +1,151 @@
+package dsl_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/fsmc/fsmc/dsl"
+)
+
+const printerSrc = `machine M {
+    event Paid(tx: string)
+    event Paid
+    action Charge emits Paid
+    initial state A {
+        do Charge
+        on Paid -> Shiped
+        on error -> A
+    }
+    final state Shipped
+}
+`
+
+func printerReport(t *testing.T) *dsl.Report {
+	t.Helper()
+	_, diags := dsl.Check("dir/a b.fsm", []byte(printerSrc))
+	if len(diags) < 2 {
+		t.Fatalf("want several diagnostics, got %v", diags)
+	}
+	return &dsl.Report{Diagnostics: diags, Sources: map[string][]byte{"dir/a b.fsm": []byte(printerSrc)}}
+}
+
+// require fails unless obj has every key.
+func require(t *testing.T, where string, obj map[string]any, keys ...string) {
+	t.Helper()
+	for _, k := range keys {
+		if _, ok := obj[k]; !ok {
+			t.Errorf("%s: missing required property %q", where, k)
+		}
+	}
+}
+
+// TestSARIFRequiredFields checks the output against the properties the
+// SARIF 2.1.0 schema requires of each object fsmc emits.
+func TestSARIFRequiredFields(t *testing.T) {
+	var out bytes.Buffer
+	if err := dsl.WriteSARIF(&out, printerReport(t), "v1.0.0"); err != nil {
+		t.Fatal(err)
+	}
+	var log map[string]any
+	if err := json.Unmarshal(out.Bytes(), &log); err != nil {
+		t.Fatalf("not JSON: %v", err)
+	}
+	require(t, "sarifLog", log, "version", "runs")
+	if log["version"] != "2.1.0" {
+		t.Errorf("version %v", log["version"])
+	}
+	run := log["runs"].([]any)[0].(map[string]any)
+	require(t, "run", run, "tool")
+	driver := run["tool"].(map[string]any)["driver"].(map[string]any)
+	require(t, "toolComponent", driver, "name")
+	rules := driver["rules"].([]any)
+	if len(rules) != len(dsl.Codes) {
+		t.Errorf("%d rules, want one per code (%d)", len(rules), len(dsl.Codes))
+	}
+	for i, r := range rules {
+		rule := r.(map[string]any)
+		require(t, "reportingDescriptor", rule, "id")
+		if rule["id"] != string(dsl.Codes[i].Code) {
+			t.Errorf("rule %d is %v, want %s", i, rule["id"], dsl.Codes[i].Code)
+		}
+		require(t, "rule.shortDescription", rule["shortDescription"].(map[string]any), "text")
+	}
+	results := run["results"].([]any)
+	if len(results) != len(printerReport(t).Diagnostics) {
+		t.Errorf("%d results for %d diagnostics", len(results), len(printerReport(t).Diagnostics))
+	}
+	for _, r := range results {
+		res := r.(map[string]any)
+		require(t, "result", res, "message", "ruleId", "ruleIndex", "locations")
+		require(t, "result.message", res["message"].(map[string]any), "text")
+		idx := int(res["ruleIndex"].(float64))
+		if rules[idx].(map[string]any)["id"] != res["ruleId"] {
+			t.Errorf("ruleIndex %d does not point at rule %v", idx, res["ruleId"])
+		}
+		loc := res["locations"].([]any)[0].(map[string]any)["physicalLocation"].(map[string]any)
+		if uri := loc["artifactLocation"].(map[string]any)["uri"]; uri != "dir/a%20b.fsm" {
+			t.Errorf("uri %v, want a relative, escaped URI", uri)
+		}
+		region := loc["region"].(map[string]any)
+		require(t, "region", region, "startLine", "startColumn", "endLine", "endColumn")
+	}
+}
+
+func TestJSONShape(t *testing.T) {
+	var out bytes.Buffer
+	if err := dsl.WriteJSON(&out, printerReport(t)); err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Diagnostics []map[string]any `json:"diagnostics"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	var sawRelated, sawSuggestion bool
+	for _, d := range doc.Diagnostics {
+		require(t, "diagnostic", d, "file", "line", "column", "end_line", "end_column", "severity", "code", "message", "related")
+		if rel := d["related"].([]any); len(rel) > 0 {
+			sawRelated = true
+			require(t, "related", rel[0].(map[string]any), "file", "line", "column", "end_line", "end_column", "message")
+		}
+		if d["suggestion"] == "Shipped" {
+			sawSuggestion = true
+		}
+	}
+	if !sawRelated || !sawSuggestion {
+		t.Errorf("want a related location and a suggestion in %s", out.String())
+	}
+}
+
+func TestGitHubEscaping(t *testing.T) {
+	r := &dsl.Report{Diagnostics: dsl.Diagnostics{{
+		Severity: dsl.Error, Code: dsl.TypeMismatch, Message: "100% wrong\nsecond line",
+		Range: dsl.Range{File: "a,b:c.fsm", Start: dsl.Pos{Line: 2, Column: 3}},
+	}}}
+	var out bytes.Buffer
+	if err := dsl.WriteGitHub(&out, r); err != nil {
+		t.Fatal(err)
+	}
+	want := "::error file=a%2Cb%3Ac.fsm,line=2,col=3,title=E007::100%25 wrong%0Asecond line\n"
+	if out.String() != want {
+		t.Errorf("got  %q\nwant %q", out.String(), want)
+	}
+}
+
+func TestTextColourOnlyWhenAsked(t *testing.T) {
+	var plain, coloured bytes.Buffer
+	dsl.WriteText(&plain, printerReport(t), false)
+	dsl.WriteText(&coloured, printerReport(t), true)
+	if strings.Contains(plain.String(), "\x1b[") {
+		t.Error("plain text has escape codes")
+	}
+	if !strings.Contains(coloured.String(), "\x1b[1;31merror") {
+		t.Error("coloured text has no red error")
+	}
+	if !strings.Contains(plain.String(), `help: did you mean "Shipped"?`) {
+		t.Errorf("no suggestion in:\n%s", plain.String())
+	}
+}
