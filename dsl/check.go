@@ -174,9 +174,7 @@ func (c *checker) checkMachine(gm *grammar.Machine) *Machine {
 		c.errorf(m.Range, InitialState, "machine %q has no initial state; mark one state `initial`", m.Name)
 	}
 	mc.checkUnused()
-	if m.Initial != nil {
-		checkGraph(c, m)
-	}
+	checkGraph(c, m)
 	return m
 }
 

@@ -2,7 +2,7 @@ package dsl
 
 // The graph pass: reachability from the initial state (W101), paths to a
 // final state (W102), dead ends (W105) and a machine without final states
-// (W107). Edges are every transition and timer target; guards are not
+// (W107). Only W101 needs an initial state. Edges are every transition and timer target; guards are not
 // evaluated, so an edge counts when it could ever be taken.
 
 func checkGraph(c *checker, m *Machine) {
@@ -27,10 +27,12 @@ func checkGraph(c *checker, m *Machine) {
 			finals = append(finals, s.Index)
 		}
 	}
-	reachable := walk(forward, []int{m.Initial.Index})
-	for _, s := range m.States {
-		if !reachable[s.Index] {
-			c.warnf(s.Range, Unreachable, "state %q is unreachable from the initial state %q", s.Name, m.Initial.Name)
+	if m.Initial != nil { // without one, E008 says enough
+		reachable := walk(forward, []int{m.Initial.Index})
+		for _, s := range m.States {
+			if !reachable[s.Index] {
+				c.warnf(s.Range, Unreachable, "state %q is unreachable from the initial state %q", s.Name, m.Initial.Name)
+			}
 		}
 	}
 	if len(finals) == 0 {

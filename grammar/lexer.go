@@ -64,6 +64,7 @@ type scanner struct {
 	cur   lexer.Token // the token next() scanned
 	count int         // tokens returned so far
 	depth int
+	err   error // the first lexical error; Next then returns EOF there
 }
 
 // Lex splits src into tokens, comments included, ending with an EOF token.
@@ -73,9 +74,9 @@ func Lex(file string, src []byte) ([]lexer.Token, error) {
 	s := newScanner(file, src)
 	tokens := make([]lexer.Token, 0, len(src)/4+1)
 	for {
-		t, err := s.Next()
-		if err != nil {
-			return tokens, err
+		t, _ := s.Next()
+		if s.err != nil {
+			return tokens, s.err
 		}
 		tokens = append(tokens, t)
 		if t.Type == EOF {
@@ -89,7 +90,9 @@ func newScanner(file string, src []byte) *scanner {
 }
 
 // Next implements lexer.Lexer: it returns the next token, comments
-// included, and an EOF token at the end.
+// included, and an EOF token at the end. At a lexical error it records
+// the error and ends the stream there with an EOF token, so the parser
+// can still find an earlier syntax error (see Parse).
 func (s *scanner) Next() (lexer.Token, error) {
 	s.skipSpace()
 	if s.off >= len(s.src) {
@@ -97,7 +100,9 @@ func (s *scanner) Next() (lexer.Token, error) {
 		return lexer.EOFToken(s.pos()), nil
 	}
 	if err := s.next(); err != nil {
-		return lexer.Token{}, err
+		s.err = err
+		s.count++
+		return lexer.EOFToken(err.(*Error).Pos), nil
 	}
 	s.count++
 	return s.cur, nil
@@ -301,7 +306,7 @@ func (s *scanner) number(start lexer.Position) error {
 		if isDuration {
 			return s.errorf(start, "invalid duration %q: durations use the units ms, s, m and h", text)
 		}
-		return s.errorf(start, "invalid number %q: write integers as 42, floats as 1.5 and durations as 1h30m", text)
+		return s.errorf(start, "invalid number %q: write integers as 42, floats as 1.5 and durations as 1h30m (units ms, s, m, h)", text)
 	}
 	text := string(s.src[start.Offset:s.off])
 	switch {

@@ -71,22 +71,32 @@ func Parse(file string, src []byte) (*Source, error) {
 	// The scanner streams into participle's token buffer, which then
 	// serves as Source.Tokens: one copy of the tokens, not two.
 	scan := newScanner(file, src)
-	peek, lexErr := lexer.Upgrade(scan, Comment)
-	s.Tokens = peek.Range(0, lexer.RawCursor(scan.count))
-	if lexErr != nil {
-		return s, lexErr
+	peek, err := lexer.Upgrade(scan, Comment)
+	if err != nil {
+		return s, &Error{Msg: err.Error()}
 	}
+	s.Tokens = peek.Range(0, lexer.RawCursor(scan.count))
 	tree, err := Parser.ParseFromLexer(peek)
 	s.Tree = tree
 	if err != nil {
-		return s, syntaxError(err)
+		serr := syntaxError(err, s.Tokens)
+		// The token stream ends at a lexical error: a syntax error before
+		// it is the first problem in the file; one at its end is the
+		// lexical error itself.
+		if scan.err != nil && serr.Pos.Offset >= scan.err.(*Error).Pos.Offset {
+			return s, scan.err
+		}
+		return s, serr
+	}
+	if scan.err != nil {
+		return s, scan.err
 	}
 	return s, nil
 }
 
 // syntaxError rewrites participle's error into one that names the token
 // found and what was expected, in the language's own words.
-func syntaxError(err error) error {
+func syntaxError(err error, tokens []lexer.Token) *Error {
 	var own *Error
 	if errors.As(err, &own) {
 		return own
@@ -97,9 +107,11 @@ func syntaxError(err error) error {
 		switch exp := expected(unexpected.Message()); {
 		case unexpected.Expect != "":
 			msg += ", expected " + unexpected.Expect // the expression parser's own words
+		case exp == `"}"`:
+			msg += ", expected " + blockContents(tokens, unexpected.Unexpected.Pos.Offset) + ` or "}"`
 		case exp != "":
 			msg += ", expected " + exp
-		case unexpected.Expect == "":
+		default:
 			// Only the file level fails without an expectation: after
 			// its machines nothing but another machine may follow.
 			msg += `, expected "machine"`
@@ -111,6 +123,44 @@ func syntaxError(err error) error {
 		return &Error{Pos: perr.Position(), Msg: perr.Message()}
 	}
 	return &Error{Msg: err.Error()}
+}
+
+// blockContents says what the innermost block still open before offset
+// accepts, from the keyword that opened it.
+func blockContents(tokens []lexer.Token, offset int) string {
+	depth := 0
+	for i := len(tokens) - 1; i >= 0; i-- {
+		t := tokens[i]
+		if t.Pos.Offset >= offset || t.Type != Punct {
+			continue
+		}
+		switch t.Value {
+		case "}":
+			depth++
+		case "{":
+			if depth > 0 {
+				depth--
+				continue
+			}
+			for j := i - 1; j >= 0; j-- {
+				if tokens[j].Type != Keyword {
+					continue
+				}
+				switch tokens[j].Value {
+				case "machine":
+					return "a declaration (context, event, action or state)"
+				case "state":
+					return "a state item (on, after, do or ignore)"
+				case "do":
+					return "a policy item (timeout, retry, backoff or jitter)"
+				case "context":
+					return "a field"
+				}
+			}
+			return "an item"
+		}
+	}
+	return "an item"
 }
 
 // describe names a token for a message: `end of file`, `keyword "on"`.
