@@ -22,6 +22,7 @@ func checkCommand(e *env) *cli.Command {
 			&cli.BoolFlag{Name: "strict", Usage: "treat warnings as errors"},
 		},
 		Action: func(c *cli.Context) error {
+			batchGC()
 			format := c.String("format")
 			if !slices.Contains(dsl.Formats, format) {
 				return usageError("fsmc check: unknown format %q (want text, json, sarif or github)", format)

@@ -24,6 +24,7 @@ func fmtCommand(e *env) *cli.Command {
 			&cli.BoolFlag{Name: "check", Usage: "exit 1 if any file's formatting differs (and list them)"},
 		},
 		Action: func(c *cli.Context) error {
+			batchGC()
 			f := &formatRun{env: e, write: c.Bool("w"), list: c.Bool("l") || c.Bool("check"), report: &dsl.Report{Sources: map[string][]byte{}}}
 			f.quiet = f.write || f.list
 			args := c.Args().Slice()
