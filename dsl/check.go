@@ -491,7 +491,7 @@ func (mc *machineChecker) checkTask(gd *grammar.Do) *Task {
 	seen := map[string]Range{}
 	for _, item := range gd.Policy.Items {
 		r := mc.span(item.Pos, item.EndPos)
-		name := mc.src.Tokens[mc.tokenIndex(item.Pos)].Value
+		name := mc.src.Tokens[mc.src.TokenIndex(item.Pos.Offset)].Value
 		if first, dup := seen[name]; dup {
 			d := mc.errorf(r, InvalidPolicy, "policy item %q given twice", name)
 			d.Related = []Note{{Range: first, Message: "first given here"}}
@@ -533,19 +533,6 @@ func (mc *machineChecker) checkTask(gd *grammar.Do) *Task {
 
 func (r Range) endPosition() lexer.Position {
 	return lexer.Position{Filename: r.File, Offset: r.End.Offset, Line: r.End.Line, Column: r.End.Column}
-}
-
-func (c *checker) tokenIndex(pos lexer.Position) int {
-	lo, hi := 0, len(c.src.Tokens)
-	for lo < hi {
-		mid := (lo + hi) / 2
-		if c.src.Tokens[mid].Pos.Offset < pos.Offset {
-			lo = mid + 1
-		} else {
-			hi = mid
-		}
-	}
-	return lo
 }
 
 func (mc *machineChecker) checkBackoff(gb *grammar.Backoff, r Range) (Backoff, bool) {

@@ -2,7 +2,6 @@ package dsl
 
 import (
 	"bytes"
-	"sort"
 	"strings"
 
 	"github.com/alecthomas/participle/v2/lexer"
@@ -46,9 +45,7 @@ type formatter struct {
 }
 
 // index returns the index of the token at pos.
-func (f *formatter) index(pos lexer.Position) int {
-	return sort.Search(len(f.src.Tokens), func(i int) bool { return f.src.Tokens[i].Pos.Offset >= pos.Offset })
-}
+func (f *formatter) index(pos lexer.Position) int { return f.src.TokenIndex(pos.Offset) }
 
 // lastBefore returns the index of the last non-comment token before pos.
 func (f *formatter) lastBefore(pos lexer.Position) int {

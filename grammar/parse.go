@@ -278,7 +278,7 @@ func phrase(term string) string {
 // End returns the position just after the last token that starts before
 // next (a node's EndPos), skipping comments: the exclusive end of the node.
 func (s *Source) End(next lexer.Position) lexer.Position {
-	i := sort.Search(len(s.Tokens), func(i int) bool { return s.Tokens[i].Pos.Offset >= next.Offset }) - 1
+	i := s.TokenIndex(next.Offset) - 1
 	for i >= 0 && s.Tokens[i].Type == Comment {
 		i--
 	}
@@ -286,6 +286,12 @@ func (s *Source) End(next lexer.Position) lexer.Position {
 		return next
 	}
 	return TokenEnd(s.Tokens[i])
+}
+
+// TokenIndex returns the index of the first token that starts at or
+// after offset.
+func (s *Source) TokenIndex(offset int) int {
+	return sort.Search(len(s.Tokens), func(i int) bool { return s.Tokens[i].Pos.Offset >= offset })
 }
 
 // TokenEnd is the position just after t.
