@@ -7,14 +7,11 @@ import (
 
 // suggest returns the candidate nearest to name for a "did you mean"
 // hint, or "" when none is near enough: a case-insensitive match, or an
-// edit distance of at most half the name's length (at least 1).
+// edit distance of at most half the name's length.
 func suggest(name string, candidates []string) string {
 	sort.Strings(candidates)
 	best, bestDist := "", 1<<30
-	limit := len(name) / 2
-	if limit < 1 {
-		limit = 1
-	}
+	limit := len(name) / 2 // 0 for names under two letters: only a case-only match is near
 	for _, c := range candidates {
 		if strings.EqualFold(c, name) {
 			return c
