@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
 )
 
 // Exit statuses.
@@ -165,5 +166,5 @@ func isTerminal(w io.Writer) bool {
 	if !ok {
 		return false
 	}
-	return termIsTerminal(int(f.Fd()))
+	return term.IsTerminal(int(f.Fd()))
 }

@@ -1,7 +1,6 @@
 package dsl
 
 import (
-	"fmt"
 	"strconv"
 	"time"
 )
@@ -304,34 +303,4 @@ func (f *Model) Machine(name string) *Machine {
 		}
 	}
 	return nil
-}
-
-// ExprString renders e in .fsm syntax with minimal parentheses.
-func ExprString(e Expr) string {
-	switch e := e.(type) {
-	case *Literal:
-		return e.Value.String()
-	case *FieldRef:
-		return e.Field.Name
-	case *PayloadRef:
-		return "event." + e.Param.Name
-	case *Unary:
-		return e.Op + exprOperand(e.X, 6)
-	case *Binary:
-		p := binaryPrecedence[e.Op]
-		return exprOperand(e.X, p) + " " + e.Op + " " + exprOperand(e.Y, p+1)
-	}
-	return fmt.Sprintf("<%T>", e)
-}
-
-var binaryPrecedence = map[string]int{
-	"||": 1, "&&": 2, "==": 3, "!=": 3, "<": 3, "<=": 3, ">": 3, ">=": 3,
-	"+": 4, "-": 4, "*": 5, "/": 5, "%": 5,
-}
-
-func exprOperand(e Expr, min int) string {
-	if b, ok := e.(*Binary); ok && binaryPrecedence[b.Op] < min {
-		return "(" + ExprString(e) + ")"
-	}
-	return ExprString(e)
 }

@@ -82,11 +82,7 @@ var ExprReference = participle.MustBuild[OrExpr](
 
 // ParseExprReference parses src as one expression with ExprReference.
 func ParseExprReference(src []byte) (*OrExpr, error) {
-	tokens, err := Lex("", src)
-	if err != nil {
-		return nil, err
-	}
-	peek, err := lexer.Upgrade(&replay{tokens: tokens}, Comment)
+	peek, err := peekAll(src)
 	if err != nil {
 		return nil, err
 	}
@@ -95,11 +91,7 @@ func ParseExprReference(src []byte) (*OrExpr, error) {
 
 // ParseExpr parses src as one expression with the fast parser.
 func ParseExpr(src []byte) (*Expr, error) {
-	tokens, err := Lex("", src)
-	if err != nil {
-		return nil, err
-	}
-	peek, err := lexer.Upgrade(&replay{tokens: tokens}, Comment)
+	peek, err := peekAll(src)
 	if err != nil {
 		return nil, err
 	}
@@ -114,6 +106,17 @@ func ParseExpr(src []byte) (*Expr, error) {
 		return nil, unexpected(t, "an operator or end of expression")
 	}
 	return e, nil
+}
+
+// peekAll lexes src into participle's token buffer, failing on the
+// first lexical error.
+func peekAll(src []byte) (*lexer.PeekingLexer, error) {
+	scan := newScanner("", src)
+	peek, err := lexer.Upgrade(scan, Comment)
+	if err == nil {
+		err = scan.err
+	}
+	return peek, err
 }
 
 // EBNF is the whole grammar as participle prints it: the file grammar,

@@ -200,3 +200,25 @@ func TestLexErrors(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkParseExpr compares the precedence climber with the
+// reference grammar's one participle production per precedence level.
+func BenchmarkParseExpr(b *testing.B) {
+	src := []byte(`!(count > -1) && -count <= 2 || event.x % 2 == 0 && label + "x" != "y" || wait * 2 >= 30s`)
+	b.Run("climber", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			if _, err := ParseExpr(src); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("reference", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			if _, err := ParseExprReference(src); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

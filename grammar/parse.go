@@ -32,21 +32,9 @@ type Source struct {
 	Tree   *File         // nil when lexing failed; partial when parsing failed
 }
 
-// replay hands participle tokens that Lex already produced.
-type replay struct {
-	tokens []lexer.Token
-	next   int
-}
-
-func (r *replay) Next() (lexer.Token, error) {
-	t := r.tokens[r.next]
-	if r.next < len(r.tokens)-1 {
-		r.next++
-	}
-	return t, nil
-}
-
-// Parser is the participle parser for File.
+// Parser is the participle parser for File. The grammar is LL(1), so
+// lookahead 0 commits to an alternative at its first token and a syntax
+// error is reported at the first token that does not fit.
 var Parser = participle.MustBuild[File](
 	participle.Lexer(lexDefinition{symbols}),
 	participle.Elide("Comment"),
@@ -54,7 +42,7 @@ var Parser = participle.MustBuild[File](
 )
 
 // lexDefinition tells participle the token types; the tokens themselves
-// come from Lex through replay. It holds the symbol table so that package
+// are streamed from the scanner by Parse. It holds the symbol table so that package
 // initialisation orders symbols before any parser built with it.
 type lexDefinition struct{ symbols map[string]lexer.TokenType }
 
