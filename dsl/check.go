@@ -290,35 +290,37 @@ func (mc *machineChecker) checkState(s *State, gs *grammar.StateDecl) {
 	}
 	var taskDo *grammar.Do
 	for _, item := range gs.Body.Items {
-		if item.Do != nil {
-			if taskDo != nil {
-				d := mc.errorf(mc.keywordRange(item.Do.Pos, "do"), MultipleTasks, "state %q has more than one task", s.Name)
-				d.Related = []Note{{Range: s.Task.Range, Message: "first task here"}}
-				if a := mc.m.actions[item.Do.Action.Text]; a != nil {
-					mc.usedActions[a] = true
-				}
-				continue
-			}
-			taskDo = item.Do
-			s.Task = mc.checkTask(item.Do)
+		do, ok := item.(*grammar.Do)
+		if !ok {
+			continue
 		}
+		if taskDo != nil {
+			d := mc.errorf(mc.keywordRange(do.Pos, "do"), MultipleTasks, "state %q has more than one task", s.Name)
+			d.Related = []Note{{Range: s.Task.Range, Message: "first task here"}}
+			if a := mc.m.actions[do.Action.Text]; a != nil {
+				mc.usedActions[a] = true
+			}
+			continue
+		}
+		taskDo = do
+		s.Task = mc.checkTask(do)
 	}
 	for _, item := range gs.Body.Items {
-		switch {
-		case item.On != nil:
+		switch item := item.(type) {
+		case *grammar.Transition:
 			s.written++
-			if t := mc.checkTransition(s, item.On); t != nil {
+			if t := mc.checkTransition(s, item); t != nil {
 				s.Transitions = append(s.Transitions, t)
 			}
-		case item.After != nil:
+		case *grammar.Timer:
 			s.written++
-			timer := mc.checkTimer(item.After)
+			timer := mc.checkTimer(item)
 			if timer.Target != nil {
 				s.targets = append(s.targets, timer.Target)
 			}
 			s.Timers = append(s.Timers, timer)
-		case item.Ignore != nil:
-			for _, en := range item.Ignore.Events {
+		case *grammar.Ignore:
+			for _, en := range item.Events {
 				if e := mc.eventRef(en); e != nil {
 					s.Ignores = append(s.Ignores, e)
 				}

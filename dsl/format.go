@@ -98,18 +98,18 @@ func (f *formatter) planFile(file *grammar.File) {
 
 func (f *formatter) planItems(body *grammar.StateBody) {
 	for _, item := range body.Items {
-		switch {
-		case item.On != nil:
-			f.line(item.On.Pos, 2)
-			f.planSets(item.On.Sets, 2)
-		case item.After != nil:
-			f.line(item.After.Pos, 2)
-			f.planSets(item.After.Sets, 2)
-		case item.Ignore != nil:
-			f.line(item.Ignore.Pos, 2)
-		case item.Do != nil:
-			f.line(item.Do.Pos, 2)
-			if p := item.Do.Policy; p != nil {
+		switch item := item.(type) {
+		case *grammar.Transition:
+			f.line(item.Pos, 2)
+			f.planSets(item.Sets, 2)
+		case *grammar.Timer:
+			f.line(item.Pos, 2)
+			f.planSets(item.Sets, 2)
+		case *grammar.Ignore:
+			f.line(item.Pos, 2)
+		case *grammar.Do:
+			f.line(item.Pos, 2)
+			if p := item.Policy; p != nil {
 				for _, pi := range p.Items {
 					f.line(pi.Pos, 3)
 				}

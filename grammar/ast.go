@@ -102,16 +102,19 @@ type StateDecl struct {
 type StateBody struct {
 	Pos    lexer.Position
 	EndPos lexer.Position
-	Items  []*StateItem `parser:"\"{\" @@* \"}\""`
+	Items  []StateItem `parser:"\"{\" @@* \"}\""`
 }
 
-// StateItem is one item of a state body.
-type StateItem struct {
-	On     *Transition `parser:"  @@"`
-	After  *Timer      `parser:"| @@"`
-	Do     *Do         `parser:"| @@"`
-	Ignore *Ignore     `parser:"| @@"`
-}
+// StateItem is one item of a state body: *Transition, *Timer, *Do or
+// *Ignore. It is an interface so that the production Parser can parse
+// items by hand (items.go) while Reference builds them from the struct
+// tags of the four types.
+type StateItem interface{ stateItem() }
+
+func (*Transition) stateItem() {}
+func (*Timer) stateItem()      {}
+func (*Do) stateItem()         {}
+func (*Ignore) stateItem()     {}
 
 // Do is the state's task: `parser:"do Action [{ policy... }]"`.
 type Do struct {

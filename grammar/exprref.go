@@ -119,9 +119,9 @@ func peekAll(src []byte) (*lexer.PeekingLexer, error) {
 	return peek, err
 }
 
-// EBNF is the whole grammar as participle prints it: the file grammar,
-// in which Expr is the hand-parsed expression, then Expr's reference
-// productions. grammar.ebnf holds this text.
+// EBNF is the whole grammar as participle prints it: the Reference file
+// grammar, in which Expr is the hand-parsed expression, then Expr's
+// reference productions. grammar.ebnf holds this text.
 func EBNF() string {
-	return Parser.String() + "\nExpr = OrExpr .\n" + ExprReference.String() + "\n"
+	return Reference.String() + "\nExpr = OrExpr .\n" + ExprReference.String() + "\n"
 }

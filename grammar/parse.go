@@ -32,13 +32,26 @@ type Source struct {
 	Tree   *File         // nil when lexing failed; partial when parsing failed
 }
 
-// Parser is the participle parser for File. The grammar is LL(1), so
-// lookahead 0 commits to an alternative at its first token and a syntax
-// error is reported at the first token that does not fit.
+// Parser is the production parser for File: participle, with the items
+// of state bodies (the bulk of a machine) parsed by hand in items.go.
+// The grammar is LL(1), so lookahead 0 commits to an alternative at its
+// first token and a syntax error is reported at the first token that does
+// not fit.
 var Parser = participle.MustBuild[File](
 	participle.Lexer(lexDefinition{symbols}),
 	participle.Elide("Comment"),
 	participle.UseLookahead(0),
+	participle.ParseTypeWith(parseStateItem),
+)
+
+// Reference is the same grammar entirely from the struct tags. It is the
+// definition: grammar.ebnf prints it, and tests require Parser to build
+// the same trees and fail at the same tokens.
+var Reference = participle.MustBuild[File](
+	participle.Lexer(lexDefinition{symbols}),
+	participle.Elide("Comment"),
+	participle.UseLookahead(0),
+	participle.Union[StateItem](&Transition{}, &Timer{}, &Do{}, &Ignore{}),
 )
 
 // lexDefinition tells participle the token types; the tokens themselves
@@ -51,10 +64,19 @@ func (lexDefinition) Lex(string, io.Reader) (lexer.Lexer, error) {
 	return nil, errors.New("grammar: lex with grammar.Lex")
 }
 
-// Parse lexes and parses src. On error it returns the Source (with the
-// tokens lexed so far and any partial tree) and an *Error at the first
-// token that does not fit.
+// Parse lexes and parses src with Parser. On error it returns the Source
+// (with the tokens lexed so far and any partial tree) and an *Error at the
+// first token that does not fit.
 func Parse(file string, src []byte) (*Source, error) {
+	return parseWith(Parser, file, src)
+}
+
+// ParseReference is Parse with the Reference parser.
+func ParseReference(file string, src []byte) (*Source, error) {
+	return parseWith(Reference, file, src)
+}
+
+func parseWith(parser *participle.Parser[File], file string, src []byte) (*Source, error) {
 	s := &Source{File: file, Text: src}
 	// The scanner streams into participle's token buffer, which then
 	// serves as Source.Tokens: one copy of the tokens, not two.
@@ -64,7 +86,7 @@ func Parse(file string, src []byte) (*Source, error) {
 		return s, &Error{Msg: err.Error()}
 	}
 	s.Tokens = peek.Range(0, lexer.RawCursor(scan.count))
-	tree, err := Parser.ParseFromLexer(peek)
+	tree, err := parser.ParseFromLexer(peek)
 	s.Tree = tree
 	if err != nil {
 		serr := syntaxError(err, s.Tokens)
