@@ -1,15 +1,21 @@
 // Package grammar is the front of the fsmc pipeline: it turns the bytes of
-// a .fsm file into tokens (Lex, hand-written for speed and exact
-// positions) and the tokens into a syntax tree (Parse, built with
-// participle from the struct tags in ast.go).
+// a .fsm file into tokens and the tokens into a syntax tree.
 //
-//	source bytes -> Lex -> []lexer.Token (comments kept) -> participle -> *File
+//	source bytes -> scanner -> participle's token buffer (comments kept) -> Parser -> *File
+//
+// The scanner (lexer.go) is hand-written for speed and exact positions.
+// The grammar is the struct tags of ast.go, built into two participle
+// parsers: Reference, purely from the tags, which is the definition and
+// what grammar.ebnf prints (a test keeps the file equal to it); and
+// Parser, which fsmc uses, where the productions that hold most tokens,
+// expressions (expr.go) and state items (items.go), are parsed by hand
+// through participle's Parseable and ParseTypeWith hooks. Differential
+// tests and fuzz targets require Parser to build exactly Reference's trees
+// and errors.
 //
 // The tree is purely syntactic: names are not resolved and types are not
 // checked; package dsl does that. Source keeps the token list, including
-// comments, for node end positions and for the formatter. grammar.ebnf is
-// the grammar as participle sees it, kept equal to Parser.String() by a
-// test.
+// comments, for node end positions and for the formatter.
 package grammar
 
 import (
