@@ -80,6 +80,8 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		Commands: []*cli.Command{
 			checkCommand(e),
 			fmtCommand(e),
+			compileCommand(e),
+			visualizeCommand(e),
 		},
 		CommandNotFound: func(c *cli.Context, name string) {
 			fmt.Fprintf(stderr, "fsmc: unknown command %q; see 'fsmc --help'\n", name)

@@ -1,0 +1,50 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/fsmc/fsmc/compiler"
+	"github.com/fsmc/fsmc/compiler/ir"
+	"github.com/fsmc/fsmc/dsl"
+)
+
+// loadMachines reads a .fsm file (checked and compiled on the fly) or an
+// IR .json file (validated). Diagnostics are printed to stderr; the error
+// it returns carries the exit status.
+func (e *env) loadMachines(path string) (*ir.File, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, usageError("fsmc: %v", err)
+	}
+	if strings.HasSuffix(path, ".json") {
+		f, err := ir.Load(src)
+		if err != nil {
+			return nil, &exitError{code: ExitFound, msg: fmt.Sprintf("%s: %v", path, err)}
+		}
+		return f, nil
+	}
+	f, diags, err := compiler.CompileSource(path, src)
+	if diags.HasErrors() {
+		report := &dsl.Report{Diagnostics: diags, Sources: map[string][]byte{path: src}}
+		dsl.WriteText(e.stderr, report, isTerminal(e.stderr))
+		return nil, exit(ExitFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", path, err)
+	}
+	return f, nil
+}
+
+// writeOutput writes data to path, or to stdout when path is "" or "-".
+func (e *env) writeOutput(path string, data []byte) error {
+	if path == "" || path == "-" {
+		_, err := e.stdout.Write(data)
+		return err
+	}
+	if err := writeFileAtomic(path, data, 0o644); err != nil {
+		return usageError("fsmc: writing %s: %v", path, err)
+	}
+	return nil
+}

@@ -1,0 +1,83 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"strings"
+
+	"github.com/fsmc/fsmc/compiler"
+	"github.com/fsmc/fsmc/compiler/dot"
+	"github.com/fsmc/fsmc/compiler/mermaid"
+	"github.com/urfave/cli/v2"
+)
+
+// formatByExtension maps -o file extensions to formats.
+var formatByExtension = map[string]string{
+	".dot": "dot", ".gv": "dot", ".svg": "svg", ".png": "png", ".mmd": "mermaid", ".mermaid": "mermaid",
+}
+
+func visualizeCommand(e *env) *cli.Command {
+	return &cli.Command{
+		Name:      "visualize",
+		Aliases:   []string{"viz"},
+		Usage:     "draw machines as DOT, SVG, PNG or Mermaid",
+		ArgsUsage: "FILE",
+		Description: "FILE is a .fsm file or compiled IR (.json). The format comes from --format, else\n" +
+			"from the -o extension (.dot .gv .svg .png .mmd .mermaid), else DOT to stdout.\n" +
+			"SVG and PNG are rendered in-process; no Graphviz installation is needed.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "format", Usage: "dot, svg, png or mermaid"},
+			&cli.StringFlag{Name: "o", Usage: "write to `PATH` instead of stdout"},
+			&cli.StringFlag{Name: "machine", Usage: "draw only the machine called `NAME`"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return usageError("fsmc visualize: want one FILE (usage: fsmc visualize [--format F] [-o PATH] [--machine NAME] FILE)")
+			}
+			out := c.String("o")
+			format := c.String("format")
+			if format == "" {
+				format = formatByExtension[strings.ToLower(filepath.Ext(out))]
+			}
+			if format == "" {
+				if out != "" && out != "-" {
+					return usageError("fsmc visualize: cannot tell the format from %q; give --format dot, svg, png or mermaid", out)
+				}
+				format = "dot"
+			}
+			switch format {
+			case "dot", "svg", "png", "mermaid":
+			default:
+				return usageError("fsmc visualize: unknown format %q (want dot, svg, png or mermaid)", format)
+			}
+			if format == "png" && (out == "" || out == "-") && isTerminal(e.stdout) {
+				return usageError("fsmc visualize: not writing PNG to a terminal; use -o FILE.png")
+			}
+			f, err := e.loadMachines(c.Args().First())
+			if err != nil {
+				return err
+			}
+			machines, err := compiler.Select(f, c.String("machine"))
+			if err != nil {
+				return usageError("fsmc visualize: %v", err)
+			}
+			var buf bytes.Buffer
+			if format == "mermaid" {
+				err = mermaid.Write(&buf, machines)
+			} else {
+				err = dot.Write(&buf, machines)
+			}
+			if err != nil {
+				return err
+			}
+			data := buf.Bytes()
+			if format == "svg" || format == "png" {
+				if data, err = dot.Render(context.Background(), data, format); err != nil {
+					return err
+				}
+			}
+			return e.writeOutput(out, data)
+		},
+	}
+}

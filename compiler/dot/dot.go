@@ -1,0 +1,106 @@
+// Package dot draws IR machines as Graphviz DOT, and renders DOT to SVG
+// and PNG in-process with go-graphviz (Graphviz compiled to WebAssembly,
+// so no Graphviz installation is needed).
+//
+//	*ir.File -> Write -> DOT text -> Render -> SVG | PNG
+//
+// Conventions: the initial state has an entry arrow from a dot, final
+// states are double circles, a state's task is written inside it, edge
+// labels carry the event, the guard in brackets and the set effects,
+// timers are dashed, and transitions on error are red. Several machines
+// are drawn as one cluster each. Every identifier is quoted, and every
+// label escaped, so any name and any string literal gives valid DOT.
+package dot
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/fsmc/fsmc/compiler"
+	"github.com/fsmc/fsmc/compiler/ir"
+)
+
+// Write draws machines as one digraph.
+func Write(w io.Writer, machines []*ir.Machine) error {
+	var b bytes.Buffer
+	name := "fsmc"
+	if len(machines) == 1 {
+		name = machines[0].Name
+	}
+	fmt.Fprintf(&b, "digraph %s {\n", quote(name))
+	b.WriteString(`    graph [rankdir=LR, fontname="Helvetica", fontsize=13, nodesep=0.4, ranksep=0.6, pad=0.2];
+    node [shape=box, style="rounded,filled", fillcolor="#f5f7fa", color="#4a5568", fontname="Helvetica", fontsize=11];
+    edge [fontname="Helvetica", fontsize=9, color="#4a5568", fontcolor="#2d3748"];
+`)
+	for _, m := range machines {
+		indent := "    "
+		if len(machines) > 1 {
+			fmt.Fprintf(&b, "    subgraph %s {\n        label=%s;\n        style=\"rounded,dashed\";\n        color=\"#a0aec0\";\n",
+				quote("cluster_"+m.Name), quote(m.Name))
+			indent = "        "
+		}
+		writeMachine(&b, m, indent)
+		if len(machines) > 1 {
+			b.WriteString("    }\n")
+		}
+	}
+	b.WriteString("}\n")
+	_, err := w.Write(b.Bytes())
+	return err
+}
+
+func writeMachine(b *bytes.Buffer, m *ir.Machine, in string) {
+	id := func(state int) string { return quote(m.Name + "." + m.States[state].Name) }
+	start := quote(m.Name + ".__start")
+	fmt.Fprintf(b, "%s%s [shape=point, width=0.14, label=\"\"];\n", in, start)
+	fmt.Fprintf(b, "%s%s -> %s;\n", in, start, id(m.Initial))
+	for i := range m.States {
+		s := &m.States[i]
+		lines := []string{s.Name}
+		if s.Task != nil {
+			lines = append(lines, compiler.TaskLines(m, s.Task)...)
+		}
+		attrs := "label=" + quoteLines(lines)
+		if s.Final {
+			attrs += `, shape=doublecircle, style=filled, fillcolor="#e6fffa", color="#2c7a7b"`
+		} else if s.Task != nil {
+			attrs += `, fillcolor="#ebf4ff"`
+		}
+		fmt.Fprintf(b, "%s%s [%s];\n", in, id(i), attrs)
+	}
+	for i := range m.States {
+		s := &m.States[i]
+		for _, row := range s.On {
+			for k := range row.Candidates {
+				t := &row.Candidates[k]
+				attrs := "label=" + quoteLines(compiler.EdgeLabel(m, row.Event, t))
+				if row.Event == ir.EventError {
+					attrs += `, color="#c53030", fontcolor="#c53030"`
+				}
+				fmt.Fprintf(b, "%s%s -> %s [%s];\n", in, id(i), id(t.Target), attrs)
+			}
+		}
+		for k := range s.Timers {
+			t := &s.Timers[k]
+			fmt.Fprintf(b, "%s%s -> %s [label=%s, style=dashed];\n", in, id(i), id(t.Target), quoteLines(compiler.TimerLabel(m, t)))
+		}
+	}
+}
+
+// quote makes a DOT quoted string: backslashes and quotes escaped, and
+// line breaks written as \n.
+func quote(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`, "\r", `\r`)
+	return `"` + r.Replace(s) + `"`
+}
+
+// quoteLines joins lines with centred line breaks.
+func quoteLines(lines []string) string {
+	q := make([]string, len(lines))
+	for i, l := range lines {
+		q[i] = strings.TrimSuffix(strings.TrimPrefix(quote(l), `"`), `"`)
+	}
+	return `"` + strings.Join(q, `\n`) + `"`
+}

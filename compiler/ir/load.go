@@ -1,0 +1,432 @@
+package ir
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"math"
+	"regexp"
+	"sort"
+	"strings"
+)
+
+// fieldJSON is Field on the wire: the default is written in its type's
+// natural JSON form (a duration as "1m30s").
+type fieldJSON struct {
+	Name    string          `json:"name"`
+	Type    Type            `json:"type"`
+	Default json.RawMessage `json:"default,omitempty"`
+	Pos     *Pos            `json:"pos,omitempty"`
+}
+
+// MarshalJSON implements json.Marshaler.
+func (f Field) MarshalJSON() ([]byte, error) {
+	out := fieldJSON{Name: f.Name, Type: f.Type, Pos: f.Pos}
+	if f.Default != nil {
+		var v any
+		switch f.Default.T {
+		case TypeInt:
+			v = f.Default.I
+		case TypeFloat:
+			v = f.Default.F
+		case TypeString:
+			v = f.Default.S
+		case TypeBool:
+			v = f.Default.I != 0
+		case TypeDuration:
+			v = Duration(f.Default.I)
+		}
+		b, err := json.Marshal(v)
+		if err != nil {
+			return nil, err
+		}
+		out.Default = b
+	}
+	return json.Marshal(out)
+}
+
+// UnmarshalJSON implements json.Unmarshaler; the default must have the
+// field's type.
+func (f *Field) UnmarshalJSON(b []byte) error {
+	var in fieldJSON
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&in); err != nil {
+		return err
+	}
+	*f = Field{Name: in.Name, Type: in.Type, Pos: in.Pos}
+	if in.Default == nil {
+		return nil
+	}
+	v := Value{T: in.Type}
+	var err error
+	switch in.Type {
+	case TypeInt:
+		err = json.Unmarshal(in.Default, &v.I)
+	case TypeFloat:
+		err = json.Unmarshal(in.Default, &v.F)
+	case TypeString:
+		err = json.Unmarshal(in.Default, &v.S)
+	case TypeBool:
+		var x bool
+		err = json.Unmarshal(in.Default, &x)
+		if x {
+			v.I = 1
+		}
+	case TypeDuration:
+		var d Duration
+		err = json.Unmarshal(in.Default, &d)
+		v.I = int64(d)
+	default:
+		err = fmt.Errorf("no type")
+	}
+	if err != nil {
+		return fmt.Errorf("field %q: default %s is not a %s", in.Name, in.Default, in.Type)
+	}
+	f.Default = &v
+	return nil
+}
+
+// Encode writes f as indented JSON, after setting the machine and file
+// hashes. The same File always gives the same bytes.
+func (f *File) Encode() ([]byte, error) {
+	f.FormatVersion = FormatVersion
+	f.Hash = ""
+	for _, m := range f.Machines {
+		m.Hash = ""
+		h, err := canonicalHash(m)
+		if err != nil {
+			return nil, err
+		}
+		m.Hash = h
+	}
+	h, err := canonicalHash(f)
+	if err != nil {
+		return nil, err
+	}
+	f.Hash = h
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(f); err != nil {
+		return nil, err
+	}
+	return pretty(bytes.TrimSpace(buf.Bytes())), nil
+}
+
+// canonicalHash is the sha256 of v's canonical form: compact JSON with
+// sorted keys and without "hash", "pos" and "source" members.
+func canonicalHash(v any) (string, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return "", err
+	}
+	var tree any
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	if err := dec.Decode(&tree); err != nil {
+		return "", err
+	}
+	canon, err := json.Marshal(stripNonSemantic(tree))
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(canon)
+	return "sha256:" + hex.EncodeToString(sum[:]), nil
+}
+
+func stripNonSemantic(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		for _, k := range []string{"hash", "pos", "source"} {
+			delete(v, k)
+		}
+		for k, e := range v {
+			v[k] = stripNonSemantic(e)
+		}
+	case []any:
+		for i, e := range v {
+			v[i] = stripNonSemantic(e)
+		}
+	}
+	return v
+}
+
+// Load decodes and validates IR. Anything wrong (syntax, unknown fields,
+// a bad index, type or instruction, a hash that does not match) is an
+// error naming the place; a File that Load returns is safe to run.
+func Load(data []byte) (*File, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var f File
+	if err := dec.Decode(&f); err != nil {
+		return nil, fmt.Errorf("IR is not valid: %v", jsonError(data, err))
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("IR is not valid: data after the JSON document")
+	}
+	if f.FormatVersion != FormatVersion {
+		return nil, fmt.Errorf("IR format_version %d is not supported (this fsmc reads %d)", f.FormatVersion, FormatVersion)
+	}
+	if len(f.Machines) == 0 {
+		return nil, fmt.Errorf("IR has no machines")
+	}
+	names := map[string]bool{}
+	for i, m := range f.Machines {
+		if m == nil {
+			return nil, fmt.Errorf("machines[%d] is null", i)
+		}
+		if err := m.Validate(); err != nil {
+			return nil, fmt.Errorf("machine %q (machines[%d]): %v", m.Name, i, err)
+		}
+		if names[m.Name] {
+			return nil, fmt.Errorf("machine %q appears twice", m.Name)
+		}
+		names[m.Name] = true
+		want := m.Hash
+		m.Hash = ""
+		got, err := canonicalHash(m)
+		m.Hash = want
+		if err != nil {
+			return nil, err
+		}
+		if got != want {
+			return nil, fmt.Errorf("machine %q: hash %s does not match its content (%s): the IR was edited or corrupted", m.Name, want, got)
+		}
+	}
+	want := f.Hash
+	f.Hash = ""
+	got, err := canonicalHash(&f)
+	f.Hash = want
+	if err != nil {
+		return nil, err
+	}
+	if got != want {
+		return nil, fmt.Errorf("file hash %s does not match its content (%s): the IR was edited or corrupted", want, got)
+	}
+	return &f, nil
+}
+
+// jsonError adds the line and column to a JSON syntax or type error.
+func jsonError(data []byte, err error) string {
+	var offset int64 = -1
+	switch e := err.(type) {
+	case *json.SyntaxError:
+		offset = e.Offset
+	case *json.UnmarshalTypeError:
+		offset = e.Offset
+	}
+	if offset < 0 || offset > int64(len(data)) {
+		return err.Error()
+	}
+	line := 1 + bytes.Count(data[:offset], []byte("\n"))
+	col := int(offset) - bytes.LastIndexByte(data[:offset], '\n')
+	return fmt.Sprintf("line %d, column %d: %v", line, col, err)
+}
+
+var identifier = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// Validate checks a machine completely and prepares it to run.
+func (m *Machine) Validate() error {
+	v := &validator{m: m}
+	v.check()
+	if len(v.errs) > 0 {
+		if len(v.errs) > 5 {
+			v.errs = append(v.errs[:5], fmt.Sprintf("and %d more", len(v.errs)-5))
+		}
+		return fmt.Errorf("%s", strings.Join(v.errs, "; "))
+	}
+	m.maxStack = v.maxStack
+	return nil
+}
+
+// MaxStack is the stack size Expr.Eval needs for any of m's expressions.
+func (m *Machine) MaxStack() int { return m.maxStack }
+
+type validator struct {
+	m        *Machine
+	errs     []string
+	maxStack int
+}
+
+func (v *validator) errorf(format string, args ...any) {
+	v.errs = append(v.errs, fmt.Sprintf(format, args...))
+}
+
+func (v *validator) name(where, name string) {
+	if !identifier.MatchString(name) {
+		v.errorf("%s: %q is not a valid name", where, name)
+	}
+}
+
+func (v *validator) index(where string, i, n int) bool {
+	if i < 0 || i >= n {
+		v.errorf("%s: index %d is out of range (0..%d)", where, i, n-1)
+		return false
+	}
+	return true
+}
+
+func (v *validator) fields(where string, fields []Field, defaults bool) {
+	seen := map[string]bool{}
+	for i, f := range fields {
+		at := fmt.Sprintf("%s[%d]", where, i)
+		v.name(at, f.Name)
+		if seen[f.Name] {
+			v.errorf("%s: duplicate field %q", at, f.Name)
+		}
+		seen[f.Name] = true
+		if f.Type == TypeInvalid {
+			v.errorf("%s: missing type", at)
+		}
+		if !defaults && f.Default != nil {
+			v.errorf("%s: payload fields have no default", at)
+		}
+		if defaults && f.Default == nil {
+			v.errorf("%s: a context field needs a default", at)
+		}
+		if f.Default != nil && f.Default.T == TypeFloat && (math.IsNaN(f.Default.F) || math.IsInf(f.Default.F, 0)) {
+			v.errorf("%s: default is not a finite number", at)
+		}
+	}
+}
+
+func (v *validator) check() {
+	m := v.m
+	v.name("name", m.Name)
+	v.fields("context", m.Context, true)
+	if len(m.Events) < 2 || m.Events[EventDone].Name != "done" || !m.Events[EventDone].Builtin || len(m.Events[EventDone].Params) != 0 ||
+		m.Events[EventError].Name != "error" || !m.Events[EventError].Builtin || !errorPayload(m.Events[EventError].Params) {
+		v.errorf("events: the first two must be the built-in done (no payload) and error (message: string, attempts: int)")
+		return
+	}
+	eventNames := map[string]bool{}
+	for i, e := range m.Events[2:] {
+		at := fmt.Sprintf("events[%d]", i+2)
+		v.name(at, e.Name)
+		if e.Builtin || eventNames[e.Name] || e.Name == "done" || e.Name == "error" {
+			v.errorf("%s: %q is a duplicate or claims to be built in", at, e.Name)
+		}
+		eventNames[e.Name] = true
+		v.fields(at+".params", e.Params, false)
+	}
+	actionNames := map[string]bool{}
+	for i, a := range m.Actions {
+		at := fmt.Sprintf("actions[%d]", i)
+		v.name(at, a.Name)
+		if actionNames[a.Name] {
+			v.errorf("%s: duplicate action %q", at, a.Name)
+		}
+		actionNames[a.Name] = true
+		for j, e := range a.Emits {
+			if v.index(fmt.Sprintf("%s.emits[%d]", at, j), e, len(m.Events)) && e < 2 {
+				v.errorf("%s.emits[%d]: an action cannot emit the built-in %q", at, j, m.Events[e].Name)
+			}
+		}
+	}
+	if len(m.States) == 0 {
+		v.errorf("states: a machine needs at least one state")
+		return
+	}
+	v.index("initial", m.Initial, len(m.States))
+	stateNames := map[string]bool{}
+	for i := range m.States {
+		v.state(i)
+		if stateNames[m.States[i].Name] {
+			v.errorf("states[%d]: duplicate state %q", i, m.States[i].Name)
+		}
+		stateNames[m.States[i].Name] = true
+	}
+}
+
+func errorPayload(p []Field) bool {
+	return len(p) == 2 && p[0].Name == "message" && p[0].Type == TypeString && p[1].Name == "attempts" && p[1].Type == TypeInt
+}
+
+func (v *validator) state(i int) {
+	m := v.m
+	s := &m.States[i]
+	at := fmt.Sprintf("states[%d] (%s)", i, s.Name)
+	v.name(at, s.Name)
+	if s.Final && (s.Task != nil || len(s.On) > 0 || len(s.Timers) > 0 || len(s.Ignore) > 0) {
+		v.errorf("%s: a final state has no task, transitions, timers or ignores", at)
+	}
+	if t := s.Task; t != nil {
+		v.index(at+".task.action", t.Action, len(m.Actions))
+		if t.Timeout <= 0 {
+			v.errorf("%s.task: timeout must be positive", at)
+		}
+		if t.Retry < 0 {
+			v.errorf("%s.task: retry must not be negative", at)
+		}
+		b := t.Backoff
+		switch {
+		case b.Kind != "constant" && b.Kind != "linear" && b.Kind != "exponential":
+			v.errorf("%s.task.backoff: unknown kind %q", at, b.Kind)
+		case b.Initial < 0 || b.Step < 0 || b.Max < 0:
+			v.errorf("%s.task.backoff: durations must not be negative", at)
+		case b.Kind == "exponential" && !(b.Factor > 0 && b.Factor < math.Inf(1)):
+			v.errorf("%s.task.backoff: factor must be positive", at)
+		}
+		if t.Jitter != "none" && t.Jitter != "full" && t.Jitter != "equal" {
+			v.errorf("%s.task: unknown jitter %q", at, t.Jitter)
+		}
+	}
+	if !sort.SliceIsSorted(s.On, func(a, b int) bool { return s.On[a].Event < s.On[b].Event }) {
+		v.errorf("%s.on: rows must be sorted by event", at)
+	}
+	for j, row := range s.On {
+		rat := fmt.Sprintf("%s.on[%d]", at, j)
+		if !v.index(rat+".event", row.Event, len(m.Events)) {
+			continue
+		}
+		if j > 0 && s.On[j-1].Event == row.Event {
+			v.errorf("%s: two rows for event %d", rat, row.Event)
+		}
+		if len(row.Candidates) == 0 {
+			v.errorf("%s: a row needs at least one transition", rat)
+		}
+		payload := m.Events[row.Event].Params
+		for k, t := range row.Candidates {
+			cat := fmt.Sprintf("%s.candidates[%d]", rat, k)
+			if t.Guard != nil {
+				v.expr(cat+".guard", t.Guard, payload, TypeBool)
+			}
+			v.index(cat+".target", t.Target, len(m.States))
+			v.assigns(cat, t.Sets, payload)
+		}
+	}
+	for j, t := range s.Timers {
+		tat := fmt.Sprintf("%s.timers[%d]", at, j)
+		v.expr(tat+".delay", &t.Delay, nil, TypeDuration)
+		v.index(tat+".target", t.Target, len(m.States))
+		v.assigns(tat, t.Sets, nil)
+	}
+	for j, e := range s.Ignore {
+		v.index(fmt.Sprintf("%s.ignore[%d]", at, j), e, len(m.Events))
+	}
+}
+
+func (v *validator) assigns(at string, sets []Assign, payload []Field) {
+	for i, a := range sets {
+		sat := fmt.Sprintf("%s.sets[%d]", at, i)
+		if v.index(sat+".field", a.Field, len(v.m.Context)) {
+			v.expr(sat+".value", &a.Value, payload, v.m.Context[a.Field].Type)
+		}
+	}
+}
+
+func (v *validator) expr(at string, e *Expr, payload []Field, want Type) {
+	if e.Type != want {
+		v.errorf("%s: type %s, want %s", at, e.Type, want)
+		return
+	}
+	depth, err := verify(e.Code, v.m.Context, payload, want)
+	if err != nil {
+		v.errorf("%s: %v", at, err)
+		return
+	}
+	v.maxStack = max(v.maxStack, depth)
+}

@@ -1,0 +1,96 @@
+package compiler
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/fsmc/fsmc/compiler/ir"
+	"github.com/fsmc/fsmc/dsl"
+)
+
+// The words that diagrams put on edges and inside states, shared by the
+// DOT and Mermaid emitters so both say the same thing.
+
+// EdgeLabel describes a transition: the event with its guard in
+// brackets, then, if it sets fields, `set a = x, b = y`.
+func EdgeLabel(m *ir.Machine, event int, t *ir.Transition) []string {
+	head := m.Events[event].Name
+	if t.Guard != nil {
+		head += " [" + t.Guard.Src + "]"
+	}
+	return withSets(m, head, t.Sets)
+}
+
+// TimerLabel describes a timer: `after delay`, then its sets.
+func TimerLabel(m *ir.Machine, t *ir.Timer) []string {
+	return withSets(m, "after "+t.Delay.Src, t.Sets)
+}
+
+func withSets(m *ir.Machine, head string, sets []ir.Assign) []string {
+	if len(sets) == 0 {
+		return []string{head}
+	}
+	parts := make([]string, len(sets))
+	for i, a := range sets {
+		parts[i] = m.Context[a.Field].Name + " = " + a.Value.Src
+	}
+	return []string{head, "set " + strings.Join(parts, ", ")}
+}
+
+// TaskLines describes a state's task: `do Action` and its policy, as it
+// differs from the defaults.
+func TaskLines(m *ir.Machine, t *ir.Task) []string {
+	lines := []string{"do " + m.Actions[t.Action].Name}
+	var policy []string
+	if t.Timeout != ir.Duration(dsl.DefaultTimeout) {
+		policy = append(policy, "timeout "+durationText(t.Timeout))
+	}
+	if t.Retry > 0 {
+		policy = append(policy, fmt.Sprintf("retry %d", t.Retry))
+	}
+	if len(policy) > 0 {
+		lines = append(lines, strings.Join(policy, ", "))
+	}
+	if t.Retry > 0 {
+		b := t.Backoff
+		switch b.Kind {
+		case "constant":
+			lines = append(lines, "backoff constant("+durationText(b.Initial)+")")
+		case "linear":
+			lines = append(lines, "backoff linear("+durationText(b.Initial)+" + "+durationText(b.Step)+"/retry)")
+		default:
+			lines = append(lines, fmt.Sprintf("backoff exponential(%s × %g)", durationText(b.Initial), b.Factor))
+		}
+		if t.Jitter != "full" {
+			lines[len(lines)-1] += ", jitter " + t.Jitter
+		}
+	}
+	return lines
+}
+
+// durationText writes a duration the way a .fsm file would: 1m, not 1m0s.
+func durationText(d ir.Duration) string {
+	s := fmt.Sprint(ir.Value{T: ir.TypeDuration, I: int64(d)})
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+// Select returns the machines to draw: the one named, or all.
+func Select(f *ir.File, name string) ([]*ir.Machine, error) {
+	if name == "" {
+		return f.Machines, nil
+	}
+	var names []string
+	for _, m := range f.Machines {
+		if m.Name == name {
+			return []*ir.Machine{m}, nil
+		}
+		names = append(names, m.Name)
+	}
+	return nil, fmt.Errorf("no machine %q in this file (it has %s)", name, strings.Join(names, ", "))
+}
