@@ -34,5 +34,13 @@ func TestMain(m *testing.M) {
 
 // TestScripts runs testdata/script/<command>_<case>.txtar.
 func TestScripts(t *testing.T) {
-	testscript.Run(t, testscript.Params{Dir: "testdata/script"})
+	testscript.Run(t, testscript.Params{
+		Dir: "testdata/script",
+		Setup: func(env *testscript.Env) error {
+			// go-graphviz caches its compiled WebAssembly under TMPDIR; a
+			// fresh TMPDIR per script would compile it again every time.
+			env.Setenv("TMPDIR", os.TempDir())
+			return nil
+		},
+	})
 }

@@ -107,7 +107,7 @@ func binaryOp(op string, t dsl.Type) ir.Op {
 func ExprString(e dsl.Expr) string {
 	switch e := e.(type) {
 	case *dsl.Literal:
-		return e.Value.String()
+		return irValue(e.Value).String()
 	case *dsl.FieldRef:
 		return e.Field.Name
 	case *dsl.PayloadRef:

@@ -3,6 +3,7 @@ package compiler
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/fsmc/fsmc/compiler/ir"
 	"github.com/fsmc/fsmc/dsl"
@@ -68,17 +69,7 @@ func TaskLines(m *ir.Machine, t *ir.Task) []string {
 	return lines
 }
 
-// durationText writes a duration the way a .fsm file would: 1m, not 1m0s.
-func durationText(d ir.Duration) string {
-	s := fmt.Sprint(ir.Value{T: ir.TypeDuration, I: int64(d)})
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
-}
+func durationText(d ir.Duration) string { return ir.FormatDuration(time.Duration(d)) }
 
 // Select returns the machines to draw: the one named, or all.
 func Select(f *ir.File, name string) ([]*ir.Machine, error) {

@@ -100,7 +100,7 @@ func (in Instr) MarshalJSON() ([]byte, error) {
 	case OpBool:
 		return json.Marshal([]any{name, in.A != 0})
 	case OpDur:
-		return json.Marshal([]any{name, time.Duration(in.A).String()})
+		return json.Marshal([]any{name, FormatDuration(time.Duration(in.A))})
 	}
 	return json.Marshal([]any{name})
 }

@@ -18,10 +18,10 @@
 // interpretation of the bytecode) before returning a machine, and checks
 // the hashes. A Machine that Load or Compile returned is safe to run.
 //
-// The hash of a machine is the sha256 of its canonical form: its JSON
-// with object keys sorted and source positions left out, so that moving
-// or commenting a machine's source does not make it a new version; the
-// file's hash covers all its machines the same way.
+// The hash of a machine is the sha256 of its canonical form: its compact
+// JSON with source positions left out, so that moving or commenting a
+// machine's source does not make it a new version. The file's hash
+// covers the format version and its machines' hashes.
 //
 // This package does not import the front end (grammar, dsl), so programs
 // that only run machines do not link the parser; that is why it is a
@@ -31,6 +31,7 @@ package ir
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -282,7 +283,7 @@ func TypeNamed(name string) Type {
 type Duration time.Duration
 
 // MarshalText implements encoding.TextMarshaler.
-func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+func (d Duration) MarshalText() ([]byte, error) { return []byte(FormatDuration(time.Duration(d))), nil }
 
 // UnmarshalText implements encoding.TextUnmarshaler.
 func (d *Duration) UnmarshalText(b []byte) error {
@@ -323,7 +324,20 @@ func (v Value) String() string {
 	case TypeBool:
 		return strconv.FormatBool(v.I != 0)
 	case TypeDuration:
-		return time.Duration(v.I).String()
+		return FormatDuration(time.Duration(v.I))
 	}
 	return "invalid"
+}
+
+// FormatDuration writes d as a .fsm duration: Go's form without zero
+// trailing units (1h30m, not 1h30m0s).
+func FormatDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }

@@ -93,20 +93,14 @@ func (f *Field) UnmarshalJSON(b []byte) error {
 // hashes. The same File always gives the same bytes.
 func (f *File) Encode() ([]byte, error) {
 	f.FormatVersion = FormatVersion
-	f.Hash = ""
 	for _, m := range f.Machines {
-		m.Hash = ""
-		h, err := canonicalHash(m)
+		h, err := m.canonicalHash()
 		if err != nil {
 			return nil, err
 		}
 		m.Hash = h
 	}
-	h, err := canonicalHash(f)
-	if err != nil {
-		return nil, err
-	}
-	f.Hash = h
+	f.Hash = f.fileHash()
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
@@ -116,42 +110,34 @@ func (f *File) Encode() ([]byte, error) {
 	return pretty(bytes.TrimSpace(buf.Bytes())), nil
 }
 
-// canonicalHash is the sha256 of v's canonical form: compact JSON with
-// sorted keys and without "hash", "pos" and "source" members.
-func canonicalHash(v any) (string, error) {
-	b, err := json.Marshal(v)
+// positionMember matches a "pos" member in compact JSON. It cannot match
+// inside a string, where quotes are escaped, and "pos" is never an
+// object's first member.
+var positionMember = regexp.MustCompile(`,"pos":\{"line":-?\d+,"column":-?\d+\}`)
+
+// canonicalHash is the sha256 of m's canonical form: its compact JSON
+// (members in the fixed order of the Go types) with the hash empty and
+// every source position left out.
+func (m *Machine) canonicalHash() (string, error) {
+	saved := m.Hash
+	m.Hash = ""
+	b, err := json.Marshal(m)
+	m.Hash = saved
 	if err != nil {
 		return "", err
 	}
-	var tree any
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	if err := dec.Decode(&tree); err != nil {
-		return "", err
-	}
-	canon, err := json.Marshal(stripNonSemantic(tree))
-	if err != nil {
-		return "", err
-	}
-	sum := sha256.Sum256(canon)
+	sum := sha256.Sum256(positionMember.ReplaceAll(b, nil))
 	return "sha256:" + hex.EncodeToString(sum[:]), nil
 }
 
-func stripNonSemantic(v any) any {
-	switch v := v.(type) {
-	case map[string]any:
-		for _, k := range []string{"hash", "pos", "source"} {
-			delete(v, k)
-		}
-		for k, e := range v {
-			v[k] = stripNonSemantic(e)
-		}
-	case []any:
-		for i, e := range v {
-			v[i] = stripNonSemantic(e)
-		}
+// fileHash covers the format version and the machines' hashes in order.
+func (f *File) fileHash() string {
+	h := sha256.New()
+	fmt.Fprintf(h, "fsmc-ir %d\n", f.FormatVersion)
+	for _, m := range f.Machines {
+		fmt.Fprintf(h, "%s %s\n", m.Name, m.Hash)
 	}
-	return v
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))
 }
 
 // Load decodes and validates IR. Anything wrong (syntax, unknown fields,
@@ -185,26 +171,16 @@ func Load(data []byte) (*File, error) {
 			return nil, fmt.Errorf("machine %q appears twice", m.Name)
 		}
 		names[m.Name] = true
-		want := m.Hash
-		m.Hash = ""
-		got, err := canonicalHash(m)
-		m.Hash = want
+		got, err := m.canonicalHash()
 		if err != nil {
 			return nil, err
 		}
-		if got != want {
-			return nil, fmt.Errorf("machine %q: hash %s does not match its content (%s): the IR was edited or corrupted", m.Name, want, got)
+		if got != m.Hash {
+			return nil, fmt.Errorf("machine %q: hash %s does not match its content (%s): the IR was edited or corrupted", m.Name, m.Hash, got)
 		}
 	}
-	want := f.Hash
-	f.Hash = ""
-	got, err := canonicalHash(&f)
-	f.Hash = want
-	if err != nil {
-		return nil, err
-	}
-	if got != want {
-		return nil, fmt.Errorf("file hash %s does not match its content (%s): the IR was edited or corrupted", want, got)
+	if got := f.fileHash(); got != f.Hash {
+		return nil, fmt.Errorf("file hash %s does not match its machines (%s): the IR was edited or corrupted", f.Hash, got)
 	}
 	return &f, nil
 }
@@ -214,7 +190,7 @@ func jsonError(data []byte, err error) string {
 	var offset int64 = -1
 	switch e := err.(type) {
 	case *json.SyntaxError:
-		offset = e.Offset
+		offset = e.Offset - 1 // the offset is just past the bad byte
 	case *json.UnmarshalTypeError:
 		offset = e.Offset
 	}
