@@ -31,7 +31,7 @@ func Write(w io.Writer, machines []*ir.Machine) error {
 	}
 	fmt.Fprintf(&b, "digraph %s {\n", quote(name))
 	b.WriteString(`    graph [rankdir=LR, fontname="Helvetica", fontsize=13, nodesep=0.4, ranksep=0.6, pad=0.2];
-    node [shape=box, style="rounded,filled", fillcolor="#f5f7fa", color="#4a5568", fontname="Helvetica", fontsize=11];
+    node [shape=box, style="rounded,filled", fillcolor="#f5f7fa", color="#4a5568", fontname="Helvetica", fontsize=11, margin="0.2,0.08"];
     edge [fontname="Helvetica", fontsize=9, color="#4a5568", fontcolor="#2d3748"];
 `)
 	for _, m := range machines {

@@ -5,10 +5,16 @@
 //
 // States get generated ids (s0, s1, ... or m0_s0 with several machines)
 // and their names as display text, so no state name can collide with
-// Mermaid's keywords. Labels use Mermaid's #code; entities for the
-// characters its parser treats specially. Several machines are drawn as
-// one composite state each. Mermaid has no dashed or coloured
-// transitions, so timers read "after ..." and error edges "error".
+// Mermaid's keywords. Labels are written as they are, except for what
+// Mermaid 11 misreads in state diagram labels (found by rendering them in
+// a browser): it reads backslash escapes, so backslashes are doubled; a
+// ";" ends the statement, so it is written as U+037E, which looks the
+// same; "<" followed by a letter, "/", "!" or "?" is taken as an HTML
+// tag, so a zero-width space follows it; and line breaks become spaces.
+// Its #code; entities are not decoded there, so they are no help.
+// Several machines are drawn as one composite state each. Mermaid has no
+// dashed or coloured transitions, so timers read "after ..." and error
+// edges "error".
 package mermaid
 
 import (
@@ -71,14 +77,30 @@ func writeMachine(b *bytes.Buffer, m *ir.Machine, prefix, in string) {
 	}
 }
 
-// escape replaces the characters Mermaid would read as syntax with its
-// #code; entities, and line breaks with spaces.
-var escaper = strings.NewReplacer(
-	"#", "#35;", ";", "#59;", ":", "#58;", "\"", "#quot;", "<", "#lt;", ">", "#gt;",
-	"&", "#amp;", "{", "#123;", "}", "#125;", "%", "#37;", "\n", " ", "\r", " ", "`", "#96;",
-)
+// escape rewrites what Mermaid would misread (see the package doc).
+func escape(s string) string {
+	var b strings.Builder
+	for i, r := range s {
+		switch r {
+		case '\\':
+			b.WriteString(`\\`)
+		case ';':
+			b.WriteRune('\u037e')
+		case '\n', '\r':
+			b.WriteByte(' ')
+		case '<':
+			b.WriteByte('<')
+			if next := s[i+1:]; next != "" && (isLetter(next[0]) || strings.ContainsRune("/!?", rune(next[0]))) {
+				b.WriteRune('\u200b')
+			}
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
 
-func escape(s string) string { return escaper.Replace(s) }
+func isLetter(c byte) bool { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' }
 
 // label joins a transition's label lines on one line.
 func label(lines []string) string { return escape(strings.Join(lines, " / ")) }
