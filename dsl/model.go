@@ -1,9 +1,6 @@
 package dsl
 
-import (
-	"strconv"
-	"time"
-)
+import "time"
 
 // Type is the type of a context field, payload field or expression.
 type Type uint8
@@ -45,23 +42,6 @@ type Value struct {
 
 // Zero returns the zero value of t.
 func Zero(t Type) Value { return Value{Type: t} }
-
-// String renders v as it would be written in a .fsm file.
-func (v Value) String() string {
-	switch v.Type {
-	case Int:
-		return strconv.FormatInt(v.I, 10)
-	case Float:
-		return strconv.FormatFloat(v.F, 'g', -1, 64)
-	case String:
-		return strconv.Quote(v.S)
-	case Bool:
-		return strconv.FormatBool(v.I != 0)
-	case Duration:
-		return time.Duration(v.I).String()
-	}
-	return "invalid"
-}
 
 // Model is a checked file: its machines with every name resolved and
 // every expression typed.

@@ -6,40 +6,26 @@ import (
 	"encoding/xml"
 	"image/png"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/fsmc/fsmc/compiler"
 	"github.com/fsmc/fsmc/compiler/dot"
 	"github.com/fsmc/fsmc/compiler/ir"
+	"github.com/fsmc/fsmc/internal/irtest"
 	"github.com/rogpeppe/go-internal/txtar"
 )
 
 // files gathers the examples and the compiler's own golden cases.
 func files(t *testing.T) map[string]*ir.File {
 	out := map[string]*ir.File{}
-	add := func(name string, src []byte) {
-		f, diags, err := compiler.CompileSource(name, src)
-		if err != nil || diags.HasErrors() {
-			t.Fatalf("%s: %v %v", name, diags, err)
-		}
-		out[name] = f
-	}
-	examples, _ := filepath.Glob("../../examples/*.fsm")
-	for _, e := range examples {
-		src, err := os.ReadFile(e)
-		if err != nil {
-			t.Fatal(err)
-		}
-		add(filepath.Base(e), src)
+	for name, src := range irtest.Examples(t) {
+		out[name] = irtest.Compile(t, name, src)
 	}
 	ar, err := txtar.ParseFile("../testdata/unusual.txtar")
 	if err != nil {
 		t.Fatal(err)
 	}
-	add("unusual.fsm", ar.Files[0].Data)
+	out["unusual.fsm"] = irtest.Compile(t, "unusual.fsm", ar.Files[0].Data)
 	return out
 }
 

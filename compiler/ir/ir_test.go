@@ -2,8 +2,6 @@ package ir_test
 
 import (
 	"bytes"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -12,41 +10,14 @@ import (
 	"github.com/fsmc/fsmc/compiler/ir"
 	"github.com/fsmc/fsmc/dsl"
 	"github.com/fsmc/fsmc/internal/fsmgen"
+	"github.com/fsmc/fsmc/internal/irtest"
 )
 
-func compile(t testing.TB, name string, src []byte) *ir.File {
-	t.Helper()
-	f, diags, err := compiler.CompileSource(name, src)
-	if err != nil || diags.HasErrors() {
-		t.Fatalf("%s: %v %v", name, diags, err)
-	}
-	return f
-}
-
-func encode(t testing.TB, f *ir.File) []byte {
-	t.Helper()
-	b, err := f.Encode()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-func examples(t testing.TB) map[string][]byte {
-	files, _ := filepath.Glob("../../examples/*.fsm")
-	if len(files) < 5 {
-		t.Fatalf("found %d examples", len(files))
-	}
-	out := map[string][]byte{}
-	for _, f := range files {
-		src, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out[filepath.Base(f)] = src
-	}
-	return out
-}
+var (
+	compile  = irtest.Compile
+	encode   = irtest.Encode
+	examples = irtest.Examples
+)
 
 // TestRoundTrip: compiling is deterministic, and loading what was
 // emitted gives back the same IR.

@@ -1,0 +1,58 @@
+// Package irtest holds what the compiler's, the IR's and the emitters'
+// tests share: the example machines, compiled and encoded, failing the
+// test on any error.
+package irtest
+
+import (
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+
+	"github.com/fsmc/fsmc/compiler"
+	"github.com/fsmc/fsmc/compiler/ir"
+)
+
+// Compile checks and compiles src.
+func Compile(t testing.TB, name string, src []byte) *ir.File {
+	t.Helper()
+	f, diags, err := compiler.CompileSource(name, src)
+	if err != nil || diags.HasErrors() {
+		t.Fatalf("%s: %v %v", name, diags, err)
+	}
+	return f
+}
+
+// Encode encodes f.
+func Encode(t testing.TB, f *ir.File) []byte {
+	t.Helper()
+	b, err := f.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// Root is the repository's root directory.
+func Root() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..")
+}
+
+// Examples returns the sources of examples/*.fsm by base name.
+func Examples(t testing.TB) map[string][]byte {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(Root(), "examples", "*.fsm"))
+	if len(files) < 5 {
+		t.Fatalf("found %d examples", len(files))
+	}
+	out := map[string][]byte{}
+	for _, f := range files {
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[filepath.Base(f)] = src
+	}
+	return out
+}
