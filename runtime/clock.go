@@ -1,0 +1,71 @@
+package runtime
+
+import (
+	"sync"
+	"time"
+)
+
+// Clock is the source of time for the engine and its stores.
+type Clock interface {
+	Now() time.Time
+	// Sleep waits until d has passed on this clock or wake is closed
+	// or receives; it reports whether the full duration passed.
+	Sleep(d time.Duration, wake <-chan struct{}) bool
+}
+
+// RealClock is the wall clock.
+type RealClock struct{}
+
+// Now returns the current time.
+func (RealClock) Now() time.Time { return time.Now() }
+
+// Sleep waits for d or a wake-up.
+func (RealClock) Sleep(d time.Duration, wake <-chan struct{}) bool {
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-wake:
+		return false
+	}
+}
+
+// FakeClock is a clock that moves only when told to. Sleep returns at
+// once, moving the clock forward by d: a worker waiting on a FakeClock
+// never blocks a test.
+type FakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+// NewFakeClock returns a FakeClock set to t.
+func NewFakeClock(t time.Time) *FakeClock { return &FakeClock{now: t} }
+
+// Now returns the clock's time.
+func (c *FakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// Set moves the clock to t (never backwards).
+func (c *FakeClock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if t.After(c.now) {
+		c.now = t
+	}
+}
+
+// Advance moves the clock forward by d.
+func (c *FakeClock) Advance(d time.Duration) { c.Set(c.Now().Add(d)) }
+
+// Sleep advances the clock by d and returns at once.
+func (c *FakeClock) Sleep(d time.Duration, _ <-chan struct{}) bool {
+	c.Advance(d)
+	return true
+}

@@ -1,0 +1,474 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/fsmc/fsmc/compiler/ir"
+)
+
+// ErrRejected is returned for an event or operation the instance's
+// status does not allow (an event to a completed instance, say).
+var ErrRejected = errors.New("rejected")
+
+// Options configure an Engine; the zero value is usable.
+type Options struct {
+	Clock  Clock         // RealClock if nil
+	Worker string        // this worker's name, for leases ("engine" if empty)
+	Lease  time.Duration // how long a claim lasts without renewal (15s if 0)
+	Logger *slog.Logger  // discarded if nil
+	// Jitter returns a number in [0, 1) for retry jitter; math/rand/v2
+	// if nil.
+	Jitter func() float64
+	// OnChange is called after each transition this engine commits.
+	OnChange func(Change)
+	// OnHistory is called for each history entry this engine records
+	// (unhandled events, attempts, failures), with the instance's ID.
+	OnHistory func(id string, h HistoryEntry)
+}
+
+// Engine runs machines on a Store. Its methods are safe for concurrent
+// use.
+type Engine struct {
+	store  Store
+	opts   Options
+	mu     sync.RWMutex
+	byHash map[string]*machine
+	byName map[string]*machine // the version Start uses
+	hashes []string
+	// scratch for the single-goroutine paths (Fire, RunDue); Run's
+	// workers have their own.
+	mainWorker *worker
+	mainMu     sync.Mutex
+}
+
+// Handler runs one attempt of an action. It returns the event to
+// deliver (Emit), nothing (a zero Result: done follows), Pending (the
+// attempt stays open: the instance is driven by other events), or an
+// error: a failed attempt, retried per the task's policy unless marked
+// Permanent.
+type Handler func(ctx context.Context, call *Call) (Result, error)
+
+// Call is what a handler is given.
+type Call struct {
+	Machine        string
+	Instance       string
+	State          string
+	Action         string
+	Context        Fields // read-only
+	Attempt        int    // 1 for the first attempt
+	IdempotencyKey string // the same for every attempt of one state visit
+	Deadline       time.Time
+}
+
+// Result is what a handler returns on success.
+type Result struct {
+	Event   string
+	Payload map[string]any
+	pending bool
+}
+
+// Emit returns a Result delivering event with payload.
+func Emit(event string, payload map[string]any) Result {
+	return Result{Event: event, Payload: payload}
+}
+
+// Pending is a Result that leaves the attempt open: nothing is
+// delivered, and the instance moves on only through other events.
+var Pending = Result{pending: true}
+
+type permanentError struct{ err error }
+
+func (p permanentError) Error() string { return p.err.Error() }
+func (p permanentError) Unwrap() error { return p.err }
+
+// Permanent marks err as not worth retrying: the task fails at once.
+func Permanent(err error) error { return permanentError{err} }
+
+// IsPermanent reports whether err was marked Permanent.
+func IsPermanent(err error) bool {
+	var p permanentError
+	return errors.As(err, &p)
+}
+
+// machine is a registered machine with its lookups and handlers.
+type machine struct {
+	ir       *ir.Machine
+	events   map[string]int
+	states   map[string]int
+	handlers []Handler // by action id; nil when this engine has none
+}
+
+// New returns an engine on store.
+func New(store Store, opts Options) *Engine {
+	if opts.Clock == nil {
+		opts.Clock = RealClock{}
+	}
+	if opts.Worker == "" {
+		opts.Worker = "engine"
+	}
+	if opts.Lease <= 0 {
+		opts.Lease = 15 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	e := &Engine{store: store, opts: opts, byHash: map[string]*machine{}, byName: map[string]*machine{}}
+	e.mainWorker = e.newWorker()
+	return e
+}
+
+// Store returns the engine's store.
+func (e *Engine) Store() Store { return e.store }
+
+// Clock returns the engine's clock.
+func (e *Engine) Clock() Clock { return e.opts.Clock }
+
+// Register adds a machine (validated IR) with handlers by action name.
+// Actions without a handler are not run by this engine: their attempts
+// wait for an engine that has one. A machine registered again under the
+// same name becomes the version that Start uses; instances of the older
+// version keep running on it.
+func (e *Engine) Register(ctx context.Context, m *ir.Machine, handlers map[string]Handler) error {
+	if m.Hash == "" {
+		return fmt.Errorf("machine %s has no hash: encode or load its IR first", m.Name)
+	}
+	rt := &machine{ir: m, events: map[string]int{}, states: map[string]int{}, handlers: make([]Handler, len(m.Actions))}
+	for i, ev := range m.Events {
+		rt.events[ev.Name] = i
+	}
+	for i, s := range m.States {
+		rt.states[s.Name] = i
+	}
+	for name, h := range handlers {
+		found := false
+		for i, a := range m.Actions {
+			if a.Name == name {
+				rt.handlers[i] = h
+				found = true
+			}
+		}
+		if !found {
+			return fmt.Errorf("machine %s has no action %q", m.Name, name)
+		}
+	}
+	if err := e.store.PutMachine(ctx, m); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if _, known := e.byHash[m.Hash]; !known {
+		e.hashes = append(e.hashes, m.Hash)
+	}
+	e.byHash[m.Hash] = rt
+	e.byName[m.Name] = rt
+	return nil
+}
+
+func (e *Engine) machineByHash(hash string) *machine {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.byHash[hash]
+}
+
+func (e *Engine) machineByName(name string) (*machine, error) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if m := e.byName[name]; m != nil {
+		return m, nil
+	}
+	names := make([]string, 0, len(e.byName))
+	for n := range e.byName {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return nil, fmt.Errorf("unknown machine %q (this engine runs: %v)", name, names)
+}
+
+// StartOptions configure Start.
+type StartOptions struct {
+	Priority int  // 0 (lowest) to 9
+	IfAbsent bool // an existing ID is not an error
+}
+
+// Start creates an instance of the named machine in its initial state,
+// with the given context fields (the rest take their defaults).
+func (e *Engine) Start(ctx context.Context, machineName, id string, fields map[string]any, opts StartOptions) error {
+	m, err := e.machineByName(machineName)
+	if err != nil {
+		return err
+	}
+	values, err := Values(m.ir.Context, nil, fields)
+	if err != nil {
+		return fmt.Errorf("context: %w", err)
+	}
+	return e.StartValues(ctx, machineName, id, values, opts)
+}
+
+// StartValues is Start with typed context values, in field order.
+func (e *Engine) StartValues(ctx context.Context, machineName, id string, values []ir.Value, opts StartOptions) error {
+	m, err := e.machineByName(machineName)
+	if err != nil {
+		return err
+	}
+	if id == "" {
+		return errors.New("an instance needs an ID")
+	}
+	if opts.Priority < 0 || opts.Priority > 9 {
+		return fmt.Errorf("priority %d is out of range (0-9)", opts.Priority)
+	}
+	if len(values) != len(m.ir.Context) {
+		return fmt.Errorf("context: want %d values, got %d", len(m.ir.Context), len(values))
+	}
+	now := e.opts.Clock.Now()
+	inst := &Instance{ID: id, Machine: m.ir.Name, Hash: m.ir.Hash, State: m.ir.Initial, Context: values,
+		Status: Active, Visit: 1, Priority: opts.Priority, Created: now, Updated: now}
+	w := e.newWorker()
+	w.reset()
+	if err := w.enter(m, inst, now); err != nil {
+		return fmt.Errorf("entering the initial state: %w", err)
+	}
+	w.history = append(w.history, HistoryEntry{Time: now, Kind: HistStart, Version: 1, From: -1, To: inst.State, Event: -1})
+	change := Change{Time: now, Instance: id, Machine: m.ir.Name, From: -1, To: inst.State, Event: -1, Status: inst.Status}
+	err = e.store.Create(ctx, inst, w.schedule, w.history, change)
+	if errors.Is(err, ErrExists) && opts.IfAbsent {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	change.Version = 1
+	e.notify(id, w.history, []Change{change})
+	return nil
+}
+
+// Send queues event for instance id, with its payload fields. It fails
+// for an unknown instance or event, a wrong payload, or an instance that
+// has completed or been cancelled.
+func (e *Engine) Send(ctx context.Context, id, event string, payload map[string]any) error {
+	var inst Instance
+	if err := e.store.Load(ctx, id, &inst); err != nil {
+		return err
+	}
+	m, err := e.machineFor(ctx, &inst)
+	if err != nil {
+		return err
+	}
+	ev, ok := m.events[event]
+	if !ok || ev < 2 {
+		return fmt.Errorf("machine %s has no event %q", m.ir.Name, event)
+	}
+	if inst.Status == Completed || inst.Status == Cancelled {
+		return fmt.Errorf("%w: instance %s is %s", ErrRejected, id, inst.Status)
+	}
+	var values []ir.Value
+	if len(payload) > 0 || len(m.ir.Events[ev].Params) > 0 {
+		if values, err = Values(m.ir.Events[ev].Params, nil, payload); err != nil {
+			return fmt.Errorf("event %s: %w", event, err)
+		}
+	}
+	return e.store.Enqueue(ctx, Work{Kind: WorkEvent, Instance: id, Due: e.opts.Clock.Now(), Event: ev, Payload: values})
+}
+
+// Fire sends event and handles the instance's due work on the calling
+// goroutine (tasks included), for programs that drive instances
+// directly.
+func (e *Engine) Fire(ctx context.Context, id, event string, payload map[string]any) error {
+	if err := e.Send(ctx, id, event, payload); err != nil {
+		return err
+	}
+	e.mainMu.Lock()
+	defer e.mainMu.Unlock()
+	for {
+		ok, err := e.store.ClaimInstance(ctx, id, e.filter(), &e.mainWorker.lease)
+		if err != nil || !ok {
+			return err
+		}
+		if err := e.process(ctx, e.mainWorker); err != nil {
+			return err
+		}
+	}
+}
+
+// machineFor finds the machine version an instance runs, loading it from
+// the store when this engine has not registered it.
+func (e *Engine) machineFor(ctx context.Context, inst *Instance) (*machine, error) {
+	if m := e.machineByHash(inst.Hash); m != nil {
+		return m, nil
+	}
+	irm, err := e.store.Machine(ctx, inst.Hash)
+	if err != nil {
+		return nil, fmt.Errorf("instance %s runs machine %s version %s, which this engine does not know: %w", inst.ID, inst.Machine, inst.Hash, err)
+	}
+	if err := irm.Validate(); err != nil {
+		return nil, err
+	}
+	return &machine{ir: irm, events: eventIndex(irm), states: stateIndex(irm), handlers: make([]Handler, len(irm.Actions))}, nil
+}
+
+func eventIndex(m *ir.Machine) map[string]int {
+	out := map[string]int{}
+	for i, ev := range m.Events {
+		out[ev.Name] = i
+	}
+	return out
+}
+
+func stateIndex(m *ir.Machine) map[string]int {
+	out := map[string]int{}
+	for i, s := range m.States {
+		out[s.Name] = i
+	}
+	return out
+}
+
+// View is an instance as reported to users: names resolved, history
+// included.
+type View struct {
+	Instance
+	StateName string
+	Fields    Fields
+	History   []HistoryEntry
+	IR        *ir.Machine
+}
+
+// Get returns an instance with its history.
+func (e *Engine) Get(ctx context.Context, id string) (*View, error) {
+	v := &View{}
+	if err := e.store.Load(ctx, id, &v.Instance); err != nil {
+		return nil, err
+	}
+	m, err := e.machineFor(ctx, &v.Instance)
+	if err != nil {
+		return nil, err
+	}
+	v.IR = m.ir
+	v.StateName = m.ir.States[v.State].Name
+	v.Fields = Fields{schema: m.ir.Context, values: v.Context}
+	v.History, err = e.store.History(ctx, id)
+	return v, err
+}
+
+// List returns instances matching f.
+func (e *Engine) List(ctx context.Context, f ListFilter) ([]*Instance, error) {
+	return e.store.List(ctx, f)
+}
+
+// Retry resumes a failed instance: a task that failed for good runs
+// again from its first attempt; after an expression fault, the event that
+// caused it has been consumed and the instance goes on with the next.
+func (e *Engine) Retry(ctx context.Context, id string) error {
+	return e.operate(ctx, id, func(m *machine, inst *Instance, w *worker, now time.Time) error {
+		if inst.Status != Failed {
+			return fmt.Errorf("%w: instance %s is %s, not failed", ErrRejected, id, inst.Status)
+		}
+		inst.Status = Active
+		inst.Failure = ""
+		if inst.FailedTask {
+			inst.FailedTask = false
+			if t := m.ir.States[inst.State].Task; t != nil {
+				w.schedule = append(w.schedule, Work{Kind: WorkTask, Due: now, Visit: inst.Visit, Action: t.Action, Attempt: 1})
+			}
+		}
+		w.history = append(w.history, HistoryEntry{Time: now, Kind: HistRetry, Version: inst.Version + 1, From: -1, To: -1, Event: -1})
+		return nil
+	})
+}
+
+// Cancel ends an instance at once; its pending work is dropped.
+func (e *Engine) Cancel(ctx context.Context, id string) error {
+	return e.operate(ctx, id, func(m *machine, inst *Instance, w *worker, now time.Time) error {
+		if inst.Status == Completed || inst.Status == Cancelled {
+			return fmt.Errorf("%w: instance %s is already %s", ErrRejected, id, inst.Status)
+		}
+		inst.Status = Cancelled
+		w.commit.DropWork = true
+		w.history = append(w.history, HistoryEntry{Time: now, Kind: HistCancel, Version: inst.Version + 1, From: -1, To: -1, Event: -1})
+		return nil
+	})
+}
+
+// operate applies an operator's change with a fenced update, retrying
+// when a worker commits in between.
+func (e *Engine) operate(ctx context.Context, id string, change func(*machine, *Instance, *worker, time.Time) error) error {
+	w := e.newWorker()
+	for tries := 0; ; tries++ {
+		w.reset()
+		if err := e.store.Load(ctx, id, &w.inst); err != nil {
+			return err
+		}
+		m, err := e.machineFor(ctx, &w.inst)
+		if err != nil {
+			return err
+		}
+		now := e.opts.Clock.Now()
+		if err := change(m, &w.inst, w, now); err != nil {
+			return err
+		}
+		w.inst.Updated = now
+		w.commit = Commit{Instance: &w.inst, History: w.history, Schedule: w.schedule, DropWork: w.commit.DropWork}
+		err = e.store.Update(ctx, &w.commit)
+		if errors.Is(err, ErrStale) && tries < 10 {
+			continue
+		}
+		if err == nil {
+			e.notify(id, w.history, nil)
+		}
+		return err
+	}
+}
+
+// notify reports committed history and changes to the observers.
+func (e *Engine) notify(id string, history []HistoryEntry, changes []Change) {
+	if e.opts.OnHistory != nil {
+		for _, h := range history {
+			e.opts.OnHistory(id, h)
+		}
+	}
+	if e.opts.OnChange != nil {
+		for _, c := range changes {
+			e.opts.OnChange(c)
+		}
+	}
+}
+
+// filter is what this engine can claim.
+func (e *Engine) filter() ClaimFilter {
+	e.mu.RLock()
+	hashes := e.hashes
+	e.mu.RUnlock()
+	return ClaimFilter{Worker: e.opts.Worker, Hashes: hashes, CanRun: e.canRun, Now: e.opts.Clock.Now(), Lease: e.opts.Lease}
+}
+
+func (e *Engine) canRun(hash string, action int) bool {
+	m := e.machineByHash(hash)
+	return m != nil && action >= 0 && action < len(m.handlers) && m.handlers[action] != nil
+}
+
+// RunDue handles work until nothing is due, on the calling goroutine,
+// and returns how many items it handled.
+func (e *Engine) RunDue(ctx context.Context) (int, error) {
+	e.mainMu.Lock()
+	defer e.mainMu.Unlock()
+	n := 0
+	for ctx.Err() == nil {
+		ok, err := e.store.Claim(ctx, e.filter(), &e.mainWorker.lease)
+		if err != nil {
+			return n, err
+		}
+		if !ok {
+			return n, nil
+		}
+		if err := e.process(ctx, e.mainWorker); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, ctx.Err()
+}

@@ -1,0 +1,556 @@
+// Package memstore is the embedded (in-process) runtime.Store: the
+// default for `fsmc run`, tests and single-process programs.
+//
+// Everything lives in memory under one mutex. Each instance keeps its
+// queue of instance work sorted by due time and arrival, and a capped
+// ring of history. Schedulable things, the head of each instance's queue
+// and each task attempt, sit in one of two indexed heaps: the timeline
+// (by due time) until they are due, then the ready heap (by priority, due
+// time, arrival), from which Claim takes. A claimed item leaves both heaps
+// until its lease is committed, completed, released or expires.
+//
+// The steady-state path of an event (Enqueue, ClaimInstance, Load,
+// Commit) copies into memory the store and the caller already own, and
+// allocates nothing.
+package memstore
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/fsmc/fsmc/compiler/ir"
+	"github.com/fsmc/fsmc/runtime"
+)
+
+// DefaultHistory is how many history entries an instance keeps.
+const DefaultHistory = 100
+
+// changeRing is how many changelog entries the store keeps.
+const changeRing = 4096
+
+// Store is an in-memory runtime.Store.
+type Store struct {
+	mu         sync.Mutex
+	machines   map[string]*ir.Machine
+	entries    map[string]*entry
+	timeline   indexedHeap
+	ready      indexedHeap
+	leased     map[*item]string // leased items and their tokens
+	seq        uint64
+	tokens     uint64
+	historyCap int
+	changes    [changeRing]runtime.Change
+	changeSeq  uint64 // changes ever recorded
+	wake       chan struct{}
+}
+
+// entry is one instance.
+type entry struct {
+	inst    runtime.Instance
+	history []runtime.HistoryEntry // ring
+	histAt  int                    // next slot
+	histLen int
+	queue   []runtime.Work // instance work, by due time then arrival
+	head    item           // schedules queue[0]
+	tasks   []*taskItem
+}
+
+type taskItem struct {
+	work runtime.Work
+	item item
+}
+
+// New returns an empty store keeping historyCap history entries per
+// instance (DefaultHistory if 0).
+func New(historyCap int) *Store {
+	if historyCap <= 0 {
+		historyCap = DefaultHistory
+	}
+	return &Store{
+		machines:   map[string]*ir.Machine{},
+		entries:    map[string]*entry{},
+		timeline:   indexedHeap{less: byDue},
+		ready:      indexedHeap{less: byUrgency},
+		leased:     map[*item]string{},
+		historyCap: historyCap,
+		wake:       make(chan struct{}, 1),
+	}
+}
+
+var _ runtime.Store = (*Store)(nil)
+
+func (s *Store) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Wake implements runtime.Store.
+func (s *Store) Wake() <-chan struct{} { return s.wake }
+
+// PutMachine implements runtime.Store.
+func (s *Store) PutMachine(_ context.Context, m *ir.Machine) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.machines[m.Hash] = m
+	return nil
+}
+
+// Machine implements runtime.Store.
+func (s *Store) Machine(_ context.Context, hash string) (*ir.Machine, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if m := s.machines[hash]; m != nil {
+		return m, nil
+	}
+	return nil, fmt.Errorf("no machine with hash %s", hash)
+}
+
+// Create implements runtime.Store.
+func (s *Store) Create(_ context.Context, inst *runtime.Instance, work []runtime.Work, history []runtime.HistoryEntry, change runtime.Change) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, exists := s.entries[inst.ID]; exists {
+		return runtime.ErrExists
+	}
+	e := &entry{history: make([]runtime.HistoryEntry, s.historyCap)}
+	e.head.entry = e
+	e.head.index = -1
+	e.inst.CopyFrom(inst)
+	e.inst.Version = 1
+	s.entries[inst.ID] = e
+	s.appendHistory(e, history)
+	for _, w := range work {
+		s.schedule(e, w)
+	}
+	change.Version = 1
+	s.recordChange(change)
+	s.reschedule(e)
+	s.signal()
+	return nil
+}
+
+// Load implements runtime.Store.
+func (s *Store) Load(_ context.Context, id string, inst *runtime.Instance) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.entries[id]
+	if e == nil {
+		return runtime.ErrNotFound
+	}
+	inst.CopyFrom(&e.inst)
+	return nil
+}
+
+// History implements runtime.Store.
+func (s *Store) History(_ context.Context, id string) ([]runtime.HistoryEntry, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.entries[id]
+	if e == nil {
+		return nil, runtime.ErrNotFound
+	}
+	out := make([]runtime.HistoryEntry, 0, e.histLen)
+	start := e.histAt - e.histLen
+	for i := 0; i < e.histLen; i++ {
+		out = append(out, e.history[(start+i+len(e.history))%len(e.history)])
+	}
+	return out, nil
+}
+
+// List implements runtime.Store.
+func (s *Store) List(_ context.Context, f runtime.ListFilter) ([]*runtime.Instance, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []*runtime.Instance
+	for _, e := range s.entries {
+		if f.Machine != "" && e.inst.Machine != f.Machine || f.Status != 0 && e.inst.Status != f.Status {
+			continue
+		}
+		if f.State != "" {
+			m := s.machines[e.inst.Hash]
+			if m == nil || m.States[e.inst.State].Name != f.State {
+				continue
+			}
+		}
+		inst := &runtime.Instance{}
+		inst.CopyFrom(&e.inst)
+		out = append(out, inst)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	if f.Limit > 0 && len(out) > f.Limit {
+		out = out[:f.Limit]
+	}
+	return out, nil
+}
+
+// Enqueue implements runtime.Store.
+func (s *Store) Enqueue(_ context.Context, w runtime.Work) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.entries[w.Instance]
+	if e == nil {
+		return runtime.ErrNotFound
+	}
+	s.schedule(e, w)
+	s.reschedule(e)
+	s.signal()
+	return nil
+}
+
+// schedule adds work to an entry (the caller reschedules the head).
+func (s *Store) schedule(e *entry, w runtime.Work) {
+	s.seq++
+	w.Seq = s.seq
+	w.Instance = e.inst.ID
+	w.Priority = e.inst.Priority
+	if w.Kind == runtime.WorkTask {
+		t := &taskItem{work: w}
+		t.item = item{due: w.Due, seq: w.Seq, priority: w.Priority, entry: e, task: t, index: -1}
+		e.tasks = append(e.tasks, t)
+		s.timeline.push(&t.item)
+		return
+	}
+	i := sort.Search(len(e.queue), func(i int) bool {
+		q := &e.queue[i]
+		return q.Due.After(w.Due) || q.Due.Equal(w.Due) && q.Seq > w.Seq
+	})
+	e.queue = append(e.queue, runtime.Work{})
+	copy(e.queue[i+1:], e.queue[i:])
+	e.queue[i] = w
+}
+
+// reschedule puts the head of e's queue where it belongs: in a heap when
+// the instance is active, its queue non-empty and not leased.
+func (s *Store) reschedule(e *entry) {
+	h := &e.head
+	if _, isLeased := s.leased[h]; isLeased {
+		return
+	}
+	want := len(e.queue) > 0 && e.inst.Status == runtime.Active
+	if h.heap != nil {
+		h.heap.remove(h)
+	}
+	if !want {
+		return
+	}
+	h.due, h.seq, h.priority = e.queue[0].Due, e.queue[0].Seq, e.inst.Priority
+	s.timeline.push(h)
+}
+
+// promote moves everything due by now from the timeline to the ready
+// heap, and gives back expired leases.
+func (s *Store) promote(now time.Time) {
+	for it := range s.leased {
+		if it.entry != nil && leaseExpired(it, now) {
+			delete(s.leased, it)
+			if it.task != nil {
+				s.timeline.push(it)
+			} else {
+				s.reschedule(it.entry)
+			}
+		}
+	}
+	for {
+		it := s.timeline.top()
+		if it == nil || it.due.After(now) {
+			return
+		}
+		s.timeline.remove(it)
+		s.ready.push(it)
+	}
+}
+
+// leaseUntil is stored in the item's due field while it is leased.
+func leaseExpired(it *item, now time.Time) bool { return !it.due.After(now) }
+
+func (s *Store) lease(it *item, f runtime.ClaimFilter, l *runtime.Lease) {
+	if it.heap != nil {
+		it.heap.remove(it)
+	}
+	s.tokens++
+	token := strconv.FormatUint(s.tokens, 36)
+	s.leased[it] = token
+	if it.task != nil {
+		l.Work = it.task.work
+	} else {
+		l.Work = it.entry.queue[0]
+	}
+	l.Worker = f.Worker
+	l.Until = f.Now.Add(f.Lease)
+	l.Token = token
+	// While leased, due holds the lease expiry; the work keeps its own.
+	it.due = l.Until
+}
+
+func hashAllowed(hashes []string, hash string) bool {
+	if hashes == nil {
+		return true
+	}
+	for _, h := range hashes {
+		if h == hash {
+			return true
+		}
+	}
+	return false
+}
+
+// eligible reports whether the filter lets a worker take it.
+func eligible(it *item, f runtime.ClaimFilter) bool {
+	inst := &it.entry.inst
+	if inst.Status != runtime.Active || !hashAllowed(f.Hashes, inst.Hash) {
+		return false
+	}
+	return it.task == nil || f.CanRun == nil || f.CanRun(inst.Hash, it.task.work.Action)
+}
+
+// Claim implements runtime.Store.
+func (s *Store) Claim(_ context.Context, f runtime.ClaimFilter, l *runtime.Lease) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.promote(f.Now)
+	var skipped []*item
+	defer func() {
+		for _, it := range skipped {
+			s.ready.push(it)
+		}
+	}()
+	for {
+		it := s.ready.top()
+		if it == nil {
+			return false, nil
+		}
+		if eligible(it, f) {
+			s.lease(it, f, l)
+			return true, nil
+		}
+		s.ready.remove(it)
+		skipped = append(skipped, it)
+	}
+}
+
+// ClaimInstance implements runtime.Store.
+func (s *Store) ClaimInstance(_ context.Context, id string, f runtime.ClaimFilter, l *runtime.Lease) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.entries[id]
+	if e == nil {
+		return false, runtime.ErrNotFound
+	}
+	h := &e.head
+	if h.heap == nil || h.due.After(f.Now) || !eligible(h, f) {
+		return false, nil
+	}
+	s.lease(h, f, l)
+	return true, nil
+}
+
+// holds finds the leased item l refers to.
+func (s *Store) holds(l *runtime.Lease) (*item, error) {
+	e := s.entries[l.Work.Instance]
+	if e == nil {
+		return nil, runtime.ErrNotFound
+	}
+	var it *item
+	if l.Work.Kind == runtime.WorkTask {
+		for _, t := range e.tasks {
+			if t.work.Seq == l.Work.Seq {
+				it = &t.item
+			}
+		}
+	} else if len(e.queue) > 0 && e.queue[0].Seq == l.Work.Seq {
+		it = &e.head
+	}
+	if it == nil || s.leased[it] != l.Token {
+		return nil, runtime.ErrLostLease
+	}
+	return it, nil
+}
+
+// Extend implements runtime.Store.
+func (s *Store) Extend(_ context.Context, l *runtime.Lease, until time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	it, err := s.holds(l)
+	if err != nil {
+		return err
+	}
+	it.due = until
+	l.Until = until
+	return nil
+}
+
+// Release implements runtime.Store.
+func (s *Store) Release(_ context.Context, l *runtime.Lease) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	it, err := s.holds(l)
+	if err != nil {
+		return err
+	}
+	delete(s.leased, it)
+	if it.task != nil {
+		it.due = it.task.work.Due
+		s.timeline.push(it)
+	} else {
+		s.reschedule(it.entry)
+	}
+	s.signal()
+	return nil
+}
+
+// finish removes the leased item's work.
+func (s *Store) finish(it *item) {
+	delete(s.leased, it)
+	e := it.entry
+	if it.task == nil {
+		copy(e.queue, e.queue[1:])
+		e.queue[len(e.queue)-1] = runtime.Work{}
+		e.queue = e.queue[:len(e.queue)-1]
+		return
+	}
+	for i, t := range e.tasks {
+		if t == it.task {
+			e.tasks = append(e.tasks[:i], e.tasks[i+1:]...)
+			break
+		}
+	}
+}
+
+// Commit implements runtime.Store.
+func (s *Store) Commit(_ context.Context, l *runtime.Lease, c *runtime.Commit) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	it, err := s.holds(l)
+	if err != nil {
+		return err
+	}
+	e := it.entry
+	if e.inst.Version != c.Instance.Version {
+		return runtime.ErrStale
+	}
+	s.finish(it)
+	s.apply(e, c)
+	return nil
+}
+
+// Update implements runtime.Store.
+func (s *Store) Update(_ context.Context, c *runtime.Commit) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.entries[c.Instance.ID]
+	if e == nil {
+		return runtime.ErrNotFound
+	}
+	if e.inst.Version != c.Instance.Version {
+		return runtime.ErrStale
+	}
+	s.apply(e, c)
+	return nil
+}
+
+func (s *Store) apply(e *entry, c *runtime.Commit) {
+	version := e.inst.Version + 1
+	e.inst.CopyFrom(c.Instance)
+	e.inst.Version = version
+	if c.DropWork {
+		for _, t := range e.tasks {
+			if t.item.heap != nil {
+				t.item.heap.remove(&t.item)
+			}
+			delete(s.leased, &t.item)
+		}
+		e.tasks = e.tasks[:0]
+		e.queue = e.queue[:0]
+	}
+	s.appendHistory(e, c.History)
+	for _, w := range c.Schedule {
+		s.schedule(e, w)
+	}
+	for _, ch := range c.Changes {
+		ch.Version = version
+		s.recordChange(ch)
+	}
+	s.reschedule(e)
+	s.signal()
+}
+
+// Complete implements runtime.Store.
+func (s *Store) Complete(_ context.Context, l *runtime.Lease, history []runtime.HistoryEntry, schedule []runtime.Work) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	it, err := s.holds(l)
+	if err != nil {
+		return err
+	}
+	e := it.entry
+	s.finish(it)
+	s.appendHistory(e, history)
+	for _, w := range schedule {
+		s.schedule(e, w)
+	}
+	s.reschedule(e)
+	s.signal()
+	return nil
+}
+
+func (s *Store) appendHistory(e *entry, history []runtime.HistoryEntry) {
+	for _, h := range history {
+		e.history[e.histAt] = h
+		e.histAt = (e.histAt + 1) % len(e.history)
+		if e.histLen < len(e.history) {
+			e.histLen++
+		}
+	}
+}
+
+func (s *Store) recordChange(c runtime.Change) {
+	s.changes[s.changeSeq%changeRing] = c
+	s.changeSeq++
+}
+
+// NextDue implements runtime.Store.
+func (s *Store) NextDue(_ context.Context) (time.Time, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var next time.Time
+	found := false
+	consider := func(t time.Time) {
+		if !found || t.Before(next) {
+			next, found = t, true
+		}
+	}
+	if it := s.ready.top(); it != nil {
+		consider(it.due)
+	}
+	if it := s.timeline.top(); it != nil {
+		consider(it.due)
+	}
+	for it := range s.leased {
+		consider(it.due) // an expiring lease makes work due again
+	}
+	return next, found, nil
+}
+
+// Changes implements runtime.Store.
+func (s *Store) Changes(_ context.Context, after uint64, limit int) ([]runtime.Change, uint64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	oldest := uint64(0)
+	if s.changeSeq > changeRing {
+		oldest = s.changeSeq - changeRing
+	}
+	if after < oldest {
+		after = oldest
+	}
+	var out []runtime.Change
+	for i := after; i < s.changeSeq && (limit <= 0 || len(out) < limit); i++ {
+		out = append(out, s.changes[i%changeRing])
+	}
+	return out, after + uint64(len(out)), nil
+}

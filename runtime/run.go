@@ -1,0 +1,118 @@
+package runtime
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// idleWait bounds how long an idle worker sleeps without news, so that
+// work made due by another process (with a store that cannot wake us) or
+// an expired lease is picked up.
+const idleWait = time.Second
+
+// Run handles work with the given number of workers until ctx is done.
+// Idle workers sleep until the next due time or until the store reports
+// new work. When ctx is cancelled workers stop claiming, finish what they
+// hold (task handlers see the cancellation and their attempts are given
+// back), and Run returns.
+func (e *Engine) Run(ctx context.Context, workers int) error {
+	if workers < 1 {
+		workers = 1
+	}
+	b := newBroadcast()
+	stopForward := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-e.store.Wake():
+				b.signal()
+			case <-stopForward:
+				return
+			}
+		}
+	}()
+	defer close(stopForward)
+	var wg sync.WaitGroup
+	for i := 0; i < workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e.workLoop(ctx, b)
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+func (e *Engine) workLoop(ctx context.Context, b *broadcast) {
+	w := e.newWorker()
+	retry := 10 * time.Millisecond
+	for ctx.Err() == nil {
+		wake := b.wait()
+		ok, err := e.store.Claim(ctx, e.filter(), &w.lease)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			e.opts.Logger.Error("claiming work", "err", err, "retry_in", retry)
+			e.opts.Clock.Sleep(retry, ctx.Done())
+			retry = min(retry*2, 5*time.Second)
+			continue
+		}
+		retry = 10 * time.Millisecond
+		if ok {
+			b.signal() // there may be more: let an idle worker look
+			if err := e.process(ctx, w); err != nil && ctx.Err() == nil {
+				e.opts.Logger.Error("handling work", "instance", w.lease.Work.Instance, "err", err)
+			}
+			continue
+		}
+		wait := idleWait
+		if next, found, err := e.store.NextDue(ctx); err == nil && found {
+			wait = min(wait, next.Sub(e.opts.Clock.Now()))
+		}
+		if wait > 0 {
+			e.sleep(ctx, wait, wake)
+		}
+	}
+}
+
+// sleep waits for d, a wake-up or cancellation.
+func (e *Engine) sleep(ctx context.Context, d time.Duration, wake <-chan struct{}) {
+	merged := make(chan struct{})
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		select {
+		case <-wake:
+		case <-ctx.Done():
+		case <-stop:
+			return
+		}
+		close(merged)
+	}()
+	e.opts.Clock.Sleep(d, merged)
+}
+
+// broadcast wakes every waiting worker at once: signal closes the current
+// channel and starts a new one.
+type broadcast struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+func newBroadcast() *broadcast { return &broadcast{ch: make(chan struct{})} }
+
+func (b *broadcast) wait() <-chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.ch
+}
+
+func (b *broadcast) signal() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	close(b.ch)
+	b.ch = make(chan struct{})
+}

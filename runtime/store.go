@@ -1,0 +1,140 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/fsmc/fsmc/compiler/ir"
+)
+
+// The errors stores return.
+var (
+	ErrExists    = errors.New("instance already exists")
+	ErrNotFound  = errors.New("no such instance")
+	ErrStale     = errors.New("stale commit: the instance changed since it was read")
+	ErrLostLease = errors.New("the lease on this work has expired or was taken over")
+)
+
+// WorkKind says what a work item is.
+type WorkKind uint8
+
+// The kinds of work.
+const (
+	WorkEvent WorkKind = iota + 1 // instance work: deliver Event with Payload
+	WorkTimer                     // instance work: timer Timer of visit Visit fires
+	WorkTask                      // a task attempt: run Action, attempt Attempt, for visit Visit
+)
+
+// Work is one item of due work.
+type Work struct {
+	Kind     WorkKind
+	Instance string
+	Due      time.Time
+	Seq      uint64 // assigned by the store: arrival order
+	Visit    uint64 // the visit it belongs to; 0 for events sent from outside
+	Event    int
+	Payload  []ir.Value
+	Timer    int
+	Action   int // action id (WorkTask)
+	Attempt  int // 1-based (WorkTask)
+	Priority int // the instance's priority, copied by the store
+}
+
+// Lease is a claim on one work item until Until. A store fills the
+// fields it needs to recognise the claim again.
+type Lease struct {
+	Work   Work
+	Worker string
+	Until  time.Time
+	Token  string // store-specific
+}
+
+// ClaimFilter says what a worker can do.
+type ClaimFilter struct {
+	Worker string
+	// Hashes are the machine versions this worker runs.
+	Hashes []string
+	// CanRun reports whether the worker has a handler for action of the
+	// machine with hash; task attempts it cannot run are never claimed.
+	CanRun func(hash string, action int) bool
+	Now    time.Time
+	Lease  time.Duration
+}
+
+// Commit is the result of handling one instance work item: the new
+// snapshot (Version is the version read; the store writes Version+1),
+// history to append, work to schedule, and the changelog entries.
+type Commit struct {
+	Instance *Instance
+	History  []HistoryEntry
+	Schedule []Work
+	Changes  []Change
+	// DropWork removes all of the instance's pending work: it has
+	// completed or been cancelled.
+	DropWork bool
+}
+
+// ListFilter selects instances; zero fields match everything.
+type ListFilter struct {
+	Machine string
+	State   string // needs Machine's IR to resolve; stores compare names via StateName
+	Status  Status
+	Limit   int
+}
+
+// Store keeps instances and their work. Implementations: memstore
+// (in-process) and redisstore. All methods are safe for concurrent use.
+type Store interface {
+	// PutMachine records a compiled machine under its hash.
+	PutMachine(ctx context.Context, m *ir.Machine) error
+	// Machine returns the machine stored under hash.
+	Machine(ctx context.Context, hash string) (*ir.Machine, error)
+
+	// Create stores a new instance (Version 1) with its first work and
+	// history; ErrExists if the ID is taken.
+	Create(ctx context.Context, inst *Instance, work []Work, history []HistoryEntry, change Change) error
+	// Load copies an instance, without its history, into inst (reusing
+	// inst.Context's storage); ErrNotFound.
+	Load(ctx context.Context, id string, inst *Instance) error
+	// History returns an instance's history, oldest first.
+	History(ctx context.Context, id string) ([]HistoryEntry, error)
+	// List returns instances matching f, by ID.
+	List(ctx context.Context, f ListFilter) ([]*Instance, error)
+
+	// Enqueue adds work for an existing instance; ErrNotFound.
+	Enqueue(ctx context.Context, w Work) error
+	// Claim leases the most urgent due work the filter allows: highest
+	// instance priority first, then earliest due, then arrival. Instance
+	// work is claimable only at the head of its instance's queue, while
+	// no other lease holds that queue, and while the instance is active.
+	// It fills l and reports whether anything was due.
+	Claim(ctx context.Context, f ClaimFilter, l *Lease) (bool, error)
+	// ClaimInstance is Claim restricted to one instance's queue, for a
+	// process that wants to handle what it has just sent.
+	ClaimInstance(ctx context.Context, id string, f ClaimFilter, l *Lease) (bool, error)
+	// Extend moves a lease's expiry; ErrLostLease if it was lost.
+	Extend(ctx context.Context, l *Lease, until time.Time) error
+	// Release gives a leased item back, due again at once.
+	Release(ctx context.Context, l *Lease) error
+
+	// Commit applies c for the instance work l holds, atomically: only if
+	// the stored version still equals c.Instance.Version (else ErrStale,
+	// and nothing changes) and the lease still holds (else ErrLostLease).
+	Commit(ctx context.Context, l *Lease, c *Commit) error
+	// Complete finishes leased work without changing the instance: it
+	// removes the item, appends history and schedules follow-up work.
+	// Used for task attempts and for discarding stale items.
+	Complete(ctx context.Context, l *Lease, history []HistoryEntry, schedule []Work) error
+	// Update commits an operator's change (retry, cancel) fenced like
+	// Commit, without a lease.
+	Update(ctx context.Context, c *Commit) error
+
+	// NextDue returns the earliest due time of any work, if any.
+	NextDue(ctx context.Context) (time.Time, bool, error)
+	// Changes returns changelog entries after the given cursor (0 for the
+	// oldest kept) and the cursor to continue from.
+	Changes(ctx context.Context, after uint64, limit int) ([]Change, uint64, error)
+	// Wake returns a channel that receives when new work may be due.
+	Wake() <-chan struct{}
+}

@@ -1,0 +1,1015 @@
+// Package storetest is the conformance suite every runtime.Store must
+// pass: the same test functions run against memstore and redisstore.
+//
+// Run takes a function that returns a fresh, empty store and runs two
+// groups of tests: the Store contract itself (ordering, leases, fenced
+// commits, history, the changelog), and the meaning of machines
+// (language.md "Meaning") driven through a runtime.Engine on that store
+// with a fake clock, so no test sleeps.
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/fsmc/fsmc/compiler"
+	"github.com/fsmc/fsmc/compiler/ir"
+	"github.com/fsmc/fsmc/runtime"
+)
+
+// NewStore returns a fresh, empty store for one test.
+type NewStore func(t *testing.T) runtime.Store
+
+// Run runs the whole suite.
+func Run(t *testing.T, newStore NewStore) {
+	for _, tc := range []struct {
+		name string
+		fn   func(*testing.T, NewStore)
+	}{
+		{"CreateLoadExists", testCreateLoadExists},
+		{"InstanceQueueIsFIFO", testInstanceQueueIsFIFO},
+		{"NothingBeforeDue", testNothingBeforeDue},
+		{"PriorityFirst", testPriorityFirst},
+		{"OneClaimPerInstance", testOneClaimPerInstance},
+		{"CommitIsFenced", testCommitIsFenced},
+		{"LostLease", testLostLease},
+		{"ReleaseAndExpiry", testReleaseAndExpiry},
+		{"TasksNeedAHandler", testTasksNeedAHandler},
+		{"HistoryIsCapped", testHistoryIsCapped},
+		{"Changelog", testChangelog},
+		{"DropWork", testDropWork},
+		{"List", testList},
+		{"OrderRunsToCompletion", testOrderRunsToCompletion},
+		{"SimultaneousSet", testSimultaneousSet},
+		{"RetriesWithBackoff", testRetriesWithBackoff},
+		{"ErrorAfterRetries", testErrorAfterRetries},
+		{"PermanentFailureParks", testPermanentFailureParks},
+		{"TimersDieWithTheVisit", testTimersDieWithTheVisit},
+		{"StaleResultDiscarded", testStaleResultDiscarded},
+		{"ExpressionFaultParks", testExpressionFaultParks},
+		{"UnhandledAndIgnored", testUnhandledAndIgnored},
+		{"CompletedRejects", testCompletedRejects},
+		{"Cancel", testCancel},
+		{"BadHandlerResults", testBadHandlerResults},
+		{"HandlerTimeout", testHandlerTimeout},
+		{"ReenteringRestarts", testReenteringRestarts},
+	} {
+		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore) })
+	}
+}
+
+var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// compile compiles one machine for the suite.
+func compile(t *testing.T, src string) *ir.Machine {
+	t.Helper()
+	f, diags, err := compiler.CompileSource("test.fsm", []byte(src))
+	if err != nil || diags.HasErrors() {
+		t.Fatalf("%v %v", diags, err)
+	}
+	if _, err := f.Encode(); err != nil {
+		t.Fatal(err)
+	}
+	return f.Machines[0]
+}
+
+const toggle = `machine Toggle {
+    context {
+        n: int = 0
+    }
+    event Flip
+    initial state Off {
+        on Flip -> On set n = n + 1
+    }
+    state On {
+        on Flip -> Off set n = n + 1
+    }
+}`
+
+func ctx() context.Context { return context.Background() }
+
+// plainInstance makes an active instance of m for store-level tests.
+func plainInstance(m *ir.Machine, id string, priority int) *runtime.Instance {
+	values := make([]ir.Value, len(m.Context))
+	for i, f := range m.Context {
+		values[i] = *f.Default
+	}
+	return &runtime.Instance{ID: id, Machine: m.Name, Hash: m.Hash, State: m.Initial, Context: values,
+		Status: runtime.Active, Visit: 1, Priority: priority, Created: epoch, Updated: epoch}
+}
+
+func create(t *testing.T, s runtime.Store, m *ir.Machine, id string, priority int, work ...runtime.Work) {
+	t.Helper()
+	if err := s.Create(ctx(), plainInstance(m, id, priority), work, nil, runtime.Change{Instance: id, Machine: m.Name, From: -1}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func event(id string, due time.Time, ev int) runtime.Work {
+	return runtime.Work{Kind: runtime.WorkEvent, Instance: id, Due: due, Event: ev}
+}
+
+func filter(now time.Time) runtime.ClaimFilter {
+	return runtime.ClaimFilter{Worker: "w", Now: now, Lease: 10 * time.Second}
+}
+
+func claim(t *testing.T, s runtime.Store, now time.Time) (runtime.Lease, bool) {
+	t.Helper()
+	var l runtime.Lease
+	ok, err := s.Claim(ctx(), filter(now), &l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l, ok
+}
+
+func testCreateLoadExists(t *testing.T, newStore NewStore) {
+	s := newStore(t)
+	m := compile(t, toggle)
+	if err := s.PutMachine(ctx(), m); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Machine(ctx(), m.Hash); err != nil || got.Name != "Toggle" {
+		t.Fatalf("Machine: %v %v", got, err)
+	}
+	create(t, s, m, "a", 3)
+	var inst runtime.Instance
+	if err := s.Load(ctx(), "a", &inst); err != nil {
+		t.Fatal(err)
+	}
+	if inst.Version != 1 || inst.Priority != 3 || inst.Status != runtime.Active || inst.Context[0].I != 0 {
+		t.Fatalf("loaded %+v", inst)
+	}
+	err := s.Create(ctx(), plainInstance(m, "a", 0), nil, nil, runtime.Change{})
+	if !errors.Is(err, runtime.ErrExists) {
+		t.Fatalf("second Create: %v, want ErrExists", err)
+	}
+	if err := s.Load(ctx(), "nope", &inst); !errors.Is(err, runtime.ErrNotFound) {
+		t.Fatalf("Load of a missing instance: %v", err)
+	}
+	if err := s.Enqueue(ctx(), event("nope", epoch, 2)); !errors.Is(err, runtime.ErrNotFound) {
+		t.Fatalf("Enqueue for a missing instance: %v", err)
+	}
+}
+
+// commitNoChange commits the leased item, keeping the instance as it is.
+func commitNoChange(t *testing.T, s runtime.Store, l *runtime.Lease) {
+	t.Helper()
+	var inst runtime.Instance
+	if err := s.Load(ctx(), l.Work.Instance, &inst); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit(ctx(), l, &runtime.Commit{Instance: &inst}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func testInstanceQueueIsFIFO(t *testing.T, newStore NewStore) {
+	s := newStore(t)
+	m := compile(t, toggle)
+	create(t, s, m, "a", 0)
+	for i := 0; i < 5; i++ {
+		if err := s.Enqueue(ctx(), runtime.Work{Kind: runtime.WorkEvent, Instance: "a", Due: epoch, Event: 2, Timer: i}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for want := 0; want < 5; want++ {
+		l, ok := claim(t, s, epoch)
+		if !ok || l.Work.Timer != want {
+			t.Fatalf("claim %d: ok=%v work %+v", want, ok, l.Work)
+		}
+		commitNoChange(t, s, &l)
+	}
+	if _, ok := claim(t, s, epoch); ok {
+		t.Fatal("claimed from an empty queue")
+	}
+}
+
+func testNothingBeforeDue(t *testing.T, newStore NewStore) {
+	s := newStore(t)
+	m := compile(t, toggle)
+	create(t, s, m, "a", 0, event("a", epoch.Add(time.Minute), 2))
+	if _, ok := claim(t, s, epoch.Add(59*time.Second)); ok {
+		t.Fatal("claimed before due")
+	}
+	next, found, err := s.NextDue(ctx())
+	if err != nil || !found || !next.Equal(epoch.Add(time.Minute)) {
+		t.Fatalf("NextDue = %v %v %v", next, found, err)
+	}
+	if _, ok := claim(t, s, epoch.Add(time.Minute)); !ok {
+		t.Fatal("nothing claimed when due")
+	}
+}
+
+func testPriorityFirst(t *testing.T, newStore NewStore) {
+	s := newStore(t)
+	m := compile(t, toggle)
+	create(t, s, m, "low", 0, event("low", epoch, 2))
+	create(t, s, m, "high", 9, event("high", epoch.Add(time.Second), 2))
+	create(t, s, m, "later", 9, event("later", epoch.Add(time.Hour), 2))
+	now := epoch.Add(2 * time.Second)
+	l, ok := claim(t, s, now)
+	if !ok || l.Work.Instance != "high" {
+		t.Fatalf("first claim %+v, want the high-priority instance", l.Work)
+	}
+	l2, ok := claim(t, s, now)
+	if !ok || l2.Work.Instance != "low" {
+		t.Fatalf("second claim %+v, want low (later is not due)", l2.Work)
+	}
+}
+
+func testOneClaimPerInstance(t *testing.T, newStore NewStore) {
+	s := newStore(t)
+	m := compile(t, toggle)
+	create(t, s, m, "a", 0, event("a", epoch, 2), event("a", epoch, 2))
+	l, ok := claim(t, s, epoch)
+	if !ok {
+		t.Fatal("nothing claimed")
+	}
+	if l2, ok := claim(t, s, epoch); ok {
+		t.Fatalf("claimed %+v while the instance's head was leased", l2.Work)
+	}
+	commitNoChange(t, s, &l)
+	if _, ok := claim(t, s, epoch); !ok {
+		t.Fatal("the next item is not claimable after the commit")
+	}
+}
+
+func testCommitIsFenced(t *testing.T, newStore NewStore) {
+	s := newStore(t)
+	m := compile(t, toggle)
+	create(t, s, m, "a", 0, event("a", epoch, 2), event("a", epoch, 2))
+	l, _ := claim(t, s, epoch)
+	var inst runtime.Instance
+	_ = s.Load(ctx(), "a", &inst)
+	// An operator's update lands first.
+	op := inst
+	op.Context = append([]ir.Value(nil), inst.Context...)
+	op.Priority = 5
+	if err := s.Update(ctx(), &runtime.Commit{Instance: &op}); err != nil {
+		t.Fatal(err)
+	}
+	stale := inst
+	stale.Context = []ir.Value{{T: ir.TypeInt, I: 99}}
+	if err := s.Commit(ctx(), &l, &runtime.Commit{Instance: &stale}); !errors.Is(err, runtime.ErrStale) {
+		t.Fatalf("stale commit: %v, want ErrStale", err)
+	}
+	_ = s.Load(ctx(), "a", &inst)
+	if inst.Context[0].I == 99 || inst.Version != 2 || inst.Priority != 5 {
+		t.Fatalf("a stale commit changed the instance: %+v", inst)
+	}
+	if err := s.Update(ctx(), &runtime.Commit{Instance: &stale}); !errors.Is(err, runtime.ErrStale) {
+		t.Fatalf("stale update: %v, want ErrStale", err)
+	}
+}
+
+func testLostLease(t *testing.T, newStore NewStore) {
+	s := newStore(t)
+	m := compile(t, toggle)
+	create(t, s, m, "a", 0, event("a", epoch, 2))
+	l, _ := claim(t, s, epoch)
+	// The lease expires and another worker takes the item over.
+	l2, ok := claim(t, s, epoch.Add(11*time.Second))
+	if !ok || l2.Work.Seq != l.Work.Seq {
+		t.Fatalf("expired work not claimable: %v %+v", ok, l2.Work)
+	}
+	var inst runtime.Instance
+	_ = s.Load(ctx(), "a", &inst)
+	if err := s.Commit(ctx(), &l, &runtime.Commit{Instance: &inst}); !errors.Is(err, runtime.ErrLostLease) {
+		t.Fatalf("commit on a lost lease: %v, want ErrLostLease", err)
+	}
+	if err := s.Extend(ctx(), &l, epoch.Add(time.Hour)); !errors.Is(err, runtime.ErrLostLease) {
+		t.Fatalf("extend of a lost lease: %v", err)
+	}
+	if err := s.Commit(ctx(), &l2, &runtime.Commit{Instance: &inst}); err != nil {
+		t.Fatalf("the new holder cannot commit: %v", err)
+	}
+}
+
+func testReleaseAndExpiry(t *testing.T, newStore NewStore) {
+	s := newStore(t)
+	m := compile(t, toggle)
+	create(t, s, m, "a", 0, event("a", epoch, 2))
+	l, _ := claim(t, s, epoch)
+	if err := s.Release(ctx(), &l); err != nil {
+		t.Fatal(err)
+	}
+	l, ok := claim(t, s, epoch)
+	if !ok {
+		t.Fatal("released work is not claimable")
+	}
+	if err := s.Extend(ctx(), &l, epoch.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := claim(t, s, epoch.Add(30*time.Second)); ok {
+		t.Fatal("claimed work whose lease was extended")
+	}
+	if _, ok := claim(t, s, epoch.Add(61*time.Second)); !ok {
+		t.Fatal("work is not claimable after its lease expired")
+	}
+}
+
+func testTasksNeedAHandler(t *testing.T, newStore NewStore) {
+	s := newStore(t)
+	m := compile(t, `machine M {
+    action A
+    action B
+    initial state S {
+        do A
+        on done -> T
+        on error -> T
+    }
+    final state T
+}`)
+	create(t, s, m, "a", 0, runtime.Work{Kind: runtime.WorkTask, Due: epoch, Visit: 1, Action: 0, Attempt: 1})
+	f := filter(epoch)
+	f.CanRun = func(hash string, action int) bool { return action == 1 }
+	var l runtime.Lease
+	if ok, _ := s.Claim(ctx(), f, &l); ok {
+		t.Fatal("a worker without the handler claimed the task")
+	}
+	f.Hashes = []string{"sha256:other"}
+	f.CanRun = nil
+	if ok, _ := s.Claim(ctx(), f, &l); ok {
+		t.Fatal("a worker without the machine version claimed its work")
+	}
+	f.Hashes = []string{m.Hash}
+	if ok, _ := s.Claim(ctx(), f, &l); !ok || l.Work.Kind != runtime.WorkTask {
+		t.Fatalf("the task was not claimable by a worker with its handler: %+v", l.Work)
+	}
+	if err := s.Complete(ctx(), &l, nil, []runtime.Work{event("a", epoch, ir.EventDone)}); err != nil {
+		t.Fatal(err)
+	}
+	if l, ok := claim(t, s, epoch); !ok || l.Work.Event != ir.EventDone {
+		t.Fatalf("follow-up work missing: %+v", l.Work)
+	}
+}
+
+func testHistoryIsCapped(t *testing.T, newStore NewStore) {
+	s := newStore(t)
+	m := compile(t, toggle)
+	create(t, s, m, "a", 0)
+	var inst runtime.Instance
+	for i := 0; i < 150; i++ {
+		_ = s.Load(ctx(), "a", &inst)
+		h := []runtime.HistoryEntry{{Time: epoch, Kind: runtime.HistUnhandled, Version: uint64(i), Event: 2}}
+		if err := s.Update(ctx(), &runtime.Commit{Instance: &inst, History: h}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hist, err := s.History(ctx(), "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hist) == 0 || len(hist) > 100 {
+		t.Fatalf("history has %d entries, want at most 100", len(hist))
+	}
+	if last := hist[len(hist)-1]; last.Version != 149 {
+		t.Fatalf("newest entry %+v, want version 149", last)
+	}
+	for i := 1; i < len(hist); i++ {
+		if hist[i].Version != hist[i-1].Version+1 {
+			t.Fatalf("history not oldest-first contiguous at %d: %d then %d", i, hist[i-1].Version, hist[i].Version)
+		}
+	}
+}
+
+func testChangelog(t *testing.T, newStore NewStore) {
+	s := newStore(t)
+	m := compile(t, toggle)
+	create(t, s, m, "a", 0, event("a", epoch, 2))
+	l, _ := claim(t, s, epoch)
+	var inst runtime.Instance
+	_ = s.Load(ctx(), "a", &inst)
+	inst.State = 1
+	c := runtime.Change{Instance: "a", Machine: m.Name, From: 0, To: 1, Event: 2}
+	if err := s.Commit(ctx(), &l, &runtime.Commit{Instance: &inst, Changes: []runtime.Change{c}}); err != nil {
+		t.Fatal(err)
+	}
+	changes, cursor, err := s.Changes(ctx(), 0, 0)
+	if err != nil || len(changes) != 2 {
+		t.Fatalf("changes %+v %v", changes, err)
+	}
+	if changes[0].From != -1 || changes[1].To != 1 || changes[1].Version != 2 {
+		t.Fatalf("changes %+v", changes)
+	}
+	more, cursor2, _ := s.Changes(ctx(), cursor, 0)
+	if len(more) != 0 || cursor2 != cursor {
+		t.Fatalf("reading from the cursor gave %+v", more)
+	}
+	one, _, _ := s.Changes(ctx(), 0, 1)
+	if len(one) != 1 {
+		t.Fatalf("limit 1 gave %d", len(one))
+	}
+}
+
+func testDropWork(t *testing.T, newStore NewStore) {
+	s := newStore(t)
+	m := compile(t, toggle)
+	create(t, s, m, "a", 0, event("a", epoch, 2), runtime.Work{Kind: runtime.WorkTimer, Due: epoch.Add(time.Hour), Visit: 1})
+	var inst runtime.Instance
+	_ = s.Load(ctx(), "a", &inst)
+	inst.Status = runtime.Cancelled
+	if err := s.Update(ctx(), &runtime.Commit{Instance: &inst, DropWork: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := claim(t, s, epoch.Add(2*time.Hour)); ok {
+		t.Fatal("work of a cancelled instance was claimed")
+	}
+}
+
+func testList(t *testing.T, newStore NewStore) {
+	s := newStore(t)
+	m := compile(t, toggle)
+	_ = s.PutMachine(ctx(), m)
+	create(t, s, m, "b", 0)
+	create(t, s, m, "a", 0)
+	var inst runtime.Instance
+	_ = s.Load(ctx(), "b", &inst)
+	inst.State = 1
+	inst.Status = runtime.Failed
+	_ = s.Update(ctx(), &runtime.Commit{Instance: &inst})
+	all, _ := s.List(ctx(), runtime.ListFilter{})
+	if len(all) != 2 || all[0].ID != "a" {
+		t.Fatalf("List = %v", ids(all))
+	}
+	on, _ := s.List(ctx(), runtime.ListFilter{Machine: "Toggle", State: "On"})
+	failed, _ := s.List(ctx(), runtime.ListFilter{Status: runtime.Failed})
+	none, _ := s.List(ctx(), runtime.ListFilter{Machine: "Other"})
+	if ids(on) != "b" || ids(failed) != "b" || len(none) != 0 {
+		t.Fatalf("filters: state %s, status %s, machine %s", ids(on), ids(failed), ids(none))
+	}
+}
+
+func ids(insts []*runtime.Instance) string {
+	var out []string
+	for _, i := range insts {
+		out = append(out, i.ID)
+	}
+	return strings.Join(out, ",")
+}
+
+// harness is an engine on a fresh store with a fake clock.
+type harness struct {
+	t      *testing.T
+	clock  *runtime.FakeClock
+	engine *runtime.Engine
+	m      *ir.Machine
+}
+
+func newHarness(t *testing.T, newStore NewStore, src string, handlers map[string]runtime.Handler) *harness {
+	clock := runtime.NewFakeClock(epoch)
+	e := runtime.New(newStore(t), runtime.Options{Clock: clock, Jitter: func() float64 { return 1 }})
+	m := compile(t, src)
+	if err := e.Register(ctx(), m, handlers); err != nil {
+		t.Fatal(err)
+	}
+	return &harness{t: t, clock: clock, engine: e, m: m}
+}
+
+// run handles everything due now.
+func (h *harness) run() {
+	h.t.Helper()
+	if _, err := h.engine.RunDue(ctx()); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// advance moves the clock to each due time up to d from now, running
+// what is due at each, as a scenario's sleep does.
+func (h *harness) advance(d time.Duration) {
+	h.t.Helper()
+	end := h.clock.Now().Add(d)
+	h.run()
+	for {
+		next, found, err := h.engine.Store().NextDue(ctx())
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		if !found || next.After(end) {
+			break
+		}
+		h.clock.Set(next)
+		h.run()
+	}
+	h.clock.Set(end)
+	h.run()
+}
+
+func (h *harness) start(id string, fields map[string]any) {
+	h.t.Helper()
+	if err := h.engine.Start(ctx(), h.m.Name, id, fields, runtime.StartOptions{}); err != nil {
+		h.t.Fatal(err)
+	}
+	h.run()
+}
+
+func (h *harness) send(id, ev string, payload map[string]any) {
+	h.t.Helper()
+	if err := h.engine.Send(ctx(), id, ev, payload); err != nil {
+		h.t.Fatal(err)
+	}
+	h.run()
+}
+
+func (h *harness) view(id string) *runtime.View {
+	h.t.Helper()
+	v, err := h.engine.Get(ctx(), id)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return v
+}
+
+// expect checks an instance's state and status.
+func (h *harness) expect(id, state string, status runtime.Status) *runtime.View {
+	h.t.Helper()
+	v := h.view(id)
+	if v.StateName != state || v.Status != status {
+		h.t.Fatalf("%s is %s/%s (%s), want %s/%s; history:\n%s", id, v.StateName, v.Status, v.Failure, state, status, describe(v))
+	}
+	return v
+}
+
+func describe(v *runtime.View) string {
+	var b strings.Builder
+	for _, e := range v.History {
+		fmt.Fprintf(&b, "  %s %s v%d from=%d to=%d event=%d attempt=%d %s\n", e.Time.Sub(epoch), e.Kind, e.Version, e.From, e.To, e.Event, e.Attempt, e.Message)
+	}
+	return b.String()
+}
+
+func countKind(v *runtime.View, k runtime.HistoryKind) int {
+	n := 0
+	for _, e := range v.History {
+		if e.Kind == k {
+			n++
+		}
+	}
+	return n
+}
+
+const order = `machine Order {
+    context {
+        amount: int = 0
+        tx: string
+        attempts: int = 0
+    }
+    event Submit(amount: int)
+    event Paid(tx: string)
+    event Declined(code: string)
+    event Cancel
+    action ChargeCard emits Paid, Declined
+    action SendReceipt
+    initial state Draft {
+        on Submit if event.amount > 0 -> Charging set amount = event.amount
+        on Cancel -> Cancelled
+    }
+    state Charging {
+        do ChargeCard {
+            retry 2
+            backoff constant(1s)
+        }
+        on Paid -> Receipt set tx = event.tx
+        on Declined if attempts < 1 -> Charging set attempts = attempts + 1
+        on Declined -> Failed
+        on error -> Failed
+        on Cancel -> Cancelled
+    }
+    state Receipt {
+        do SendReceipt
+        on done -> Done
+        on error -> Done
+    }
+    final state Done
+    final state Failed
+    final state Cancelled
+}`
+
+func testOrderRunsToCompletion(t *testing.T, newStore NewStore) {
+	var calls []string
+	h := newHarness(t, newStore, order, map[string]runtime.Handler{
+		"ChargeCard": func(_ context.Context, c *runtime.Call) (runtime.Result, error) {
+			calls = append(calls, fmt.Sprintf("charge %d key=%s amount=%d", c.Attempt, c.IdempotencyKey, c.Context.Int("amount")))
+			return runtime.Emit("Paid", map[string]any{"tx": "tx-1"}), nil
+		},
+		"SendReceipt": func(context.Context, *runtime.Call) (runtime.Result, error) {
+			calls = append(calls, "receipt")
+			return runtime.Result{}, nil
+		},
+	})
+	h.start("o1", nil)
+	h.expect("o1", "Draft", runtime.Active)
+	h.send("o1", "Submit", map[string]any{"amount": 0}) // the guard does not hold
+	h.expect("o1", "Draft", runtime.Active)
+	h.send("o1", "Submit", map[string]any{"amount": 42})
+	v := h.expect("o1", "Done", runtime.Completed)
+	if v.Fields.String("tx") != "tx-1" || v.Fields.Int("amount") != 42 {
+		t.Fatalf("context %v", v.Fields.Map())
+	}
+	if strings.Join(calls, "; ") != "charge 1 key=o1/2 amount=42; receipt" {
+		t.Fatalf("calls: %v", calls)
+	}
+	if v.Version != 4 {
+		t.Fatalf("version %d, want 4 (start and three transitions)", v.Version)
+	}
+	var versions []uint64
+	for _, e := range v.History {
+		if e.Kind == runtime.HistTransition || e.Kind == runtime.HistStart {
+			versions = append(versions, e.Version)
+		}
+	}
+	if fmt.Sprint(versions) != "[1 2 3 4]" {
+		t.Fatalf("transition versions %v, want contiguous", versions)
+	}
+}
+
+func testSimultaneousSet(t *testing.T, newStore NewStore) {
+	h := newHarness(t, newStore, `machine Swap {
+    context {
+        a: int = 1
+        b: int = 2
+    }
+    event Go
+    initial state S {
+        on Go -> S set a = b, b = a
+    }
+}`, nil)
+	h.start("s", nil)
+	h.send("s", "Go", nil)
+	v := h.view("s")
+	if v.Fields.Int("a") != 2 || v.Fields.Int("b") != 1 {
+		t.Fatalf("after the swap a=%d b=%d, want 2 and 1", v.Fields.Int("a"), v.Fields.Int("b"))
+	}
+}
+
+// flaky fails n times, then emits.
+func flaky(n int, calls *atomic.Int32, when *[]time.Duration, clock *runtime.FakeClock) runtime.Handler {
+	return func(_ context.Context, c *runtime.Call) (runtime.Result, error) {
+		k := calls.Add(1)
+		if when != nil {
+			*when = append(*when, clock.Now().Sub(epoch))
+		}
+		if int(k) <= n {
+			return runtime.Result{}, fmt.Errorf("card network down (%d)", k)
+		}
+		return runtime.Emit("Paid", map[string]any{"tx": "late"}), nil
+	}
+}
+
+func testRetriesWithBackoff(t *testing.T, newStore NewStore) {
+	src := strings.Replace(order, "retry 2\n            backoff constant(1s)", "retry 3\n            backoff exponential(initial: 1s, factor: 2)\n            jitter none", 1)
+	var calls atomic.Int32
+	var when []time.Duration
+	h := newHarness(t, newStore, src, nil)
+	h = newHarnessWith(t, newStore, src, map[string]runtime.Handler{"SendReceipt": noop}, func(c *runtime.FakeClock) map[string]runtime.Handler {
+		return map[string]runtime.Handler{"ChargeCard": flaky(2, &calls, &when, c)}
+	})
+	h.start("o", nil)
+	h.send("o", "Submit", map[string]any{"amount": 5})
+	h.expect("o", "Charging", runtime.Active)
+	h.advance(10 * time.Second)
+	v := h.expect("o", "Done", runtime.Completed)
+	if fmt.Sprint(when) != "[0s 1s 3s]" {
+		t.Fatalf("attempts at %v, want [0s 1s 3s] (backoff 1s then 2s)", when)
+	}
+	if countKind(v, runtime.HistAttemptFailed) != 2 || v.Fields.String("tx") != "late" {
+		t.Fatalf("history:\n%s", describe(v))
+	}
+}
+
+func noop(context.Context, *runtime.Call) (runtime.Result, error) { return runtime.Result{}, nil }
+
+// newHarnessWith is newHarness with handlers that need the harness's
+// clock.
+func newHarnessWith(t *testing.T, newStore NewStore, src string, fixed map[string]runtime.Handler, withClock func(*runtime.FakeClock) map[string]runtime.Handler) *harness {
+	clock := runtime.NewFakeClock(epoch)
+	e := runtime.New(newStore(t), runtime.Options{Clock: clock, Jitter: func() float64 { return 1 }})
+	m := compile(t, src)
+	handlers := map[string]runtime.Handler{}
+	for k, v := range fixed {
+		handlers[k] = v
+	}
+	for k, v := range withClock(clock) {
+		handlers[k] = v
+	}
+	if err := e.Register(ctx(), m, handlers); err != nil {
+		t.Fatal(err)
+	}
+	return &harness{t: t, clock: clock, engine: e, m: m}
+}
+
+func testErrorAfterRetries(t *testing.T, newStore NewStore) {
+	var calls atomic.Int32
+	h := newHarnessWith(t, newStore, order, map[string]runtime.Handler{"SendReceipt": noop}, func(c *runtime.FakeClock) map[string]runtime.Handler {
+		return map[string]runtime.Handler{"ChargeCard": flaky(100, &calls, nil, c)}
+	})
+	h.start("o", nil)
+	h.send("o", "Submit", map[string]any{"amount": 5})
+	h.advance(time.Minute)
+	v := h.expect("o", "Failed", runtime.Completed)
+	if calls.Load() != 3 {
+		t.Fatalf("%d attempts, want 3 (retry 2)", calls.Load())
+	}
+	if countKind(v, runtime.HistAttemptFailed) != 3 {
+		t.Fatalf("history:\n%s", describe(v))
+	}
+}
+
+const parks = `machine P {
+    context {
+        n: int = 0
+    }
+    event Go
+    action Work
+    initial state A {
+        do Work {
+            retry 5
+        }
+        on done -> B
+        on Go -> A set n = 10 / n
+    }
+    final state B
+}`
+
+func testPermanentFailureParks(t *testing.T, newStore NewStore) {
+	var calls atomic.Int32
+	fail := true
+	src := strings.Replace(parks, "set n = 10 / n", "set n = n + 1", 1)
+	h := newHarness(t, newStore, src, map[string]runtime.Handler{
+		"Work": func(context.Context, *runtime.Call) (runtime.Result, error) {
+			calls.Add(1)
+			if fail {
+				return runtime.Result{}, runtime.Permanent(errors.New("account closed"))
+			}
+			return runtime.Result{}, nil
+		},
+	})
+	h.start("p", nil)
+	v := h.expect("p", "A", runtime.Failed)
+	if calls.Load() != 1 || !strings.Contains(v.Failure, "account closed") {
+		t.Fatalf("calls %d, failure %q", calls.Load(), v.Failure)
+	}
+	// Events wait while it is parked.
+	if err := h.engine.Send(ctx(), "p", "Go", nil); err != nil {
+		t.Fatal(err)
+	}
+	h.run()
+	h.expect("p", "A", runtime.Failed)
+	fail = false
+	if err := h.engine.Retry(ctx(), "p"); err != nil {
+		t.Fatal(err)
+	}
+	h.run()
+	v = h.expect("p", "B", runtime.Completed)
+	if v.Fields.Int("n") != 1 {
+		t.Fatalf("the event queued while parked was not handled after the retry: n=%d", v.Fields.Int("n"))
+	}
+	if err := h.engine.Retry(ctx(), "p"); !errors.Is(err, runtime.ErrRejected) {
+		t.Fatalf("retry of a completed instance: %v", err)
+	}
+}
+
+func testTimersDieWithTheVisit(t *testing.T, newStore NewStore) {
+	h := newHarness(t, newStore, `machine T {
+    event Poke
+    event Leave
+    initial state Waiting {
+        after 10m -> Expired
+        on Poke -> Waiting
+        on Leave -> Elsewhere
+    }
+    state Elsewhere {
+        on Poke -> Waiting
+    }
+    final state Expired
+}`, nil)
+	h.start("t", nil)
+	h.advance(6 * time.Minute)
+	h.send("t", "Poke", nil) // re-entering restarts the timer
+	h.advance(6 * time.Minute)
+	h.expect("t", "Waiting", runtime.Active)
+	h.send("t", "Leave", nil)
+	h.send("t", "Poke", nil) // back, with a fresh 10m
+	h.advance(9 * time.Minute)
+	v := h.expect("t", "Waiting", runtime.Active)
+	if countKind(v, runtime.HistStale) < 2 {
+		t.Fatalf("want the old timers discarded as stale:\n%s", describe(v))
+	}
+	h.advance(time.Minute)
+	h.expect("t", "Expired", runtime.Completed)
+}
+
+func testStaleResultDiscarded(t *testing.T, newStore NewStore) {
+	h := newHarness(t, newStore, order, map[string]runtime.Handler{
+		"ChargeCard": func(context.Context, *runtime.Call) (runtime.Result, error) {
+			return runtime.Emit("Paid", map[string]any{"tx": "too late"}), nil
+		},
+	})
+	h.start("o", nil)
+	// Submit and Cancel arrive together: the charge's result is queued
+	// behind Cancel, and arrives after the instance left Charging.
+	if err := h.engine.Send(ctx(), "o", "Submit", map[string]any{"amount": 3}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.engine.Send(ctx(), "o", "Cancel", nil); err != nil {
+		t.Fatal(err)
+	}
+	h.run()
+	v := h.expect("o", "Cancelled", runtime.Completed)
+	if v.Fields.String("tx") != "" {
+		t.Fatalf("the stale result changed the context: %v", v.Fields.Map())
+	}
+}
+
+func testExpressionFaultParks(t *testing.T, newStore NewStore) {
+	h := newHarness(t, newStore, parks, map[string]runtime.Handler{"Work": func(context.Context, *runtime.Call) (runtime.Result, error) {
+		return runtime.Pending, nil
+	}})
+	h.start("p", nil)
+	h.send("p", "Go", nil)
+	v := h.expect("p", "A", runtime.Failed)
+	if !strings.Contains(v.Failure, `integer division by zero in "10 / n"`) || v.Fields.Int("n") != 0 {
+		t.Fatalf("failure %q, n=%d", v.Failure, v.Fields.Int("n"))
+	}
+	if err := h.engine.Retry(ctx(), "p"); err != nil {
+		t.Fatal(err)
+	}
+	h.run()
+	h.expect("p", "A", runtime.Active)
+}
+
+func testUnhandledAndIgnored(t *testing.T, newStore NewStore) {
+	h := newHarness(t, newStore, `machine U {
+    event Noise
+    event Other
+    event Go
+    initial state A {
+        ignore Noise
+        on Go -> B
+    }
+    final state B
+}`, nil)
+	h.start("u", nil)
+	h.send("u", "Noise", nil)
+	h.send("u", "Other", nil)
+	v := h.expect("u", "A", runtime.Active)
+	if countKind(v, runtime.HistUnhandled) != 1 || v.History[len(v.History)-1].Event != 3 {
+		t.Fatalf("want one unhandled (Other), none for the ignored Noise:\n%s", describe(v))
+	}
+	if err := h.engine.Send(ctx(), "u", "Nope", nil); err == nil || !strings.Contains(err.Error(), `no event "Nope"`) {
+		t.Fatalf("unknown event: %v", err)
+	}
+	if err := h.engine.Send(ctx(), "missing", "Go", nil); !errors.Is(err, runtime.ErrNotFound) {
+		t.Fatalf("unknown instance: %v", err)
+	}
+}
+
+func testCompletedRejects(t *testing.T, newStore NewStore) {
+	h := newHarness(t, newStore, toggle, nil)
+	h.start("x", nil)
+	err := h.engine.Start(ctx(), "Toggle", "x", nil, runtime.StartOptions{})
+	if !errors.Is(err, runtime.ErrExists) {
+		t.Fatalf("duplicate start: %v", err)
+	}
+	if err := h.engine.Start(ctx(), "Toggle", "x", nil, runtime.StartOptions{IfAbsent: true}); err != nil {
+		t.Fatalf("start if absent: %v", err)
+	}
+	if err := h.engine.Start(ctx(), "Toggle", "y", map[string]any{"n": "five"}, runtime.StartOptions{}); err == nil || !strings.Contains(err.Error(), `field "n": want int, got string "five"`) {
+		t.Fatalf("bad context: %v", err)
+	}
+	if err := h.engine.Start(ctx(), "Toggle", "y", map[string]any{"m": 1}, runtime.StartOptions{}); err == nil || !strings.Contains(err.Error(), `unknown field "m"`) {
+		t.Fatalf("unknown field: %v", err)
+	}
+	h2 := newHarness(t, newStore, `machine Once {
+    event Go
+    initial state A {
+        on Go -> B
+    }
+    final state B
+}`, nil)
+	h2.start("o", nil)
+	h2.send("o", "Go", nil)
+	if err := h2.engine.Send(ctx(), "o", "Go", nil); !errors.Is(err, runtime.ErrRejected) {
+		t.Fatalf("event to a completed instance: %v", err)
+	}
+}
+
+func testCancel(t *testing.T, newStore NewStore) {
+	h := newHarness(t, newStore, `machine C {
+    event Go
+    initial state A {
+        after 1m -> B
+        on Go -> B
+    }
+    final state B
+}`, nil)
+	h.start("c", nil)
+	if err := h.engine.Cancel(ctx(), "c"); err != nil {
+		t.Fatal(err)
+	}
+	h.advance(time.Hour)
+	h.expect("c", "A", runtime.Cancelled)
+	if err := h.engine.Cancel(ctx(), "c"); !errors.Is(err, runtime.ErrRejected) {
+		t.Fatalf("second cancel: %v", err)
+	}
+	if err := h.engine.Send(ctx(), "c", "Go", nil); !errors.Is(err, runtime.ErrRejected) {
+		t.Fatalf("event to a cancelled instance: %v", err)
+	}
+}
+
+func testBadHandlerResults(t *testing.T, newStore NewStore) {
+	results := []runtime.Result{
+		runtime.Emit("Cancel", nil),
+		runtime.Emit("Paid", map[string]any{"tx": 5}),
+		{},
+	}
+	i := 0
+	h := newHarness(t, newStore, order, map[string]runtime.Handler{
+		"ChargeCard": func(context.Context, *runtime.Call) (runtime.Result, error) {
+			r := results[i%len(results)]
+			i++
+			return r, nil
+		},
+	})
+	h.start("o", nil)
+	h.send("o", "Submit", map[string]any{"amount": 1})
+	h.advance(time.Minute)
+	v := h.expect("o", "Failed", runtime.Completed)
+	var msgs []string
+	for _, e := range v.History {
+		if e.Kind == runtime.HistAttemptFailed {
+			msgs = append(msgs, e.Message)
+		}
+	}
+	want := []string{`returned event "Cancel", which the action does not emit (it emits Paid, Declined)`,
+		`returned event Paid with a bad payload: field "tx": want string`,
+		`returned no event, but the action emits Paid, Declined`}
+	if len(msgs) != 3 {
+		t.Fatalf("failures %q", msgs)
+	}
+	for k := range want {
+		if !strings.Contains(msgs[k], want[k]) {
+			t.Errorf("failure %d: %q, want it to contain %q", k, msgs[k], want[k])
+		}
+	}
+}
+
+func testHandlerTimeout(t *testing.T, newStore NewStore) {
+	h := newHarness(t, newStore, `machine S {
+    action Slow
+    initial state A {
+        do Slow {
+            timeout 20ms
+        }
+        on done -> B
+        on error -> C
+    }
+    final state B
+    final state C
+}`, map[string]runtime.Handler{
+		"Slow": func(ctx context.Context, _ *runtime.Call) (runtime.Result, error) {
+			<-ctx.Done()
+			time.Sleep(time.Millisecond)
+			return runtime.Result{}, ctx.Err()
+		},
+	})
+	h.start("s", nil)
+	v := h.expect("s", "C", runtime.Completed)
+	found := false
+	for _, e := range v.History {
+		found = found || e.Kind == runtime.HistAttemptFailed && strings.Contains(e.Message, "timed out after 20ms")
+	}
+	if !found {
+		t.Fatalf("no timeout recorded:\n%s", describe(v))
+	}
+}
+
+func testReenteringRestarts(t *testing.T, newStore NewStore) {
+	var calls atomic.Int32
+	h := newHarness(t, newStore, `machine R {
+    event Again
+    action Work
+    initial state A {
+        do Work
+        on done -> A
+        on error -> A
+        on Again -> A
+        after 5s -> A
+    }
+}`, map[string]runtime.Handler{"Work": func(context.Context, *runtime.Call) (runtime.Result, error) {
+		calls.Add(1)
+		return runtime.Pending, nil
+	}})
+	h.start("r", nil)
+	h.send("r", "Again", nil)
+	h.advance(5 * time.Second)
+	if calls.Load() != 3 {
+		t.Fatalf("the task ran %d times, want 3 (start, Again, timer)", calls.Load())
+	}
+}

@@ -1,0 +1,182 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"github.com/fsmc/fsmc/compiler/ir"
+)
+
+// attempt runs one task attempt and turns its outcome into follow-up
+// work: the action's event (or done), a retry after the backoff, or
+// error once retries are exhausted.
+func (e *Engine) attempt(ctx context.Context, w *worker) error {
+	item := &w.lease.Work
+	if err := e.store.Load(ctx, item.Instance, &w.inst); err != nil {
+		return e.drop(ctx, w, err)
+	}
+	inst := &w.inst
+	m, err := e.machineFor(ctx, inst)
+	if err != nil {
+		_ = e.store.Release(ctx, &w.lease)
+		return err
+	}
+	if inst.Status != Active || inst.Visit != item.Visit {
+		return e.complete(ctx, w) // the instance has moved on
+	}
+	st := &m.ir.States[inst.State]
+	task := st.Task
+	if task == nil || task.Action != item.Action {
+		return e.complete(ctx, w)
+	}
+	handler := m.handlers[item.Action]
+	if handler == nil {
+		_ = e.store.Release(ctx, &w.lease)
+		return nil
+	}
+	action := &m.ir.Actions[item.Action]
+	timeout := time.Duration(task.Timeout)
+	call := &Call{
+		Machine:        m.ir.Name,
+		Instance:       inst.ID,
+		State:          st.Name,
+		Action:         action.Name,
+		Context:        Fields{schema: m.ir.Context, values: append([]ir.Value(nil), inst.Context...)},
+		Attempt:        item.Attempt,
+		IdempotencyKey: inst.ID + "/" + strconv.FormatUint(inst.Visit, 10),
+		Deadline:       e.opts.Clock.Now().Add(timeout),
+	}
+	result, runErr := e.runHandler(ctx, w, handler, call, timeout)
+	if ctx.Err() != nil {
+		_ = e.store.Release(context.WithoutCancel(ctx), &w.lease) // stopping: give it back
+		return ctx.Err()
+	}
+	now := e.opts.Clock.Now()
+	if runErr == nil && result.pending {
+		return e.complete(ctx, w)
+	}
+	var event int
+	var payload []ir.Value
+	if runErr == nil {
+		event, payload, runErr = e.checkResult(m, action, result)
+	}
+	if runErr == nil {
+		w.history = append(w.history, HistoryEntry{Time: now, Kind: HistAttempt, Version: inst.Version, From: inst.State, To: -1, Event: event, Attempt: item.Attempt})
+		w.schedule = append(w.schedule, Work{Kind: WorkEvent, Due: now, Visit: item.Visit, Event: event, Payload: payload})
+		return e.complete(ctx, w)
+	}
+	msg := runErr.Error()
+	w.history = append(w.history, HistoryEntry{Time: now, Kind: HistAttemptFailed, Version: inst.Version, From: inst.State, To: -1, Event: -1, Attempt: item.Attempt, Message: msg})
+	if item.Attempt > task.Retry || IsPermanent(runErr) {
+		errPayload := []ir.Value{{T: ir.TypeString, S: msg}, {T: ir.TypeInt, I: int64(item.Attempt)}}
+		w.schedule = append(w.schedule, Work{Kind: WorkEvent, Due: now, Visit: item.Visit, Event: ir.EventError, Payload: errPayload})
+	} else {
+		delay := e.jitter(task.Jitter, task.Backoff.Delay(item.Attempt))
+		w.schedule = append(w.schedule, Work{Kind: WorkTask, Due: now.Add(delay), Visit: item.Visit, Action: item.Action, Attempt: item.Attempt + 1})
+	}
+	return e.complete(ctx, w)
+}
+
+// runHandler calls handler with a deadline, renewing the lease while it
+// runs. A handler that ignores its context is abandoned at the deadline
+// (its goroutine finishes on its own) and the attempt fails.
+func (e *Engine) runHandler(ctx context.Context, w *worker, handler Handler, call *Call, timeout time.Duration) (Result, error) {
+	hctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	type outcome struct {
+		r   Result
+		err error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		defer func() {
+			if p := recover(); p != nil {
+				done <- outcome{err: fmt.Errorf("handler panicked: %v", p)}
+			}
+		}()
+		r, err := handler(hctx, call)
+		done <- outcome{r, err}
+	}()
+	renew := time.NewTicker(max(e.opts.Lease/3, time.Millisecond))
+	defer renew.Stop()
+	for {
+		select {
+		case o := <-done:
+			if o.err != nil && errors.Is(hctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
+				return Result{}, fmt.Errorf("timed out after %s: %w", ir.FormatDuration(timeout), o.err)
+			}
+			return o.r, o.err
+		case <-hctx.Done():
+			if ctx.Err() != nil {
+				return Result{}, ctx.Err()
+			}
+			select {
+			case o := <-done: // it finished at the same moment
+				return o.r, o.err
+			default:
+			}
+			return Result{}, fmt.Errorf("timed out after %s", ir.FormatDuration(timeout))
+		case <-renew.C:
+			_ = e.store.Extend(ctx, &w.lease, e.opts.Clock.Now().Add(e.opts.Lease))
+		}
+	}
+}
+
+// checkResult validates what a handler returned against the action's
+// declaration: an event it emits with a valid payload, or nothing when it
+// emits none.
+func (e *Engine) checkResult(m *machine, action *ir.Action, r Result) (int, []ir.Value, error) {
+	if r.Event == "" {
+		if len(action.Emits) > 0 {
+			return 0, nil, fmt.Errorf("handler for %s returned no event, but the action emits %s", action.Name, emitsList(m, action))
+		}
+		return ir.EventDone, nil, nil
+	}
+	ev, ok := m.events[r.Event]
+	declared := false
+	for _, id := range action.Emits {
+		declared = declared || id == ev
+	}
+	if !ok || !declared {
+		if len(action.Emits) == 0 {
+			return 0, nil, fmt.Errorf("handler for %s returned event %q, but the action emits nothing", action.Name, r.Event)
+		}
+		return 0, nil, fmt.Errorf("handler for %s returned event %q, which the action does not emit (it emits %s)", action.Name, r.Event, emitsList(m, action))
+	}
+	payload, err := Values(m.ir.Events[ev].Params, nil, r.Payload)
+	if err != nil {
+		return 0, nil, fmt.Errorf("handler for %s returned event %s with a bad payload: %v", action.Name, r.Event, err)
+	}
+	return ev, payload, nil
+}
+
+func emitsList(m *machine, a *ir.Action) string {
+	s := ""
+	for i, id := range a.Emits {
+		if i > 0 {
+			s += ", "
+		}
+		s += m.ir.Events[id].Name
+	}
+	return s
+}
+
+// jitter randomises a retry delay: full picks from [0, d], equal from
+// [d/2, d], none keeps d.
+func (e *Engine) jitter(mode string, d time.Duration) time.Duration {
+	r := e.opts.Jitter
+	if r == nil {
+		r = rand.Float64
+	}
+	switch mode {
+	case "full":
+		return time.Duration(r() * float64(d))
+	case "equal":
+		return d/2 + time.Duration(r()*float64(d-d/2))
+	}
+	return d
+}

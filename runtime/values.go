@@ -1,0 +1,224 @@
+package runtime
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/fsmc/fsmc/compiler/ir"
+)
+
+// Values converts named values to a machine's typed values for fields:
+// each name must be a field, each value of the field's type. Go values
+// (int, int64, float64, string, bool, time.Duration) and values decoded
+// from JSON (json.Number, float64, duration strings such as "90s") are
+// accepted; fields not given get base, or their type's zero value when
+// base is nil. Errors name the field.
+func Values(fields []ir.Field, base []ir.Value, in map[string]any) ([]ir.Value, error) {
+	out := make([]ir.Value, len(fields))
+	for i, f := range fields {
+		switch {
+		case base != nil:
+			out[i] = base[i]
+		case f.Default != nil:
+			out[i] = *f.Default
+		default:
+			out[i] = ir.Zero(f.Type)
+		}
+	}
+	names := make([]string, 0, len(in))
+	for name := range in {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		i := fieldIndex(fields, name)
+		if i < 0 {
+			return nil, fmt.Errorf("unknown field %q (fields: %s)", name, fieldNames(fields))
+		}
+		v, err := convert(fields[i].Type, in[name])
+		if err != nil {
+			return nil, fmt.Errorf("field %q: %v", name, err)
+		}
+		out[i] = v
+	}
+	return out, nil
+}
+
+// DecodeJSON decodes a JSON object into typed values for fields; an
+// empty input gives the defaults.
+func DecodeJSON(fields []ir.Field, base []ir.Value, data []byte) ([]ir.Value, error) {
+	in := map[string]any{}
+	if len(bytes.TrimSpace(data)) > 0 {
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.UseNumber()
+		if err := dec.Decode(&in); err != nil {
+			return nil, fmt.Errorf("not a JSON object: %v", err)
+		}
+		if dec.More() {
+			return nil, fmt.Errorf("not a JSON object: data after it")
+		}
+	}
+	return Values(fields, base, in)
+}
+
+func fieldIndex(fields []ir.Field, name string) int {
+	for i, f := range fields {
+		if f.Name == name {
+			return i
+		}
+	}
+	return -1
+}
+
+func fieldNames(fields []ir.Field) string {
+	if len(fields) == 0 {
+		return "none"
+	}
+	names := make([]string, len(fields))
+	for i, f := range fields {
+		names[i] = f.Name
+	}
+	return strings.Join(names, ", ")
+}
+
+func convert(t ir.Type, v any) (ir.Value, error) {
+	bad := func() (ir.Value, error) {
+		if s, ok := v.(string); ok {
+			return ir.Value{}, fmt.Errorf("want %s, got string %q", t, s)
+		}
+		return ir.Value{}, fmt.Errorf("want %s, got %v (%T)", t, v, v)
+	}
+	switch t {
+	case ir.TypeInt:
+		switch x := v.(type) {
+		case int:
+			return ir.Value{T: t, I: int64(x)}, nil
+		case int64:
+			return ir.Value{T: t, I: x}, nil
+		case json.Number:
+			n, err := x.Int64()
+			if err != nil {
+				return ir.Value{}, fmt.Errorf("want int, got %s", x)
+			}
+			return ir.Value{T: t, I: n}, nil
+		case float64:
+			if x == math.Trunc(x) && math.Abs(x) < 1<<53 {
+				return ir.Value{T: t, I: int64(x)}, nil
+			}
+		}
+	case ir.TypeFloat:
+		switch x := v.(type) {
+		case float64:
+			return ir.Value{T: t, F: x}, nil
+		case int:
+			return ir.Value{T: t, F: float64(x)}, nil
+		case json.Number:
+			f, err := x.Float64()
+			if err != nil {
+				return ir.Value{}, fmt.Errorf("want float, got %s", x)
+			}
+			return ir.Value{T: t, F: f}, nil
+		}
+	case ir.TypeString:
+		if x, ok := v.(string); ok {
+			return ir.Value{T: t, S: x}, nil
+		}
+	case ir.TypeBool:
+		if x, ok := v.(bool); ok {
+			if x {
+				return ir.Value{T: t, I: 1}, nil
+			}
+			return ir.Value{T: t}, nil
+		}
+	case ir.TypeDuration:
+		switch x := v.(type) {
+		case time.Duration:
+			return ir.Value{T: t, I: int64(x)}, nil
+		case string:
+			d, err := time.ParseDuration(x)
+			if err != nil {
+				return ir.Value{}, fmt.Errorf("want a duration such as \"90s\", got %q", x)
+			}
+			return ir.Value{T: t, I: int64(d)}, nil
+		}
+	}
+	return bad()
+}
+
+// Native returns v as a Go value: int64, float64, string, bool or
+// time.Duration.
+func Native(v ir.Value) any {
+	switch v.T {
+	case ir.TypeInt:
+		return v.I
+	case ir.TypeFloat:
+		return v.F
+	case ir.TypeString:
+		return v.S
+	case ir.TypeBool:
+		return v.I != 0
+	case ir.TypeDuration:
+		return time.Duration(v.I)
+	}
+	return nil
+}
+
+// JSONValue returns v as it is written in JSON: durations as "90s".
+func JSONValue(v ir.Value) any {
+	if v.T == ir.TypeDuration {
+		return ir.FormatDuration(time.Duration(v.I))
+	}
+	return Native(v)
+}
+
+// Fields is a read-only view of typed values by name: an instance's
+// context or an event's payload.
+type Fields struct {
+	schema []ir.Field
+	values []ir.Value
+}
+
+// Get returns the named value as a Go value (see Native).
+func (f Fields) Get(name string) (any, bool) {
+	i := fieldIndex(f.schema, name)
+	if i < 0 {
+		return nil, false
+	}
+	return Native(f.values[i]), true
+}
+
+// Int returns an int field (0 if absent or not an int).
+func (f Fields) Int(name string) int64 { v, _ := f.Get(name); n, _ := v.(int64); return n }
+
+// Float returns a float field.
+func (f Fields) Float(name string) float64 { v, _ := f.Get(name); x, _ := v.(float64); return x }
+
+// String returns a string field.
+func (f Fields) String(name string) string { v, _ := f.Get(name); s, _ := v.(string); return s }
+
+// Bool returns a bool field.
+func (f Fields) Bool(name string) bool { v, _ := f.Get(name); b, _ := v.(bool); return b }
+
+// Duration returns a duration field.
+func (f Fields) Duration(name string) time.Duration {
+	v, _ := f.Get(name)
+	d, _ := v.(time.Duration)
+	return d
+}
+
+// Map returns all fields as JSON-ready values.
+func (f Fields) Map() map[string]any {
+	out := make(map[string]any, len(f.schema))
+	for i, fld := range f.schema {
+		out[fld.Name] = JSONValue(f.values[i])
+	}
+	return out
+}
+
+// Values returns the typed values, in field order (do not modify).
+func (f Fields) Values() []ir.Value { return f.values }
