@@ -46,6 +46,8 @@ type Engine struct {
 	// workers have their own.
 	mainWorker *worker
 	mainMu     sync.Mutex
+	canRunFn   func(hash string, action int) bool // e.canRun, made once
+	instances  sync.Pool                          // *Instance scratch for Send
 }
 
 // Handler runs one attempt of an action. It returns the event to
@@ -121,6 +123,8 @@ func New(store Store, opts Options) *Engine {
 	}
 	e := &Engine{store: store, opts: opts, byHash: map[string]*machine{}, byName: map[string]*machine{}}
 	e.mainWorker = e.newWorker()
+	e.canRunFn = e.canRun
+	e.instances.New = func() any { return &Instance{} }
 	return e
 }
 
@@ -252,11 +256,12 @@ func (e *Engine) StartValues(ctx context.Context, machineName, id string, values
 // for an unknown instance or event, a wrong payload, or an instance that
 // has completed or been cancelled.
 func (e *Engine) Send(ctx context.Context, id, event string, payload map[string]any) error {
-	var inst Instance
-	if err := e.store.Load(ctx, id, &inst); err != nil {
+	inst := e.instances.Get().(*Instance)
+	defer e.instances.Put(inst)
+	if err := e.store.Load(ctx, id, inst); err != nil {
 		return err
 	}
-	m, err := e.machineFor(ctx, &inst)
+	m, err := e.machineFor(ctx, inst)
 	if err != nil {
 		return err
 	}
@@ -443,7 +448,7 @@ func (e *Engine) filter() ClaimFilter {
 	e.mu.RLock()
 	hashes := e.hashes
 	e.mu.RUnlock()
-	return ClaimFilter{Worker: e.opts.Worker, Hashes: hashes, CanRun: e.canRun, Now: e.opts.Clock.Now(), Lease: e.opts.Lease}
+	return ClaimFilter{Worker: e.opts.Worker, Hashes: hashes, CanRun: e.canRunFn, Now: e.opts.Clock.Now(), Lease: e.opts.Lease}
 }
 
 func (e *Engine) canRun(hash string, action int) bool {

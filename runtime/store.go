@@ -48,6 +48,7 @@ type Lease struct {
 	Worker string
 	Until  time.Time
 	Token  string // store-specific
+	Fence  uint64 // store-specific
 }
 
 // ClaimFilter says what a worker can do.

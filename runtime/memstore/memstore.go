@@ -18,7 +18,6 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"strconv"
 	"sync"
 	"time"
 
@@ -39,7 +38,7 @@ type Store struct {
 	entries    map[string]*entry
 	timeline   indexedHeap
 	ready      indexedHeap
-	leased     map[*item]string // leased items and their tokens
+	leased     map[*item]uint64 // leased items and their fences
 	seq        uint64
 	tokens     uint64
 	historyCap int
@@ -75,7 +74,7 @@ func New(historyCap int) *Store {
 		entries:    map[string]*entry{},
 		timeline:   indexedHeap{less: byDue},
 		ready:      indexedHeap{less: byUrgency},
-		leased:     map[*item]string{},
+		leased:     map[*item]uint64{},
 		historyCap: historyCap,
 		wake:       make(chan struct{}, 1),
 	}
@@ -274,8 +273,7 @@ func (s *Store) lease(it *item, f runtime.ClaimFilter, l *runtime.Lease) {
 		it.heap.remove(it)
 	}
 	s.tokens++
-	token := strconv.FormatUint(s.tokens, 36)
-	s.leased[it] = token
+	s.leased[it] = s.tokens
 	if it.task != nil {
 		l.Work = it.task.work
 	} else {
@@ -283,7 +281,7 @@ func (s *Store) lease(it *item, f runtime.ClaimFilter, l *runtime.Lease) {
 	}
 	l.Worker = f.Worker
 	l.Until = f.Now.Add(f.Lease)
-	l.Token = token
+	l.Fence = s.tokens
 	// While leased, due holds the lease expiry; the work keeps its own.
 	it.due = l.Until
 }
@@ -366,7 +364,7 @@ func (s *Store) holds(l *runtime.Lease) (*item, error) {
 	} else if len(e.queue) > 0 && e.queue[0].Seq == l.Work.Seq {
 		it = &e.head
 	}
-	if it == nil || s.leased[it] != l.Token {
+	if it == nil || s.leased[it] != l.Fence {
 		return nil, runtime.ErrLostLease
 	}
 	return it, nil
