@@ -82,6 +82,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			fmtCommand(e),
 			compileCommand(e),
 			visualizeCommand(e),
+			runCommand(e),
 		},
 		CommandNotFound: func(c *cli.Context, name string) {
 			fmt.Fprintf(stderr, "fsmc: unknown command %q; see 'fsmc --help'\n", name)

@@ -30,6 +30,9 @@ func Compile(model *dsl.Model, source string) (*ir.File, error) {
 		}
 		f.Machines = append(f.Machines, im)
 	}
+	if err := f.SetHashes(); err != nil {
+		return nil, err
+	}
 	return f, nil
 }
 

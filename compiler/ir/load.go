@@ -92,15 +92,9 @@ func (f *Field) UnmarshalJSON(b []byte) error {
 // Encode writes f as indented JSON, after setting the machine and file
 // hashes. The same File always gives the same bytes.
 func (f *File) Encode() ([]byte, error) {
-	f.FormatVersion = FormatVersion
-	for _, m := range f.Machines {
-		h, err := m.canonicalHash()
-		if err != nil {
-			return nil, err
-		}
-		m.Hash = h
+	if err := f.SetHashes(); err != nil {
+		return nil, err
 	}
-	f.Hash = f.fileHash()
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
@@ -108,6 +102,20 @@ func (f *File) Encode() ([]byte, error) {
 		return nil, err
 	}
 	return pretty(bytes.TrimSpace(buf.Bytes())), nil
+}
+
+// SetHashes computes every machine's hash and the file's.
+func (f *File) SetHashes() error {
+	f.FormatVersion = FormatVersion
+	for _, m := range f.Machines {
+		h, err := m.canonicalHash()
+		if err != nil {
+			return err
+		}
+		m.Hash = h
+	}
+	f.Hash = f.fileHash()
+	return nil
 }
 
 // positionMember matches a "pos" member in compact JSON. It cannot match

@@ -1,0 +1,128 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/fsmc/fsmc/compiler/ir"
+	"github.com/fsmc/fsmc/runtime"
+)
+
+// The changelog and inspect output shared by `fsmc run` and the Redis
+// commands.
+
+// eventLabel names what caused a change: the event, `after(delay)` for
+// a timer, or `start`.
+func eventLabel(m *ir.Machine, c runtime.Change) string {
+	switch {
+	case c.From < 0:
+		return "start"
+	case c.Event >= 0:
+		return m.Events[c.Event].Name
+	}
+	return "after(" + m.States[c.From].Timers[c.Timer].Delay.Src + ")"
+}
+
+// changeLine is `ID MACHINE FROM --EVENT--> TO`; FROM is * at start.
+func changeLine(m *ir.Machine, c runtime.Change) string {
+	from := "*"
+	if c.From >= 0 {
+		from = m.States[c.From].Name
+	}
+	return fmt.Sprintf("%s %s %s --%s--> %s", c.Instance, c.Machine, from, eventLabel(m, c), m.States[c.To].Name)
+}
+
+func changeJSON(m *ir.Machine, c runtime.Change) map[string]any {
+	out := map[string]any{
+		"time":     c.Time.UTC().Format(time.RFC3339Nano),
+		"instance": c.Instance,
+		"machine":  c.Machine,
+		"from":     nil,
+		"event":    eventLabel(m, c),
+		"to":       m.States[c.To].Name,
+		"version":  c.Version,
+		"status":   c.Status.String(),
+	}
+	if c.From >= 0 {
+		out["from"] = m.States[c.From].Name
+	}
+	return out
+}
+
+// historyLine describes one history entry.
+func historyLine(m *ir.Machine, h runtime.HistoryEntry) string {
+	state := func(i int) string {
+		if i < 0 || i >= len(m.States) {
+			return "?"
+		}
+		return m.States[i].Name
+	}
+	event := func(i int) string {
+		if i < 0 || i >= len(m.Events) {
+			return "?"
+		}
+		return m.Events[i].Name
+	}
+	switch h.Kind {
+	case runtime.HistStart:
+		return fmt.Sprintf("v%d started in %s", h.Version, state(h.To))
+	case runtime.HistTransition:
+		return fmt.Sprintf("v%d %s --%s--> %s", h.Version, state(h.From), event(h.Event), state(h.To))
+	case runtime.HistTimer:
+		return fmt.Sprintf("v%d %s --after(%s)--> %s", h.Version, state(h.From), m.States[h.From].Timers[h.Timer].Delay.Src, state(h.To))
+	case runtime.HistUnhandled:
+		return fmt.Sprintf("%s unhandled in %s", event(h.Event), state(h.From))
+	case runtime.HistStale:
+		if h.Event >= 0 {
+			return fmt.Sprintf("%s from an earlier visit discarded", event(h.Event))
+		}
+		return "a timer from an earlier visit discarded"
+	case runtime.HistAttempt:
+		return fmt.Sprintf("attempt %d succeeded: %s", h.Attempt, event(h.Event))
+	case runtime.HistAttemptFailed:
+		return fmt.Sprintf("attempt %d failed: %s", h.Attempt, h.Message)
+	case runtime.HistFault:
+		return fmt.Sprintf("v%d failed: %s", h.Version, h.Message)
+	case runtime.HistRetry:
+		return fmt.Sprintf("v%d resumed by retry", h.Version)
+	case runtime.HistCancel:
+		return fmt.Sprintf("v%d cancelled", h.Version)
+	}
+	return h.Kind.String()
+}
+
+func writeInspect(w io.Writer, v *runtime.View) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "instance %s (machine %s)\n", v.ID, v.Machine)
+	fmt.Fprintf(&b, "  state    %s\n", v.StateName)
+	fmt.Fprintf(&b, "  status   %s\n", v.Status)
+	if v.Failure != "" {
+		fmt.Fprintf(&b, "  failure  %s\n", v.Failure)
+	}
+	fmt.Fprintf(&b, "  version  %d\n", v.Version)
+	for i, f := range v.IR.Context {
+		fmt.Fprintf(&b, "  %-8s %s\n", f.Name, v.Fields.Values()[i])
+	}
+	b.WriteString("  history\n")
+	for _, h := range v.History {
+		fmt.Fprintf(&b, "    %s  %s\n", h.Time.UTC().Format("15:04:05.000"), historyLine(v.IR, h))
+	}
+	io.WriteString(w, b.String())
+}
+
+func inspectJSON(v *runtime.View) map[string]any {
+	var history []map[string]any
+	for _, h := range v.History {
+		history = append(history, map[string]any{
+			"time": h.Time.UTC().Format(time.RFC3339Nano), "kind": h.Kind.String(),
+			"version": h.Version, "text": historyLine(v.IR, h),
+		})
+	}
+	return map[string]any{
+		"id": v.ID, "machine": v.Machine, "hash": v.Hash, "state": v.StateName,
+		"status": v.Status.String(), "failure": v.Failure, "version": v.Version,
+		"priority": v.Priority, "context": v.Fields.Map(), "history": history,
+	}
+}

@@ -1,0 +1,135 @@
+package cli
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/fsmc/fsmc/compiler/ir"
+	"github.com/fsmc/fsmc/runtime"
+	"github.com/fsmc/fsmc/runtime/memstore"
+	"github.com/urfave/cli/v2"
+)
+
+func runCommand(e *env) *cli.Command {
+	return &cli.Command{
+		Name:      "run",
+		Usage:     "run machines: a scenario on stdin on the embedded store, or a worker on Redis",
+		ArgsUsage: "FILE|IR...",
+		Description: "Without --redis, commands are read from stdin, one per line:\n" +
+			"  start MACHINE ID [JSON-CONTEXT] [priority N]\n" +
+			"  send ID EVENT [JSON-PAYLOAD]\n" +
+			"  sleep DURATION        (instant with --virtual-time)\n" +
+			"  inspect ID\n" +
+			"  expect ID STATE       (exit 1 at the end if any expectation failed)\n" +
+			"Blank lines and # comments are skipped. Each transition prints a line\n" +
+			"ID MACHINE FROM --EVENT--> TO (or JSON with --json). Actions without --exec\n" +
+			"are manual: one without emits succeeds at once, one with emits stays\n" +
+			"pending until the scenario sends its events.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "redis", EnvVars: []string{"FSMC_REDIS_URL"}, Usage: "run as a worker on the Redis deployment at `URL`"},
+			&cli.StringSliceFlag{Name: "exec", Usage: "run `ACTION=CMD` as an external command (argv, no shell)"},
+			&cli.IntFlag{Name: "concurrency", Value: 4, Usage: "workers (with --redis)"},
+			&cli.BoolFlag{Name: "virtual-time", Usage: "sleep advances a virtual clock instantly"},
+			&cli.BoolFlag{Name: "json", Usage: "print the changelog as JSON lines"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() == 0 {
+				return usageError("fsmc run: give at least one .fsm or IR file (usage: fsmc run [flags] FILE...)")
+			}
+			if c.String("redis") != "" {
+				return usageError("fsmc run: --redis is not available in this version of fsmc; without it, run uses the embedded store")
+			}
+			files := map[string]*ir.Machine{}
+			for _, path := range c.Args().Slice() {
+				f, err := e.loadMachines(path)
+				if err != nil {
+					return err
+				}
+				for _, m := range f.Machines {
+					if _, dup := files[m.Name]; dup {
+						return usageError("fsmc run: machine %s is defined twice", m.Name)
+					}
+					files[m.Name] = m
+				}
+			}
+			handlers, err := bindExec(files, c.StringSlice("exec"))
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return e.runScenario(ctx, files, handlers, c.Bool("virtual-time"), c.Bool("json"))
+		},
+	}
+}
+
+// bindExec turns --exec ACTION=CMD flags into handlers, per machine, and
+// makes every other action manual.
+func bindExec(machines map[string]*ir.Machine, specs []string) (map[string]map[string]runtime.Handler, error) {
+	commands := map[string][]string{}
+	for _, spec := range specs {
+		action, cmdline, ok := strings.Cut(spec, "=")
+		if !ok || action == "" || strings.TrimSpace(cmdline) == "" {
+			return nil, usageError("fsmc run: --exec %q: want ACTION=CMD", spec)
+		}
+		argv, err := runtime.SplitCommand(cmdline)
+		if err != nil {
+			return nil, usageError("fsmc run: --exec %s: %v", action, err)
+		}
+		commands[action] = argv
+	}
+	out := map[string]map[string]runtime.Handler{}
+	used := map[string]bool{}
+	for name, m := range machines {
+		out[name] = map[string]runtime.Handler{}
+		for _, a := range m.Actions {
+			if argv, ok := commands[a.Name]; ok {
+				out[name][a.Name] = runtime.CommandHandler(argv)
+				used[a.Name] = true
+				continue
+			}
+			out[name][a.Name] = manual(len(a.Emits) > 0)
+		}
+	}
+	for action := range commands {
+		if !used[action] {
+			return nil, usageError("fsmc run: --exec %s: no machine has an action called %s", action, action)
+		}
+	}
+	return out, nil
+}
+
+// manual is the handler of an action with no --exec: without emits it
+// succeeds at once; with emits it stays pending.
+func manual(emits bool) runtime.Handler {
+	return func(context.Context, *runtime.Call) (runtime.Result, error) {
+		if emits {
+			return runtime.Pending, nil
+		}
+		return runtime.Result{}, nil
+	}
+}
+
+func (e *env) runScenario(ctx context.Context, machines map[string]*ir.Machine, handlers map[string]map[string]runtime.Handler, virtual, asJSON bool) error {
+	var clock runtime.Clock = runtime.RealClock{}
+	if virtual {
+		clock = runtime.NewFakeClock(time.Now().UTC().Truncate(time.Second))
+	}
+	s := &scenario{env: e, clock: clock, virtual: virtual, json: asJSON, machines: machines}
+	s.engine = runtime.New(memstore.New(0), runtime.Options{
+		Clock:     clock,
+		Worker:    "fsmc-run",
+		OnChange:  s.printChange,
+		OnHistory: s.printHistory,
+	})
+	for name, m := range machines {
+		if err := s.engine.Register(ctx, m, handlers[name]); err != nil {
+			return err
+		}
+	}
+	return s.run(ctx)
+}

@@ -1,0 +1,313 @@
+package cli
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/fsmc/fsmc/compiler/ir"
+	"github.com/fsmc/fsmc/runtime"
+)
+
+// scenario runs the stdin command language of `fsmc run` on the
+// embedded store: each command, then all the work it makes due, in
+// order, on one goroutine, so the changelog is deterministic.
+type scenario struct {
+	*env
+	engine   *runtime.Engine
+	clock    runtime.Clock
+	virtual  bool
+	json     bool
+	machines map[string]*ir.Machine
+	line     int
+	failed   bool // an expectation failed or a command was refused
+}
+
+func (s *scenario) run(ctx context.Context) error {
+	in := bufio.NewScanner(s.stdin)
+	in.Buffer(make([]byte, 64*1024), 16*1024*1024)
+	lines := make(chan string)
+	done := make(chan error, 1)
+	go func() {
+		for in.Scan() {
+			lines <- in.Text()
+		}
+		done <- in.Err()
+		close(lines)
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return s.finish(ctx, true)
+		case line, ok := <-lines:
+			if !ok {
+				if err := <-done; err != nil {
+					return usageError("fsmc run: reading stdin: %v", err)
+				}
+				return s.finish(ctx, false)
+			}
+			s.line++
+			s.command(ctx, strings.TrimSpace(line))
+		}
+	}
+}
+
+// finish handles the work that is due, then reports.
+func (s *scenario) finish(ctx context.Context, interrupted bool) error {
+	if !interrupted {
+		s.runDue(ctx)
+	}
+	if s.failed {
+		return exit(ExitFound)
+	}
+	return nil
+}
+
+func (s *scenario) refuse(format string, args ...any) {
+	fmt.Fprintf(s.stderr, "line %d: %s\n", s.line, fmt.Sprintf(format, args...))
+	s.failed = true
+}
+
+func (s *scenario) runDue(ctx context.Context) {
+	if _, err := s.engine.RunDue(ctx); err != nil && ctx.Err() == nil {
+		s.refuse("%v", err)
+	}
+}
+
+func (s *scenario) command(ctx context.Context, line string) {
+	if line == "" || strings.HasPrefix(line, "#") {
+		return
+	}
+	verb, rest, _ := strings.Cut(line, " ")
+	rest = strings.TrimSpace(rest)
+	switch verb {
+	case "start":
+		s.start(ctx, rest)
+	case "send":
+		s.send(ctx, rest)
+	case "sleep":
+		d, err := time.ParseDuration(rest)
+		if err != nil || d < 0 {
+			s.refuse("sleep %q: want a duration such as 30s or 1h30m", rest)
+			return
+		}
+		s.sleep(ctx, d)
+	case "inspect":
+		s.inspect(ctx, rest)
+	case "expect":
+		s.expect(ctx, rest)
+	default:
+		s.refuse("unknown command %q (want start, send, sleep, inspect or expect)", verb)
+	}
+	s.runDue(ctx)
+}
+
+// jsonArg splits "{...} rest" into the JSON object and what follows.
+func jsonArg(s string) (json.RawMessage, string, error) {
+	s = strings.TrimSpace(s)
+	if !strings.HasPrefix(s, "{") {
+		return nil, s, nil
+	}
+	dec := json.NewDecoder(strings.NewReader(s))
+	var raw json.RawMessage
+	if err := dec.Decode(&raw); err != nil {
+		return nil, "", fmt.Errorf("bad JSON: %v", err)
+	}
+	return raw, strings.TrimSpace(s[dec.InputOffset():]), nil
+}
+
+func (s *scenario) start(ctx context.Context, args string) {
+	fields := strings.Fields(args)
+	if len(fields) < 2 {
+		s.refuse("start: want MACHINE ID [JSON-CONTEXT] [priority N]")
+		return
+	}
+	name, id := fields[0], fields[1]
+	after := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(strings.TrimPrefix(args, name)), id))
+	raw, rest, err := jsonArg(after)
+	if err != nil {
+		s.refuse("start %s: context: %v", id, err)
+		return
+	}
+	priority := 0
+	if rest != "" {
+		words := strings.Fields(rest)
+		if len(words) != 2 || words[0] != "priority" {
+			s.refuse("start %s: unexpected %q (want [priority N])", id, rest)
+			return
+		}
+		if priority, err = strconv.Atoi(words[1]); err != nil {
+			s.refuse("start %s: priority %q is not a number", id, words[1])
+			return
+		}
+	}
+	m := s.machines[name]
+	if m == nil {
+		s.refuse("start: unknown machine %q (have %s)", name, strings.Join(s.machineNames(), ", "))
+		return
+	}
+	values, err := runtime.DecodeJSON(m.Context, nil, raw)
+	if err != nil {
+		s.refuse("start %s: context: %v", id, err)
+		return
+	}
+	if err := s.engine.StartValues(ctx, name, id, values, runtime.StartOptions{Priority: priority}); err != nil {
+		s.refuse("start %s: %v", id, err)
+	}
+}
+
+func (s *scenario) machineNames() []string {
+	var names []string
+	for n := range s.machines {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func (s *scenario) send(ctx context.Context, args string) {
+	fields := strings.Fields(args)
+	if len(fields) < 2 {
+		s.refuse("send: want ID EVENT [JSON-PAYLOAD]")
+		return
+	}
+	id, event := fields[0], fields[1]
+	after := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(strings.TrimPrefix(args, id)), event))
+	raw, rest, err := jsonArg(after)
+	if err != nil || rest != "" {
+		if err == nil {
+			err = fmt.Errorf("unexpected %q after the payload", rest)
+		}
+		s.refuse("send %s %s: %v", id, event, err)
+		return
+	}
+	payload := map[string]any{}
+	if raw != nil {
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.UseNumber()
+		if err := dec.Decode(&payload); err != nil {
+			s.refuse("send %s %s: payload: %v", id, event, err)
+			return
+		}
+	}
+	if err := s.engine.Send(ctx, id, event, payload); err != nil {
+		if errors.Is(err, runtime.ErrNotFound) {
+			err = fmt.Errorf("no instance %q", id)
+		}
+		s.refuse("send %s %s: %v", id, event, err)
+	}
+}
+
+// sleep lets d pass: every due time on the way is reached in order and
+// its work handled; with a virtual clock no real time passes.
+func (s *scenario) sleep(ctx context.Context, d time.Duration) {
+	end := s.clock.Now().Add(d)
+	for ctx.Err() == nil {
+		s.runDue(ctx)
+		next, found, err := s.engine.Store().NextDue(ctx)
+		if err != nil {
+			s.refuse("%v", err)
+			return
+		}
+		now := s.clock.Now()
+		if !found || next.After(end) {
+			next = end
+		}
+		if next.After(now) {
+			if fake, ok := s.clock.(*runtime.FakeClock); ok {
+				fake.Set(next)
+			} else {
+				s.clock.Sleep(next.Sub(now), ctx.Done())
+			}
+		}
+		if !s.clock.Now().Before(end) {
+			s.runDue(ctx)
+			return
+		}
+	}
+}
+
+func (s *scenario) view(ctx context.Context, id string) *runtime.View {
+	v, err := s.engine.Get(ctx, id)
+	if errors.Is(err, runtime.ErrNotFound) {
+		s.refuse("no instance %q", id)
+		return nil
+	}
+	if err != nil {
+		s.refuse("%v", err)
+		return nil
+	}
+	return v
+}
+
+func (s *scenario) expect(ctx context.Context, args string) {
+	fields := strings.Fields(args)
+	if len(fields) != 2 {
+		s.refuse("expect: want ID STATE")
+		return
+	}
+	v := s.view(ctx, fields[0])
+	if v == nil {
+		return
+	}
+	if v.StateName != fields[1] {
+		detail := v.Status.String()
+		if v.Failure != "" {
+			detail += ": " + v.Failure
+		}
+		s.refuse("expect %s %s: it is in %s (%s)", fields[0], fields[1], v.StateName, detail)
+	}
+}
+
+func (s *scenario) inspect(ctx context.Context, args string) {
+	fields := strings.Fields(args)
+	if len(fields) != 1 {
+		s.refuse("inspect: want ID")
+		return
+	}
+	v := s.view(ctx, fields[0])
+	if v == nil {
+		return
+	}
+	if s.json {
+		b, _ := json.Marshal(inspectJSON(v))
+		fmt.Fprintln(s.stdout, string(b))
+		return
+	}
+	writeInspect(s.stdout, v)
+}
+
+// printChange writes one changelog line per transition.
+func (s *scenario) printChange(c runtime.Change) {
+	m := s.machines[c.Machine]
+	if s.json {
+		b, _ := json.Marshal(changeJSON(m, c))
+		fmt.Fprintln(s.stdout, string(b))
+		return
+	}
+	fmt.Fprintln(s.stdout, changeLine(m, c))
+}
+
+// printHistory writes what a scenario's author wants to know besides
+// transitions: unhandled events, failed attempts, parked instances.
+func (s *scenario) printHistory(id string, h runtime.HistoryEntry) {
+	var msg string
+	switch h.Kind {
+	case runtime.HistUnhandled:
+		msg = "event unhandled in its state"
+	case runtime.HistAttemptFailed:
+		msg = fmt.Sprintf("attempt %d failed: %s", h.Attempt, h.Message)
+	case runtime.HistFault:
+		msg = "failed: " + h.Message
+	default:
+		return
+	}
+	fmt.Fprintf(s.stderr, "%s: %s\n", id, msg)
+}
