@@ -34,19 +34,23 @@ func changeLine(m *ir.Machine, c runtime.Change) string {
 	return fmt.Sprintf("%s %s %s --%s--> %s", c.Instance, c.Machine, from, eventLabel(m, c), m.States[c.To].Name)
 }
 
-func changeJSON(m *ir.Machine, c runtime.Change) map[string]any {
-	out := map[string]any{
-		"time":     c.Time.UTC().Format(time.RFC3339Nano),
-		"instance": c.Instance,
-		"machine":  c.Machine,
-		"from":     nil,
-		"event":    eventLabel(m, c),
-		"to":       m.States[c.To].Name,
-		"version":  c.Version,
-		"status":   c.Status.String(),
-	}
+// changeRecord is one changelog entry as JSON.
+type changeRecord struct {
+	Time     string  `json:"time"`
+	Instance string  `json:"instance"`
+	Machine  string  `json:"machine"`
+	From     *string `json:"from"`
+	Event    string  `json:"event"`
+	To       string  `json:"to"`
+	Version  uint64  `json:"version"`
+	Status   string  `json:"status"`
+}
+
+func changeJSON(m *ir.Machine, c runtime.Change) changeRecord {
+	out := changeRecord{Time: c.Time.UTC().Format(time.RFC3339Nano), Instance: c.Instance, Machine: c.Machine,
+		Event: eventLabel(m, c), To: m.States[c.To].Name, Version: c.Version, Status: c.Status.String()}
 	if c.From >= 0 {
-		out["from"] = m.States[c.From].Name
+		out.From = &m.States[c.From].Name
 	}
 	return out
 }
