@@ -34,7 +34,7 @@ func BenchmarkFire(b *testing.B) {
 			b.Fatal(err)
 		}
 		ctx := context.Background()
-		e := runtime.New(memstore.New(0), runtime.Options{})
+		e := runtime.New(memstore.New(memstore.Options{}), runtime.Options{})
 		if err := e.Register(ctx, f.Machines[0], nil); err != nil {
 			b.Fatal(err)
 		}

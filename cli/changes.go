@@ -111,7 +111,7 @@ func writeInspect(w io.Writer, v *runtime.View) {
 	}
 	b.WriteString("  history\n")
 	for _, h := range v.History {
-		fmt.Fprintf(&b, "    %s  %s\n", h.Time.UTC().Format("15:04:05.000"), historyLine(v.IR, h))
+		fmt.Fprintf(&b, "    %s  %s\n", h.Time.UTC().Format("2006-01-02 15:04:05.000"), historyLine(v.IR, h))
 	}
 	io.WriteString(w, b.String())
 }

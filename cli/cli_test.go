@@ -3,7 +3,9 @@ package cli
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
@@ -43,4 +45,30 @@ func TestScripts(t *testing.T) {
 			return nil
 		},
 	})
+}
+
+// TestExampleScenarios runs every examples/*.scenario against its
+// machine in virtual time: every expectation must hold.
+func TestExampleScenarios(t *testing.T) {
+	scenarios, _ := filepath.Glob("../examples/*.scenario")
+	if len(scenarios) < 5 {
+		t.Fatalf("found %d scenarios", len(scenarios))
+	}
+	for _, path := range scenarios {
+		t.Run(filepath.Base(path), func(t *testing.T) {
+			in, err := os.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer in.Close()
+			var stdout, stderr strings.Builder
+			machine := strings.TrimSuffix(path, ".scenario") + ".fsm"
+			if code := Main([]string{"fsmc", "run", "--virtual-time", machine}, in, &stdout, &stderr); code != 0 {
+				t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
+			}
+			if !strings.Contains(stdout.String(), "--start-->") {
+				t.Fatalf("no changelog:\n%s", stdout.String())
+			}
+		})
+	}
 }

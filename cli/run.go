@@ -114,13 +114,17 @@ func manual(emits bool) runtime.Handler {
 	}
 }
 
+// virtualEpoch is where virtual time starts, so that a scenario's output
+// is the same on every run.
+var virtualEpoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+
 func (e *env) runScenario(ctx context.Context, machines map[string]*ir.Machine, handlers map[string]map[string]runtime.Handler, virtual, asJSON bool) error {
 	var clock runtime.Clock = runtime.RealClock{}
 	if virtual {
-		clock = runtime.NewFakeClock(time.Now().UTC().Truncate(time.Second))
+		clock = runtime.NewFakeClock(virtualEpoch)
 	}
-	s := &scenario{env: e, clock: clock, virtual: virtual, json: asJSON, machines: machines}
-	s.engine = runtime.New(memstore.New(0), runtime.Options{
+	s := &scenario{env: e, clock: clock, virtual: virtual, json: asJSON, machines: machines, machine: map[string]string{}}
+	s.engine = runtime.New(memstore.New(memstore.Options{}), runtime.Options{
 		Clock:     clock,
 		Worker:    "fsmc-run",
 		OnChange:  s.printChange,

@@ -27,7 +27,8 @@ type scenario struct {
 	json     bool
 	machines map[string]*ir.Machine
 	line     int
-	failed   bool // an expectation failed or a command was refused
+	failed   bool              // an expectation failed or a command was refused
+	machine  map[string]string // instance ID -> machine name, for notes
 }
 
 func (s *scenario) run(ctx context.Context) error {
@@ -160,7 +161,9 @@ func (s *scenario) start(ctx context.Context, args string) {
 	}
 	if err := s.engine.StartValues(ctx, name, id, values, runtime.StartOptions{Priority: priority}); err != nil {
 		s.refuse("start %s: %v", id, err)
+		return
 	}
+	s.machine[id] = name
 }
 
 func (s *scenario) machineNames() []string {
@@ -298,16 +301,14 @@ func (s *scenario) printChange(c runtime.Change) {
 // printHistory writes what a scenario's author wants to know besides
 // transitions: unhandled events, failed attempts, parked instances.
 func (s *scenario) printHistory(id string, h runtime.HistoryEntry) {
-	var msg string
 	switch h.Kind {
-	case runtime.HistUnhandled:
-		msg = "event unhandled in its state"
-	case runtime.HistAttemptFailed:
-		msg = fmt.Sprintf("attempt %d failed: %s", h.Attempt, h.Message)
-	case runtime.HistFault:
-		msg = "failed: " + h.Message
+	case runtime.HistUnhandled, runtime.HistAttemptFailed, runtime.HistFault:
 	default:
 		return
+	}
+	msg := h.Kind.String()
+	if m := s.machines[s.machine[id]]; m != nil {
+		msg = historyLine(m, h)
 	}
 	fmt.Fprintf(s.stderr, "%s: %s\n", id, msg)
 }

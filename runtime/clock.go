@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -13,11 +14,30 @@ type Clock interface {
 	Sleep(d time.Duration, wake <-chan struct{}) bool
 }
 
-// RealClock is the wall clock.
+// RealClock is the wall clock. Now reads only the monotonic clock (one
+// clock read instead of time.Now's two) and adds it to a wall time it
+// re-reads every second, so it follows the wall clock's adjustments
+// within a second.
 type RealClock struct{}
 
+type anchor struct {
+	wall time.Time // a time.Now reading; its monotonic part measures from it
+}
+
+var wallAnchor atomic.Pointer[anchor]
+
 // Now returns the current time.
-func (RealClock) Now() time.Time { return time.Now() }
+func (RealClock) Now() time.Time {
+	a := wallAnchor.Load()
+	if a != nil {
+		if d := time.Since(a.wall); d >= 0 && d < time.Second {
+			return a.wall.Add(d)
+		}
+	}
+	now := time.Now()
+	wallAnchor.Store(&anchor{wall: now})
+	return now
+}
 
 // Sleep waits for d or a wake-up.
 func (RealClock) Sleep(d time.Duration, wake <-chan struct{}) bool {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fsmc/fsmc/compiler/ir"
@@ -47,6 +48,7 @@ type Engine struct {
 	mainWorker *worker
 	mainMu     sync.Mutex
 	canRunFn   func(hash string, action int) bool // e.canRun, made once
+	generation atomic.Uint64                      // bumped by Register
 	instances  sync.Pool                          // *Instance scratch for Send
 }
 
@@ -172,6 +174,7 @@ func (e *Engine) Register(ctx context.Context, m *ir.Machine, handlers map[strin
 	}
 	e.byHash[m.Hash] = rt
 	e.byName[m.Name] = rt
+	e.generation.Add(1)
 	return nil
 }
 
@@ -235,9 +238,11 @@ func (e *Engine) StartValues(ctx context.Context, machineName, id string, values
 		Status: Active, Visit: 1, Priority: opts.Priority, Created: now, Updated: now}
 	w := e.newWorker()
 	w.reset()
-	if err := w.enter(m, inst, now); err != nil {
+	status, err := w.enter(m, inst.State, inst.Visit, inst.Context, now)
+	if err != nil {
 		return fmt.Errorf("entering the initial state: %w", err)
 	}
+	inst.Status = status
 	w.history = append(w.history, HistoryEntry{Time: now, Kind: HistStart, Version: 1, From: -1, To: inst.State, Event: -1})
 	change := Change{Time: now, Instance: id, Machine: m.ir.Name, From: -1, To: inst.State, Event: -1, Status: inst.Status}
 	err = e.store.Create(ctx, inst, w.schedule, w.history, change)
@@ -283,13 +288,41 @@ func (e *Engine) Send(ctx context.Context, id, event string, payload map[string]
 
 // Fire sends event and handles the instance's due work on the calling
 // goroutine (tasks included), for programs that drive instances
-// directly.
+// directly. On a store that can decide in place (the embedded store),
+// an instance with nothing queued handles the event without a queue
+// round trip; the outcome is the same as Send followed by RunDue.
 func (e *Engine) Fire(ctx context.Context, id, event string, payload map[string]any) error {
+	e.mainMu.Lock()
+	defer e.mainMu.Unlock()
+	w := e.mainWorker
+	if is, ok := e.store.(InlineStore); ok {
+		w.reset()
+		w.fireName, w.firePay, w.fireErr, w.fireQueue = event, payload, nil, false
+		w.fire.Due = e.opts.Clock.Now()
+		ran, err := is.Inline(ctx, id, w.inlineCall)
+		w.firePay = nil
+		switch {
+		case err != nil:
+			return err
+		case w.fireErr != nil:
+			return w.fireErr
+		case ran && !w.fireQueue:
+			e.notify(id, w.history, w.changes)
+			if len(w.schedule) == 0 {
+				return nil
+			}
+			return e.drainInstance(ctx, id)
+		}
+	}
 	if err := e.Send(ctx, id, event, payload); err != nil {
 		return err
 	}
-	e.mainMu.Lock()
-	defer e.mainMu.Unlock()
+	return e.drainInstance(ctx, id)
+}
+
+// drainInstance handles an instance's due work on the calling goroutine
+// (the caller holds mainMu).
+func (e *Engine) drainInstance(ctx context.Context, id string) error {
 	for {
 		ok, err := e.store.ClaimInstance(ctx, id, e.filter(), &e.mainWorker.lease)
 		if err != nil || !ok {
@@ -299,6 +332,45 @@ func (e *Engine) Fire(ctx context.Context, id, event string, payload map[string]
 			return err
 		}
 	}
+}
+
+// inlineDecide is Fire's decision, run by the store under its lock: it
+// must not call the store.
+func (w *worker) inlineDecide(inst *Instance, c *Commit) bool {
+	m := w.machineCached(inst.Hash)
+	if m == nil {
+		w.fireQueue = true
+		return false
+	}
+	ev, ok := m.events[w.fireName]
+	if !ok || ev < 2 {
+		w.fireErr = fmt.Errorf("machine %s has no event %q", m.ir.Name, w.fireName)
+		return false
+	}
+	w.fire.Kind, w.fire.Instance, w.fire.Event, w.fire.Visit, w.fire.Payload = WorkEvent, inst.ID, ev, 0, nil
+	if len(w.firePay) > 0 || len(m.ir.Events[ev].Params) > 0 {
+		payload, err := Values(m.ir.Events[ev].Params, nil, w.firePay)
+		if err != nil {
+			w.fireErr = fmt.Errorf("event %s: %w", w.fireName, err)
+			return false
+		}
+		w.fire.Payload = payload
+	}
+	out := w.decide(m, inst, &w.fire, w.fire.Due)
+	c.History, c.Schedule, c.Changes = w.history, w.schedule, w.changes
+	c.DropWork = inst.Status == Completed
+	return out == changed
+}
+
+// machineCached is machineByHash with a one-entry cache per worker.
+func (w *worker) machineCached(hash string) *machine {
+	if w.cached != nil && w.cachedHash == hash && w.cachedGen == w.e.generation.Load() {
+		return w.cached
+	}
+	w.cachedGen = w.e.generation.Load()
+	w.cached = w.e.machineByHash(hash)
+	w.cachedHash = hash
+	return w.cached
 }
 
 // machineFor finds the machine version an instance runs, loading it from

@@ -38,7 +38,7 @@ const toggle = `machine Toggle {
 // toggleEngine is an engine on the embedded store with one Toggle
 // instance, warmed up.
 func toggleEngine(t testing.TB) *runtime.Engine {
-	e := runtime.New(memstore.New(0), runtime.Options{})
+	e := runtime.New(memstore.New(memstore.Options{}), runtime.Options{})
 	if err := e.Register(context.Background(), compileMachine(t, toggle), nil); err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +110,7 @@ func TestRunWorkers(t *testing.T) {
     final state Failed
 }`)
 	var attempts atomic.Int32
-	store := memstore.New(0)
+	store := memstore.New(memstore.Options{})
 	e := runtime.New(store, runtime.Options{})
 	err := e.Register(context.Background(), m, map[string]runtime.Handler{
 		"Work": func(_ context.Context, c *runtime.Call) (runtime.Result, error) {

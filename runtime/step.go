@@ -20,11 +20,25 @@ type worker struct {
 	schedule []Work
 	changes  []Change
 	sets     []ir.Value
+	next     []ir.Value // the context a transition builds
 	stack    []ir.Value
+
+	// Fire's inline path: the event to deliver and what came of it.
+	fire       Work
+	fireName   string
+	firePay    map[string]any
+	fireErr    error
+	fireQueue  bool // the engine does not know the machine: use the queue
+	inlineCall func(*Instance, *Commit) bool
+	cached     *machine
+	cachedHash string
+	cachedGen  uint64
 }
 
 func (e *Engine) newWorker() *worker {
-	return &worker{e: e, stack: make([]ir.Value, 0, 16)}
+	w := &worker{e: e, stack: make([]ir.Value, 0, 16)}
+	w.inlineCall = w.inlineDecide
+	return w
 }
 
 func (w *worker) reset() {
@@ -51,32 +65,54 @@ func (w *worker) eval(m *machine, x *ir.Expr, ctxValues, payload []ir.Value) (ir
 	return x.Eval(ctxValues, payload, w.stack)
 }
 
+// outcome is what deciding on a work item came to.
+type outcome uint8
+
+const (
+	// consumed: the item is used up; only w.history and w.schedule are
+	// recorded, the instance is unchanged.
+	consumed outcome = iota
+	// changed: the instance changed and is committed as a new version.
+	changed
+)
+
 // step handles one item of instance work: an event, a timer firing or a
-// task result.
+// task result. It loads the instance, decides, and commits fenced by the
+// version it read.
 func (e *Engine) step(ctx context.Context, w *worker) error {
 	item := &w.lease.Work
 	if err := e.store.Load(ctx, item.Instance, &w.inst); err != nil {
 		return e.drop(ctx, w, err)
 	}
-	inst := &w.inst
-	m, err := e.machineFor(ctx, inst)
+	m, err := e.machineFor(ctx, &w.inst)
 	if err != nil {
 		_ = e.store.Release(ctx, &w.lease)
 		return err
 	}
-	now := e.opts.Clock.Now()
+	if w.decide(m, &w.inst, item, e.opts.Clock.Now()) == changed {
+		w.commit = Commit{Instance: &w.inst, History: w.history, Schedule: w.schedule, Changes: w.changes, DropWork: w.inst.Status == Completed}
+		return e.commit(ctx, w)
+	}
+	return e.complete(ctx, w)
+}
+
+// decide applies language.md "Meaning" to one item of instance work:
+// it may change inst, and fills w's history, schedule and changes. It
+// never touches the store, so it runs the same on a loaded copy (step)
+// and in place under a store's lock (Fire's inline path).
+func (w *worker) decide(m *machine, inst *Instance, item *Work, now time.Time) outcome {
 	if inst.Status != Active {
-		return e.complete(ctx, w)
+		return consumed
 	}
 	if item.Visit != 0 && item.Visit != inst.Visit {
 		w.history = append(w.history, HistoryEntry{Time: now, Kind: HistStale, Version: inst.Version,
 			From: inst.State, To: -1, Event: eventOf(item), Timer: item.Timer})
-		return e.complete(ctx, w)
+		return consumed
 	}
 	st := &m.ir.States[inst.State]
 	if item.Kind == WorkTimer {
 		t := &st.Timers[item.Timer]
-		return e.transition(ctx, w, m, now, -1, item.Timer, t.Target, t.Sets, nil)
+		return w.transition(m, inst, now, -1, item.Timer, t.Target, t.Sets, nil)
 	}
 	candidates := st.Candidates(item.Event)
 	for i := range candidates {
@@ -84,16 +120,16 @@ func (e *Engine) step(ctx context.Context, w *worker) error {
 		if c.Guard != nil {
 			v, err := w.eval(m, c.Guard, inst.Context, item.Payload)
 			if err != nil {
-				return e.fail(ctx, w, now, err.Error(), false)
+				return w.fail(inst, now, err.Error(), false)
 			}
 			if v.I == 0 {
 				continue
 			}
 		}
-		return e.transition(ctx, w, m, now, item.Event, -1, c.Target, c.Sets, item.Payload)
+		return w.transition(m, inst, now, item.Event, -1, c.Target, c.Sets, item.Payload)
 	}
 	if st.Ignores(item.Event) {
-		return e.complete(ctx, w)
+		return consumed
 	}
 	if item.Event == ir.EventError && item.Visit != 0 {
 		// The state's task failed for good and nothing handles error.
@@ -101,10 +137,10 @@ func (e *Engine) step(ctx context.Context, w *worker) error {
 		if len(item.Payload) > 0 {
 			msg = fmt.Sprintf("task %s failed after %d attempt(s): %s", actionName(m, st), item.Payload[1].I, item.Payload[0].S)
 		}
-		return e.fail(ctx, w, now, msg, true)
+		return w.fail(inst, now, msg, true)
 	}
 	w.history = append(w.history, HistoryEntry{Time: now, Kind: HistUnhandled, Version: inst.Version, From: inst.State, To: -1, Event: item.Event})
-	return e.complete(ctx, w)
+	return consumed
 }
 
 func actionName(m *machine, st *ir.State) string {
@@ -121,34 +157,33 @@ func eventOf(item *Work) int {
 	return -1
 }
 
-// transition takes a transition (event >= 0) or timer (timer >= 0):
-// evaluates every set against the state before it, assigns them
-// together, enters the target and commits.
-func (e *Engine) transition(ctx context.Context, w *worker, m *machine, now time.Time, event, timer, target int, sets []ir.Assign, payload []ir.Value) error {
-	inst := &w.inst
+// transition takes a transition (event >= 0) or timer (timer >= 0).
+// Every set is evaluated against the state before it; the new context is
+// built in scratch space and the target's timers are evaluated against
+// it, so a fault anywhere leaves inst as it was.
+func (w *worker) transition(m *machine, inst *Instance, now time.Time, event, timer, target int, sets []ir.Assign, payload []ir.Value) outcome {
 	w.sets = w.sets[:0]
 	for i := range sets {
 		v, err := w.eval(m, &sets[i].Value, inst.Context, payload)
 		if err != nil {
-			return e.fail(ctx, w, now, err.Error(), false)
+			return w.fail(inst, now, err.Error(), false)
 		}
 		w.sets = append(w.sets, v)
 	}
+	w.next = append(w.next[:0], inst.Context...)
 	for i := range sets {
-		inst.Context[sets[i].Field] = w.sets[i]
+		w.next[sets[i].Field] = w.sets[i]
 	}
+	status, err := w.enter(m, target, inst.Visit+1, w.next, now)
+	if err != nil {
+		return w.fail(inst, now, err.Error(), false)
+	}
+	copy(inst.Context, w.next)
 	from := inst.State
 	inst.State = target
 	inst.Visit++
+	inst.Status = status
 	inst.Updated = now
-	if err := w.enter(m, inst, now); err != nil {
-		// A timer delay faulted: the transition is abandoned.
-		if reload := e.store.Load(ctx, inst.ID, inst); reload != nil {
-			return e.drop(ctx, w, reload)
-		}
-		w.schedule = w.schedule[:0]
-		return e.fail(ctx, w, now, err.Error(), false)
-	}
 	kind := HistTransition
 	if event < 0 {
 		kind = HistTimer
@@ -157,41 +192,42 @@ func (e *Engine) transition(ctx context.Context, w *worker, m *machine, now time
 	w.history = append(w.history, HistoryEntry{Time: now, Kind: kind, Version: version, From: from, To: target, Event: event, Timer: timer})
 	w.changes = append(w.changes, Change{Time: now, Instance: inst.ID, Machine: inst.Machine, From: from, To: target,
 		Event: event, Timer: timer, Version: version, Status: inst.Status})
-	w.commit = Commit{Instance: inst, History: w.history, Schedule: w.schedule, Changes: w.changes, DropWork: inst.Status == Completed}
-	return e.commit(ctx, w)
+	return changed
 }
 
-// enter schedules what entering inst's current state starts: its task's
-// first attempt and its timers; a final state completes the instance.
-func (w *worker) enter(m *machine, inst *Instance, now time.Time) error {
-	st := &m.ir.States[inst.State]
+// enter schedules what entering state (in the given visit, with the
+// given context) starts: its task's first attempt and its timers. It
+// returns the status the instance has there: Completed in a final state.
+func (w *worker) enter(m *machine, state int, visit uint64, ctxValues []ir.Value, now time.Time) (Status, error) {
+	st := &m.ir.States[state]
 	if st.Final {
-		inst.Status = Completed
-		return nil
+		return Completed, nil
 	}
+	mark := len(w.schedule)
 	if st.Task != nil {
-		w.schedule = append(w.schedule, Work{Kind: WorkTask, Due: now, Visit: inst.Visit, Action: st.Task.Action, Attempt: 1})
+		w.schedule = append(w.schedule, Work{Kind: WorkTask, Due: now, Visit: visit, Action: st.Task.Action, Attempt: 1})
 	}
 	for i := range st.Timers {
-		d, err := w.eval(m, &st.Timers[i].Delay, inst.Context, nil)
+		d, err := w.eval(m, &st.Timers[i].Delay, ctxValues, nil)
 		if err != nil {
-			return err
+			w.schedule = w.schedule[:mark]
+			return Active, err
 		}
-		w.schedule = append(w.schedule, Work{Kind: WorkTimer, Due: now.Add(max(time.Duration(d.I), 0)), Visit: inst.Visit, Timer: i})
+		w.schedule = append(w.schedule, Work{Kind: WorkTimer, Due: now.Add(max(time.Duration(d.I), 0)), Visit: visit, Timer: i})
 	}
-	return nil
+	return Active, nil
 }
 
 // fail parks the instance: it keeps its state and context.
-func (e *Engine) fail(ctx context.Context, w *worker, now time.Time, msg string, task bool) error {
-	inst := &w.inst
+func (w *worker) fail(inst *Instance, now time.Time, msg string, task bool) outcome {
 	inst.Status = Failed
 	inst.Failure = msg
 	inst.FailedTask = task
 	inst.Updated = now
 	w.history = append(w.history[:0], HistoryEntry{Time: now, Kind: HistFault, Version: inst.Version + 1, From: inst.State, To: -1, Event: -1, Message: msg})
-	w.commit = Commit{Instance: inst, History: w.history}
-	return e.commit(ctx, w)
+	w.schedule = w.schedule[:0]
+	w.changes = w.changes[:0]
+	return changed
 }
 
 // commit writes w.commit fenced by the version read. A stale commit is

@@ -139,3 +139,17 @@ type Store interface {
 	// Wake returns a channel that receives when new work may be due.
 	Wake() <-chan struct{}
 }
+
+// InlineStore is implemented by stores that can decide on an instance in
+// place, under their own lock: Engine.Fire's fast path on the embedded
+// store. Inline calls decide with the stored instance itself and a
+// commit to fill, but only when the instance is active and has no queued
+// or leased instance work (so per-instance order holds). When decide
+// returns true the store applies the commit as Commit would (a new
+// version, history, scheduled work, changes); otherwise it records the
+// commit's history and scheduled work only. ran reports whether decide
+// was called.
+type InlineStore interface {
+	Store
+	Inline(ctx context.Context, id string, decide func(inst *Instance, c *Commit) bool) (ran bool, err error)
+}

@@ -28,6 +28,12 @@ import (
 // DefaultHistory is how many history entries an instance keeps.
 const DefaultHistory = 100
 
+// Options configure a Store.
+type Options struct {
+	History   int  // history entries kept per instance (DefaultHistory if 0)
+	Changelog bool // keep the last 4096 changes for Changes
+}
+
 // changeRing is how many changelog entries the store keeps.
 const changeRing = 4096
 
@@ -45,6 +51,8 @@ type Store struct {
 	changes    [changeRing]runtime.Change
 	changeSeq  uint64 // changes ever recorded
 	wake       chan struct{}
+	inline     runtime.Commit // Inline's commit, reused
+	changelog  bool
 }
 
 // entry is one instance.
@@ -63,9 +71,11 @@ type taskItem struct {
 	item item
 }
 
-// New returns an empty store keeping historyCap history entries per
-// instance (DefaultHistory if 0).
-func New(historyCap int) *Store {
+// New returns an empty store. Without Options.Changelog, Changes
+// returns nothing: a process that embeds the store sees its changes
+// through runtime.Options.OnChange instead.
+func New(opts Options) *Store {
+	historyCap := opts.History
 	if historyCap <= 0 {
 		historyCap = DefaultHistory
 	}
@@ -76,6 +86,7 @@ func New(historyCap int) *Store {
 		ready:      indexedHeap{less: byUrgency},
 		leased:     map[*item]uint64{},
 		historyCap: historyCap,
+		changelog:  opts.Changelog,
 		wake:       make(chan struct{}, 1),
 	}
 }
@@ -340,12 +351,17 @@ func (s *Store) ClaimInstance(_ context.Context, id string, f runtime.ClaimFilte
 	if e == nil {
 		return false, runtime.ErrNotFound
 	}
-	h := &e.head
-	if h.heap == nil || h.due.After(f.Now) || !eligible(h, f) {
-		return false, nil
+	if h := &e.head; h.heap != nil && !h.due.After(f.Now) && eligible(h, f) {
+		s.lease(h, f, l)
+		return true, nil
 	}
-	s.lease(h, f, l)
-	return true, nil
+	for _, t := range e.tasks {
+		if it := &t.item; it.heap != nil && !it.due.After(f.Now) && eligible(it, f) {
+			s.lease(it, f, l)
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // holds finds the leased item l refers to.
@@ -453,8 +469,14 @@ func (s *Store) Update(_ context.Context, c *runtime.Commit) error {
 }
 
 func (s *Store) apply(e *entry, c *runtime.Commit) {
-	version := e.inst.Version + 1
 	e.inst.CopyFrom(c.Instance)
+	s.applyInPlace(e, c)
+}
+
+// applyInPlace applies c to e, whose instance already holds the new
+// state (but not yet the new version).
+func (s *Store) applyInPlace(e *entry, c *runtime.Commit) {
+	version := e.inst.Version + 1
 	e.inst.Version = version
 	if c.DropWork {
 		for _, t := range e.tasks {
@@ -508,6 +530,9 @@ func (s *Store) appendHistory(e *entry, history []runtime.HistoryEntry) {
 }
 
 func (s *Store) recordChange(c runtime.Change) {
+	if !s.changelog {
+		return
+	}
 	s.changes[s.changeSeq%changeRing] = c
 	s.changeSeq++
 }
@@ -551,4 +576,31 @@ func (s *Store) Changes(_ context.Context, after uint64, limit int) ([]runtime.C
 		out = append(out, s.changes[i%changeRing])
 	}
 	return out, after + uint64(len(out)), nil
+}
+
+var _ runtime.InlineStore = (*Store)(nil)
+
+// Inline implements runtime.InlineStore.
+func (s *Store) Inline(_ context.Context, id string, decide func(*runtime.Instance, *runtime.Commit) bool) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.entries[id]
+	if e == nil {
+		return false, runtime.ErrNotFound
+	}
+	if e.inst.Status != runtime.Active || len(e.queue) > 0 {
+		return false, nil
+	}
+	c := &s.inline
+	*c = runtime.Commit{}
+	if !decide(&e.inst, c) {
+		s.appendHistory(e, c.History)
+		for _, w := range c.Schedule {
+			s.schedule(e, w)
+		}
+		s.reschedule(e)
+		return true, nil
+	}
+	s.applyInPlace(e, c)
+	return true, nil
 }

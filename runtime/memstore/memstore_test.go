@@ -9,5 +9,5 @@ import (
 )
 
 func TestConformance(t *testing.T) {
-	storetest.Run(t, func(*testing.T) runtime.Store { return memstore.New(0) })
+	storetest.Run(t, func(*testing.T) runtime.Store { return memstore.New(memstore.Options{Changelog: true}) })
 }
