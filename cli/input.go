@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/fsmc/fsmc/compiler"
@@ -42,6 +43,9 @@ func (e *env) writeOutput(path string, data []byte) error {
 	if path == "" || path == "-" {
 		_, err := e.stdout.Write(data)
 		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return usageError("fsmc: writing %s: %v", path, err)
 	}
 	if err := writeFileAtomic(path, data, 0o644); err != nil {
 		return usageError("fsmc: writing %s: %v", path, err)

@@ -196,13 +196,13 @@ type action struct {
 type state struct{ Name, Go string }
 
 type machine struct {
-	Name    string
-	Go      string
-	Index   int
-	Context []field
-	Events  []event
-	Actions []action
-	States  []state
+	Name      string
+	Go        string
+	Index     int
+	Context   []field
+	Events    []event
+	Actions   []action
+	States    []state
 	NeedsTime bool
 }
 
