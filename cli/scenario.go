@@ -124,15 +124,27 @@ func jsonArg(s string) (json.RawMessage, string, error) {
 	return raw, strings.TrimSpace(s[dec.InputOffset():]), nil
 }
 
-func (s *scenario) start(ctx context.Context, args string) {
+// twoWordsAndJSON splits "A B [{...}] rest" into its two words, the JSON
+// object if there is one, and what follows it.
+func twoWordsAndJSON(args string) (a, b string, raw json.RawMessage, rest string, err error) {
 	fields := strings.Fields(args)
 	if len(fields) < 2 {
+		return "", "", nil, "", errMissingWords
+	}
+	a, b = fields[0], fields[1]
+	after := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(strings.TrimPrefix(args, a)), b))
+	raw, rest, err = jsonArg(after)
+	return a, b, raw, rest, err
+}
+
+var errMissingWords = errors.New("missing words")
+
+func (s *scenario) start(ctx context.Context, args string) {
+	name, id, raw, rest, err := twoWordsAndJSON(args)
+	if err == errMissingWords {
 		s.refuse("start: want MACHINE ID [JSON-CONTEXT] [priority N]")
 		return
 	}
-	name, id := fields[0], fields[1]
-	after := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(strings.TrimPrefix(args, name)), id))
-	raw, rest, err := jsonArg(after)
 	if err != nil {
 		s.refuse("start %s: context: %v", id, err)
 		return
@@ -176,14 +188,11 @@ func (s *scenario) machineNames() []string {
 }
 
 func (s *scenario) send(ctx context.Context, args string) {
-	fields := strings.Fields(args)
-	if len(fields) < 2 {
+	id, event, raw, rest, err := twoWordsAndJSON(args)
+	if err == errMissingWords {
 		s.refuse("send: want ID EVENT [JSON-PAYLOAD]")
 		return
 	}
-	id, event := fields[0], fields[1]
-	after := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(strings.TrimPrefix(args, id)), event))
-	raw, rest, err := jsonArg(after)
 	if err != nil || rest != "" {
 		if err == nil {
 			err = fmt.Errorf("unexpected %q after the payload", rest)

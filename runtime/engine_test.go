@@ -7,22 +7,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fsmc/fsmc/compiler"
 	"github.com/fsmc/fsmc/compiler/ir"
+	"github.com/fsmc/fsmc/internal/irtest"
 	"github.com/fsmc/fsmc/runtime"
 	"github.com/fsmc/fsmc/runtime/memstore"
 )
 
 func compileMachine(t testing.TB, src string) *ir.Machine {
-	t.Helper()
-	f, diags, err := compiler.CompileSource("m.fsm", []byte(src))
-	if err != nil || diags.HasErrors() {
-		t.Fatalf("%v %v", diags, err)
-	}
-	if _, err := f.Encode(); err != nil {
-		t.Fatal(err)
-	}
-	return f.Machines[0]
+	return irtest.Compile(t, "m.fsm", []byte(src)).Machines[0]
 }
 
 const toggle = `machine Toggle {

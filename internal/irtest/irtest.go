@@ -1,6 +1,7 @@
-// Package irtest holds what the compiler's, the IR's and the emitters'
-// tests share: the example machines, compiled and encoded, failing the
-// test on any error.
+// Package irtest holds what tests across the module share (the
+// compiler's, the IR's, the emitters', the runtime's and the store
+// conformance suite's): machines compiled from source and encoded, and
+// the examples, failing the test on any error.
 package irtest
 
 import (

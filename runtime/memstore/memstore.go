@@ -508,15 +508,19 @@ func (s *Store) Complete(_ context.Context, l *runtime.Lease, history []runtime.
 	if err != nil {
 		return err
 	}
-	e := it.entry
 	s.finish(it)
+	s.record(it.entry, history, schedule)
+	return nil
+}
+
+// record appends history and schedules work for e without changing it.
+func (s *Store) record(e *entry, history []runtime.HistoryEntry, schedule []runtime.Work) {
 	s.appendHistory(e, history)
 	for _, w := range schedule {
 		s.schedule(e, w)
 	}
 	s.reschedule(e)
 	s.signal()
-	return nil
 }
 
 func (s *Store) appendHistory(e *entry, history []runtime.HistoryEntry) {
@@ -594,11 +598,7 @@ func (s *Store) Inline(_ context.Context, id string, decide func(*runtime.Instan
 	c := &s.inline
 	*c = runtime.Commit{}
 	if !decide(&e.inst, c) {
-		s.appendHistory(e, c.History)
-		for _, w := range c.Schedule {
-			s.schedule(e, w)
-		}
-		s.reschedule(e)
+		s.record(e, c.History, c.Schedule)
 		return true, nil
 	}
 	s.applyInPlace(e, c)

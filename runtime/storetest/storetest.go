@@ -17,8 +17,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fsmc/fsmc/compiler"
 	"github.com/fsmc/fsmc/compiler/ir"
+	"github.com/fsmc/fsmc/internal/irtest"
 	"github.com/fsmc/fsmc/runtime"
 )
 
@@ -67,15 +67,7 @@ var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // compile compiles one machine for the suite.
 func compile(t *testing.T, src string) *ir.Machine {
-	t.Helper()
-	f, diags, err := compiler.CompileSource("test.fsm", []byte(src))
-	if err != nil || diags.HasErrors() {
-		t.Fatalf("%v %v", diags, err)
-	}
-	if _, err := f.Encode(); err != nil {
-		t.Fatal(err)
-	}
-	return f.Machines[0]
+	return irtest.Compile(t, "test.fsm", []byte(src)).Machines[0]
 }
 
 const toggle = `machine Toggle {
