@@ -47,9 +47,9 @@ type Engine struct {
 	// workers have their own.
 	mainWorker *worker
 	mainMu     sync.Mutex
-	canRunFn   func(hash string, action int) bool // e.canRun, made once
-	generation atomic.Uint64                      // bumped by Register
-	instances  sync.Pool                          // *Instance scratch for Send
+	runnable   map[string][]int // per machine hash, the actions with a handler
+	generation atomic.Uint64    // bumped by Register
+	instances  sync.Pool        // *Instance scratch for Send
 }
 
 // Handler runs one attempt of an action. It returns the event to
@@ -125,7 +125,6 @@ func New(store Store, opts Options) *Engine {
 	}
 	e := &Engine{store: store, opts: opts, byHash: map[string]*machine{}, byName: map[string]*machine{}}
 	e.mainWorker = e.newWorker()
-	e.canRunFn = e.canRun
 	e.instances.New = func() any { return &Instance{} }
 	return e
 }
@@ -174,6 +173,16 @@ func (e *Engine) Register(ctx context.Context, m *ir.Machine, handlers map[strin
 	}
 	e.byHash[m.Hash] = rt
 	e.byName[m.Name] = rt
+	runnable := map[string][]int{}
+	for hash, mr := range e.byHash {
+		runnable[hash] = []int{}
+		for i, h := range mr.handlers {
+			if h != nil {
+				runnable[hash] = append(runnable[hash], i)
+			}
+		}
+	}
+	e.runnable = runnable
 	e.generation.Add(1)
 	return nil
 }
@@ -518,14 +527,9 @@ func (e *Engine) notify(id string, history []HistoryEntry, changes []Change) {
 // filter is what this engine can claim.
 func (e *Engine) filter() ClaimFilter {
 	e.mu.RLock()
-	hashes := e.hashes
+	hashes, runnable := e.hashes, e.runnable
 	e.mu.RUnlock()
-	return ClaimFilter{Worker: e.opts.Worker, Hashes: hashes, CanRun: e.canRunFn, Now: e.opts.Clock.Now(), Lease: e.opts.Lease}
-}
-
-func (e *Engine) canRun(hash string, action int) bool {
-	m := e.machineByHash(hash)
-	return m != nil && action >= 0 && action < len(m.handlers) && m.handlers[action] != nil
+	return ClaimFilter{Worker: e.opts.Worker, Hashes: hashes, Runnable: runnable, Now: e.opts.Clock.Now(), Lease: e.opts.Lease}
 }
 
 // RunDue handles work until nothing is due, on the calling goroutine,

@@ -56,11 +56,12 @@ type ClaimFilter struct {
 	Worker string
 	// Hashes are the machine versions this worker runs.
 	Hashes []string
-	// CanRun reports whether the worker has a handler for action of the
-	// machine with hash; task attempts it cannot run are never claimed.
-	CanRun func(hash string, action int) bool
-	Now    time.Time
-	Lease  time.Duration
+	// Runnable lists, per machine hash, the actions this worker has a
+	// handler for; task attempts it cannot run are never claimed. nil
+	// means every action.
+	Runnable map[string][]int
+	Now      time.Time
+	Lease    time.Duration
 }
 
 // Commit is the result of handling one instance work item: the new
@@ -133,9 +134,10 @@ type Store interface {
 
 	// NextDue returns the earliest due time of any work, if any.
 	NextDue(ctx context.Context) (time.Time, bool, error)
-	// Changes returns changelog entries after the given cursor (0 for the
-	// oldest kept) and the cursor to continue from.
-	Changes(ctx context.Context, after uint64, limit int) ([]Change, uint64, error)
+	// Changes returns changelog entries after the given cursor ("" for
+	// the oldest kept) and the cursor to continue from. Cursors are
+	// opaque strings.
+	Changes(ctx context.Context, cursor string, limit int) ([]Change, string, error)
 	// Wake returns a channel that receives when new work may be due.
 	Wake() <-chan struct{}
 }

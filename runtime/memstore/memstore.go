@@ -18,6 +18,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -315,7 +316,16 @@ func eligible(it *item, f runtime.ClaimFilter) bool {
 	if inst.Status != runtime.Active || !hashAllowed(f.Hashes, inst.Hash) {
 		return false
 	}
-	return it.task == nil || f.CanRun == nil || f.CanRun(inst.Hash, it.task.work.Action)
+	return it.task == nil || f.Runnable == nil || runnable(f.Runnable[inst.Hash], it.task.work.Action)
+}
+
+func runnable(actions []int, action int) bool {
+	for _, a := range actions {
+		if a == action {
+			return true
+		}
+	}
+	return false
 }
 
 // Claim implements runtime.Store.
@@ -564,8 +574,16 @@ func (s *Store) NextDue(_ context.Context) (time.Time, bool, error) {
 	return next, found, nil
 }
 
-// Changes implements runtime.Store.
-func (s *Store) Changes(_ context.Context, after uint64, limit int) ([]runtime.Change, uint64, error) {
+// Changes implements runtime.Store; the cursor is a change number.
+func (s *Store) Changes(_ context.Context, cursor string, limit int) ([]runtime.Change, string, error) {
+	after := uint64(0)
+	if cursor != "" {
+		n, err := strconv.ParseUint(cursor, 10, 64)
+		if err != nil {
+			return nil, "", fmt.Errorf("bad changelog cursor %q", cursor)
+		}
+		after = n
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	oldest := uint64(0)
@@ -579,7 +597,7 @@ func (s *Store) Changes(_ context.Context, after uint64, limit int) ([]runtime.C
 	for i := after; i < s.changeSeq && (limit <= 0 || len(out) < limit); i++ {
 		out = append(out, s.changes[i%changeRing])
 	}
-	return out, after + uint64(len(out)), nil
+	return out, strconv.FormatUint(after+uint64(len(out)), 10), nil
 }
 
 var _ runtime.InlineStore = (*Store)(nil)

@@ -320,13 +320,13 @@ func testTasksNeedAHandler(t *testing.T, newStore NewStore) {
 }`)
 	create(t, s, m, "a", 0, runtime.Work{Kind: runtime.WorkTask, Due: epoch, Visit: 1, Action: 0, Attempt: 1})
 	f := filter(epoch)
-	f.CanRun = func(hash string, action int) bool { return action == 1 }
+	f.Runnable = map[string][]int{m.Hash: {1}}
 	var l runtime.Lease
 	if ok, _ := s.Claim(ctx(), f, &l); ok {
 		t.Fatal("a worker without the handler claimed the task")
 	}
 	f.Hashes = []string{"sha256:other"}
-	f.CanRun = nil
+	f.Runnable = nil
 	if ok, _ := s.Claim(ctx(), f, &l); ok {
 		t.Fatal("a worker without the machine version claimed its work")
 	}
@@ -383,7 +383,7 @@ func testChangelog(t *testing.T, newStore NewStore) {
 	if err := s.Commit(ctx(), &l, &runtime.Commit{Instance: &inst, Changes: []runtime.Change{c}}); err != nil {
 		t.Fatal(err)
 	}
-	changes, cursor, err := s.Changes(ctx(), 0, 0)
+	changes, cursor, err := s.Changes(ctx(), "", 0)
 	if err != nil || len(changes) != 2 {
 		t.Fatalf("changes %+v %v", changes, err)
 	}
@@ -394,7 +394,7 @@ func testChangelog(t *testing.T, newStore NewStore) {
 	if len(more) != 0 || cursor2 != cursor {
 		t.Fatalf("reading from the cursor gave %+v", more)
 	}
-	one, _, _ := s.Changes(ctx(), 0, 1)
+	one, _, _ := s.Changes(ctx(), "", 1)
 	if len(one) != 1 {
 		t.Fatalf("limit 1 gave %d", len(one))
 	}
