@@ -414,3 +414,36 @@ func (v *validator) expr(at string, e *Expr, payload []Field, want Type) {
 	}
 	v.maxStack = max(v.maxStack, depth)
 }
+
+// Encode writes one machine as compact JSON, hash set: the form a store's
+// machine registry keeps.
+func (m *Machine) Encode() ([]byte, error) {
+	h, err := m.canonicalHash()
+	if err != nil {
+		return nil, err
+	}
+	m.Hash = h
+	return json.Marshal(m)
+}
+
+// LoadMachine decodes and validates one machine written by
+// Machine.Encode, checking its hash.
+func LoadMachine(data []byte) (*Machine, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var m Machine
+	if err := dec.Decode(&m); err != nil {
+		return nil, fmt.Errorf("machine IR is not valid: %v", jsonError(data, err))
+	}
+	if err := m.Validate(); err != nil {
+		return nil, fmt.Errorf("machine %q: %v", m.Name, err)
+	}
+	got, err := m.canonicalHash()
+	if err != nil {
+		return nil, err
+	}
+	if got != m.Hash {
+		return nil, fmt.Errorf("machine %q: hash %s does not match its content", m.Name, m.Hash)
+	}
+	return &m, nil
+}

@@ -1,0 +1,607 @@
+// Package redisstore is the runtime.Store on Redis: many worker
+// processes on many hosts share one Redis deployment (single node,
+// Sentinel or Cluster through go-redis's universal client).
+//
+//	Engine ──> Store methods ──> one Lua script each (scripts/*.lua)
+//	                                  │ keys of one partition, one hash tag
+//	                                  ▼
+//	   partition p: ready sets by priority (due ms), leases, queue per instance
+//
+// Instances are spread over partitions (crc32 of the ID); every key of a
+// partition and of its instances carries the partition's hash tag, so each
+// script touches one Cluster slot and load spreads over the shards. Due
+// work sits in one sorted set per priority, scored by due time in
+// milliseconds: a claim asks every partition (in one pipelined round
+// trip) for the highest priority it has due, then leases the earliest due
+// item there. Claims are leases with an expiry; expired leases give their
+// work back. Every change is one script: Commit checks the lease and the
+// version read, and writes state, history, new work and the changelog
+// atomically, so a stale worker can never overwrite newer state.
+//
+// Only this package imports go-redis.
+package redisstore
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fsmc/fsmc/compiler/ir"
+	"github.com/fsmc/fsmc/runtime"
+	"github.com/redis/go-redis/v9"
+)
+
+//go:embed scripts/*.lua
+var scriptFiles embed.FS
+
+// Options configure a Store.
+type Options struct {
+	Prefix     string // key prefix ("fsmc" if empty)
+	Partitions int    // 16 if 0; all workers of a deployment must agree
+	History    int    // history entries kept per instance (100 if 0)
+}
+
+// Store is a runtime.Store on Redis.
+type Store struct {
+	rdb      redis.UniversalClient
+	prefix   string
+	parts    int
+	history  int
+	scripts  map[string]*redis.Script
+	rotate   atomic.Uint32
+	wakeOnce sync.Once
+	wake     chan struct{}
+	sub      *redis.PubSub
+}
+
+var _ runtime.Store = (*Store)(nil)
+
+// New returns a store on rdb.
+func New(rdb redis.UniversalClient, opts Options) *Store {
+	if opts.Prefix == "" {
+		opts.Prefix = "fsmc"
+	}
+	if opts.Partitions <= 0 {
+		opts.Partitions = 16
+	}
+	if opts.History <= 0 {
+		opts.History = 100
+	}
+	s := &Store{rdb: rdb, prefix: opts.Prefix, parts: opts.Partitions, history: opts.History, scripts: map[string]*redis.Script{}}
+	prelude, _ := scriptFiles.ReadFile("scripts/prelude.lua")
+	for _, name := range []string{"create", "enqueue", "commit", "complete", "lease", "claim", "nextdue"} {
+		body, err := scriptFiles.ReadFile("scripts/" + name + ".lua")
+		if err != nil {
+			panic(err) // embedded at build time
+		}
+		s.scripts[name] = redis.NewScript(string(prelude) + "\n" + string(body))
+	}
+	return s
+}
+
+// The keys of partition p: prefix:{prefix-p}:...
+func (s *Store) partitionPrefix(p int) string {
+	return fmt.Sprintf("%s:{%s-%d}:", s.prefix, s.prefix, p)
+}
+
+func (s *Store) partitionOf(id string) int {
+	return int(crc32.ChecksumIEEE([]byte(id)) % uint32(s.parts))
+}
+
+func (s *Store) instanceKey(id, kind string) string {
+	return s.partitionPrefix(s.partitionOf(id)) + kind + ":" + id
+}
+
+// run runs a script on partition p.
+func (s *Store) run(ctx context.Context, name string, p int, args ...any) *redis.Cmd {
+	pfx := s.partitionPrefix(p)
+	return s.scripts[name].Run(ctx, s.rdb, []string{pfx + "seq"}, append([]any{pfx}, args...)...)
+}
+
+func (s *Store) result(cmd *redis.Cmd) (string, error) {
+	v, err := cmd.Result()
+	if err != nil {
+		return "", err
+	}
+	out, _ := v.(string)
+	switch out {
+	case "exists":
+		return out, runtime.ErrExists
+	case "notfound":
+		return out, runtime.ErrNotFound
+	case "stale":
+		return out, runtime.ErrStale
+	case "lost":
+		return out, runtime.ErrLostLease
+	}
+	return out, nil
+}
+
+func (s *Store) wakeChannel() string { return s.prefix + ":wake" }
+
+// poke tells idle workers there may be new work.
+func (s *Store) poke(ctx context.Context) {
+	s.rdb.Publish(ctx, s.wakeChannel(), "1")
+}
+
+// Wake implements runtime.Store: a channel fed by the deployment's wake
+// messages.
+func (s *Store) Wake() <-chan struct{} {
+	s.wakeOnce.Do(func() {
+		s.wake = make(chan struct{}, 1)
+		s.sub = s.rdb.Subscribe(context.Background(), s.wakeChannel())
+		go func(ch <-chan *redis.Message) {
+			for range ch {
+				select {
+				case s.wake <- struct{}{}:
+				default:
+				}
+			}
+		}(s.sub.Channel())
+	})
+	return s.wake
+}
+
+// Close stops listening for wake messages; the client stays open (it
+// belongs to the caller).
+func (s *Store) Close() error {
+	if s.sub != nil {
+		return s.sub.Close()
+	}
+	return nil
+}
+
+// PutMachine implements runtime.Store.
+func (s *Store) PutMachine(ctx context.Context, m *ir.Machine) error {
+	data, err := m.Encode()
+	if err != nil {
+		return err
+	}
+	return s.rdb.Set(ctx, s.prefix+":machine:"+m.Hash, data, 0).Err()
+}
+
+// Machine implements runtime.Store.
+func (s *Store) Machine(ctx context.Context, hash string) (*ir.Machine, error) {
+	data, err := s.rdb.Get(ctx, s.prefix+":machine:"+hash).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("no machine with hash %s in the registry", hash)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return ir.LoadMachine(data)
+}
+
+// lists is the tail of ARGV the scripts' applyLists reads.
+func (s *Store) lists(history []runtime.HistoryEntry, work []runtime.Work, changes []runtime.Change, version uint64) []any {
+	args := []any{len(history)}
+	for _, h := range history {
+		args = append(args, encodeHistory(h))
+	}
+	args = append(args, s.history, len(work))
+	for _, w := range work {
+		kind, action, due, js := encodeWork(w)
+		args = append(args, kind, action, due, js)
+	}
+	args = append(args, len(changes))
+	for _, c := range changes {
+		args = append(args, encodeChange(c, version))
+	}
+	return args
+}
+
+// Create implements runtime.Store.
+func (s *Store) Create(ctx context.Context, inst *runtime.Instance, work []runtime.Work, history []runtime.HistoryEntry, change runtime.Change) error {
+	args := append([]any{inst.ID, int(inst.Status), inst.Priority, inst.Hash, encodeInstance(inst)},
+		s.lists(history, work, []runtime.Change{change}, 1)...)
+	if _, err := s.result(s.run(ctx, "create", s.partitionOf(inst.ID), args...)); err != nil {
+		return err
+	}
+	s.poke(ctx)
+	return nil
+}
+
+// Load implements runtime.Store.
+func (s *Store) Load(ctx context.Context, id string, inst *runtime.Instance) error {
+	fields, err := s.rdb.HGetAll(ctx, s.instanceKey(id, "i")).Result()
+	if err != nil {
+		return err
+	}
+	if len(fields) == 0 {
+		return runtime.ErrNotFound
+	}
+	return decodeInstance(id, fields, inst)
+}
+
+// History implements runtime.Store.
+func (s *Store) History(ctx context.Context, id string) ([]runtime.HistoryEntry, error) {
+	if n, err := s.rdb.Exists(ctx, s.instanceKey(id, "i")).Result(); err != nil || n == 0 {
+		if err == nil {
+			err = runtime.ErrNotFound
+		}
+		return nil, err
+	}
+	raw, err := s.rdb.LRange(ctx, s.instanceKey(id, "h"), 0, -1).Result()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]runtime.HistoryEntry, 0, len(raw))
+	for _, js := range raw {
+		h, err := decodeHistory(js)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, h)
+	}
+	return out, nil
+}
+
+// List implements runtime.Store. It scans the instance keys, so it suits
+// operators' listings rather than hot paths.
+func (s *Store) List(ctx context.Context, f runtime.ListFilter) ([]*runtime.Instance, error) {
+	pattern := s.prefix + ":{" + s.prefix + "-*}:i:*"
+	var mu sync.Mutex
+	var out []*runtime.Instance
+	machines := map[string]*ir.Machine{}
+	scan := func(ctx context.Context, c redis.UniversalClient) error {
+		iter := c.Scan(ctx, 0, pattern, 500).Iterator()
+		for iter.Next(ctx) {
+			key := iter.Val()
+			id := key[strings.Index(key, "}:i:")+4:]
+			inst := &runtime.Instance{}
+			if err := s.Load(ctx, id, inst); err != nil {
+				if errors.Is(err, runtime.ErrNotFound) {
+					continue
+				}
+				return err
+			}
+			if f.Machine != "" && inst.Machine != f.Machine || f.Status != 0 && inst.Status != f.Status {
+				continue
+			}
+			if f.State != "" {
+				mu.Lock()
+				m, known := machines[inst.Hash]
+				mu.Unlock()
+				if !known {
+					m, _ = s.Machine(ctx, inst.Hash)
+					mu.Lock()
+					machines[inst.Hash] = m
+					mu.Unlock()
+				}
+				if m == nil || inst.State >= len(m.States) || m.States[inst.State].Name != f.State {
+					continue
+				}
+			}
+			mu.Lock()
+			out = append(out, inst)
+			mu.Unlock()
+		}
+		return iter.Err()
+	}
+	var err error
+	if cc, ok := s.rdb.(*redis.ClusterClient); ok {
+		err = cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return scan(ctx, c) })
+	} else {
+		err = scan(ctx, s.rdb)
+	}
+	if err != nil {
+		return nil, err
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	if f.Limit > 0 && len(out) > f.Limit {
+		out = out[:f.Limit]
+	}
+	return out, nil
+}
+
+// Enqueue implements runtime.Store.
+func (s *Store) Enqueue(ctx context.Context, w runtime.Work) error {
+	kind, action, due, js := encodeWork(w)
+	if _, err := s.result(s.run(ctx, "enqueue", s.partitionOf(w.Instance), w.Instance, kind, action, due, js)); err != nil {
+		return err
+	}
+	s.poke(ctx)
+	return nil
+}
+
+// claimArgs encodes a filter for the claim script.
+func claimArgs(f runtime.ClaimFilter) (hashes, runnable string) {
+	hashes, runnable = "*", "*"
+	if f.Hashes != nil {
+		hashes = strings.Join(f.Hashes, "\n")
+	}
+	if f.Runnable != nil {
+		var lines []string
+		for hash, actions := range f.Runnable {
+			for _, a := range actions {
+				lines = append(lines, hash+"#"+strconv.Itoa(a))
+			}
+		}
+		runnable = strings.Join(lines, "\n")
+	}
+	return hashes, runnable
+}
+
+// Claim implements runtime.Store.
+func (s *Store) Claim(ctx context.Context, f runtime.ClaimFilter, l *runtime.Lease) (bool, error) {
+	hashes, runnable := claimArgs(f)
+	now, lease := f.Now.UnixMilli(), f.Lease.Milliseconds()
+	for try := 0; try < 3; try++ {
+		prios, err := s.peek(ctx, now, lease, hashes, runnable)
+		if isNoScript(err) {
+			if err := s.loadScripts(ctx); err != nil {
+				return false, err
+			}
+			continue
+		}
+		if err != nil {
+			return false, err
+		}
+		best := int64(-1)
+		for _, v := range prios {
+			best = max(best, v)
+		}
+		if best < 0 {
+			return false, nil
+		}
+		start := int(s.nextRotation()) % s.parts
+		for i := 0; i < s.parts; i++ {
+			p := (start + i) % s.parts
+			if prios[p] != best {
+				continue
+			}
+			ok, err := s.claimFrom(ctx, p, l, now, lease, hashes, runnable, "claim", int(best), "", f)
+			if err != nil || ok {
+				return ok, err
+			}
+		}
+	}
+	return false, nil
+}
+
+// peek asks every partition, in one pipelined round trip, for the
+// highest priority it has due work at (-1 for none).
+func (s *Store) peek(ctx context.Context, now, lease int64, hashes, runnable string) ([]int64, error) {
+	cmds := make([]*redis.Cmd, s.parts)
+	_, err := s.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+		for p := 0; p < s.parts; p++ {
+			pfx := s.partitionPrefix(p)
+			cmds[p] = s.scripts["claim"].EvalSha(ctx, pipe, []string{pfx + "seq"}, pfx, now, lease, hashes, runnable, "peek", 0, "")
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	prios := make([]int64, s.parts)
+	for p, cmd := range cmds {
+		v, err := cmd.Int64()
+		if err != nil {
+			return nil, err
+		}
+		prios[p] = v
+	}
+	return prios, nil
+}
+
+func (s *Store) nextRotation() uint32 { return s.rotate.Add(1) }
+
+func isNoScript(err error) bool {
+	return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT")
+}
+
+// loadScripts loads every script (on every master of a Cluster).
+func (s *Store) loadScripts(ctx context.Context) error {
+	load := func(ctx context.Context, c redis.Scripter) error {
+		for _, sc := range s.scripts {
+			if err := sc.Load(ctx, c).Err(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if cc, ok := s.rdb.(*redis.ClusterClient); ok {
+		return cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return load(ctx, c) })
+	}
+	return load(ctx, s.rdb)
+}
+
+// claimFrom runs the claim script on partition p and fills l.
+func (s *Store) claimFrom(ctx context.Context, p int, l *runtime.Lease, now, lease int64, hashes, runnable, mode string, minPrio int, id string, f runtime.ClaimFilter) (bool, error) {
+	v, err := s.run(ctx, "claim", p, now, lease, hashes, runnable, mode, minPrio, id).Result()
+	if errors.Is(err, redis.Nil) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if str, ok := v.(string); ok && str == "notfound" {
+		return false, runtime.ErrNotFound
+	}
+	parts, ok := v.([]any)
+	if !ok || len(parts) != 4 {
+		return false, fmt.Errorf("claim script returned %v", v)
+	}
+	unit, member, js, token := parts[0].(string), parts[1].(string), parts[2].(string), parts[3].(string)
+	seq, _ := strconv.ParseUint(member, 16, 64)
+	instID := unit[2:]
+	if strings.HasPrefix(unit, "t|") {
+		instID = unit[strings.LastIndex(unit, "|"+member+"|")+len(member)+2:]
+	}
+	var inst runtime.Instance
+	priority := 0
+	if err := s.Load(ctx, instID, &inst); err == nil {
+		priority = inst.Priority
+	}
+	w, err := decodeWork(instID, js, seq, priority)
+	if err != nil {
+		return false, err
+	}
+	fence, _ := strconv.ParseUint(token, 10, 64)
+	*l = runtime.Lease{Work: w, Worker: f.Worker, Until: time.UnixMilli(now + lease), Token: unit, Fence: fence}
+	return true, nil
+}
+
+// ClaimInstance implements runtime.Store.
+func (s *Store) ClaimInstance(ctx context.Context, id string, f runtime.ClaimFilter, l *runtime.Lease) (bool, error) {
+	hashes, runnable := claimArgs(f)
+	return s.claimFrom(ctx, s.partitionOf(id), l, f.Now.UnixMilli(), f.Lease.Milliseconds(), hashes, runnable, "instance", 0, id, f)
+}
+
+func leaseToken(l *runtime.Lease) string { return strconv.FormatUint(l.Fence, 10) }
+
+// Extend implements runtime.Store.
+func (s *Store) Extend(ctx context.Context, l *runtime.Lease, until time.Time) error {
+	_, err := s.result(s.run(ctx, "lease", s.partitionOf(l.Work.Instance), l.Token, leaseToken(l), "extend", until.UnixMilli()))
+	if err == nil {
+		l.Until = until
+	}
+	return err
+}
+
+// Release implements runtime.Store.
+func (s *Store) Release(ctx context.Context, l *runtime.Lease) error {
+	_, err := s.result(s.run(ctx, "lease", s.partitionOf(l.Work.Instance), l.Token, leaseToken(l), "release", 0))
+	if err == nil {
+		s.poke(ctx)
+	}
+	return err
+}
+
+func boolArg(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
+
+// commit runs the commit script for a lease (or, with l nil, an update).
+func (s *Store) commit(ctx context.Context, l *runtime.Lease, c *runtime.Commit) error {
+	inst := c.Instance
+	unit, token := "", ""
+	if l != nil {
+		unit, token = l.Token, leaseToken(l)
+	}
+	args := append([]any{inst.ID, unit, token, inst.Version, int(inst.Status), inst.Priority, encodeInstance(inst), boolArg(c.DropWork)},
+		s.lists(c.History, c.Schedule, c.Changes, inst.Version+1)...)
+	if _, err := s.result(s.run(ctx, "commit", s.partitionOf(inst.ID), args...)); err != nil {
+		return err
+	}
+	s.poke(ctx)
+	return nil
+}
+
+// Commit implements runtime.Store.
+func (s *Store) Commit(ctx context.Context, l *runtime.Lease, c *runtime.Commit) error {
+	return s.commit(ctx, l, c)
+}
+
+// Update implements runtime.Store.
+func (s *Store) Update(ctx context.Context, c *runtime.Commit) error {
+	return s.commit(ctx, nil, c)
+}
+
+// Complete implements runtime.Store.
+func (s *Store) Complete(ctx context.Context, l *runtime.Lease, history []runtime.HistoryEntry, schedule []runtime.Work) error {
+	args := append([]any{l.Work.Instance, l.Token, leaseToken(l)}, s.lists(history, schedule, nil, 0)...)
+	if _, err := s.result(s.run(ctx, "complete", s.partitionOf(l.Work.Instance), args...)); err != nil {
+		return err
+	}
+	s.poke(ctx)
+	return nil
+}
+
+// NextDue implements runtime.Store.
+func (s *Store) NextDue(ctx context.Context) (time.Time, bool, error) {
+	best := int64(-1)
+	for p := 0; p < s.parts; p++ {
+		v, err := s.run(ctx, "nextdue", p).Int64()
+		if err != nil {
+			return time.Time{}, false, err
+		}
+		if v >= 0 && (best < 0 || v < best) {
+			best = v
+		}
+	}
+	if best < 0 {
+		return time.Time{}, false, nil
+	}
+	return time.UnixMilli(best), true, nil
+}
+
+// Changes implements runtime.Store. The changelog is one stream per
+// partition; the cursor holds the last ID read from each, and entries
+// are merged in stream-ID (time) order.
+func (s *Store) Changes(ctx context.Context, cursor string, limit int) ([]runtime.Change, string, error) {
+	last := make([]string, s.parts)
+	for i := range last {
+		last[i] = "-"
+	}
+	if cursor != "" {
+		ids := strings.Split(cursor, ",")
+		if len(ids) != s.parts {
+			return nil, "", fmt.Errorf("bad changelog cursor %q", cursor)
+		}
+		copy(last, ids)
+	}
+	type entry struct {
+		id     string
+		p      int
+		change runtime.Change
+	}
+	var all []entry
+	for p := 0; p < s.parts; p++ {
+		start := last[p]
+		if start != "-" {
+			start = "(" + start
+		}
+		count := int64(limit)
+		if count <= 0 {
+			count = 10000
+		}
+		msgs, err := s.rdb.XRangeN(ctx, s.partitionPrefix(p)+"changes", start, "+", count).Result()
+		if err != nil {
+			return nil, "", err
+		}
+		for _, m := range msgs {
+			js, _ := m.Values["c"].(string)
+			c, err := decodeChange(js)
+			if err != nil {
+				return nil, "", err
+			}
+			all = append(all, entry{m.ID, p, c})
+		}
+	}
+	sort.SliceStable(all, func(i, j int) bool { return streamBefore(all[i].id, all[j].id) })
+	if limit > 0 && len(all) > limit {
+		all = all[:limit]
+	}
+	out := make([]runtime.Change, len(all))
+	for i, e := range all {
+		out[i] = e.change
+		last[e.p] = e.id
+	}
+	return out, strings.Join(last, ","), nil
+}
+
+// streamBefore orders stream IDs ("ms-seq").
+func streamBefore(a, b string) bool {
+	am, as, _ := strings.Cut(a, "-")
+	bm, bs, _ := strings.Cut(b, "-")
+	ai, _ := strconv.ParseUint(am, 10, 64)
+	bi, _ := strconv.ParseUint(bm, 10, 64)
+	if ai != bi {
+		return ai < bi
+	}
+	x, _ := strconv.ParseUint(as, 10, 64)
+	y, _ := strconv.ParseUint(bs, 10, 64)
+	return x < y
+}

@@ -1,0 +1,13 @@
+-- lease.lua: extend or release a lease.
+-- KEYS[1]  the partition's seq key (routing)
+-- ARGV[1]  prefix; ARGV[2] unit; ARGV[3] lease token; ARGV[4] "extend"
+--          or "release"; ARGV[5] the new expiry (ms) for extend
+-- Returns "ok" or "lost".
+local unit = ARGV[2]
+if not holds(unit, ARGV[3]) then return "lost" end
+if ARGV[4] == "extend" then
+  redis.call("ZADD", P .. "leases", tonumber(ARGV[5]), unit)
+else
+  giveBack(unit)
+end
+return "ok"
