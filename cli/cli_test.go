@@ -7,6 +7,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/fsmc/fsmc/internal/redistest"
 
 	"github.com/rogpeppe/go-internal/testscript"
 )
@@ -14,6 +17,7 @@ import (
 // TestMain makes the test binary serve as the fsmc command inside the
 // scripts, so they run the real Main end to end.
 func TestMain(m *testing.M) {
+	defer redistest.Stop()
 	os.Exit(testscript.RunMain(m, map[string]func() int{
 		"fsmc": func() int { return Main(os.Args, os.Stdin, os.Stdout, os.Stderr) },
 		// status N ARGS... runs fsmc ARGS and succeeds only if it exits
@@ -42,9 +46,99 @@ func TestScripts(t *testing.T) {
 			// go-graphviz caches its compiled WebAssembly under TMPDIR; a
 			// fresh TMPDIR per script would compile it again every time.
 			env.Setenv("TMPDIR", os.TempDir())
+			if strings.HasPrefix(filepath.Base(env.WorkDir), "script-redis_") {
+				url, err := redisForScript()
+				if err != nil {
+					return err
+				}
+				env.Setenv("FSMC_REDIS_URL", url)
+			}
 			return nil
 		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"sleep":      sleepCmd,
+			"eventually": eventuallyCmd,
+			"waitstate":  waitStateCmd,
+		},
+		Condition: func(cond string) (bool, error) {
+			if cond != "redis" {
+				return false, fmt.Errorf("unknown condition %q", cond)
+			}
+			_, err := redistest.Available()
+			if err != nil && os.Getenv("FSMC_REQUIRE_REDIS") == "1" {
+				return false, fmt.Errorf("Redis is required (FSMC_REQUIRE_REDIS=1): %v", err)
+			}
+			return err == nil, nil
+		},
 	})
+}
+
+// sleepCmd is `sleep DURATION`.
+func sleepCmd(ts *testscript.TestScript, neg bool, args []string) {
+	d, err := time.ParseDuration(args[0])
+	ts.Check(err)
+	time.Sleep(d)
+}
+
+// fsmcInScript runs fsmc in-process with the script's directory and
+// Redis, returning its exit status and output.
+func fsmcInScript(ts *testscript.TestScript, args []string) (int, string) {
+	var out strings.Builder
+	full := append([]string{"fsmc"}, args...)
+	if url := ts.Getenv("FSMC_REDIS_URL"); url != "" {
+		full = append(full[:2:2], append([]string{"--redis", url}, args[1:]...)...)
+	}
+	wd, _ := os.Getwd()
+	ts.Check(os.Chdir(ts.Getenv("WORK")))
+	defer os.Chdir(wd)
+	code := Main(full, strings.NewReader(""), &out, &out)
+	return code, out.String()
+}
+
+// eventuallyCmd is `eventually TIMEOUT ARGS...`: run fsmc ARGS until it
+// succeeds (for waiting on a worker that is starting).
+func eventuallyCmd(ts *testscript.TestScript, neg bool, args []string) {
+	timeout, err := time.ParseDuration(args[0])
+	ts.Check(err)
+	deadline := time.Now().Add(timeout)
+	for {
+		code, out := fsmcInScript(ts, args[1:])
+		if code == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("fsmc %s still fails after %s: %s", strings.Join(args[1:], " "), timeout, out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// waitStateCmd is `waitstate TIMEOUT ID STATE`: wait until instance ID is
+// in STATE.
+func waitStateCmd(ts *testscript.TestScript, neg bool, args []string) {
+	timeout, err := time.ParseDuration(args[0])
+	ts.Check(err)
+	deadline := time.Now().Add(timeout)
+	for {
+		_, out := fsmcInScript(ts, []string{"inspect", "--json", args[1]})
+		if strings.Contains(out, `"state":"`+args[2]+`"`) {
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("%s did not reach %s within %s: %s", args[1], args[2], timeout, out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// redisForScript gives each redis_*.txtar script its own, emptied
+// database on the test Redis ("" when there is none: the script's
+// [!redis] condition then skips it).
+func redisForScript() (string, error) {
+	if _, err := redistest.Available(); err != nil {
+		return "", nil
+	}
+	return redistest.FreshDatabase()
 }
 
 // TestExampleScenarios runs every examples/*.scenario against its

@@ -14,6 +14,7 @@ import (
 	"runtime/debug"
 	"strings"
 
+	"github.com/fsmc/fsmc/runtime"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 )
@@ -83,6 +84,13 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			compileCommand(e),
 			visualizeCommand(e),
 			runCommand(e),
+			startCommand(e),
+			sendCommand(e),
+			inspectCommand(e),
+			lsCommand(e),
+			watchCommand(e),
+			operatorCommand(e, "retry", "resume a failed instance", (*runtime.Engine).Retry),
+			operatorCommand(e, "cancel", "cancel an instance", (*runtime.Engine).Cancel),
 		},
 		CommandNotFound: func(c *cli.Context, name string) {
 			fmt.Fprintf(stderr, "fsmc: unknown command %q; see 'fsmc --help'\n", name)

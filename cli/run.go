@@ -30,7 +30,7 @@ func runCommand(e *env) *cli.Command {
 			"are manual: one without emits succeeds at once, one with emits stays\n" +
 			"pending until the scenario sends its events.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "redis", EnvVars: []string{"FSMC_REDIS_URL"}, Usage: "run as a worker on the Redis deployment at `URL`"},
+			&cli.StringFlag{Name: "redis", EnvVars: []string{"FSMC_REDIS_URL"}, Usage: "run as a long-running worker on the Redis deployment at `URL`"},
 			&cli.StringSliceFlag{Name: "exec", Usage: "run `ACTION=CMD` as an external command (argv, no shell)"},
 			&cli.IntFlag{Name: "concurrency", Value: 4, Usage: "workers (with --redis)"},
 			&cli.BoolFlag{Name: "virtual-time", Usage: "sleep advances a virtual clock instantly"},
@@ -39,9 +39,6 @@ func runCommand(e *env) *cli.Command {
 		Action: func(c *cli.Context) error {
 			if c.NArg() == 0 {
 				return usageError("fsmc run: give at least one .fsm or IR file (usage: fsmc run [flags] FILE...)")
-			}
-			if c.String("redis") != "" {
-				return usageError("fsmc run: --redis is not available in this version of fsmc; without it, run uses the embedded store")
 			}
 			files := map[string]*ir.Machine{}
 			for _, path := range c.Args().Slice() {
@@ -56,9 +53,12 @@ func runCommand(e *env) *cli.Command {
 					files[m.Name] = m
 				}
 			}
-			handlers, err := bindExec(files, c.StringSlice("exec"))
+			handlers, err := bindExec(files, c.StringSlice("exec"), c.String("redis") == "")
 			if err != nil {
 				return err
+			}
+			if c.String("redis") != "" {
+				return e.runWorker(c, files, handlers, c.Bool("json"))
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -67,9 +67,10 @@ func runCommand(e *env) *cli.Command {
 	}
 }
 
-// bindExec turns --exec ACTION=CMD flags into handlers, per machine, and
-// makes every other action manual.
-func bindExec(machines map[string]*ir.Machine, specs []string) (map[string]map[string]runtime.Handler, error) {
+// bindExec turns --exec ACTION=CMD flags into handlers, per machine; with
+// manualOthers every other action is manual (the embedded store), else it
+// has no handler (a Redis worker does not run it).
+func bindExec(machines map[string]*ir.Machine, specs []string, manualOthers bool) (map[string]map[string]runtime.Handler, error) {
 	commands := map[string][]string{}
 	for _, spec := range specs {
 		action, cmdline, ok := strings.Cut(spec, "=")
@@ -92,7 +93,9 @@ func bindExec(machines map[string]*ir.Machine, specs []string) (map[string]map[s
 				used[a.Name] = true
 				continue
 			}
-			out[name][a.Name] = manual(len(a.Emits) > 0)
+			if manualOthers {
+				out[name][a.Name] = manual(len(a.Emits) > 0)
+			}
 		}
 	}
 	for action := range commands {

@@ -207,6 +207,19 @@ func (e *Engine) machineByName(name string) (*machine, error) {
 	return nil, fmt.Errorf("unknown machine %q (this engine runs: %v)", name, names)
 }
 
+// Adopt registers the machine stored under hash, without handlers, so
+// this engine can start and inspect its instances (for operator tools).
+func (e *Engine) Adopt(ctx context.Context, hash string) (*ir.Machine, error) {
+	if m := e.machineByHash(hash); m != nil {
+		return m.ir, nil
+	}
+	m, err := e.store.Machine(ctx, hash)
+	if err != nil {
+		return nil, err
+	}
+	return m, e.Register(ctx, m, nil)
+}
+
 // StartOptions configure Start.
 type StartOptions struct {
 	Priority int  // 0 (lowest) to 9
@@ -253,7 +266,7 @@ func (e *Engine) StartValues(ctx context.Context, machineName, id string, values
 	}
 	inst.Status = status
 	w.history = append(w.history, HistoryEntry{Time: now, Kind: HistStart, Version: 1, From: -1, To: inst.State, Event: -1})
-	change := Change{Time: now, Instance: id, Machine: m.ir.Name, From: -1, To: inst.State, Event: -1, Status: inst.Status}
+	change := Change{Time: now, Instance: id, Machine: m.ir.Name, Hash: m.ir.Hash, From: -1, To: inst.State, Event: -1, Status: inst.Status}
 	err = e.store.Create(ctx, inst, w.schedule, w.history, change)
 	if errors.Is(err, ErrExists) && opts.IfAbsent {
 		return nil

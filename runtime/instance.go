@@ -107,7 +107,8 @@ type Change struct {
 	Time     time.Time
 	Instance string
 	Machine  string
-	From     int // -1 at start
+	Hash     string // the machine version, to name its states
+	From     int    // -1 at start
 	To       int
 	Event    int // -1 for a timer or the start
 	Timer    int // the timer's index when Event is -1 and From >= 0

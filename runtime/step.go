@@ -190,7 +190,7 @@ func (w *worker) transition(m *machine, inst *Instance, now time.Time, event, ti
 	}
 	version := inst.Version + 1
 	w.history = append(w.history, HistoryEntry{Time: now, Kind: kind, Version: version, From: from, To: target, Event: event, Timer: timer})
-	w.changes = append(w.changes, Change{Time: now, Instance: inst.ID, Machine: inst.Machine, From: from, To: target,
+	w.changes = append(w.changes, Change{Time: now, Instance: inst.ID, Machine: inst.Machine, Hash: inst.Hash, From: from, To: target,
 		Event: event, Timer: timer, Version: version, Status: inst.Status})
 	return changed
 }

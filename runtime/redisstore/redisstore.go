@@ -60,6 +60,7 @@ type Store struct {
 	wakeOnce sync.Once
 	wake     chan struct{}
 	sub      *redis.PubSub
+	owned    bool // Open made the client: Close closes it
 }
 
 var _ runtime.Store = (*Store)(nil)
@@ -150,11 +151,14 @@ func (s *Store) Wake() <-chan struct{} {
 	return s.wake
 }
 
-// Close stops listening for wake messages; the client stays open (it
-// belongs to the caller).
+// Close stops listening for wake messages, and closes the client if Open
+// made it.
 func (s *Store) Close() error {
 	if s.sub != nil {
-		return s.sub.Close()
+		s.sub.Close()
+	}
+	if s.owned {
+		return s.rdb.Close()
 	}
 	return nil
 }
@@ -165,7 +169,64 @@ func (s *Store) PutMachine(ctx context.Context, m *ir.Machine) error {
 	if err != nil {
 		return err
 	}
-	return s.rdb.Set(ctx, s.prefix+":machine:"+m.Hash, data, 0).Err()
+	_, err = s.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+		pipe.Set(ctx, s.prefix+":machine:"+m.Hash, data, 0)
+		pipe.Set(ctx, s.prefix+":latest:"+m.Name, m.Hash, 0)
+		return nil
+	})
+	return err
+}
+
+// Latest returns the hash of the version of machine name registered last.
+func (s *Store) Latest(ctx context.Context, name string) (string, error) {
+	hash, err := s.rdb.Get(ctx, s.prefix+":latest:"+name).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", fmt.Errorf("no machine %q is registered (a worker registers it when it starts)", name)
+	}
+	return hash, err
+}
+
+// Open connects to the deployment at url and checks that it answers:
+// redis://[user:password@]host:port[/db] or rediss:// (TLS) for one node;
+// for Cluster, redis://host1:port?addr=host2:port&addr=host3:port.
+func Open(ctx context.Context, url string, opts Options) (*Store, error) {
+	var rdb redis.UniversalClient
+	if strings.Contains(url, "addr=") {
+		copts, err := redis.ParseClusterURL(url)
+		if err != nil {
+			return nil, fmt.Errorf("bad Redis URL: %v", err)
+		}
+		rdb = redis.NewClusterClient(copts)
+	} else {
+		o, err := redis.ParseURL(url)
+		if err != nil {
+			return nil, fmt.Errorf("bad Redis URL: %v", err)
+		}
+		rdb = redis.NewClient(o)
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := rdb.Ping(pingCtx).Err(); err != nil {
+		rdb.Close()
+		return nil, fmt.Errorf("cannot reach Redis at %s: %v", redactURL(url), err)
+	}
+	s := New(rdb, opts)
+	s.owned = true
+	return s, nil
+}
+
+// redactURL hides a password in a URL for messages.
+func redactURL(url string) string {
+	scheme, rest, ok := strings.Cut(url, "://")
+	if !ok {
+		return url
+	}
+	creds, host, ok := strings.Cut(rest, "@")
+	if !ok {
+		return url
+	}
+	user, _, _ := strings.Cut(creds, ":")
+	return scheme + "://" + user + ":***@" + host
 }
 
 // Machine implements runtime.Store.

@@ -3,91 +3,27 @@ package redisstore_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
-	"strconv"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/fsmc/fsmc/internal/redistest"
 	"github.com/fsmc/fsmc/runtime"
 	"github.com/fsmc/fsmc/runtime/redisstore"
 	"github.com/fsmc/fsmc/runtime/storetest"
 	"github.com/redis/go-redis/v9"
 )
 
-// server is one redis-server for the package's tests: started on a free
-// port (or FSMC_TEST_REDIS_URL), shared, and stopped by TestMain.
-var (
-	serverOnce sync.Once
-	serverURL  string
-	serverErr  error
-	serverCmd  *exec.Cmd
-	prefixes   atomic.Int64
-)
+var prefixes atomic.Int64
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if serverCmd != nil {
-		_ = serverCmd.Process.Kill()
-		_ = serverCmd.Wait()
-	}
+	redistest.Stop()
 	os.Exit(code)
 }
 
-// redisClient returns a client of the test server, or skips the test
-// (fails it when FSMC_REQUIRE_REDIS=1) when there is none.
-func redisClient(t *testing.T) redis.UniversalClient {
-	serverOnce.Do(func() { serverURL, serverErr = startServer() })
-	if serverErr != nil {
-		if os.Getenv("FSMC_REQUIRE_REDIS") == "1" {
-			t.Fatalf("Redis is required (FSMC_REQUIRE_REDIS=1): %v", serverErr)
-		}
-		t.Skipf("no Redis to test against: %v", serverErr)
-	}
-	opts, err := redis.ParseURL(serverURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := redis.NewClient(opts)
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
-func startServer() (string, error) {
-	if url := os.Getenv("FSMC_TEST_REDIS_URL"); url != "" {
-		return url, nil
-	}
-	path, err := exec.LookPath("redis-server")
-	if err != nil {
-		return "", fmt.Errorf("redis-server is not installed (apt-get install redis-server), and FSMC_TEST_REDIS_URL is not set")
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	dir, err := os.MkdirTemp("", "fsmc-redis-")
-	if err != nil {
-		return "", err
-	}
-	serverCmd = exec.Command(path, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir)
-	if err := serverCmd.Start(); err != nil {
-		return "", err
-	}
-	url := fmt.Sprintf("redis://127.0.0.1:%d/0", port)
-	c := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port)})
-	defer c.Close()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if c.Ping(context.Background()).Err() == nil {
-			return url, nil
-		}
-	}
-	return "", fmt.Errorf("redis-server on port %d did not answer", port)
-}
+func redisClient(t *testing.T) redis.UniversalClient { return redistest.Client(t) }
 
 // TestConformance runs the store conformance suite on Redis, each test
 // with its own key prefix on the shared server.

@@ -137,6 +137,7 @@ type changeWire struct {
 	Time     int64          `json:"t"`
 	Instance string         `json:"i"`
 	Machine  string         `json:"m"`
+	Hash     string         `json:"h"`
 	From     int            `json:"f"`
 	To       int            `json:"to"`
 	Event    int            `json:"e"`
@@ -146,7 +147,7 @@ type changeWire struct {
 }
 
 func encodeChange(c runtime.Change, version uint64) string {
-	b, _ := json.Marshal(changeWire{Time: c.Time.UnixNano(), Instance: c.Instance, Machine: c.Machine, From: c.From, To: c.To,
+	b, _ := json.Marshal(changeWire{Time: c.Time.UnixNano(), Instance: c.Instance, Machine: c.Machine, Hash: c.Hash, From: c.From, To: c.To,
 		Event: c.Event, Timer: c.Timer, Version: version, Status: c.Status})
 	return string(b)
 }
@@ -154,7 +155,7 @@ func encodeChange(c runtime.Change, version uint64) string {
 func decodeChange(js string) (runtime.Change, error) {
 	var c changeWire
 	err := json.Unmarshal([]byte(js), &c)
-	return runtime.Change{Time: time.Unix(0, c.Time), Instance: c.Instance, Machine: c.Machine, From: c.From, To: c.To,
+	return runtime.Change{Time: time.Unix(0, c.Time), Instance: c.Instance, Machine: c.Machine, Hash: c.Hash, From: c.From, To: c.To,
 		Event: c.Event, Timer: c.Timer, Version: c.Version, Status: c.Status}, err
 }
 

@@ -1,0 +1,356 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/fsmc/fsmc/compiler/ir"
+	"github.com/fsmc/fsmc/runtime"
+	"github.com/fsmc/fsmc/runtime/redisstore"
+	"github.com/urfave/cli/v2"
+)
+
+// The commands that act on a Redis deployment: the worker (run --redis)
+// and the operators' start, send, inspect, ls, watch, retry and cancel.
+
+func redisFlag() *cli.StringFlag {
+	return &cli.StringFlag{Name: "redis", EnvVars: []string{"FSMC_REDIS_URL"}, Usage: "the Redis deployment (`URL`: redis://[user:pass@]host:port, rediss:// for TLS)"}
+}
+
+// openRedis connects to the deployment; an unreachable one is exit 2.
+func openRedis(ctx context.Context, c *cli.Context) (*redisstore.Store, error) {
+	url := c.String("redis")
+	if url == "" {
+		return nil, usageError("fsmc %s: no Redis deployment: give --redis URL or set FSMC_REDIS_URL", c.Command.Name)
+	}
+	store, err := redisstore.Open(ctx, url, redisstore.Options{})
+	if err != nil {
+		return nil, usageError("fsmc %s: %v", c.Command.Name, err)
+	}
+	return store, nil
+}
+
+// refused turns an operation's error into the exit status of cli.md: a
+// lost connection is 2, anything the runtime refused is 1.
+func refused(c *cli.Context, err error) error {
+	var netErr net.Error
+	if errors.As(err, &netErr) || errors.Is(err, context.DeadlineExceeded) {
+		return usageError("fsmc %s: Redis: %v", c.Command.Name, err)
+	}
+	if errors.Is(err, runtime.ErrNotFound) {
+		err = fmt.Errorf("no instance %q", c.Args().First())
+	}
+	return &exitError{code: ExitFound, msg: fmt.Sprintf("fsmc %s: %v", c.Command.Name, err)}
+}
+
+// operator runs fn with an engine on the deployment (no handlers).
+func operator(c *cli.Context, fn func(ctx context.Context, store *redisstore.Store, engine *runtime.Engine) error) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	store, err := openRedis(ctx, c)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	return fn(ctx, store, runtime.New(store, runtime.Options{Worker: "fsmc-" + c.Command.Name}))
+}
+
+func wantArgs(c *cli.Context, n int, usage string) error {
+	if c.NArg() != n {
+		return usageError("fsmc %s: usage: fsmc %s %s", c.Command.Name, c.Command.Name, usage)
+	}
+	return nil
+}
+
+func startCommand(e *env) *cli.Command {
+	return &cli.Command{
+		Name: "start", Usage: "start an instance on the Redis deployment", ArgsUsage: "MACHINE ID",
+		Flags: []cli.Flag{redisFlag(),
+			&cli.StringFlag{Name: "context", Usage: "the context as a JSON object"},
+			&cli.IntFlag{Name: "priority", Usage: "0 (lowest) to 9"},
+			&cli.BoolFlag{Name: "if-absent", Usage: "an existing ID is not an error"},
+		},
+		Action: func(c *cli.Context) error {
+			if err := wantArgs(c, 2, "[--context JSON] [--priority N] [--if-absent] MACHINE ID"); err != nil {
+				return err
+			}
+			return operator(c, func(ctx context.Context, store *redisstore.Store, engine *runtime.Engine) error {
+				name, id := c.Args().Get(0), c.Args().Get(1)
+				hash, err := store.Latest(ctx, name)
+				if err != nil {
+					return refused(c, err)
+				}
+				m, err := engine.Adopt(ctx, hash)
+				if err != nil {
+					return refused(c, err)
+				}
+				values, err := runtime.DecodeJSON(m.Context, nil, []byte(c.String("context")))
+				if err != nil {
+					return refused(c, fmt.Errorf("context: %w", err))
+				}
+				err = engine.StartValues(ctx, name, id, values, runtime.StartOptions{Priority: c.Int("priority"), IfAbsent: c.Bool("if-absent")})
+				if err != nil {
+					return refused(c, err)
+				}
+				return nil
+			})
+		},
+	}
+}
+
+func sendCommand(e *env) *cli.Command {
+	return &cli.Command{
+		Name: "send", Usage: "send an event to an instance on the Redis deployment", ArgsUsage: "ID EVENT",
+		Flags: []cli.Flag{redisFlag(), &cli.StringFlag{Name: "payload", Usage: "the payload as a JSON object"}},
+		Action: func(c *cli.Context) error {
+			if err := wantArgs(c, 2, "[--payload JSON] ID EVENT"); err != nil {
+				return err
+			}
+			payload := map[string]any{}
+			if p := c.String("payload"); p != "" {
+				dec := json.NewDecoder(strings.NewReader(p))
+				dec.UseNumber()
+				if err := dec.Decode(&payload); err != nil {
+					return &exitError{code: ExitFound, msg: fmt.Sprintf("fsmc send: payload is not a JSON object: %v", err)}
+				}
+			}
+			return operator(c, func(ctx context.Context, _ *redisstore.Store, engine *runtime.Engine) error {
+				if err := engine.Send(ctx, c.Args().Get(0), c.Args().Get(1), payload); err != nil {
+					return refused(c, err)
+				}
+				return nil
+			})
+		},
+	}
+}
+
+func inspectCommand(e *env) *cli.Command {
+	return &cli.Command{
+		Name: "inspect", Usage: "show an instance: state, status, context, version, history", ArgsUsage: "ID",
+		Flags: []cli.Flag{redisFlag(), &cli.BoolFlag{Name: "json", Usage: "print JSON"}},
+		Action: func(c *cli.Context) error {
+			if err := wantArgs(c, 1, "[--json] ID"); err != nil {
+				return err
+			}
+			return operator(c, func(ctx context.Context, _ *redisstore.Store, engine *runtime.Engine) error {
+				v, err := engine.Get(ctx, c.Args().First())
+				if err != nil {
+					return refused(c, err)
+				}
+				if c.Bool("json") {
+					b, _ := json.Marshal(inspectJSON(v))
+					fmt.Fprintln(e.stdout, string(b))
+				} else {
+					writeInspect(e.stdout, v)
+				}
+				return nil
+			})
+		},
+	}
+}
+
+func lsCommand(e *env) *cli.Command {
+	return &cli.Command{
+		Name: "ls", Usage: "list instances on the Redis deployment",
+		Flags: []cli.Flag{redisFlag(),
+			&cli.StringFlag{Name: "machine", Usage: "only instances of machine `M`"},
+			&cli.StringFlag{Name: "state", Usage: "only instances in state `S` (with --machine)"},
+			&cli.StringFlag{Name: "status", Usage: "only active, failed, completed or cancelled instances"},
+			&cli.BoolFlag{Name: "json", Usage: "print one JSON object per instance"},
+		},
+		Action: func(c *cli.Context) error {
+			f := runtime.ListFilter{Machine: c.String("machine"), State: c.String("state")}
+			if st := c.String("status"); st != "" {
+				status, ok := runtime.ParseStatus(st)
+				if !ok {
+					return usageError("fsmc ls: unknown status %q (want active, failed, completed or cancelled)", st)
+				}
+				f.Status = status
+			}
+			return operator(c, func(ctx context.Context, store *redisstore.Store, engine *runtime.Engine) error {
+				insts, err := engine.List(ctx, f)
+				if err != nil {
+					return refused(c, err)
+				}
+				names := machineCache(store)
+				tw := tabwriter.NewWriter(e.stdout, 2, 8, 2, ' ', 0)
+				if !c.Bool("json") {
+					fmt.Fprintln(tw, "ID\tMACHINE\tSTATE\tSTATUS\tVERSION\tPRIORITY")
+				}
+				for _, inst := range insts {
+					state := fmt.Sprint(inst.State)
+					if m := names(ctx, inst.Hash); m != nil && inst.State < len(m.States) {
+						state = m.States[inst.State].Name
+					}
+					if c.Bool("json") {
+						b, _ := json.Marshal(map[string]any{"id": inst.ID, "machine": inst.Machine, "state": state,
+							"status": inst.Status.String(), "version": inst.Version, "priority": inst.Priority, "hash": inst.Hash})
+						fmt.Fprintln(e.stdout, string(b))
+						continue
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\n", inst.ID, inst.Machine, state, inst.Status, inst.Version, inst.Priority)
+				}
+				return tw.Flush()
+			})
+		},
+	}
+}
+
+// machineCache returns a lookup of machines by hash, cached.
+func machineCache(store runtime.Store) func(ctx context.Context, hash string) *ir.Machine {
+	cache := map[string]*ir.Machine{}
+	return func(ctx context.Context, hash string) *ir.Machine {
+		if m, ok := cache[hash]; ok {
+			return m
+		}
+		m, _ := store.Machine(ctx, hash)
+		cache[hash] = m
+		return m
+	}
+}
+
+func watchCommand(e *env) *cli.Command {
+	return &cli.Command{
+		Name: "watch", Usage: "stream the changelog: every transition, live",
+		Flags: []cli.Flag{redisFlag(),
+			&cli.StringFlag{Name: "machine", Usage: "only machine `M`"},
+			&cli.StringFlag{Name: "instance", Usage: "only instance `ID`"},
+			&cli.StringFlag{Name: "since", Usage: "resume after `CURSOR` (printed with --json), or \"start\" for everything kept"},
+			&cli.BoolFlag{Name: "json", Usage: "print JSON lines, each with the cursor to resume from"},
+		},
+		Action: func(c *cli.Context) error {
+			return operator(c, func(ctx context.Context, store *redisstore.Store, _ *runtime.Engine) error {
+				machines := machineCache(store)
+				cursor := c.String("since")
+				if cursor == "start" {
+					cursor = ""
+				} else if cursor == "" {
+					// From now: skip what is already there.
+					for {
+						batch, next, err := store.Changes(ctx, cursor, 1000)
+						if err != nil {
+							return refused(c, err)
+						}
+						cursor = next
+						if len(batch) == 0 {
+							break
+						}
+					}
+				}
+				for ctx.Err() == nil {
+					batch, next, err := store.Changes(ctx, cursor, 1000)
+					if err != nil {
+						if ctx.Err() != nil {
+							return nil
+						}
+						return refused(c, err)
+					}
+					for _, ch := range batch {
+						if c.String("machine") != "" && ch.Machine != c.String("machine") || c.String("instance") != "" && ch.Instance != c.String("instance") {
+							continue
+						}
+						m := machines(ctx, ch.Hash)
+						if m == nil {
+							continue
+						}
+						if c.Bool("json") {
+							rec := changeJSON(m, ch)
+							b, _ := json.Marshal(struct {
+								changeRecord
+								Cursor string `json:"cursor"`
+							}{rec, next})
+							fmt.Fprintln(e.stdout, string(b))
+						} else {
+							fmt.Fprintln(e.stdout, changeLine(m, ch))
+						}
+					}
+					cursor = next
+					if len(batch) == 0 {
+						select {
+						case <-ctx.Done():
+						case <-time.After(100 * time.Millisecond):
+						}
+					}
+				}
+				return nil
+			})
+		},
+	}
+}
+
+func operatorCommand(e *env, name, usage string, op func(*runtime.Engine, context.Context, string) error) *cli.Command {
+	return &cli.Command{
+		Name: name, Usage: usage, ArgsUsage: "ID", Flags: []cli.Flag{redisFlag()},
+		Action: func(c *cli.Context) error {
+			if err := wantArgs(c, 1, "ID"); err != nil {
+				return err
+			}
+			return operator(c, func(ctx context.Context, _ *redisstore.Store, engine *runtime.Engine) error {
+				if err := op(engine, ctx, c.Args().First()); err != nil {
+					return refused(c, err)
+				}
+				return nil
+			})
+		},
+	}
+}
+
+// runWorker is `fsmc run --redis`: a long-running worker for the given
+// machines until SIGINT or SIGTERM. Actions without --exec are not run by
+// this worker at all.
+func (e *env) runWorker(c *cli.Context, machines map[string]*ir.Machine, handlers map[string]map[string]runtime.Handler, asJSON bool) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	store, err := openRedis(ctx, c)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	host, _ := os.Hostname()
+	byHash := map[string]*ir.Machine{}
+	logger := slog.New(slog.NewTextHandler(e.stderr, nil))
+	engine := runtime.New(store, runtime.Options{
+		Worker: fmt.Sprintf("%s-%d", host, os.Getpid()),
+		Logger: logger,
+		OnChange: func(ch runtime.Change) {
+			if m := byHash[ch.Hash]; m != nil {
+				if asJSON {
+					b, _ := json.Marshal(changeJSON(m, ch))
+					fmt.Fprintln(e.stdout, string(b))
+				} else {
+					fmt.Fprintln(e.stdout, changeLine(m, ch))
+				}
+			}
+		},
+	})
+	names := make([]string, 0, len(machines))
+	for name, m := range machines {
+		bound := map[string]runtime.Handler{}
+		for action, h := range handlers[name] {
+			if h != nil {
+				bound[action] = h
+			}
+		}
+		if err := engine.Register(ctx, m, bound); err != nil {
+			return usageError("fsmc run: %v", err)
+		}
+		byHash[m.Hash] = m
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	logger.Info("worker started", "machines", strings.Join(names, ","), "concurrency", c.Int("concurrency"))
+	_ = engine.Run(ctx, c.Int("concurrency"))
+	logger.Info("worker stopped")
+	return nil
+}
