@@ -69,32 +69,83 @@ func start() (string, error) {
 	if u := os.Getenv("FSMC_TEST_REDIS_URL"); u != "" {
 		return u, nil
 	}
-	path, e := exec.LookPath("redis-server")
+	srv, e := NewServer()
 	if e != nil {
-		return "", fmt.Errorf("redis-server is not installed (apt-get install redis-server), and FSMC_TEST_REDIS_URL is not set")
+		return "", e
+	}
+	if e := srv.Start(); e != nil {
+		return "", e
+	}
+	cmd = srv.cmd
+	return srv.URL(), nil
+}
+
+// Server is a redis-server of a test's own, on a fixed port and data
+// directory, that can be killed and started again (to test outages).
+type Server struct {
+	Port int
+	Dir  string
+	Args []string // extra redis-server arguments, such as --appendonly yes
+	cmd  *exec.Cmd
+}
+
+// NewServer prepares a server on a free port; Start starts it.
+func NewServer(args ...string) (*Server, error) {
+	if _, e := exec.LookPath("redis-server"); e != nil {
+		return nil, fmt.Errorf("redis-server is not installed (apt-get install redis-server), and FSMC_TEST_REDIS_URL is not set")
 	}
 	l, e := net.Listen("tcp", "127.0.0.1:0")
 	if e != nil {
-		return "", e
+		return nil, e
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
 	dir, e := os.MkdirTemp("", "fsmc-redis-")
 	if e != nil {
-		return "", e
+		return nil, e
 	}
-	cmd = exec.Command(path, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir)
-	if e := cmd.Start(); e != nil {
-		return "", e
+	return &Server{Port: port, Dir: dir, Args: args}, nil
+}
+
+// URL is the server's address.
+func (s *Server) URL() string { return fmt.Sprintf("redis://127.0.0.1:%d/0", s.Port) }
+
+// Start starts the server and waits until it answers.
+func (s *Server) Start() error {
+	args := append([]string{"--port", strconv.Itoa(s.Port), "--bind", "127.0.0.1", "--save", "", "--dir", s.Dir}, s.Args...)
+	if !hasArg(s.Args, "--appendonly") {
+		args = append(args, "--appendonly", "no")
 	}
-	c := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port)})
+	s.cmd = exec.Command("redis-server", args...)
+	if e := s.cmd.Start(); e != nil {
+		return e
+	}
+	c := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", s.Port)})
 	defer c.Close()
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if c.Ping(context.Background()).Err() == nil {
-			return fmt.Sprintf("redis://127.0.0.1:%d/0", port), nil
+			return nil
 		}
 	}
-	return "", fmt.Errorf("redis-server on port %d did not answer", port)
+	return fmt.Errorf("redis-server on port %d did not answer", s.Port)
+}
+
+// Kill stops the server abruptly (SIGKILL).
+func (s *Server) Kill() {
+	if s.cmd != nil {
+		_ = s.cmd.Process.Kill()
+		_ = s.cmd.Wait()
+		s.cmd = nil
+	}
+}
+
+func hasArg(args []string, name string) bool {
+	for _, a := range args {
+		if a == name {
+			return true
+		}
+	}
+	return false
 }
 
 var databases sync.Mutex

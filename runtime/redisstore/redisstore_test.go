@@ -18,6 +18,10 @@ import (
 var prefixes atomic.Int64
 
 func TestMain(m *testing.M) {
+	if os.Getenv("FSMC_CHAOS_WORKER") == "1" {
+		chaosWorker()
+		return
+	}
 	code := m.Run()
 	redistest.Stop()
 	os.Exit(code)
