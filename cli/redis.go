@@ -28,13 +28,18 @@ func redisFlag() *cli.StringFlag {
 	return &cli.StringFlag{Name: "redis", EnvVars: []string{"FSMC_REDIS_URL"}, Usage: "the Redis deployment (`URL`: redis://[user:pass@]host:port, rediss:// for TLS)"}
 }
 
+// lockFlag names the independent Redlock nodes.
+func lockFlag() *cli.StringSliceFlag {
+	return &cli.StringSliceFlag{Name: "lock-redis", Usage: "a Redlock node (`URL`), repeated for a quorum of independent nodes; the main Redis if none"}
+}
+
 // openRedis connects to the deployment; an unreachable one is exit 2.
 func openRedis(ctx context.Context, c *cli.Context) (*redisstore.Store, error) {
 	url := c.String("redis")
 	if url == "" {
 		return nil, usageError("fsmc %s: no Redis deployment: give --redis URL or set FSMC_REDIS_URL", c.Command.Name)
 	}
-	store, err := redisstore.Open(ctx, url, redisstore.Options{})
+	store, err := redisstore.Open(ctx, url, redisstore.Options{LockURLs: c.StringSlice("lock-redis")})
 	if err != nil {
 		return nil, usageError("fsmc %s: %v", c.Command.Name, err)
 	}
@@ -291,7 +296,7 @@ func watchCommand(e *env) *cli.Command {
 
 func operatorCommand(e *env, name, usage string, op func(*runtime.Engine, context.Context, string) error) *cli.Command {
 	return &cli.Command{
-		Name: name, Usage: usage, ArgsUsage: "ID", Flags: []cli.Flag{redisFlag()},
+		Name: name, Usage: usage, ArgsUsage: "ID", Flags: []cli.Flag{redisFlag(), lockFlag()},
 		Action: func(c *cli.Context) error {
 			if err := wantArgs(c, 1, "ID"); err != nil {
 				return err

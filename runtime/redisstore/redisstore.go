@@ -36,6 +36,9 @@ import (
 
 	"github.com/fsmc/fsmc/compiler/ir"
 	"github.com/fsmc/fsmc/runtime"
+	"github.com/go-redsync/redsync/v4"
+	redsyncredis "github.com/go-redsync/redsync/v4/redis"
+	"github.com/go-redsync/redsync/v4/redis/goredis/v9"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -47,6 +50,15 @@ type Options struct {
 	Prefix     string // key prefix ("fsmc" if empty)
 	Partitions int    // 16 if 0; all workers of a deployment must agree
 	History    int    // history entries kept per instance (100 if 0)
+	// LockNodes are the independent Redis nodes of the per-instance
+	// Redlock (a quorum of them must agree); the main client if empty.
+	LockNodes []redis.UniversalClient
+	// LockURLs are LockNodes for Open to connect to.
+	LockURLs []string
+	// NoRedlock leaves out the per-instance Redlock, relying on leases
+	// and fenced commits alone (the store contract tests, whose fake
+	// clocks cannot move Redis's lock expiry).
+	NoRedlock bool
 }
 
 // Store is a runtime.Store on Redis.
@@ -60,7 +72,9 @@ type Store struct {
 	wakeOnce sync.Once
 	wake     chan struct{}
 	sub      *redis.PubSub
-	owned    bool // Open made the client: Close closes it
+	owned    []redis.UniversalClient // clients Open made: Close closes them
+	redlock  *redsync.Redsync
+	locks    sync.Map // lockKey(lease) -> *redsync.Mutex held for that lease
 }
 
 var _ runtime.Store = (*Store)(nil)
@@ -77,6 +91,17 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 		opts.History = 100
 	}
 	s := &Store{rdb: rdb, prefix: opts.Prefix, parts: opts.Partitions, history: opts.History, scripts: map[string]*redis.Script{}}
+	if !opts.NoRedlock {
+		nodes := opts.LockNodes
+		if len(nodes) == 0 {
+			nodes = []redis.UniversalClient{rdb}
+		}
+		pools := make([]redsyncredis.Pool, len(nodes))
+		for i, n := range nodes {
+			pools[i] = goredis.NewPool(n)
+		}
+		s.redlock = redsync.New(pools...)
+	}
 	prelude, _ := scriptFiles.ReadFile("scripts/prelude.lua")
 	for _, name := range []string{"create", "enqueue", "commit", "complete", "lease", "claim", "nextdue"} {
 		body, err := scriptFiles.ReadFile("scripts/" + name + ".lua")
@@ -157,10 +182,34 @@ func (s *Store) Close() error {
 	if s.sub != nil {
 		s.sub.Close()
 	}
-	if s.owned {
-		return s.rdb.Close()
+	for _, c := range s.owned {
+		c.Close()
 	}
 	return nil
+}
+
+// lockName is the Redlock key of an instance (on its partition's shard).
+func (s *Store) lockName(id string) string { return s.instanceKey(id, "lock") }
+
+// lockInstance takes the instance's Redlock for d; tries is how often to
+// try (1: give up at once).
+func (s *Store) lockInstance(ctx context.Context, id string, d time.Duration, tries int) (*redsync.Mutex, error) {
+	m := s.redlock.NewMutex(s.lockName(id), redsync.WithExpiry(d), redsync.WithTries(tries), redsync.WithRetryDelay(20*time.Millisecond))
+	if err := m.LockContext(ctx); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// lockKey names a lease: fences count per partition, so the unit (which
+// names the instance) is part of it.
+func lockKey(l *runtime.Lease) string { return l.Token + "#" + strconv.FormatUint(l.Fence, 10) }
+
+// unlock releases the Redlock held for a lease, if any.
+func (s *Store) unlock(ctx context.Context, l *runtime.Lease) {
+	if m, ok := s.locks.LoadAndDelete(lockKey(l)); ok {
+		_, _ = m.(*redsync.Mutex).UnlockContext(ctx)
+	}
 }
 
 // PutMachine implements runtime.Store.
@@ -204,14 +253,34 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		}
 		rdb = redis.NewClient(o)
 	}
+	owned := []redis.UniversalClient{rdb}
+	closeAll := func() {
+		for _, c := range owned {
+			c.Close()
+		}
+	}
 	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := rdb.Ping(pingCtx).Err(); err != nil {
-		rdb.Close()
+		closeAll()
 		return nil, fmt.Errorf("cannot reach Redis at %s: %v", redactURL(url), err)
 	}
+	for _, lockURL := range opts.LockURLs {
+		o, err := redis.ParseURL(lockURL)
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("bad lock node URL: %v", err)
+		}
+		c := redis.NewClient(o)
+		owned = append(owned, c)
+		if err := c.Ping(pingCtx).Err(); err != nil {
+			closeAll()
+			return nil, fmt.Errorf("cannot reach the lock node at %s: %v", redactURL(lockURL), err)
+		}
+		opts.LockNodes = append(opts.LockNodes, c)
+	}
 	s := New(rdb, opts)
-	s.owned = true
+	s.owned = owned
 	return s, nil
 }
 
@@ -508,6 +577,16 @@ func (s *Store) claimFrom(ctx context.Context, p int, l *runtime.Lease, now, lea
 	}
 	fence, _ := strconv.ParseUint(token, 10, 64)
 	*l = runtime.Lease{Work: w, Worker: f.Worker, Until: time.UnixMilli(now + lease), Token: unit, Fence: fence}
+	if w.Kind != runtime.WorkTask && s.redlock != nil {
+		// Instance work also takes the instance's Redlock; if someone
+		// holds it, the work goes back and waits for them.
+		m, err := s.lockInstance(ctx, instID, time.Duration(lease)*time.Millisecond, 1)
+		if err != nil {
+			_ = s.Release(ctx, l)
+			return false, nil
+		}
+		s.locks.Store(lockKey(l), m)
+	}
 	return true, nil
 }
 
@@ -524,6 +603,9 @@ func (s *Store) Extend(ctx context.Context, l *runtime.Lease, until time.Time) e
 	_, err := s.result(s.run(ctx, "lease", s.partitionOf(l.Work.Instance), l.Token, leaseToken(l), "extend", until.UnixMilli()))
 	if err == nil {
 		l.Until = until
+		if m, ok := s.locks.Load(lockKey(l)); ok {
+			_, _ = m.(*redsync.Mutex).ExtendContext(ctx)
+		}
 	}
 	return err
 }
@@ -531,6 +613,7 @@ func (s *Store) Extend(ctx context.Context, l *runtime.Lease, until time.Time) e
 // Release implements runtime.Store.
 func (s *Store) Release(ctx context.Context, l *runtime.Lease) error {
 	_, err := s.result(s.run(ctx, "lease", s.partitionOf(l.Work.Instance), l.Token, leaseToken(l), "release", 0))
+	s.unlock(ctx, l)
 	if err == nil {
 		s.poke(ctx)
 	}
@@ -562,16 +645,28 @@ func (s *Store) commit(ctx context.Context, l *runtime.Lease, c *runtime.Commit)
 
 // Commit implements runtime.Store.
 func (s *Store) Commit(ctx context.Context, l *runtime.Lease, c *runtime.Commit) error {
+	defer s.unlock(ctx, l)
 	return s.commit(ctx, l, c)
 }
 
-// Update implements runtime.Store.
+// Update implements runtime.Store: an operator's change takes the
+// instance's Redlock (waiting up to about a second for a worker to
+// finish) before its fenced commit.
 func (s *Store) Update(ctx context.Context, c *runtime.Commit) error {
+	if s.redlock == nil {
+		return s.commit(ctx, nil, c)
+	}
+	m, err := s.lockInstance(ctx, c.Instance.ID, 5*time.Second, 50)
+	if err != nil {
+		return fmt.Errorf("instance %s is busy: %w", c.Instance.ID, err)
+	}
+	defer m.UnlockContext(ctx)
 	return s.commit(ctx, nil, c)
 }
 
 // Complete implements runtime.Store.
 func (s *Store) Complete(ctx context.Context, l *runtime.Lease, history []runtime.HistoryEntry, schedule []runtime.Work) error {
+	defer s.unlock(ctx, l)
 	args := append([]any{l.Work.Instance, l.Token, leaseToken(l)}, s.lists(history, schedule, nil, 0)...)
 	if _, err := s.result(s.run(ctx, "complete", s.partitionOf(l.Work.Instance), args...)); err != nil {
 		return err

@@ -3,10 +3,15 @@ package redisstore_test
 import (
 	"context"
 	"fmt"
+	"hash/crc32"
 	"os"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/go-redsync/redsync/v4"
+	"github.com/go-redsync/redsync/v4/redis/goredis/v9"
 
 	"github.com/fsmc/fsmc/internal/redistest"
 	"github.com/fsmc/fsmc/runtime"
@@ -30,13 +35,18 @@ func TestMain(m *testing.M) {
 func redisClient(t *testing.T) redis.UniversalClient { return redistest.Client(t) }
 
 // TestConformance runs the store conformance suite on Redis, each test
-// with its own key prefix on the shared server.
+// with its own key prefix on the shared server: the store contract with
+// leases and fences alone (its fake clocks cannot move Redis's lock
+// expiry), the meaning of machines with the per-instance Redlock too.
 func TestConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) runtime.Store {
-		c := redisClient(t)
-		prefix := fmt.Sprintf("t%d", prefixes.Add(1))
-		return redisstore.New(c, redisstore.Options{Prefix: prefix, Partitions: 4})
-	})
+	newStore := func(redlock bool) storetest.NewStore {
+		return func(t *testing.T) runtime.Store {
+			prefix := fmt.Sprintf("t%d", prefixes.Add(1))
+			return redisstore.New(redisClient(t), redisstore.Options{Prefix: prefix, Partitions: 4, NoRedlock: !redlock})
+		}
+	}
+	t.Run("Store", func(t *testing.T) { storetest.RunStore(t, newStore(false)) })
+	t.Run("Engine", func(t *testing.T) { storetest.RunEngine(t, newStore(true)) })
 }
 
 // TestTwoEngines runs two engines, each with its own store and client,
@@ -103,5 +113,111 @@ func TestTwoEngines(t *testing.T) {
 		if fmt.Sprint(versions) != "[1 2 3]" {
 			t.Fatalf("%s: transition versions %v, want [1 2 3]", v.ID, versions)
 		}
+	}
+}
+
+// TestInstanceLock: while someone holds an instance's Redlock its work is
+// not claimed, an operator's update waits, and the work is claimed once
+// the lock is free.
+func TestInstanceLock(t *testing.T) {
+	c := redisClient(t)
+	prefix := fmt.Sprintf("t%d", prefixes.Add(1))
+	store := redisstore.New(c, redisstore.Options{Prefix: prefix, Partitions: 2})
+	ctx := context.Background()
+	m := compileJob(t)
+	if err := store.PutMachine(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	inst := &runtime.Instance{ID: "locked", Machine: m.Name, Hash: m.Hash, State: m.Initial, Status: runtime.Active, Visit: 1}
+	work := []runtime.Work{{Kind: runtime.WorkEvent, Due: now, Event: 0}}
+	if err := store.Create(ctx, inst, work, nil, runtime.Change{Instance: "locked", From: -1}); err != nil {
+		t.Fatal(err)
+	}
+	// Another holder takes the lock, as a worker would.
+	holder := redsync.New(goredis.NewPool(c)).NewMutex(prefix+":{"+prefix+"-"+partitionOf("locked", 2)+"}:lock:locked", redsync.WithExpiry(time.Minute))
+	if err := holder.Lock(); err != nil {
+		t.Fatal(err)
+	}
+	f := runtime.ClaimFilter{Worker: "w", Now: now.Add(time.Second), Lease: 10 * time.Second}
+	var l runtime.Lease
+	if ok, err := store.Claim(ctx, f, &l); err != nil || ok {
+		t.Fatalf("claimed work of a locked instance: %v %v", ok, err)
+	}
+	if _, err := holder.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := store.Claim(ctx, f, &l); err != nil || !ok {
+		t.Fatalf("the work is not claimable after the unlock: %v %v", ok, err)
+	}
+	// While this lease holds the lock, an update has to wait for it.
+	var loaded runtime.Instance
+	if err := store.Load(ctx, "locked", &loaded); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- store.Update(ctx, &runtime.Commit{Instance: &loaded}) }()
+	select {
+	case err := <-done:
+		t.Fatalf("the update did not wait for the lock: %v", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	if err := store.Complete(ctx, &l, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("the update failed after the lock was released: %v", err)
+	}
+}
+
+func partitionOf(id string, parts int) string {
+	return strconv.Itoa(int(crc32.ChecksumIEEE([]byte(id)) % uint32(parts)))
+}
+
+// TestLocksReleasedAcrossPartitions: leases of two partitions can carry
+// the same fence; committing both must free both instances' locks.
+func TestLocksReleasedAcrossPartitions(t *testing.T) {
+	c := redisClient(t)
+	prefix := fmt.Sprintf("t%d", prefixes.Add(1))
+	store := redisstore.New(c, redisstore.Options{Prefix: prefix, Partitions: 2})
+	ctx := context.Background()
+	m := compileJob(t)
+	// Two IDs in different partitions, created the same way, so their
+	// partitions' counters (and the fences of their leases) move alike.
+	var ids []string
+	for i := 0; len(ids) < 2; i++ {
+		id := fmt.Sprintf("x%d", i)
+		if partitionOf(id, 2) == strconv.Itoa(len(ids)) {
+			ids = append(ids, id)
+		}
+	}
+	now := time.Now()
+	var leases []runtime.Lease
+	for _, id := range ids {
+		inst := &runtime.Instance{ID: id, Machine: m.Name, Hash: m.Hash, State: m.Initial, Status: runtime.Active, Visit: 1}
+		if err := store.Create(ctx, inst, []runtime.Work{{Kind: runtime.WorkEvent, Due: now}}, nil, runtime.Change{Instance: id, From: -1}); err != nil {
+			t.Fatal(err)
+		}
+		var l runtime.Lease
+		if ok, err := store.ClaimInstance(ctx, id, runtime.ClaimFilter{Now: now.Add(time.Second), Lease: time.Minute}, &l); !ok || err != nil {
+			t.Fatalf("claim %s: %v %v", id, ok, err)
+		}
+		leases = append(leases, l)
+	}
+	if leases[0].Fence != leases[1].Fence {
+		t.Logf("fences differ (%d, %d); the test still checks both locks", leases[0].Fence, leases[1].Fence)
+	}
+	for i := range leases {
+		if err := store.Complete(ctx, &leases[i], nil, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rs := redsync.New(goredis.NewPool(c))
+	for _, id := range ids {
+		mu := rs.NewMutex(prefix+":{"+prefix+"-"+partitionOf(id, 2)+"}:lock:"+id, redsync.WithTries(1))
+		if err := mu.Lock(); err != nil {
+			t.Fatalf("the lock of %s is still held after its lease completed: %v", id, err)
+		}
+		mu.Unlock()
 	}
 }

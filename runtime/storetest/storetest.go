@@ -2,10 +2,10 @@
 // pass: the same test functions run against memstore and redisstore.
 //
 // Run takes a function that returns a fresh, empty store and runs two
-// groups of tests: the Store contract itself (ordering, leases, fenced
-// commits, history, the changelog), and the meaning of machines
-// (language.md "Meaning") driven through a runtime.Engine on that store
-// with a fake clock, so no test sleeps.
+// groups of tests: RunStore, the Store contract itself (ordering, leases,
+// fenced commits, history, the changelog), and RunEngine, the meaning of
+// machines (language.md "Meaning") driven through a runtime.Engine on
+// that store with a fake clock, so no test sleeps.
 package storetest
 
 import (
@@ -25,12 +25,28 @@ import (
 // NewStore returns a fresh, empty store for one test.
 type NewStore func(t *testing.T) runtime.Store
 
-// Run runs the whole suite.
+// Run runs the whole suite: RunStore and RunEngine.
 func Run(t *testing.T, newStore NewStore) {
-	for _, tc := range []struct {
-		name string
-		fn   func(*testing.T, NewStore)
-	}{
+	RunStore(t, newStore)
+	RunEngine(t, newStore)
+}
+
+type suiteTest struct {
+	name string
+	fn   func(*testing.T, NewStore)
+}
+
+func runTests(t *testing.T, newStore NewStore, tests []suiteTest) {
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore) })
+	}
+}
+
+// RunStore runs the Store contract itself: ordering, due times,
+// priorities, leases (their expiry driven by the callers' fake times),
+// fenced commits, history and the changelog.
+func RunStore(t *testing.T, newStore NewStore) {
+	runTests(t, newStore, []suiteTest{
 		{"CreateLoadExists", testCreateLoadExists},
 		{"InstanceQueueIsFIFO", testInstanceQueueIsFIFO},
 		{"NothingBeforeDue", testNothingBeforeDue},
@@ -44,6 +60,13 @@ func Run(t *testing.T, newStore NewStore) {
 		{"Changelog", testChangelog},
 		{"DropWork", testDropWork},
 		{"List", testList},
+	})
+}
+
+// RunEngine runs the meaning of machines (language.md "Meaning") through
+// a runtime.Engine on the store, with a fake clock.
+func RunEngine(t *testing.T, newStore NewStore) {
+	runTests(t, newStore, []suiteTest{
 		{"OrderRunsToCompletion", testOrderRunsToCompletion},
 		{"SimultaneousSet", testSimultaneousSet},
 		{"RetriesWithBackoff", testRetriesWithBackoff},
@@ -58,9 +81,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"BadHandlerResults", testBadHandlerResults},
 		{"HandlerTimeout", testHandlerTimeout},
 		{"ReenteringRestarts", testReenteringRestarts},
-	} {
-		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore) })
-	}
+	})
 }
 
 var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
