@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -170,4 +171,48 @@ func FreshDatabase() (string, error) {
 	c := redis.NewClient(opts)
 	defer c.Close()
 	return u, c.FlushDB(context.Background()).Err()
+}
+
+// Cluster starts a Redis Cluster of three masters on free ports, and
+// returns their addresses; it is stopped when t ends. Without
+// redis-server and redis-cli it skips (fails under FSMC_REQUIRE_REDIS=1).
+func Cluster(t testing.TB) []string {
+	skip := func(format string, args ...any) {
+		if os.Getenv("FSMC_REQUIRE_REDIS") == "1" {
+			t.Fatalf("Redis Cluster is required (FSMC_REQUIRE_REDIS=1): "+format, args...)
+		}
+		t.Skipf(format, args...)
+	}
+	if _, e := exec.LookPath("redis-cli"); e != nil {
+		skip("redis-cli is not installed")
+	}
+	var addrs []string
+	for i := 0; i < 3; i++ {
+		srv, e := NewServer("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000")
+		if e != nil {
+			skip("%v", e)
+		}
+		if e := srv.Start(); e != nil {
+			t.Fatal(e)
+		}
+		t.Cleanup(srv.Kill)
+		addrs = append(addrs, fmt.Sprintf("127.0.0.1:%d", srv.Port))
+	}
+	args := append([]string{"--cluster", "create"}, addrs...)
+	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	if out, e := exec.Command("redis-cli", args...).CombinedOutput(); e != nil {
+		t.Fatalf("redis-cli --cluster create: %v\n%s", e, out)
+	}
+	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
+	defer c.Close()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		info, e := c.ClusterInfo(context.Background()).Result()
+		if e == nil && strings.Contains(info, "cluster_state:ok") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the cluster did not become ready: %v %s", e, info)
+		}
+	}
+	return addrs
 }

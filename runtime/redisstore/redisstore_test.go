@@ -221,3 +221,22 @@ func TestLocksReleasedAcrossPartitions(t *testing.T) {
 		mu.Unlock()
 	}
 }
+
+// TestCluster runs the conformance suite on a 3-master Redis Cluster:
+// every script's keys share one slot, so all of them run unchanged.
+func TestCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a Redis Cluster")
+	}
+	addrs := redistest.Cluster(t)
+	newStore := func(redlock bool) storetest.NewStore {
+		return func(t *testing.T) runtime.Store {
+			c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
+			t.Cleanup(func() { c.Close() })
+			prefix := fmt.Sprintf("c%d", prefixes.Add(1))
+			return redisstore.New(c, redisstore.Options{Prefix: prefix, Partitions: 8, NoRedlock: !redlock})
+		}
+	}
+	t.Run("Store", func(t *testing.T) { storetest.RunStore(t, newStore(false)) })
+	t.Run("Engine", func(t *testing.T) { storetest.RunEngine(t, newStore(true)) })
+}
