@@ -1,6 +1,7 @@
 package redisstore_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -62,7 +64,11 @@ func chaosWorker() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
-	engine := runtime.New(store, runtime.Options{Worker: "chaos-" + strconv.Itoa(os.Getpid()), Lease: time.Second})
+	var rs runtime.Store = store
+	if id := os.Getenv("FSMC_CHAOS_PAUSE_ID"); id != "" {
+		rs = &pausingStore{Store: store, id: id}
+	}
+	engine := runtime.New(rs, runtime.Options{Worker: "chaos-" + strconv.Itoa(os.Getpid()), Lease: time.Second})
 	step := func(ctx context.Context, c *runtime.Call) (runtime.Result, error) {
 		time.Sleep(time.Duration(rand.IntN(2000)) * time.Microsecond)
 		if rand.IntN(10) == 0 {
@@ -268,5 +274,128 @@ func TestRedisRestart(t *testing.T) {
 		if v.Version != 4 {
 			t.Fatalf("%s: version %d, want 4 (start and three transitions, each once)", v.ID, v.Version)
 		}
+	}
+}
+
+// pausingStore is a worker's store that stops just before committing
+// instance FSMC_CHAOS_PAUSE_ID, says so on stdout and waits, so that the
+// test can SIGSTOP the process at that point; the commit that follows is
+// reported on stdout too.
+type pausingStore struct {
+	*redisstore.Store
+	id     string
+	paused bool
+}
+
+func (p *pausingStore) Commit(ctx context.Context, l *runtime.Lease, c *runtime.Commit) error {
+	if c.Instance.ID != p.id || p.paused {
+		return p.Store.Commit(ctx, l, c)
+	}
+	p.paused = true
+	fmt.Println("PAUSING", c.Instance.Version)
+	time.Sleep(500 * time.Millisecond) // the test stops the process in here
+	err := p.Store.Commit(ctx, l, c)
+	fmt.Println("COMMIT", err)
+	return err
+}
+
+// TestPausedWorkerIsFenced stops a worker (SIGSTOP) just before it
+// commits an instance, past its lease and its Redlock, lets another
+// worker take the instance over, then continues it (SIGCONT): its commit
+// is refused, and each version of the instance was committed once.
+func TestPausedWorkerIsFenced(t *testing.T) {
+	if testing.Short() {
+		t.Skip("pauses a worker process")
+	}
+	url := redistest.URL(t)
+	prefix := fmt.Sprintf("pause%d", prefixes.Add(1))
+	ctx := context.Background()
+	store := redisstore.New(redistest.Client(t), redisstore.Options{Prefix: prefix, Partitions: 8})
+	client := runtime.New(store, runtime.Options{})
+	if err := client.Register(ctx, irtest.Compile(t, "flow.fsm", []byte(flow)).Machines[0], nil); err != nil {
+		t.Fatal(err)
+	}
+
+	// The worker that will be paused, alone at first.
+	paused := exec.Command(os.Args[0], "-test.run=^$")
+	paused.Env = append(os.Environ(), "FSMC_CHAOS_WORKER=1", "FSMC_CHAOS_REDIS="+url, "FSMC_CHAOS_PREFIX="+prefix, "FSMC_CHAOS_PAUSE_ID=p1")
+	out, err := paused.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := paused.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = paused.Process.Kill(); _ = paused.Wait() })
+	lines := make(chan string, 16)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	if err := client.Start(ctx, "Flow", "p1", nil, runtime.StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case line := <-lines:
+		if !strings.HasPrefix(line, "PAUSING") {
+			t.Fatalf("worker said %q", line)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the worker never reached the commit")
+	}
+	if err := paused.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+
+	// Past the lease (1s) and the lock, another worker takes over.
+	other := exec.Command(os.Args[0], "-test.run=^$")
+	other.Env = append(os.Environ(), "FSMC_CHAOS_WORKER=1", "FSMC_CHAOS_REDIS="+url, "FSMC_CHAOS_PREFIX="+prefix)
+	if err := other.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = other.Process.Kill(); _ = other.Wait() })
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		v, err := client.Get(ctx, "p1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v.Status == runtime.Completed {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the other worker did not finish p1 (%s, v%d)", v.StateName, v.Version)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	// Continued, the paused worker's commit must be refused.
+	if err := paused.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case line := <-lines:
+		if !strings.Contains(line, "stale commit") && !strings.Contains(line, "lease") {
+			t.Fatalf("the paused worker's commit was not refused: %q", line)
+		}
+		t.Logf("the paused worker, continued: %s", line)
+	case <-time.After(20 * time.Second):
+		t.Fatal("the continued worker never reported its commit")
+	}
+	v, err := client.Get(ctx, "p1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var versions []uint64
+	for _, h := range v.History {
+		if h.Kind == runtime.HistStart || h.Kind == runtime.HistTransition {
+			versions = append(versions, h.Version)
+		}
+	}
+	if fmt.Sprint(versions) != "[1 2 3 4]" || v.Version != 4 {
+		t.Fatalf("versions %v (now v%d), want each of 1-4 once", versions, v.Version)
 	}
 }
