@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"sort"
@@ -17,7 +18,10 @@ import (
 
 	"github.com/fsmc/fsmc/compiler/ir"
 	"github.com/fsmc/fsmc/runtime"
+	"github.com/fsmc/fsmc/runtime/metrics"
 	"github.com/fsmc/fsmc/runtime/redisstore"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/urfave/cli/v2"
 )
 
@@ -325,9 +329,27 @@ func (e *env) runWorker(c *cli.Context, machines map[string]*ir.Machine, handler
 	host, _ := os.Hostname()
 	byHash := map[string]*ir.Machine{}
 	logger := slog.New(slog.NewTextHandler(e.stderr, nil))
+	var observer runtime.Observer
+	if addr := c.String("metrics-addr"); addr != "" {
+		reg := prometheus.NewRegistry()
+		collector, err := metrics.New(reg)
+		if err != nil {
+			return err
+		}
+		observer = collector
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return usageError("fsmc run: --metrics-addr %s: %v", addr, err)
+		}
+		srv := &http.Server{Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
+		go srv.Serve(ln)
+		defer srv.Close()
+		logger.Info("serving metrics", "addr", ln.Addr().String())
+	}
 	engine := runtime.New(store, runtime.Options{
-		Worker: fmt.Sprintf("%s-%d", host, os.Getpid()),
-		Logger: logger,
+		Worker:   fmt.Sprintf("%s-%d", host, os.Getpid()),
+		Logger:   logger,
+		Observer: observer,
 		OnChange: func(ch runtime.Change) {
 			if m := byHash[ch.Hash]; m != nil {
 				if asJSON {

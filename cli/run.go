@@ -36,6 +36,7 @@ func runCommand(e *env) *cli.Command {
 			&cli.IntFlag{Name: "concurrency", Value: 4, Usage: "workers (with --redis)"},
 			&cli.BoolFlag{Name: "virtual-time", Usage: "sleep advances a virtual clock instantly"},
 			&cli.BoolFlag{Name: "json", Usage: "print the changelog as JSON lines"},
+			&cli.StringFlag{Name: "metrics-addr", Usage: "serve Prometheus metrics on `ADDR` (host:port) at /metrics (with --redis)"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() == 0 {

@@ -32,6 +32,8 @@ type Options struct {
 	// OnHistory is called for each history entry this engine records
 	// (unhandled events, attempts, failures), with the instance's ID.
 	OnHistory func(id string, h HistoryEntry)
+	// Observer is told what the engine does, for metrics.
+	Observer Observer
 }
 
 // Engine runs machines on a Store. Its methods are safe for concurrent
@@ -122,6 +124,9 @@ func New(store Store, opts Options) *Engine {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if opts.Observer == nil {
+		opts.Observer = noObserver{}
 	}
 	e := &Engine{store: store, opts: opts, byHash: map[string]*machine{}, byName: map[string]*machine{}}
 	e.mainWorker = e.newWorker()
@@ -525,6 +530,11 @@ func (e *Engine) operate(ctx context.Context, id string, change func(*machine, *
 
 // notify reports committed history and changes to the observers.
 func (e *Engine) notify(id string, history []HistoryEntry, changes []Change) {
+	for i := range changes {
+		if changes[i].From >= 0 { // the start is a change, not a transition
+			e.opts.Observer.Transitioned(changes[i].Machine)
+		}
+	}
 	if e.opts.OnHistory != nil {
 		for _, h := range history {
 			e.opts.OnHistory(id, h)

@@ -55,6 +55,7 @@ func (e *Engine) workLoop(ctx context.Context, b *broadcast) {
 			if ctx.Err() != nil {
 				return
 			}
+			e.opts.Observer.StoreError(err)
 			e.opts.Logger.Error("claiming work", "err", err, "retry_in", retry)
 			e.opts.Clock.Sleep(retry, ctx.Done())
 			retry = min(retry*2, 5*time.Second)
@@ -62,6 +63,7 @@ func (e *Engine) workLoop(ctx context.Context, b *broadcast) {
 		}
 		retry = 10 * time.Millisecond
 		if ok {
+			e.opts.Observer.Claimed(w.lease.Work.Kind, e.opts.Clock.Now().Sub(w.lease.Work.Due))
 			b.signal() // there may be more: let an idle worker look
 			if err := e.process(ctx, w); err != nil && ctx.Err() == nil {
 				e.opts.Logger.Error("handling work", "instance", w.lease.Work.Instance, "err", err)

@@ -241,8 +241,10 @@ func (e *Engine) commit(ctx context.Context, w *worker) error {
 		return nil
 	case errors.Is(err, ErrStale), errors.Is(err, ErrLostLease):
 		e.opts.Logger.Warn("commit rejected", "instance", w.inst.ID, "version", w.inst.Version, "reason", err)
+		e.opts.Observer.Stale(w.inst.Machine)
 		return nil
 	}
+	e.opts.Observer.StoreError(err)
 	return err
 }
 

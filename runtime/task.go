@@ -50,7 +50,9 @@ func (e *Engine) attempt(ctx context.Context, w *worker) error {
 		IdempotencyKey: inst.ID + "/" + strconv.FormatUint(inst.Visit, 10),
 		Deadline:       e.opts.Clock.Now().Add(timeout),
 	}
+	began := time.Now()
 	result, runErr := e.runHandler(ctx, w, handler, call, timeout)
+	took := time.Since(began)
 	if ctx.Err() != nil {
 		_ = e.store.Release(context.WithoutCancel(ctx), &w.lease) // stopping: give it back
 		return ctx.Err()
@@ -64,6 +66,7 @@ func (e *Engine) attempt(ctx context.Context, w *worker) error {
 	if runErr == nil {
 		event, payload, runErr = e.checkResult(m, action, result)
 	}
+	e.opts.Observer.Attempted(m.ir.Name, action.Name, runErr, took)
 	if runErr == nil {
 		w.history = append(w.history, HistoryEntry{Time: now, Kind: HistAttempt, Version: inst.Version, From: inst.State, To: -1, Event: event, Attempt: item.Attempt})
 		w.schedule = append(w.schedule, Work{Kind: WorkEvent, Due: now, Visit: item.Visit, Event: event, Payload: payload})
