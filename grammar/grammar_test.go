@@ -54,43 +54,33 @@ func render(e *Expr) string {
 // renderRef prints a reference tree fully parenthesised, applying
 // left-associativity level by level.
 func renderRef(e *OrExpr) string {
-	s := renderAnd(e.Left)
-	for _, r := range e.Rest {
-		s = "(" + s + " || " + renderAnd(r) + ")"
-	}
-	return s
+	return leftFold(renderAnd(e.Left), e.Rest, func(r *AndExpr) (string, string) { return "||", renderAnd(r) })
 }
 
 func renderAnd(e *AndExpr) string {
-	s := renderCmp(e.Left)
-	for _, r := range e.Rest {
-		s = "(" + s + " && " + renderCmp(r) + ")"
-	}
-	return s
+	return leftFold(renderCmp(e.Left), e.Rest, func(r *CmpExpr) (string, string) { return "&&", renderCmp(r) })
 }
 
 func renderCmp(e *CmpExpr) string {
-	s := renderAdd(e.Left)
-	for _, r := range e.Rest {
-		s = "(" + s + " " + r.Op + " " + renderAdd(r.Right) + ")"
-	}
-	return s
+	return leftFold(renderAdd(e.Left), e.Rest, func(r *CmpOp) (string, string) { return r.Op, renderAdd(r.Right) })
 }
 
 func renderAdd(e *AddExpr) string {
-	s := renderMul(e.Left)
-	for _, r := range e.Rest {
-		s = "(" + s + " " + r.Op + " " + renderMul(r.Right) + ")"
-	}
-	return s
+	return leftFold(renderMul(e.Left), e.Rest, func(r *AddOp) (string, string) { return r.Op, renderMul(r.Right) })
 }
 
 func renderMul(e *MulExpr) string {
-	s := renderUnary(e.Left)
-	for _, r := range e.Rest {
-		s = "(" + s + " " + r.Op + " " + renderUnary(r.Right) + ")"
+	return leftFold(renderUnary(e.Left), e.Rest, func(r *MulOp) (string, string) { return r.Op, renderUnary(r.Right) })
+}
+
+// leftFold parenthesises "left op right op right ..." from the left, the
+// rendering of one binary precedence level.
+func leftFold[R any](left string, rest []R, step func(R) (op, right string)) string {
+	for _, r := range rest {
+		op, right := step(r)
+		left = "(" + left + " " + op + " " + right + ")"
 	}
-	return s
+	return left
 }
 
 func renderUnary(e *UnaryExpr) string {
