@@ -13,7 +13,8 @@
 // work sits in one sorted set per priority, scored by due time in
 // milliseconds: a claim asks every partition (in one pipelined round
 // trip) for the highest priority it has due, then leases the earliest due
-// item there. Claims are leases with an expiry; expired leases give their
+// item there; with one partition (the default on a single Redis) it
+// leases straight away. Claims are leases with an expiry; expired leases give their
 // work back. Every change is one script: Commit checks the lease and the
 // version read, and writes state, history, new work and the changelog
 // atomically, so a stale worker can never overwrite newer state.
@@ -47,9 +48,12 @@ var scriptFiles embed.FS
 
 // Options configure a Store.
 type Options struct {
-	Prefix     string // key prefix ("fsmc" if empty)
-	Partitions int    // 16 if 0; all workers of a deployment must agree
-	History    int    // history entries kept per instance (100 if 0)
+	Prefix string // key prefix ("fsmc" if empty)
+	// Partitions spread instances over Cluster slots: 16 on a Cluster,
+	// 1 on a single Redis (where more only add round trips) if 0. All
+	// workers of a deployment must agree.
+	Partitions int
+	History    int // history entries kept per instance (100 if 0)
 	// LockNodes are the independent Redis nodes of the per-instance
 	// Redlock (a quorum of them must agree); the main client if empty.
 	LockNodes []redis.UniversalClient
@@ -85,7 +89,10 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 		opts.Prefix = "fsmc"
 	}
 	if opts.Partitions <= 0 {
-		opts.Partitions = 16
+		opts.Partitions = 1
+		if _, cluster := rdb.(*redis.ClusterClient); cluster {
+			opts.Partitions = 16
+		}
 	}
 	if opts.History <= 0 {
 		opts.History = 100
@@ -464,6 +471,9 @@ func claimArgs(f runtime.ClaimFilter) (hashes, runnable string) {
 func (s *Store) Claim(ctx context.Context, f runtime.ClaimFilter, l *runtime.Lease) (bool, error) {
 	hashes, runnable := claimArgs(f)
 	now, lease := f.Now.UnixMilli(), f.Lease.Milliseconds()
+	if s.parts == 1 {
+		return s.claimFrom(ctx, 0, l, now, lease, hashes, runnable, "claim", 0, "", f)
+	}
 	for try := 0; try < 3; try++ {
 		prios, err := s.peek(ctx, now, lease, hashes, runnable)
 		if isNoScript(err) {

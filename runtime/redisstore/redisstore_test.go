@@ -39,14 +39,20 @@ func redisClient(t *testing.T) redis.UniversalClient { return redistest.Client(t
 // leases and fences alone (its fake clocks cannot move Redis's lock
 // expiry), the meaning of machines with the per-instance Redlock too.
 func TestConformance(t *testing.T) {
-	newStore := func(redlock bool) storetest.NewStore {
+	newStore := func(parts int, redlock bool) storetest.NewStore {
 		return func(t *testing.T) runtime.Store {
 			prefix := fmt.Sprintf("t%d", prefixes.Add(1))
-			return redisstore.New(redisClient(t), redisstore.Options{Prefix: prefix, Partitions: 4, NoRedlock: !redlock})
+			return redisstore.New(redisClient(t), redisstore.Options{Prefix: prefix, Partitions: parts, NoRedlock: !redlock})
 		}
 	}
-	t.Run("Store", func(t *testing.T) { storetest.RunStore(t, newStore(false)) })
-	t.Run("Engine", func(t *testing.T) { storetest.RunEngine(t, newStore(true)) })
+	// The default of a single Redis (one partition, claims without a
+	// peek), and several partitions as on a Cluster.
+	for _, parts := range []int{0, 4} {
+		t.Run(fmt.Sprintf("partitions=%d", parts), func(t *testing.T) {
+			t.Run("Store", func(t *testing.T) { storetest.RunStore(t, newStore(parts, false)) })
+			t.Run("Engine", func(t *testing.T) { storetest.RunEngine(t, newStore(parts, true)) })
+		})
+	}
 }
 
 // TestTwoEngines runs two engines, each with its own store and client,
