@@ -1,0 +1,381 @@
+// Command fleet measures fsmc's Redis runtime beside github.com/hibiken/asynq
+// on one Redis in one run:
+//
+//	(a) throughput: one-step instances (start, task, done) completed per
+//	    second with W workers, against asynq processing as many tasks with
+//	    as much concurrency, from the first completion to the last;
+//	(b) timer lateness: 1,000 timers spread over 2s, against asynq's
+//	    delayed tasks (with its default 5s forwarding interval, and tuned
+//	    to 100ms);
+//	(c) Redis memory per waiting instance (an instance waiting on a 1h
+//	    timer) against a pending asynq task scheduled an hour ahead.
+//
+// It starts a redis-server of its own (no persistence) and stops it.
+//
+//	cd bench && go run ./fleet [-n 5000] [-workers 3] [-concurrency 8]
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fsmc/fsmc/compiler"
+	"github.com/fsmc/fsmc/compiler/ir"
+	"github.com/fsmc/fsmc/internal/redistest"
+	"github.com/fsmc/fsmc/runtime"
+	"github.com/fsmc/fsmc/runtime/redisstore"
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+)
+
+var (
+	n           = flag.Int("n", 5000, "instances and tasks for the throughput run")
+	workers     = flag.Int("workers", 3, "worker engines (each with its own client)")
+	concurrency = flag.Int("concurrency", 8, "workers per engine")
+	timers      = flag.Int("timers", 1000, "timers for the lateness run")
+	waiting     = flag.Int("waiting", 10000, "waiting instances for the memory run")
+)
+
+func main() {
+	flag.Parse()
+	addr, stop, err := startRedis()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer stop()
+	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	defer rdb.Close()
+	ctx := context.Background()
+
+	fmt.Printf("one Redis (%s), %d workers x %d concurrency\n\n", redisVersion(ctx, rdb), *workers, *concurrency)
+
+	fsmcRate := fsmcThroughput(ctx, addr, rdb)
+	asynqRate := asynqThroughput(ctx, addr, rdb)
+	fmt.Printf("(a) throughput, %d one-step units\n", *n)
+	fmt.Printf("    fsmc   %8.0f instances/s\n", fsmcRate)
+	fmt.Printf("    asynq  %8.0f tasks/s\n", asynqRate)
+	fmt.Printf("    ratio  %8.2fx\n\n", fsmcRate/asynqRate)
+
+	fmt.Printf("(b) timer lateness, %d timers over 2s      p50      p99      max\n", *timers)
+	printLateness("fsmc", fsmcTimers(ctx, addr, rdb))
+	printLateness("asynq (default: 5s forwarding)", asynqTimers(ctx, addr, rdb, 0))
+	printLateness("asynq (forwarding every 100ms)", asynqTimers(ctx, addr, rdb, 100*time.Millisecond))
+	fmt.Println()
+
+	fmt.Printf("(c) Redis memory per waiting unit, %d units\n", *waiting)
+	fmt.Printf("    fsmc   %6.0f bytes per instance waiting on a timer\n", fsmcMemory(ctx, addr, rdb))
+	fmt.Printf("    asynq  %6.0f bytes per task scheduled an hour ahead\n", asynqMemory(ctx, addr, rdb))
+}
+
+// startRedis starts a redis-server of the run's own, as the tests do: a
+// free port, a temporary directory, no persistence.
+func startRedis() (string, func(), error) {
+	srv, err := redistest.NewServer()
+	if err != nil {
+		return "", nil, err
+	}
+	if err := srv.Start(); err != nil {
+		return "", nil, fmt.Errorf("starting redis-server: %w", err)
+	}
+	return fmt.Sprintf("127.0.0.1:%d", srv.Port), func() { srv.Kill(); os.RemoveAll(srv.Dir) }, nil
+}
+
+func redisVersion(ctx context.Context, rdb *redis.Client) string {
+	info, _ := rdb.Info(ctx, "server").Result()
+	for _, line := range strings.Split(info, "\n") {
+		if strings.HasPrefix(line, "redis_version:") {
+			return "Redis " + strings.TrimSpace(strings.TrimPrefix(line, "redis_version:"))
+		}
+	}
+	return "Redis"
+}
+
+func compile(src string) *ir.Machine {
+	f, diags, err := compiler.CompileSource("bench.fsm", []byte(src))
+	if err != nil || diags.HasErrors() {
+		log.Fatal(diags, err)
+	}
+	return f.Machines[0]
+}
+
+// engines starts worker engines on the Redis at addr with prefix.
+func engines(ctx context.Context, addr, prefix string, m *ir.Machine, handlers map[string]runtime.Handler, onChange func(runtime.Change)) []*runtime.Engine {
+	var out []*runtime.Engine
+	for i := 0; i < *workers; i++ {
+		c := redis.NewClient(&redis.Options{Addr: addr, PoolSize: 4 * *concurrency})
+		store := redisstore.New(c, redisstore.Options{Prefix: prefix})
+		e := runtime.New(store, runtime.Options{Worker: fmt.Sprintf("bench-%d", i), OnChange: onChange})
+		if err := e.Register(ctx, m, handlers); err != nil {
+			log.Fatal(err)
+		}
+		go e.Run(ctx, *concurrency)
+		out = append(out, e)
+	}
+	return out
+}
+
+// completions counts finished units and times them from the first to the
+// last, so that neither side's start-up (asynq's processors poll an
+// empty queue once a second) enters its rate.
+type completions struct {
+	n        int64
+	count    atomic.Int64
+	first    atomic.Int64 // unix ns of the first completion
+	last     time.Time
+	finished chan struct{}
+}
+
+func newCompletions(n int) *completions {
+	return &completions{n: int64(n), finished: make(chan struct{})}
+}
+
+func (c *completions) add() {
+	now := time.Now()
+	c.first.CompareAndSwap(0, now.UnixNano())
+	if c.count.Add(1) == c.n {
+		c.last = now
+		close(c.finished)
+	}
+}
+
+// rate waits for all n and returns units per second.
+func (c *completions) rate(name string) float64 {
+	select {
+	case <-c.finished:
+	case <-time.After(5 * time.Minute):
+		log.Fatalf("%s: only %d of %d finished", name, c.count.Load(), c.n)
+	}
+	return float64(c.n-1) / c.last.Sub(time.Unix(0, c.first.Load())).Seconds()
+}
+
+// fsmcThroughput starts n instances of a one-step machine and returns how
+// many completed per second.
+func fsmcThroughput(ctx context.Context, addr string, rdb *redis.Client) float64 {
+	m := compile(`machine OneStep {
+    action Work
+    initial state Run {
+        do Work
+        on done -> Done
+        on error -> Done
+    }
+    final state Done
+}`)
+	done := newCompletions(*n)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	es := engines(ctx, addr, "tput", m, map[string]runtime.Handler{"Work": func(context.Context, *runtime.Call) (runtime.Result, error) { return runtime.Result{}, nil }},
+		func(c runtime.Change) {
+			if c.Status == runtime.Completed {
+				done.add()
+			}
+		})
+	starter := es[0]
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := g; i < *n; i += 8 {
+				if err := starter.Start(ctx, "OneStep", "i"+strconv.Itoa(i), nil, runtime.StartOptions{}); err != nil {
+					log.Fatal(err)
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	return done.rate("fsmc")
+}
+
+// asynqThroughput enqueues n tasks and returns how many were processed
+// per second.
+func asynqThroughput(ctx context.Context, addr string, rdb *redis.Client) float64 {
+	rdb.FlushDB(ctx)
+	done := newCompletions(*n)
+	srv := asynq.NewServer(asynq.RedisClientOpt{Addr: addr}, asynq.Config{Concurrency: *workers * *concurrency, LogLevel: asynq.ErrorLevel})
+	mux := asynq.NewServeMux()
+	mux.HandleFunc("work", func(context.Context, *asynq.Task) error {
+		done.add()
+		return nil
+	})
+	if err := srv.Start(mux); err != nil {
+		log.Fatal(err)
+	}
+	defer srv.Shutdown()
+	client := asynq.NewClient(asynq.RedisClientOpt{Addr: addr})
+	defer client.Close()
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := g; i < *n; i += 8 {
+				if _, err := client.Enqueue(asynq.NewTask("work", nil)); err != nil {
+					log.Fatal(err)
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	return done.rate("asynq")
+}
+
+// fsmcTimers starts instances whose only timer is due 1-3s after their
+// start and measures when each fired.
+func fsmcTimers(ctx context.Context, addr string, rdb *redis.Client) []time.Duration {
+	m := compile(`machine Wait {
+    context {
+        delay: duration = 1s
+    }
+    initial state Waiting {
+        after delay -> Done
+    }
+    final state Done
+}`)
+	var mu sync.Mutex
+	due := map[string]time.Time{}
+	var late []time.Duration
+	finished := make(chan struct{})
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	es := engines(ctx, addr, "timers", m, nil, func(c runtime.Change) {
+		if c.Status != runtime.Completed {
+			return
+		}
+		now := time.Now()
+		mu.Lock()
+		defer mu.Unlock()
+		late = append(late, now.Sub(due[c.Instance]))
+		if len(late) == *timers {
+			close(finished)
+		}
+	})
+	time.Sleep(200 * time.Millisecond)
+	for i := 0; i < *timers; i++ {
+		delay := time.Second + time.Duration(i)*2*time.Second/time.Duration(*timers)
+		id := "t" + strconv.Itoa(i)
+		mu.Lock()
+		due[id] = time.Now().Add(delay)
+		mu.Unlock()
+		if err := es[0].Start(ctx, "Wait", id, map[string]any{"delay": delay}, runtime.StartOptions{}); err != nil {
+			log.Fatal(err)
+		}
+	}
+	select {
+	case <-finished:
+	case <-time.After(time.Minute):
+		log.Fatal("fsmc timers did not all fire")
+	}
+	return late
+}
+
+// asynqTimers enqueues tasks due 1-3s ahead and measures when each ran.
+func asynqTimers(ctx context.Context, addr string, rdb *redis.Client, check time.Duration) []time.Duration {
+	rdb.FlushDB(ctx)
+	var mu sync.Mutex
+	due := map[string]time.Time{}
+	var late []time.Duration
+	finished := make(chan struct{})
+	srv := asynq.NewServer(asynq.RedisClientOpt{Addr: addr}, asynq.Config{Concurrency: *workers * *concurrency, LogLevel: asynq.ErrorLevel, DelayedTaskCheckInterval: check})
+	mux := asynq.NewServeMux()
+	mux.HandleFunc("timer", func(_ context.Context, t *asynq.Task) error {
+		now := time.Now()
+		mu.Lock()
+		defer mu.Unlock()
+		late = append(late, now.Sub(due[string(t.Payload())]))
+		if len(late) == *timers {
+			close(finished)
+		}
+		return nil
+	})
+	if err := srv.Start(mux); err != nil {
+		log.Fatal(err)
+	}
+	defer srv.Shutdown()
+	client := asynq.NewClient(asynq.RedisClientOpt{Addr: addr})
+	defer client.Close()
+	for i := 0; i < *timers; i++ {
+		delay := time.Second + time.Duration(i)*2*time.Second/time.Duration(*timers)
+		id := "t" + strconv.Itoa(i)
+		mu.Lock()
+		due[id] = time.Now().Add(delay)
+		mu.Unlock()
+		if _, err := client.Enqueue(asynq.NewTask("timer", []byte(id)), asynq.ProcessIn(delay)); err != nil {
+			log.Fatal(err)
+		}
+	}
+	select {
+	case <-finished:
+	case <-time.After(time.Minute):
+		log.Fatal("asynq timers did not all run")
+	}
+	return late
+}
+
+func printLateness(name string, late []time.Duration) {
+	sort.Slice(late, func(i, j int) bool { return late[i] < late[j] })
+	q := func(p float64) time.Duration { return late[int(p*float64(len(late)-1))] }
+	fmt.Printf("    %-32s %8s %8s %8s\n", name, round(q(0.5)), round(q(0.99)), round(late[len(late)-1]))
+}
+
+func round(d time.Duration) string { return d.Round(100 * time.Microsecond).String() }
+
+func usedMemory(ctx context.Context, rdb *redis.Client) int64 {
+	info, _ := rdb.Info(ctx, "memory").Result()
+	for _, line := range strings.Split(info, "\n") {
+		if strings.HasPrefix(line, "used_memory:") {
+			v, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimPrefix(line, "used_memory:")), 10, 64)
+			return v
+		}
+	}
+	return 0
+}
+
+// fsmcMemory creates instances waiting on a 1h timer (no worker runs)
+// and returns Redis's memory growth per instance.
+func fsmcMemory(ctx context.Context, addr string, rdb *redis.Client) float64 {
+	rdb.FlushDB(ctx)
+	m := compile(`machine Idle {
+    event Go
+    initial state Waiting {
+        after 1h -> Done
+        on Go -> Done
+    }
+    final state Done
+}`)
+	store := redisstore.New(rdb, redisstore.Options{Prefix: "mem"})
+	e := runtime.New(store, runtime.Options{})
+	if err := e.Register(ctx, m, nil); err != nil {
+		log.Fatal(err)
+	}
+	before := usedMemory(ctx, rdb)
+	for i := 0; i < *waiting; i++ {
+		if err := e.Start(ctx, "Idle", fmt.Sprintf("order-%06d", i), nil, runtime.StartOptions{}); err != nil {
+			log.Fatal(err)
+		}
+	}
+	return float64(usedMemory(ctx, rdb)-before) / float64(*waiting)
+}
+
+// asynqMemory schedules tasks an hour ahead and returns Redis's memory
+// growth per task.
+func asynqMemory(ctx context.Context, addr string, rdb *redis.Client) float64 {
+	rdb.FlushDB(ctx)
+	client := asynq.NewClient(asynq.RedisClientOpt{Addr: addr})
+	defer client.Close()
+	before := usedMemory(ctx, rdb)
+	for i := 0; i < *waiting; i++ {
+		if _, err := client.Enqueue(asynq.NewTask("order", []byte(fmt.Sprintf("order-%06d", i))), asynq.ProcessIn(time.Hour)); err != nil {
+			log.Fatal(err)
+		}
+	}
+	return float64(usedMemory(ctx, rdb)-before) / float64(*waiting)
+}
