@@ -90,13 +90,18 @@ func startRedis() (string, func(), error) {
 }
 
 func redisVersion(ctx context.Context, rdb *redis.Client) string {
-	info, _ := rdb.Info(ctx, "server").Result()
+	return "Redis " + infoField(ctx, rdb, "server", "redis_version")
+}
+
+// infoField reads one field of a section of Redis's INFO.
+func infoField(ctx context.Context, rdb *redis.Client, section, field string) string {
+	info, _ := rdb.Info(ctx, section).Result()
 	for _, line := range strings.Split(info, "\n") {
-		if strings.HasPrefix(line, "redis_version:") {
-			return "Redis " + strings.TrimSpace(strings.TrimPrefix(line, "redis_version:"))
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			return strings.TrimSpace(v)
 		}
 	}
-	return "Redis"
+	return ""
 }
 
 func compile(src string) *ir.Machine {
@@ -240,60 +245,28 @@ func fsmcTimers(ctx context.Context, addr string, rdb *redis.Client) []time.Dura
     }
     final state Done
 }`)
-	var mu sync.Mutex
-	due := map[string]time.Time{}
-	var late []time.Duration
-	finished := make(chan struct{})
+	tm := newTimings()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	es := engines(ctx, addr, "timers", m, nil, func(c runtime.Change) {
-		if c.Status != runtime.Completed {
-			return
-		}
-		now := time.Now()
-		mu.Lock()
-		defer mu.Unlock()
-		late = append(late, now.Sub(due[c.Instance]))
-		if len(late) == *timers {
-			close(finished)
+		if c.Status == runtime.Completed {
+			tm.fired(c.Instance)
 		}
 	})
 	time.Sleep(200 * time.Millisecond)
-	for i := 0; i < *timers; i++ {
-		delay := time.Second + time.Duration(i)*2*time.Second/time.Duration(*timers)
-		id := "t" + strconv.Itoa(i)
-		mu.Lock()
-		due[id] = time.Now().Add(delay)
-		mu.Unlock()
-		if err := es[0].Start(ctx, "Wait", id, map[string]any{"delay": delay}, runtime.StartOptions{}); err != nil {
-			log.Fatal(err)
-		}
-	}
-	select {
-	case <-finished:
-	case <-time.After(time.Minute):
-		log.Fatal("fsmc timers did not all fire")
-	}
-	return late
+	return tm.run("fsmc", func(id string, delay time.Duration) error {
+		return es[0].Start(ctx, "Wait", id, map[string]any{"delay": delay}, runtime.StartOptions{})
+	})
 }
 
 // asynqTimers enqueues tasks due 1-3s ahead and measures when each ran.
 func asynqTimers(ctx context.Context, addr string, rdb *redis.Client, check time.Duration) []time.Duration {
 	rdb.FlushDB(ctx)
-	var mu sync.Mutex
-	due := map[string]time.Time{}
-	var late []time.Duration
-	finished := make(chan struct{})
+	tm := newTimings()
 	srv := asynq.NewServer(asynq.RedisClientOpt{Addr: addr}, asynq.Config{Concurrency: *workers * *concurrency, LogLevel: asynq.ErrorLevel, DelayedTaskCheckInterval: check})
 	mux := asynq.NewServeMux()
 	mux.HandleFunc("timer", func(_ context.Context, t *asynq.Task) error {
-		now := time.Now()
-		mu.Lock()
-		defer mu.Unlock()
-		late = append(late, now.Sub(due[string(t.Payload())]))
-		if len(late) == *timers {
-			close(finished)
-		}
+		tm.fired(string(t.Payload()))
 		return nil
 	})
 	if err := srv.Start(mux); err != nil {
@@ -302,22 +275,53 @@ func asynqTimers(ctx context.Context, addr string, rdb *redis.Client, check time
 	defer srv.Shutdown()
 	client := asynq.NewClient(asynq.RedisClientOpt{Addr: addr})
 	defer client.Close()
+	return tm.run("asynq", func(id string, delay time.Duration) error {
+		_, err := client.Enqueue(asynq.NewTask("timer", []byte(id)), asynq.ProcessIn(delay))
+		return err
+	})
+}
+
+// timings records when each timer was due and how late it fired.
+type timings struct {
+	mu       sync.Mutex
+	due      map[string]time.Time
+	late     []time.Duration
+	finished chan struct{}
+}
+
+func newTimings() *timings {
+	return &timings{due: map[string]time.Time{}, finished: make(chan struct{})}
+}
+
+func (t *timings) fired(id string) {
+	now := time.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.late = append(t.late, now.Sub(t.due[id]))
+	if len(t.late) == *timers {
+		close(t.finished)
+	}
+}
+
+// run schedules the timers, due 1-3s ahead, through schedule and
+// returns their lateness once all have fired.
+func (t *timings) run(name string, schedule func(id string, delay time.Duration) error) []time.Duration {
 	for i := 0; i < *timers; i++ {
 		delay := time.Second + time.Duration(i)*2*time.Second/time.Duration(*timers)
 		id := "t" + strconv.Itoa(i)
-		mu.Lock()
-		due[id] = time.Now().Add(delay)
-		mu.Unlock()
-		if _, err := client.Enqueue(asynq.NewTask("timer", []byte(id)), asynq.ProcessIn(delay)); err != nil {
+		t.mu.Lock()
+		t.due[id] = time.Now().Add(delay)
+		t.mu.Unlock()
+		if err := schedule(id, delay); err != nil {
 			log.Fatal(err)
 		}
 	}
 	select {
-	case <-finished:
+	case <-t.finished:
 	case <-time.After(time.Minute):
-		log.Fatal("asynq timers did not all run")
+		log.Fatalf("%s: timers did not all fire", name)
 	}
-	return late
+	return t.late
 }
 
 func printLateness(name string, late []time.Duration) {
@@ -329,14 +333,8 @@ func printLateness(name string, late []time.Duration) {
 func round(d time.Duration) string { return d.Round(100 * time.Microsecond).String() }
 
 func usedMemory(ctx context.Context, rdb *redis.Client) int64 {
-	info, _ := rdb.Info(ctx, "memory").Result()
-	for _, line := range strings.Split(info, "\n") {
-		if strings.HasPrefix(line, "used_memory:") {
-			v, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimPrefix(line, "used_memory:")), 10, 64)
-			return v
-		}
-	}
-	return 0
+	v, _ := strconv.ParseInt(infoField(ctx, rdb, "memory", "used_memory"), 10, 64)
+	return v
 }
 
 // fsmcMemory creates instances waiting on a 1h timer (no worker runs)
