@@ -567,21 +567,17 @@ func (s *Store) claimFrom(ctx context.Context, p int, l *runtime.Lease, now, lea
 		return false, runtime.ErrNotFound
 	}
 	parts, ok := v.([]any)
-	if !ok || len(parts) != 4 {
+	if !ok || len(parts) != 5 {
 		return false, fmt.Errorf("claim script returned %v", v)
 	}
 	unit, member, js, token := parts[0].(string), parts[1].(string), parts[2].(string), parts[3].(string)
+	priority, _ := parts[4].(int64)
 	seq, _ := strconv.ParseUint(member, 16, 64)
 	instID := unit[2:]
 	if strings.HasPrefix(unit, "t|") {
 		instID = unit[strings.LastIndex(unit, "|"+member+"|")+len(member)+2:]
 	}
-	var inst runtime.Instance
-	priority := 0
-	if err := s.Load(ctx, instID, &inst); err == nil {
-		priority = inst.Priority
-	}
-	w, err := decodeWork(instID, js, seq, priority)
+	w, err := decodeWork(instID, js, seq, int(priority))
 	if err != nil {
 		return false, err
 	}

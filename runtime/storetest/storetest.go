@@ -227,8 +227,8 @@ func testPriorityFirst(t *testing.T, newStore NewStore) {
 	create(t, s, m, "later", 9, event("later", epoch.Add(time.Hour), 2))
 	now := epoch.Add(2 * time.Second)
 	l, ok := claim(t, s, now)
-	if !ok || l.Work.Instance != "high" {
-		t.Fatalf("first claim %+v, want the high-priority instance", l.Work)
+	if !ok || l.Work.Instance != "high" || l.Work.Priority != 9 {
+		t.Fatalf("first claim %+v, want the high-priority instance, with its priority", l.Work)
 	}
 	l2, ok := claim(t, s, now)
 	if !ok || l2.Work.Instance != "low" {

@@ -7,7 +7,7 @@
 -- ARGV[6]  "peek", "claim", or "instance" (claim only instance ARGV[8]);
 -- ARGV[7]  the lowest priority to consider; ARGV[8] instance id
 -- Returns the priority (peek; -1 for none), or {unit, member, work JSON,
--- token}, or nil.
+-- token, the instance's priority}, or nil.
 local now, leaseMs, mode, minPrio = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[6], tonumber(ARGV[7])
 
 -- Expired leases make their work claimable again.
@@ -44,7 +44,7 @@ local function lease(unit, prio)
   end
   redis.call("ZADD", P .. "leases", now + leaseMs, unit)
   redis.call("HSET", P .. "tokens", unit, token .. "|" .. member)
-  return {unit, member, json, token}
+  return {unit, member, json, token, prio}
 end
 
 if mode == "instance" then
