@@ -76,6 +76,13 @@ type Store struct {
 	wakeOnce sync.Once
 	wake     chan struct{}
 	sub      *redis.PubSub
+	// Wake messages go out from one goroutine, off the workers' path:
+	// pokes holds at most one pending message, so a burst is one PUBLISH.
+	pokeOnce sync.Once
+	pokes    chan struct{}
+	closed   chan struct{}
+	poker    sync.WaitGroup
+	close    sync.Once
 	owned    []redis.UniversalClient // clients Open made: Close closes them
 	redlock  *redsync.Redsync
 	locks    sync.Map // lockKey(lease) -> *redsync.Mutex held for that lease
@@ -97,7 +104,8 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 	if opts.History <= 0 {
 		opts.History = 100
 	}
-	s := &Store{rdb: rdb, prefix: opts.Prefix, parts: opts.Partitions, history: opts.History, scripts: map[string]*redis.Script{}}
+	s := &Store{rdb: rdb, prefix: opts.Prefix, parts: opts.Partitions, history: opts.History, scripts: map[string]*redis.Script{},
+		pokes: make(chan struct{}, 1), closed: make(chan struct{})}
 	if !opts.NoRedlock {
 		nodes := opts.LockNodes
 		if len(nodes) == 0 {
@@ -160,9 +168,39 @@ func (s *Store) result(cmd *redis.Cmd) (string, error) {
 
 func (s *Store) wakeChannel() string { return s.prefix + ":wake" }
 
-// poke tells idle workers there may be new work.
-func (s *Store) poke(ctx context.Context) {
-	s.rdb.Publish(ctx, s.wakeChannel(), "1")
+// poke tells idle workers there may be new work. It does not wait for
+// Redis: the message goes out from the store's publisher goroutine, and
+// pokes made while one is pending join it.
+func (s *Store) poke(context.Context) {
+	s.pokeOnce.Do(func() {
+		s.poker.Add(1)
+		go s.publishPokes()
+	})
+	select {
+	case s.pokes <- struct{}{}:
+	default:
+	}
+}
+
+// publishPokes sends a wake message per pending poke until Close, then
+// sends the last one if it is still pending, so that a short-lived
+// process (fsmc start) still wakes the workers.
+func (s *Store) publishPokes() {
+	defer s.poker.Done()
+	publish := func() { s.rdb.Publish(context.Background(), s.wakeChannel(), "1") }
+	for {
+		select {
+		case <-s.pokes:
+			publish()
+		case <-s.closed:
+			select {
+			case <-s.pokes:
+				publish()
+			default:
+			}
+			return
+		}
+	}
 }
 
 // Wake implements runtime.Store: a channel fed by the deployment's wake
@@ -186,6 +224,8 @@ func (s *Store) Wake() <-chan struct{} {
 // Close stops listening for wake messages, and closes the client if Open
 // made it.
 func (s *Store) Close() error {
+	s.close.Do(func() { close(s.closed) })
+	s.poker.Wait()
 	if s.sub != nil {
 		s.sub.Close()
 	}

@@ -246,3 +246,44 @@ func TestCluster(t *testing.T) {
 	t.Run("Store", func(t *testing.T) { storetest.RunStore(t, newStore(false)) })
 	t.Run("Engine", func(t *testing.T) { storetest.RunEngine(t, newStore(true)) })
 }
+
+// TestShortLivedStoreWakesWorkers: work started through a store that is
+// closed right away (as `fsmc start` does) wakes an idle worker at once;
+// without the wake message it would wait for its idle timeout (a second).
+func TestShortLivedStoreWakesWorkers(t *testing.T) {
+	m := compileJob(t)
+	prefix := fmt.Sprintf("t%d", prefixes.Add(1))
+	called := make(chan struct{}, 1)
+	handlers := map[string]runtime.Handler{"Work": func(context.Context, *runtime.Call) (runtime.Result, error) {
+		called <- struct{}{}
+		return runtime.Result{}, nil
+	}}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	worker := redisstore.New(redisClient(t), redisstore.Options{Prefix: prefix})
+	t.Cleanup(func() { worker.Close() })
+	e := runtime.New(worker, runtime.Options{Worker: "worker"})
+	if err := e.Register(ctx, m, handlers); err != nil {
+		t.Fatal(err)
+	}
+	go e.Run(ctx, 1)
+	for i := 0; i < 3; i++ {
+		time.Sleep(100 * time.Millisecond) // the worker is idle, sleeping
+		store := redisstore.New(redisClient(t), redisstore.Options{Prefix: prefix})
+		starter := runtime.New(store, runtime.Options{Worker: "starter"})
+		if _, err := starter.Adopt(ctx, m.Hash); err != nil {
+			t.Fatal(err)
+		}
+		begin := time.Now()
+		if err := starter.Start(ctx, "Job", fmt.Sprintf("job-%d", i), nil, runtime.StartOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		store.Close()
+		select {
+		case <-called:
+		case <-time.After(400 * time.Millisecond):
+			t.Fatalf("start %d: the idle worker was not woken within 400ms", i)
+		}
+		t.Logf("start %d: task ran %v after the start", i, time.Since(begin))
+	}
+}
