@@ -183,20 +183,9 @@ func fsmcThroughput(ctx context.Context, addr string, rdb *redis.Client) float64
 				done.add()
 			}
 		})
-	starter := es[0]
-	var wg sync.WaitGroup
-	for g := 0; g < 8; g++ {
-		wg.Add(1)
-		go func(g int) {
-			defer wg.Done()
-			for i := g; i < *n; i += 8 {
-				if err := starter.Start(ctx, "OneStep", "i"+strconv.Itoa(i), nil, runtime.StartOptions{}); err != nil {
-					log.Fatal(err)
-				}
-			}
-		}(g)
-	}
-	wg.Wait()
+	inParallel(*n, func(i int) error {
+		return es[0].Start(ctx, "OneStep", "i"+strconv.Itoa(i), nil, runtime.StartOptions{})
+	})
 	return done.rate("fsmc")
 }
 
@@ -205,31 +194,12 @@ func fsmcThroughput(ctx context.Context, addr string, rdb *redis.Client) float64
 func asynqThroughput(ctx context.Context, addr string, rdb *redis.Client) float64 {
 	rdb.FlushDB(ctx)
 	done := newCompletions(*n)
-	srv := asynq.NewServer(asynq.RedisClientOpt{Addr: addr}, asynq.Config{Concurrency: *workers * *concurrency, LogLevel: asynq.ErrorLevel})
-	mux := asynq.NewServeMux()
-	mux.HandleFunc("work", func(context.Context, *asynq.Task) error {
-		done.add()
-		return nil
-	})
-	if err := srv.Start(mux); err != nil {
-		log.Fatal(err)
-	}
-	defer srv.Shutdown()
-	client := asynq.NewClient(asynq.RedisClientOpt{Addr: addr})
+	client := startAsynq(addr, 0, "work", func(*asynq.Task) { done.add() })
 	defer client.Close()
-	var wg sync.WaitGroup
-	for g := 0; g < 8; g++ {
-		wg.Add(1)
-		go func(g int) {
-			defer wg.Done()
-			for i := g; i < *n; i += 8 {
-				if _, err := client.Enqueue(asynq.NewTask("work", nil)); err != nil {
-					log.Fatal(err)
-				}
-			}
-		}(g)
-	}
-	wg.Wait()
+	inParallel(*n, func(int) error {
+		_, err := client.Enqueue(asynq.NewTask("work", nil))
+		return err
+	})
 	return done.rate("asynq")
 }
 
@@ -263,22 +233,57 @@ func fsmcTimers(ctx context.Context, addr string, rdb *redis.Client) []time.Dura
 func asynqTimers(ctx context.Context, addr string, rdb *redis.Client, check time.Duration) []time.Duration {
 	rdb.FlushDB(ctx)
 	tm := newTimings()
-	srv := asynq.NewServer(asynq.RedisClientOpt{Addr: addr}, asynq.Config{Concurrency: *workers * *concurrency, LogLevel: asynq.ErrorLevel, DelayedTaskCheckInterval: check})
-	mux := asynq.NewServeMux()
-	mux.HandleFunc("timer", func(_ context.Context, t *asynq.Task) error {
-		tm.fired(string(t.Payload()))
-		return nil
-	})
-	if err := srv.Start(mux); err != nil {
-		log.Fatal(err)
-	}
-	defer srv.Shutdown()
-	client := asynq.NewClient(asynq.RedisClientOpt{Addr: addr})
+	client := startAsynq(addr, check, "timer", func(t *asynq.Task) { tm.fired(string(t.Payload())) })
 	defer client.Close()
 	return tm.run("asynq", func(id string, delay time.Duration) error {
 		_, err := client.Enqueue(asynq.NewTask("timer", []byte(id)), asynq.ProcessIn(delay))
 		return err
 	})
+}
+
+// startAsynq starts an asynq server as concurrent as the fsmc workers,
+// running handle for tasks of type pattern (checking for due delayed
+// tasks every check, asynq's default if 0), and returns a client of it;
+// closing the client stops the server.
+func startAsynq(addr string, check time.Duration, pattern string, handle func(*asynq.Task)) *asynqClient {
+	srv := asynq.NewServer(asynq.RedisClientOpt{Addr: addr}, asynq.Config{Concurrency: *workers * *concurrency, LogLevel: asynq.ErrorLevel, DelayedTaskCheckInterval: check})
+	mux := asynq.NewServeMux()
+	mux.HandleFunc(pattern, func(_ context.Context, t *asynq.Task) error {
+		handle(t)
+		return nil
+	})
+	if err := srv.Start(mux); err != nil {
+		log.Fatal(err)
+	}
+	return &asynqClient{Client: asynq.NewClient(asynq.RedisClientOpt{Addr: addr}), srv: srv}
+}
+
+type asynqClient struct {
+	*asynq.Client
+	srv *asynq.Server
+}
+
+func (c *asynqClient) Close() {
+	c.Client.Close()
+	c.srv.Shutdown()
+}
+
+// inParallel calls do(i) for i in [0, n) from 8 goroutines, as several
+// producers would.
+func inParallel(n int, do func(i int) error) {
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := g; i < n; i += 8 {
+				if err := do(i); err != nil {
+					log.Fatal(err)
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
 }
 
 // timings records when each timer was due and how late it fired.
