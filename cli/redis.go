@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -29,7 +30,7 @@ import (
 // and the operators' start, send, inspect, ls, watch, retry and cancel.
 
 func redisFlag() *cli.StringFlag {
-	return &cli.StringFlag{Name: "redis", EnvVars: []string{"FSMC_REDIS_URL"}, Usage: "the Redis deployment (`URL`: redis://[user:pass@]host:port, rediss:// for TLS)"}
+	return &cli.StringFlag{Name: "redis", EnvVars: []string{"FSMC_REDIS_URL"}, Usage: "the Redis deployment (`URL`: redis://[user:pass@]host:port, rediss:// for TLS, redis+sentinel://h1:26379,h2:26379/MASTER for Sentinel)"}
 }
 
 // lockFlag names the independent Redlock nodes.
@@ -38,7 +39,9 @@ func lockFlag() *cli.StringSliceFlag {
 }
 
 // openRedis connects to the deployment; an unreachable one is exit 2.
-func openRedis(ctx context.Context, c *cli.Context) (*redisstore.Store, error) {
+// The client's own messages go to log.
+func openRedis(ctx context.Context, c *cli.Context, log *slog.Logger) (*redisstore.Store, error) {
+	redisstore.LogClientTo(log)
 	url := c.String("redis")
 	if url == "" {
 		return nil, usageError("fsmc %s: no Redis deployment: give --redis URL or set FSMC_REDIS_URL", c.Command.Name)
@@ -67,7 +70,9 @@ func refused(c *cli.Context, err error) error {
 func operator(c *cli.Context, fn func(ctx context.Context, store *redisstore.Store, engine *runtime.Engine) error) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	store, err := openRedis(ctx, c)
+	// An operator's command reports failures itself: the client's own
+	// messages would only repeat them.
+	store, err := openRedis(ctx, c, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		return err
 	}
@@ -321,14 +326,14 @@ func operatorCommand(e *env, name, usage string, op func(*runtime.Engine, contex
 func (e *env) runWorker(c *cli.Context, machines map[string]*ir.Machine, handlers map[string]map[string]runtime.Handler, asJSON bool) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	store, err := openRedis(ctx, c)
+	logger := slog.New(slog.NewTextHandler(e.stderr, nil))
+	store, err := openRedis(ctx, c, logger)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
 	host, _ := os.Hostname()
 	byHash := map[string]*ir.Machine{}
-	logger := slog.New(slog.NewTextHandler(e.stderr, nil))
 	var observer runtime.Observer
 	if addr := c.String("metrics-addr"); addr != "" {
 		reg := prometheus.NewRegistry()

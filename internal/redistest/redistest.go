@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -215,4 +216,37 @@ func Cluster(t testing.TB) []string {
 		}
 	}
 	return addrs
+}
+
+// Sentinel starts a redis-server in Sentinel mode on a free port watching
+// the master at masterAddr under the name master, waits until it knows
+// the master, and returns its address; it is stopped when t ends.
+func Sentinel(t testing.TB, master, masterAddr string) string {
+	srv, e := NewServer()
+	if e != nil {
+		t.Fatal(e)
+	}
+	host, port, _ := strings.Cut(masterAddr, ":")
+	conf := filepath.Join(srv.Dir, "sentinel.conf")
+	body := fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\nsentinel monitor %s %s %s 1\n", srv.Port, srv.Dir, master, host, port)
+	if e := os.WriteFile(conf, []byte(body), 0o644); e != nil {
+		t.Fatal(e)
+	}
+	cmd := exec.Command("redis-server", conf, "--sentinel")
+	if e := cmd.Start(); e != nil {
+		t.Fatal(e)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); os.RemoveAll(srv.Dir) })
+	addr := fmt.Sprintf("127.0.0.1:%d", srv.Port)
+	c := redis.NewSentinelClient(&redis.Options{Addr: addr})
+	defer c.Close()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		got, e := c.GetMasterAddrByName(context.Background(), master).Result()
+		if e == nil && len(got) == 2 && got[0]+":"+got[1] == masterAddr {
+			return addr
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the Sentinel on %s does not know master %s: %v %v", addr, master, got, e)
+		}
+	}
 }

@@ -28,6 +28,8 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"log/slog"
+	neturl "net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -287,7 +289,13 @@ func (s *Store) Latest(ctx context.Context, name string) (string, error) {
 // for Cluster, redis://host1:port?addr=host2:port&addr=host3:port.
 func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	var rdb redis.UniversalClient
-	if strings.Contains(url, "addr=") {
+	if strings.HasPrefix(url, "redis+sentinel://") {
+		fo, err := ParseSentinelURL(url)
+		if err != nil {
+			return nil, fmt.Errorf("bad Redis URL: %v", err)
+		}
+		rdb = redis.NewFailoverClient(fo)
+	} else if strings.Contains(url, "addr=") {
 		copts, err := redis.ParseClusterURL(url)
 		if err != nil {
 			return nil, fmt.Errorf("bad Redis URL: %v", err)
@@ -331,8 +339,59 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	return s, nil
 }
 
-// redactURL hides a password in a URL for messages.
+// LogClientTo sends the Redis client's own messages (a lost connection, a
+// Sentinel naming a new master) to l, instead of the standard logger. It
+// holds for the whole process.
+func LogClientTo(l *slog.Logger) { redis.SetLogger(clientLog{l}) }
+
+type clientLog struct{ l *slog.Logger }
+
+func (c clientLog) Printf(ctx context.Context, format string, v ...any) {
+	c.l.InfoContext(ctx, fmt.Sprintf(format, v...), "from", "redis client")
+}
+
+// ParseSentinelURL reads redis+sentinel://[user:password@]host:port[,host:port...]/MASTER[/DB]
+// [?sentinel_password=P]: the Sentinels to ask, the name of the master
+// they watch, and the database. The user and password are the master's.
+func ParseSentinelURL(raw string) (*redis.FailoverOptions, error) {
+	u, err := neturl.Parse(raw)
+	if err != nil {
+		return nil, err
+	}
+	if u.Host == "" {
+		return nil, fmt.Errorf("%s: no Sentinel addresses", redactURL(raw))
+	}
+	parts := strings.Split(strings.Trim(u.Path, "/"), "/")
+	if parts[0] == "" || len(parts) > 2 {
+		return nil, fmt.Errorf("%s: want /MASTER or /MASTER/DB after the Sentinel addresses", redactURL(raw))
+	}
+	o := &redis.FailoverOptions{MasterName: parts[0], SentinelAddrs: strings.Split(u.Host, ",")}
+	if len(parts) == 2 {
+		if o.DB, err = strconv.Atoi(parts[1]); err != nil || o.DB < 0 {
+			return nil, fmt.Errorf("%s: database %q is not a number", redactURL(raw), parts[1])
+		}
+	}
+	o.Username = u.User.Username()
+	o.Password, _ = u.User.Password()
+	for key, vals := range u.Query() {
+		if key != "sentinel_password" {
+			return nil, fmt.Errorf("%s: unknown option %q (only sentinel_password)", redactURL(raw), key)
+		}
+		o.SentinelPassword = vals[len(vals)-1]
+	}
+	return o, nil
+}
+
+// redactURL hides the passwords of a URL, for messages.
 func redactURL(url string) string {
+	if k := strings.Index(url, "sentinel_password="); k >= 0 {
+		k += len("sentinel_password=")
+		end := strings.IndexByte(url[k:], '&')
+		if end < 0 {
+			end = len(url) - k
+		}
+		url = url[:k] + "***" + url[k+end:]
+	}
 	scheme, rest, ok := strings.Cut(url, "://")
 	if !ok {
 		return url

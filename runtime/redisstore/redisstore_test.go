@@ -6,6 +6,7 @@ import (
 	"hash/crc32"
 	"os"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -285,5 +286,81 @@ func TestShortLivedStoreWakesWorkers(t *testing.T) {
 			t.Fatalf("start %d: the idle worker was not woken within 400ms", i)
 		}
 		t.Logf("start %d: task ran %v after the start", i, time.Since(begin))
+	}
+}
+
+// TestSentinel: a redis+sentinel:// URL finds the master through a real
+// Sentinel, and a worker runs a job there.
+func TestSentinel(t *testing.T) {
+	redistest.URL(t) // skips, or fails under FSMC_REQUIRE_REDIS=1, without redis-server
+	master, err := redistest.NewServer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := master.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(master.Kill)
+	masterAddr := fmt.Sprintf("127.0.0.1:%d", master.Port)
+	sentinel := redistest.Sentinel(t, "fsmc-main", masterAddr)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	store, err := redisstore.Open(ctx, "redis+sentinel://"+sentinel+"/fsmc-main/3", redisstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	e := runtime.New(store, runtime.Options{Worker: "w"})
+	handlers := map[string]runtime.Handler{"Work": func(context.Context, *runtime.Call) (runtime.Result, error) { return runtime.Result{}, nil }}
+	if err := e.Register(ctx, compileJob(t), handlers); err != nil {
+		t.Fatal(err)
+	}
+	go e.Run(ctx, 2)
+	if err := e.Start(ctx, "Job", "j1", nil, runtime.StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		v, err := e.Get(ctx, "j1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v.Status == runtime.Completed {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("j1 is %v in state %d, want completed", v.Status, v.State)
+		}
+	}
+	direct := redis.NewClient(&redis.Options{Addr: masterAddr, DB: 3})
+	defer direct.Close()
+	if n, err := direct.Exists(ctx, "fsmc:latest:Job").Result(); err != nil || n != 1 {
+		t.Fatalf("the master's database 3 does not hold the deployment (exists=%d, %v)", n, err)
+	}
+}
+
+func TestParseSentinelURL(t *testing.T) {
+	o, err := redisstore.ParseSentinelURL("redis+sentinel://app:s3cret@h1:26379,h2:26380/main/2?sentinel_password=sp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.MasterName != "main" || o.DB != 2 || fmt.Sprint(o.SentinelAddrs) != "[h1:26379 h2:26380]" ||
+		o.Username != "app" || o.Password != "s3cret" || o.SentinelPassword != "sp" {
+		t.Fatalf("parsed %+v", o)
+	}
+	for url, want := range map[string]string{
+		"redis+sentinel://h1:26379":                         "want /MASTER",
+		"redis+sentinel://h1:26379/main/x":                  `database "x" is not a number`,
+		"redis+sentinel://h1:26379/main/1/2":                "want /MASTER",
+		"redis+sentinel:///main":                            "no Sentinel addresses",
+		"redis+sentinel://u:pw@h1:26379/main?timeout=1":     `unknown option "timeout"`,
+		"redis+sentinel://h1:26379/?sentinel_password=hide": "want /MASTER",
+	} {
+		_, err := redisstore.ParseSentinelURL(url)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: error %v, want %q", url, err, want)
+		}
+		if err != nil && (strings.Contains(err.Error(), "pw@") || strings.Contains(err.Error(), "hide")) {
+			t.Errorf("%s: the error shows a password: %v", url, err)
+		}
 	}
 }
