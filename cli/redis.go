@@ -60,8 +60,11 @@ func refused(c *cli.Context, err error) error {
 	if errors.As(err, &netErr) || errors.Is(err, context.DeadlineExceeded) {
 		return usageError("fsmc %s: Redis: %v", c.Command.Name, err)
 	}
-	if errors.Is(err, runtime.ErrNotFound) {
+	switch {
+	case errors.Is(err, runtime.ErrNotFound):
 		err = fmt.Errorf("no instance %q", c.Args().First())
+	case errors.Is(err, runtime.ErrExists):
+		err = fmt.Errorf("instance %q already exists (--if-absent accepts that)", c.Args().Get(1))
 	}
 	return &exitError{code: ExitFound, msg: fmt.Sprintf("fsmc %s: %v", c.Command.Name, err)}
 }
