@@ -271,16 +271,14 @@ func (e *Engine) StartValues(ctx context.Context, machineName, id string, values
 	}
 	inst.Status = status
 	w.history = append(w.history, HistoryEntry{Time: now, Kind: HistStart, Version: 1, From: -1, To: inst.State, Event: -1})
-	change := Change{Time: now, Instance: id, Machine: m.ir.Name, Hash: m.ir.Hash, From: -1, To: inst.State, Event: -1, Status: inst.Status}
-	err = e.store.Create(ctx, inst, w.schedule, w.history, change)
+	err = e.store.Create(ctx, inst, w.schedule, w.history)
 	if errors.Is(err, ErrExists) && opts.IfAbsent {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	change.Version = 1
-	e.notify(id, w.history, []Change{change})
+	e.notify(id, inst, w.history)
 	return nil
 }
 
@@ -334,7 +332,7 @@ func (e *Engine) Fire(ctx context.Context, id, event string, payload map[string]
 		case w.fireErr != nil:
 			return w.fireErr
 		case ran && !w.fireQueue:
-			e.notify(id, w.history, w.changes)
+			e.notify(id, &w.noted, w.history)
 			if len(w.schedule) == 0 {
 				return nil
 			}
@@ -384,7 +382,8 @@ func (w *worker) inlineDecide(inst *Instance, c *Commit) bool {
 		w.fire.Payload = payload
 	}
 	out := w.decide(m, inst, &w.fire, w.fire.Due)
-	c.History, c.Schedule, c.Changes = w.history, w.schedule, w.changes
+	c.History, c.Schedule = w.history, w.schedule
+	w.noted.ID, w.noted.Machine, w.noted.Hash, w.noted.Status = inst.ID, inst.Machine, inst.Hash, inst.Status
 	c.DropWork = inst.Status == Completed
 	return out == changed
 }
@@ -522,27 +521,28 @@ func (e *Engine) operate(ctx context.Context, id string, change func(*machine, *
 			continue
 		}
 		if err == nil {
-			e.notify(id, w.history, nil)
+			e.notify(id, &w.inst, w.history)
 		}
 		return err
 	}
 }
 
-// notify reports committed history and changes to the observers.
-func (e *Engine) notify(id string, history []HistoryEntry, changes []Change) {
-	for i := range changes {
-		if changes[i].From >= 0 { // the start is a change, not a transition
-			e.opts.Observer.Transitioned(changes[i].Machine)
+// notify reports history committed for instance id to the observers,
+// and its starts and transitions as changes. inst holds the committed
+// ID, Machine, Hash and Status; it may be nil when history has neither.
+func (e *Engine) notify(id string, inst *Instance, history []HistoryEntry) {
+	for i := range history {
+		h := &history[i]
+		if h.Kind == HistTransition || h.Kind == HistTimer {
+			e.opts.Observer.Transitioned(inst.Machine)
 		}
-	}
-	if e.opts.OnHistory != nil {
-		for _, h := range history {
-			e.opts.OnHistory(id, h)
+		if e.opts.OnHistory != nil {
+			e.opts.OnHistory(id, *h)
 		}
-	}
-	if e.opts.OnChange != nil {
-		for _, c := range changes {
-			e.opts.OnChange(c)
+		if e.opts.OnChange != nil {
+			if c, ok := ChangeOf(inst, h); ok {
+				e.opts.OnChange(c)
+			}
 		}
 	}
 }

@@ -102,7 +102,9 @@ type HistoryEntry struct {
 	Message string
 }
 
-// Change is one entry of the changelog: a committed transition.
+// Change is one entry of the changelog: a committed transition, or an
+// instance's start. Stores derive changes from the history they commit
+// (ChangeOf), so the engine never builds one.
 type Change struct {
 	Time     time.Time
 	Instance string
@@ -114,4 +116,16 @@ type Change struct {
 	Timer    int // the timer's index when Event is -1 and From >= 0
 	Version  uint64
 	Status   Status
+}
+
+// ChangeOf is the changelog entry for h, committed in inst (the
+// instance as written, whose Status the change reports): ok is false
+// when h is not a start or a transition.
+func ChangeOf(inst *Instance, h *HistoryEntry) (c Change, ok bool) {
+	switch h.Kind {
+	case HistStart, HistTransition, HistTimer:
+		return Change{Time: h.Time, Instance: inst.ID, Machine: inst.Machine, Hash: inst.Hash, From: h.From, To: h.To,
+			Event: h.Event, Timer: h.Timer, Version: h.Version, Status: inst.Status}, true
+	}
+	return Change{}, false
 }

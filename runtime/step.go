@@ -18,7 +18,6 @@ type worker struct {
 	commit   Commit
 	history  []HistoryEntry
 	schedule []Work
-	changes  []Change
 	sets     []ir.Value
 	next     []ir.Value // the context a transition builds
 	stack    []ir.Value
@@ -33,6 +32,7 @@ type worker struct {
 	cached     *machine
 	cachedHash string
 	cachedGen  uint64
+	noted      Instance // Fire's committed instance, as notify reads it
 }
 
 func (e *Engine) newWorker() *worker {
@@ -44,7 +44,6 @@ func (e *Engine) newWorker() *worker {
 func (w *worker) reset() {
 	w.history = w.history[:0]
 	w.schedule = w.schedule[:0]
-	w.changes = w.changes[:0]
 	w.commit = Commit{}
 }
 
@@ -90,14 +89,14 @@ func (e *Engine) step(ctx context.Context, w *worker) error {
 		return err
 	}
 	if w.decide(m, &w.inst, item, e.opts.Clock.Now()) == changed {
-		w.commit = Commit{Instance: &w.inst, History: w.history, Schedule: w.schedule, Changes: w.changes, DropWork: w.inst.Status == Completed}
+		w.commit = Commit{Instance: &w.inst, History: w.history, Schedule: w.schedule, DropWork: w.inst.Status == Completed}
 		return e.commit(ctx, w)
 	}
 	return e.complete(ctx, w)
 }
 
 // decide applies language.md "Meaning" to one item of instance work:
-// it may change inst, and fills w's history, schedule and changes. It
+// it may change inst, and fills w's history and schedule. It
 // never touches the store, so it runs the same on a loaded copy (step)
 // and in place under a store's lock (Fire's inline path).
 func (w *worker) decide(m *machine, inst *Instance, item *Work, now time.Time) outcome {
@@ -190,8 +189,6 @@ func (w *worker) transition(m *machine, inst *Instance, now time.Time, event, ti
 	}
 	version := inst.Version + 1
 	w.history = append(w.history, HistoryEntry{Time: now, Kind: kind, Version: version, From: from, To: target, Event: event, Timer: timer})
-	w.changes = append(w.changes, Change{Time: now, Instance: inst.ID, Machine: inst.Machine, Hash: inst.Hash, From: from, To: target,
-		Event: event, Timer: timer, Version: version, Status: inst.Status})
 	return changed
 }
 
@@ -226,7 +223,6 @@ func (w *worker) fail(inst *Instance, now time.Time, msg string, task bool) outc
 	inst.Updated = now
 	w.history = append(w.history[:0], HistoryEntry{Time: now, Kind: HistFault, Version: inst.Version + 1, From: inst.State, To: -1, Event: -1, Message: msg})
 	w.schedule = w.schedule[:0]
-	w.changes = w.changes[:0]
 	return changed
 }
 
@@ -237,7 +233,7 @@ func (e *Engine) commit(ctx context.Context, w *worker) error {
 	err := e.store.Commit(ctx, &w.lease, &w.commit)
 	switch {
 	case err == nil:
-		e.notify(w.inst.ID, w.history, w.changes)
+		e.notify(w.inst.ID, &w.inst, w.history)
 		return nil
 	case errors.Is(err, ErrStale), errors.Is(err, ErrLostLease):
 		e.opts.Logger.Warn("commit rejected", "instance", w.inst.ID, "version", w.inst.Version, "reason", err)
@@ -252,7 +248,7 @@ func (e *Engine) commit(ctx context.Context, w *worker) error {
 func (e *Engine) complete(ctx context.Context, w *worker) error {
 	err := e.store.Complete(ctx, &w.lease, w.history, w.schedule)
 	if err == nil {
-		e.notify(w.lease.Work.Instance, w.history, nil)
+		e.notify(w.lease.Work.Instance, nil, w.history)
 		return nil
 	}
 	if errors.Is(err, ErrLostLease) {

@@ -66,12 +66,12 @@ type ClaimFilter struct {
 
 // Commit is the result of handling one instance work item: the new
 // snapshot (Version is the version read; the store writes Version+1),
-// history to append, work to schedule, and the changelog entries.
+// history to append and work to schedule. The history's transitions are
+// the changelog entries (ChangeOf).
 type Commit struct {
 	Instance *Instance
 	History  []HistoryEntry
 	Schedule []Work
-	Changes  []Change
 	// DropWork removes all of the instance's pending work: it has
 	// completed or been cancelled.
 	DropWork bool
@@ -95,7 +95,7 @@ type Store interface {
 
 	// Create stores a new instance (Version 1) with its first work and
 	// history; ErrExists if the ID is taken.
-	Create(ctx context.Context, inst *Instance, work []Work, history []HistoryEntry, change Change) error
+	Create(ctx context.Context, inst *Instance, work []Work, history []HistoryEntry) error
 	// Load copies an instance, without its history, into inst (reusing
 	// inst.Context's storage); ErrNotFound.
 	Load(ctx context.Context, id string, inst *Instance) error

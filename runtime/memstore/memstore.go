@@ -123,7 +123,7 @@ func (s *Store) Machine(_ context.Context, hash string) (*ir.Machine, error) {
 }
 
 // Create implements runtime.Store.
-func (s *Store) Create(_ context.Context, inst *runtime.Instance, work []runtime.Work, history []runtime.HistoryEntry, change runtime.Change) error {
+func (s *Store) Create(_ context.Context, inst *runtime.Instance, work []runtime.Work, history []runtime.HistoryEntry) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, exists := s.entries[inst.ID]; exists {
@@ -139,8 +139,7 @@ func (s *Store) Create(_ context.Context, inst *runtime.Instance, work []runtime
 	for _, w := range work {
 		s.schedule(e, w)
 	}
-	change.Version = 1
-	s.recordChange(change)
+	s.recordChanges(e, history)
 	s.reschedule(e)
 	s.signal()
 	return nil
@@ -480,12 +479,13 @@ func (s *Store) Update(_ context.Context, c *runtime.Commit) error {
 
 func (s *Store) apply(e *entry, c *runtime.Commit) {
 	e.inst.CopyFrom(c.Instance)
-	s.applyInPlace(e, c)
+	s.writeVersion(e, c)
+	s.due(e)
 }
 
-// applyInPlace applies c to e, whose instance already holds the new
-// state (but not yet the new version).
-func (s *Store) applyInPlace(e *entry, c *runtime.Commit) {
+// writeVersion applies c to e, whose instance already holds the new
+// state (but not yet the new version). The caller then calls due.
+func (s *Store) writeVersion(e *entry, c *runtime.Commit) {
 	version := e.inst.Version + 1
 	e.inst.Version = version
 	if c.DropWork {
@@ -498,16 +498,8 @@ func (s *Store) applyInPlace(e *entry, c *runtime.Commit) {
 		e.tasks = e.tasks[:0]
 		e.queue = e.queue[:0]
 	}
-	s.appendHistory(e, c.History)
-	for _, w := range c.Schedule {
-		s.schedule(e, w)
-	}
-	for _, ch := range c.Changes {
-		ch.Version = version
-		s.recordChange(ch)
-	}
-	s.reschedule(e)
-	s.signal()
+	s.add(e, c.History, c.Schedule)
+	s.recordChanges(e, c.History)
 }
 
 // Complete implements runtime.Store.
@@ -525,10 +517,20 @@ func (s *Store) Complete(_ context.Context, l *runtime.Lease, history []runtime.
 
 // record appends history and schedules work for e without changing it.
 func (s *Store) record(e *entry, history []runtime.HistoryEntry, schedule []runtime.Work) {
+	s.add(e, history, schedule)
+	s.due(e)
+}
+
+// add appends history and schedules work for e.
+func (s *Store) add(e *entry, history []runtime.HistoryEntry, schedule []runtime.Work) {
 	s.appendHistory(e, history)
 	for _, w := range schedule {
 		s.schedule(e, w)
 	}
+}
+
+// due puts e's next due work on the timeline and wakes the workers.
+func (s *Store) due(e *entry) {
 	s.reschedule(e)
 	s.signal()
 }
@@ -543,12 +545,18 @@ func (s *Store) appendHistory(e *entry, history []runtime.HistoryEntry) {
 	}
 }
 
-func (s *Store) recordChange(c runtime.Change) {
+// recordChanges keeps the starts and transitions of history, committed
+// in e, in the changelog.
+func (s *Store) recordChanges(e *entry, history []runtime.HistoryEntry) {
 	if !s.changelog {
 		return
 	}
-	s.changes[s.changeSeq%changeRing] = c
-	s.changeSeq++
+	for i := range history {
+		if c, ok := runtime.ChangeOf(&e.inst, &history[i]); ok {
+			s.changes[s.changeSeq%changeRing] = c
+			s.changeSeq++
+		}
+	}
 }
 
 // NextDue implements runtime.Store.
@@ -615,10 +623,14 @@ func (s *Store) Inline(_ context.Context, id string, decide func(*runtime.Instan
 	}
 	c := &s.inline
 	*c = runtime.Commit{}
-	if !decide(&e.inst, c) {
-		s.record(e, c.History, c.Schedule)
-		return true, nil
+	if decide(&e.inst, c) {
+		s.writeVersion(e, c)
+	} else {
+		s.add(e, c.History, c.Schedule)
 	}
-	s.applyInPlace(e, c)
+	// Nothing of e was queued, so only newly scheduled work can be due.
+	if len(c.Schedule) > 0 {
+		s.due(e)
+	}
 	return true, nil
 }

@@ -417,7 +417,7 @@ func (s *Store) Machine(ctx context.Context, hash string) (*ir.Machine, error) {
 }
 
 // lists is the tail of ARGV the scripts' applyLists reads.
-func (s *Store) lists(history []runtime.HistoryEntry, work []runtime.Work, changes []runtime.Change, version uint64) []any {
+func (s *Store) lists(inst *runtime.Instance, history []runtime.HistoryEntry, work []runtime.Work) []any {
 	args := []any{len(history)}
 	for _, h := range history {
 		args = append(args, encodeHistory(h))
@@ -427,17 +427,24 @@ func (s *Store) lists(history []runtime.HistoryEntry, work []runtime.Work, chang
 		kind, action, due, js := encodeWork(w)
 		args = append(args, kind, action, due, js)
 	}
-	args = append(args, len(changes))
-	for _, c := range changes {
-		args = append(args, encodeChange(c, version))
+	mark := len(args)
+	args = append(args, 0)
+	for i := range history {
+		if inst == nil {
+			break // a completion: the instance did not change
+		}
+		if c, ok := runtime.ChangeOf(inst, &history[i]); ok {
+			args = append(args, encodeChange(c))
+		}
 	}
+	args[mark] = len(args) - mark - 1
 	return args
 }
 
 // Create implements runtime.Store.
-func (s *Store) Create(ctx context.Context, inst *runtime.Instance, work []runtime.Work, history []runtime.HistoryEntry, change runtime.Change) error {
+func (s *Store) Create(ctx context.Context, inst *runtime.Instance, work []runtime.Work, history []runtime.HistoryEntry) error {
 	args := append([]any{inst.ID, int(inst.Status), inst.Priority, inst.Hash, encodeInstance(inst)},
-		s.lists(history, work, []runtime.Change{change}, 1)...)
+		s.lists(inst, history, work)...)
 	if _, err := s.result(s.run(ctx, "create", s.partitionOf(inst.ID), args...)); err != nil {
 		return err
 	}
@@ -740,7 +747,7 @@ func (s *Store) commit(ctx context.Context, l *runtime.Lease, c *runtime.Commit)
 		unit, token = l.Token, leaseToken(l)
 	}
 	args := append([]any{inst.ID, unit, token, inst.Version, int(inst.Status), inst.Priority, encodeInstance(inst), boolArg(c.DropWork)},
-		s.lists(c.History, c.Schedule, c.Changes, inst.Version+1)...)
+		s.lists(inst, c.History, c.Schedule)...)
 	if _, err := s.result(s.run(ctx, "commit", s.partitionOf(inst.ID), args...)); err != nil {
 		return err
 	}
@@ -772,7 +779,7 @@ func (s *Store) Update(ctx context.Context, c *runtime.Commit) error {
 // Complete implements runtime.Store.
 func (s *Store) Complete(ctx context.Context, l *runtime.Lease, history []runtime.HistoryEntry, schedule []runtime.Work) error {
 	defer s.unlock(ctx, l)
-	args := append([]any{l.Work.Instance, l.Token, leaseToken(l)}, s.lists(history, schedule, nil, 0)...)
+	args := append([]any{l.Work.Instance, l.Token, leaseToken(l)}, s.lists(nil, history, schedule)...)
 	if _, err := s.result(s.run(ctx, "complete", s.partitionOf(l.Work.Instance), args...)); err != nil {
 		return err
 	}

@@ -138,7 +138,7 @@ func TestInstanceLock(t *testing.T) {
 	now := time.Now()
 	inst := &runtime.Instance{ID: "locked", Machine: m.Name, Hash: m.Hash, State: m.Initial, Status: runtime.Active, Visit: 1}
 	work := []runtime.Work{{Kind: runtime.WorkEvent, Due: now, Event: 0}}
-	if err := store.Create(ctx, inst, work, nil, runtime.Change{Instance: "locked", From: -1}); err != nil {
+	if err := store.Create(ctx, inst, work, nil); err != nil {
 		t.Fatal(err)
 	}
 	// Another holder takes the lock, as a worker would.
@@ -202,7 +202,7 @@ func TestLocksReleasedAcrossPartitions(t *testing.T) {
 	var leases []runtime.Lease
 	for _, id := range ids {
 		inst := &runtime.Instance{ID: id, Machine: m.Name, Hash: m.Hash, State: m.Initial, Status: runtime.Active, Visit: 1}
-		if err := store.Create(ctx, inst, []runtime.Work{{Kind: runtime.WorkEvent, Due: now}}, nil, runtime.Change{Instance: id, From: -1}); err != nil {
+		if err := store.Create(ctx, inst, []runtime.Work{{Kind: runtime.WorkEvent, Due: now}}, nil); err != nil {
 			t.Fatal(err)
 		}
 		var l runtime.Lease

@@ -146,9 +146,9 @@ type changeWire struct {
 	Status   runtime.Status `json:"st"`
 }
 
-func encodeChange(c runtime.Change, version uint64) string {
+func encodeChange(c runtime.Change) string {
 	b, _ := json.Marshal(changeWire{Time: c.Time.UnixNano(), Instance: c.Instance, Machine: c.Machine, Hash: c.Hash, From: c.From, To: c.To,
-		Event: c.Event, Timer: c.Timer, Version: version, Status: c.Status})
+		Event: c.Event, Timer: c.Timer, Version: c.Version, Status: c.Status})
 	return string(b)
 }
 

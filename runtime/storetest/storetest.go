@@ -118,7 +118,8 @@ func plainInstance(m *ir.Machine, id string, priority int) *runtime.Instance {
 
 func create(t *testing.T, s runtime.Store, m *ir.Machine, id string, priority int, work ...runtime.Work) {
 	t.Helper()
-	if err := s.Create(ctx(), plainInstance(m, id, priority), work, nil, runtime.Change{Instance: id, Machine: m.Name, From: -1}); err != nil {
+	start := []runtime.HistoryEntry{{Time: epoch, Kind: runtime.HistStart, Version: 1, From: -1, To: m.Initial, Event: -1}}
+	if err := s.Create(ctx(), plainInstance(m, id, priority), work, start); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -158,7 +159,7 @@ func testCreateLoadExists(t *testing.T, newStore NewStore) {
 	if inst.Version != 1 || inst.Priority != 3 || inst.Status != runtime.Active || inst.Context[0].I != 0 {
 		t.Fatalf("loaded %+v", inst)
 	}
-	err := s.Create(ctx(), plainInstance(m, "a", 0), nil, nil, runtime.Change{})
+	err := s.Create(ctx(), plainInstance(m, "a", 0), nil, nil)
 	if !errors.Is(err, runtime.ErrExists) {
 		t.Fatalf("second Create: %v, want ErrExists", err)
 	}
@@ -400,16 +401,22 @@ func testChangelog(t *testing.T, newStore NewStore) {
 	var inst runtime.Instance
 	_ = s.Load(ctx(), "a", &inst)
 	inst.State = 1
-	c := runtime.Change{Instance: "a", Machine: m.Name, From: 0, To: 1, Event: 2}
-	if err := s.Commit(ctx(), &l, &runtime.Commit{Instance: &inst, Changes: []runtime.Change{c}}); err != nil {
+	history := []runtime.HistoryEntry{
+		{Time: epoch, Kind: runtime.HistUnhandled, Version: 1, From: 0, To: -1, Event: 2},
+		{Time: epoch, Kind: runtime.HistTransition, Version: 2, From: 0, To: 1, Event: 2},
+	}
+	if err := s.Commit(ctx(), &l, &runtime.Commit{Instance: &inst, History: history}); err != nil {
 		t.Fatal(err)
 	}
 	changes, cursor, err := s.Changes(ctx(), "", 0)
 	if err != nil || len(changes) != 2 {
 		t.Fatalf("changes %+v %v", changes, err)
 	}
-	if changes[0].From != -1 || changes[1].To != 1 || changes[1].Version != 2 {
-		t.Fatalf("changes %+v", changes)
+	if changes[0].From != -1 || changes[0].Instance != "a" || changes[0].Machine != m.Name {
+		t.Fatalf("start change %+v", changes[0])
+	}
+	if changes[1].From != 0 || changes[1].To != 1 || changes[1].Event != 2 || changes[1].Version != 2 || changes[1].Hash != m.Hash {
+		t.Fatalf("transition change %+v", changes[1])
 	}
 	more, cursor2, _ := s.Changes(ctx(), cursor, 0)
 	if len(more) != 0 || cursor2 != cursor {
