@@ -5,7 +5,8 @@
 //	Engine ──> Store methods ──> one Lua script each (scripts/*.lua)
 //	                                  │ keys of one partition, one hash tag
 //	                                  ▼
-//	   partition p: ready sets by priority (due ms), leases, queue per instance
+//	   partition p: ready sets by priority (due ms), leases, changelog,
+//	                and one hash per instance (record, history, pending work)
 //
 // Instances are spread over partitions (crc32 of the ID); every key of a
 // partition and of its instances carries the partition's hash tag, so each
@@ -14,10 +15,13 @@
 // milliseconds: a claim asks every partition (in one pipelined round
 // trip) for the highest priority it has due, then leases the earliest due
 // item there; with one partition (the default on a single Redis) it
-// leases straight away. Claims are leases with an expiry; expired leases give their
-// work back. Every change is one script: Commit checks the lease and the
-// version read, and writes state, history, new work and the changelog
-// atomically, so a stale worker can never overwrite newer state.
+// leases straight away. Claims are leases with an expiry; expired leases
+// give their work back. Every change is one script: Commit checks the
+// lease and the version read, and writes state, history, new work and the
+// changelog atomically, so a stale worker can never overwrite newer
+// state. What an instance holds is kept in compact records (wire.go), and
+// instances name their machine version by a short id that the registry
+// resolves.
 //
 // Only this package imports go-redis.
 package redisstore
@@ -88,7 +92,14 @@ type Store struct {
 	owned    []redis.UniversalClient // clients Open made: Close closes them
 	redlock  *redsync.Redsync
 	locks    sync.Map // lockKey(lease) -> *redsync.Mutex held for that lease
+	machines sync.Map // machine id -> machineInfo, from the registry
 }
+
+// errNoMachine: the registry has no machine with the id.
+var errNoMachine = errors.New("the machine registry has no machine with id")
+
+// machineInfo is what an instance's machine id stands for.
+type machineInfo struct{ hash, name string }
 
 var _ runtime.Store = (*Store)(nil)
 
@@ -142,6 +153,11 @@ func (s *Store) partitionOf(id string) int {
 func (s *Store) instanceKey(id, kind string) string {
 	return s.partitionPrefix(s.partitionOf(id)) + kind + ":" + id
 }
+
+// The machine registry: each version's IR under its machine id (the
+// short form instances store), and the latest version of each name.
+func (s *Store) machineKey(mid string) string { return s.prefix + ":machine:" + mid }
+func (s *Store) latestKey(name string) string { return s.prefix + ":latest:" + name }
 
 // run runs a script on partition p.
 func (s *Store) run(ctx context.Context, name string, p int, args ...any) *redis.Cmd {
@@ -263,21 +279,63 @@ func (s *Store) unlock(ctx context.Context, l *runtime.Lease) {
 
 // PutMachine implements runtime.Store.
 func (s *Store) PutMachine(ctx context.Context, m *ir.Machine) error {
+	mid := machineID(m.Hash)
+	old, err := s.machineByID(ctx, mid)
+	switch {
+	case err == nil && old.Hash != m.Hash:
+		return fmt.Errorf("machine %s version %s: its id %s is taken by %s version %s", m.Name, m.Hash, mid, old.Name, old.Hash)
+	case err == nil:
+		return s.rdb.Set(ctx, s.latestKey(m.Name), m.Hash, 0).Err()
+	case !errors.Is(err, errNoMachine):
+		return err
+	}
 	data, err := m.Encode()
 	if err != nil {
 		return err
 	}
 	_, err = s.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
-		pipe.Set(ctx, s.prefix+":machine:"+m.Hash, data, 0)
-		pipe.Set(ctx, s.prefix+":latest:"+m.Name, m.Hash, 0)
+		pipe.Set(ctx, s.machineKey(mid), data, 0)
+		pipe.Set(ctx, s.latestKey(m.Name), m.Hash, 0)
 		return nil
 	})
+	if err == nil {
+		s.machines.Store(mid, machineInfo{m.Hash, m.Name})
+	}
 	return err
+}
+
+// machineByID reads a machine version from the registry.
+func (s *Store) machineByID(ctx context.Context, mid string) (*ir.Machine, error) {
+	data, err := s.rdb.Get(ctx, s.machineKey(mid)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("%w: %s", errNoMachine, mid)
+	}
+	if err != nil {
+		return nil, err
+	}
+	m, err := ir.LoadMachine(data)
+	if err != nil {
+		return nil, fmt.Errorf("the registry's machine %s: %w", mid, err)
+	}
+	s.machines.Store(mid, machineInfo{m.Hash, m.Name})
+	return m, nil
+}
+
+// machine resolves a machine id that an instance or a change stores.
+func (s *Store) machine(ctx context.Context, mid string) (machineInfo, error) {
+	if v, ok := s.machines.Load(mid); ok {
+		return v.(machineInfo), nil
+	}
+	if _, err := s.machineByID(ctx, mid); err != nil {
+		return machineInfo{}, err
+	}
+	v, _ := s.machines.Load(mid)
+	return v.(machineInfo), nil
 }
 
 // Latest returns the hash of the version of machine name registered last.
 func (s *Store) Latest(ctx context.Context, name string) (string, error) {
-	hash, err := s.rdb.Get(ctx, s.prefix+":latest:"+name).Result()
+	hash, err := s.rdb.Get(ctx, s.latestKey(name)).Result()
 	if errors.Is(err, redis.Nil) {
 		return "", fmt.Errorf("no machine %q is registered (a worker registers it when it starts)", name)
 	}
@@ -406,14 +464,11 @@ func redactURL(url string) string {
 
 // Machine implements runtime.Store.
 func (s *Store) Machine(ctx context.Context, hash string) (*ir.Machine, error) {
-	data, err := s.rdb.Get(ctx, s.prefix+":machine:"+hash).Bytes()
-	if errors.Is(err, redis.Nil) {
+	m, err := s.machineByID(ctx, machineID(hash))
+	if errors.Is(err, errNoMachine) || err == nil && m.Hash != hash {
 		return nil, fmt.Errorf("no machine with hash %s in the registry", hash)
 	}
-	if err != nil {
-		return nil, err
-	}
-	return ir.LoadMachine(data)
+	return m, err
 }
 
 // lists is the tail of ARGV the scripts' applyLists reads.
@@ -443,7 +498,8 @@ func (s *Store) lists(inst *runtime.Instance, history []runtime.HistoryEntry, wo
 
 // Create implements runtime.Store.
 func (s *Store) Create(ctx context.Context, inst *runtime.Instance, work []runtime.Work, history []runtime.HistoryEntry) error {
-	args := append([]any{inst.ID, int(inst.Status), inst.Priority, inst.Hash, encodeInstance(inst)},
+	d, c, f := encodeData(inst)
+	args := append([]any{inst.ID, int(inst.Status), inst.Priority, machineID(inst.Hash), d, c, f},
 		s.lists(inst, history, work)...)
 	if _, err := s.result(s.run(ctx, "create", s.partitionOf(inst.ID), args...)); err != nil {
 		return err
@@ -454,33 +510,44 @@ func (s *Store) Create(ctx context.Context, inst *runtime.Instance, work []runti
 
 // Load implements runtime.Store.
 func (s *Store) Load(ctx context.Context, id string, inst *runtime.Instance) error {
-	fields, err := s.rdb.HGetAll(ctx, s.instanceKey(id, "i")).Result()
+	vals, err := s.rdb.HMGet(ctx, s.instanceKey(id, "i"), "v", "st", "pr", "d", "c", "f", "h").Result()
 	if err != nil {
 		return err
 	}
-	if len(fields) == 0 {
+	if vals[0] == nil {
 		return runtime.ErrNotFound
 	}
-	return decodeInstance(id, fields, inst)
+	mid, _ := vals[6].(string)
+	m, err := s.machine(ctx, mid)
+	if err != nil {
+		return fmt.Errorf("instance %s: %w", id, err)
+	}
+	if err := decodeInstance(id, vals, inst); err != nil {
+		return err
+	}
+	inst.Machine, inst.Hash = m.name, m.hash
+	return nil
 }
 
 // History implements runtime.Store.
 func (s *Store) History(ctx context.Context, id string) ([]runtime.HistoryEntry, error) {
-	if n, err := s.rdb.Exists(ctx, s.instanceKey(id, "i")).Result(); err != nil || n == 0 {
-		if err == nil {
-			err = runtime.ErrNotFound
-		}
-		return nil, err
-	}
-	raw, err := s.rdb.LRange(ctx, s.instanceKey(id, "h"), 0, -1).Result()
+	vals, err := s.rdb.HMGet(ctx, s.instanceKey(id, "i"), "v", "hi").Result()
 	if err != nil {
 		return nil, err
 	}
-	out := make([]runtime.HistoryEntry, 0, len(raw))
-	for _, js := range raw {
-		h, err := decodeHistory(js)
+	if vals[0] == nil {
+		return nil, runtime.ErrNotFound
+	}
+	text, _ := vals[1].(string)
+	if text == "" {
+		return nil, nil
+	}
+	lines := strings.Split(text, "\n")
+	out := make([]runtime.HistoryEntry, 0, len(lines))
+	for _, line := range lines {
+		h, err := decodeHistory(line)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("instance %s: %w", id, err)
 		}
 		out = append(out, h)
 	}
@@ -559,13 +626,17 @@ func (s *Store) Enqueue(ctx context.Context, w runtime.Work) error {
 func claimArgs(f runtime.ClaimFilter) (hashes, runnable string) {
 	hashes, runnable = "*", "*"
 	if f.Hashes != nil {
-		hashes = strings.Join(f.Hashes, "\n")
+		ids := make([]string, len(f.Hashes))
+		for i, h := range f.Hashes {
+			ids[i] = machineID(h)
+		}
+		hashes = strings.Join(ids, "\n")
 	}
 	if f.Runnable != nil {
 		var lines []string
 		for hash, actions := range f.Runnable {
 			for _, a := range actions {
-				lines = append(lines, hash+"#"+strconv.Itoa(a))
+				lines = append(lines, machineID(hash)+"#"+strconv.Itoa(a))
 			}
 		}
 		runnable = strings.Join(lines, "\n")
@@ -678,7 +749,7 @@ func (s *Store) claimFrom(ctx context.Context, p int, l *runtime.Lease, now, lea
 	}
 	unit, member, js, token := parts[0].(string), parts[1].(string), parts[2].(string), parts[3].(string)
 	priority, _ := parts[4].(int64)
-	seq, _ := strconv.ParseUint(member, 16, 64)
+	seq, _ := strconv.ParseUint(member, 10, 64)
 	instID := unit[2:]
 	if strings.HasPrefix(unit, "t|") {
 		instID = unit[strings.LastIndex(unit, "|"+member+"|")+len(member)+2:]
@@ -746,7 +817,8 @@ func (s *Store) commit(ctx context.Context, l *runtime.Lease, c *runtime.Commit)
 	if l != nil {
 		unit, token = l.Token, leaseToken(l)
 	}
-	args := append([]any{inst.ID, unit, token, inst.Version, int(inst.Status), inst.Priority, encodeInstance(inst), boolArg(c.DropWork)},
+	d, data, f := encodeData(inst)
+	args := append([]any{inst.ID, unit, token, inst.Version, int(inst.Status), inst.Priority, boolArg(c.DropWork), d, data, f},
 		s.lists(inst, c.History, c.Schedule)...)
 	if _, err := s.result(s.run(ctx, "commit", s.partitionOf(inst.ID), args...)); err != nil {
 		return err
@@ -840,11 +912,16 @@ func (s *Store) Changes(ctx context.Context, cursor string, limit int) ([]runtim
 			return nil, "", err
 		}
 		for _, m := range msgs {
-			js, _ := m.Values["c"].(string)
-			c, err := decodeChange(js)
+			rec, _ := m.Values["c"].(string)
+			c, mid, err := decodeChange(rec)
 			if err != nil {
-				return nil, "", err
+				return nil, "", fmt.Errorf("changelog entry %s: %w", m.ID, err)
 			}
+			info, err := s.machine(ctx, mid)
+			if err != nil {
+				return nil, "", fmt.Errorf("changelog entry %s: %w", m.ID, err)
+			}
+			c.Machine, c.Hash = info.name, info.hash
 			all = append(all, entry{m.ID, p, c})
 		}
 	}

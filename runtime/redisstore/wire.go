@@ -2,16 +2,21 @@ package redisstore
 
 import (
 	"encoding/json"
+	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/fsmc/fsmc/compiler/ir"
 	"github.com/fsmc/fsmc/runtime"
 )
 
-// The JSON forms of what the store keeps. Short member names keep Redis
-// memory per instance small; times are Unix nanoseconds, due times (which
-// are also sorted-set scores) milliseconds.
+// The forms of what the store keeps. Records are comma-separated
+// numbers, with any free text (a message, values) last, as JSON; a
+// record without free text leaves out its trailing zeros. They are
+// short so that an instance's hash stays a compact listpack in Redis
+// (values up to 64 bytes by default). Times are Unix milliseconds, like
+// the due times that are also sorted-set scores.
 
 type valueWire struct {
 	T ir.Type `json:"t"`
@@ -20,143 +25,190 @@ type valueWire struct {
 	S string  `json:"s,omitempty"`
 }
 
-func valuesOut(vs []ir.Value) []valueWire {
+// valuesOut is vs as JSON ("" for none).
+func valuesOut(vs []ir.Value) string {
 	if len(vs) == 0 {
-		return nil
+		return ""
 	}
 	out := make([]valueWire, len(vs))
 	for i, v := range vs {
 		out[i] = valueWire{T: v.T, I: v.I, F: v.F, S: v.S}
 	}
-	return out
-}
-
-func valuesIn(ws []valueWire) []ir.Value {
-	if len(ws) == 0 {
-		return nil
-	}
-	out := make([]ir.Value, len(ws))
-	for i, w := range ws {
-		out[i] = ir.Value{T: w.T, I: w.I, F: w.F, S: w.S}
-	}
-	return out
-}
-
-// instData is an instance's "d" field: everything but the fields the
-// scripts read (version, status, priority, machine hash).
-type instData struct {
-	Machine    string      `json:"m"`
-	State      int         `json:"s"`
-	Context    []valueWire `json:"c"`
-	Visit      uint64      `json:"vi"`
-	Failure    string      `json:"f,omitempty"`
-	FailedTask bool        `json:"ft,omitempty"`
-	Created    int64       `json:"cr"`
-	Updated    int64       `json:"up"`
-}
-
-func encodeInstance(inst *runtime.Instance) string {
-	b, _ := json.Marshal(instData{Machine: inst.Machine, State: inst.State, Context: valuesOut(inst.Context), Visit: inst.Visit,
-		Failure: inst.Failure, FailedTask: inst.FailedTask, Created: inst.Created.UnixNano(), Updated: inst.Updated.UnixNano()})
+	b, _ := json.Marshal(out)
 	return string(b)
 }
 
-func decodeInstance(id string, fields map[string]string, inst *runtime.Instance) error {
-	var d instData
-	if err := json.Unmarshal([]byte(fields["d"]), &d); err != nil {
-		return err
+// valuesIn reads valuesOut's form into dst.
+func valuesIn(dst []ir.Value, js string) ([]ir.Value, error) {
+	if js == "" {
+		return dst, nil
 	}
-	ctx := inst.Context[:0]
-	for _, v := range d.Context {
-		ctx = append(ctx, ir.Value{T: v.T, I: v.I, F: v.F, S: v.S})
+	var ws []valueWire
+	if err := json.Unmarshal([]byte(js), &ws); err != nil {
+		return nil, err
 	}
-	*inst = runtime.Instance{ID: id, Machine: d.Machine, Hash: fields["h"], State: d.State, Context: ctx,
-		Status: runtime.Status(atoi(fields["st"])), Version: uint64(atoi(fields["v"])), Visit: d.Visit,
-		Priority: atoi(fields["pr"]), Failure: d.Failure, FailedTask: d.FailedTask,
-		Created: time.Unix(0, d.Created), Updated: time.Unix(0, d.Updated)}
+	for _, w := range ws {
+		dst = append(dst, ir.Value{T: w.T, I: w.I, F: w.F, S: w.S})
+	}
+	return dst, nil
+}
+
+// record builds a comma-separated record of numbers and an optional
+// free-text tail.
+type record []byte
+
+func (r record) int(n int64) record {
+	if len(r) > 0 {
+		r = append(r, ',')
+	}
+	return strconv.AppendInt(r, n, 10)
+}
+
+// tail ends the record with text (JSON), or with no text and without
+// its trailing zeros.
+func (r record) tail(text string) string {
+	if text == "" {
+		for len(r) >= 2 && r[len(r)-1] == '0' && r[len(r)-2] == ',' {
+			r = r[:len(r)-2]
+		}
+		return string(r)
+	}
+	return string(append(append(r, ','), text...))
+}
+
+// fields reads n numbers (zero where the record ends early) and the
+// tail of a record.
+func fields(rec string, n int) ([]int64, string, error) {
+	out := make([]int64, n)
+	for i := range out {
+		if rec == "" {
+			break
+		}
+		num, rest, _ := strings.Cut(rec, ",")
+		v, err := strconv.ParseInt(num, 10, 64)
+		if err != nil {
+			return nil, "", fmt.Errorf("bad stored record %q", rec)
+		}
+		out[i], rec = v, rest
+	}
+	return out, rec, nil
+}
+
+func millis(t time.Time) int64 { return t.UnixMilli() }
+
+// instance fields the scripts never read: d holds state, visit, created,
+// updated (as ms after created) and failed-task; c the context; f the
+// failure.
+func encodeData(inst *runtime.Instance) (d, c, f string) {
+	failedTask := int64(0)
+	if inst.FailedTask {
+		failedTask = 1
+	}
+	created := millis(inst.Created)
+	d = record(nil).int(int64(inst.State)).int(int64(inst.Visit)).int(created).int(millis(inst.Updated) - created).int(failedTask).tail("")
+	return d, valuesOut(inst.Context), inst.Failure
+}
+
+// decodeInstance reads the instance hash's fields v, st, pr, d, c, f (in
+// that order); the caller fills Machine and Hash.
+func decodeInstance(id string, vals []any, inst *runtime.Instance) error {
+	str := func(i int) string { s, _ := vals[i].(string); return s }
+	n, _, err := fields(str(3), 5)
+	if err != nil {
+		return fmt.Errorf("instance %s: %w", id, err)
+	}
+	ctx, err := valuesIn(inst.Context[:0], str(4))
+	if err != nil {
+		return fmt.Errorf("instance %s: bad stored context: %w", id, err)
+	}
+	*inst = runtime.Instance{ID: id, State: int(n[0]), Context: ctx,
+		Status: runtime.Status(atoi(str(1))), Version: uint64(atoi(str(0))), Visit: uint64(n[1]),
+		Priority: atoi(str(2)), Failure: str(5), FailedTask: n[4] == 1,
+		Created: time.UnixMilli(n[2]), Updated: time.UnixMilli(n[2] + n[3])}
 	return nil
 }
 
-// workWire is one item of work.
-type workWire struct {
-	Kind    runtime.WorkKind `json:"k"`
-	Due     int64            `json:"du"` // ms
-	Visit   uint64           `json:"vi,omitempty"`
-	Event   int              `json:"e,omitempty"`
-	Payload []valueWire      `json:"p,omitempty"`
-	Timer   int              `json:"ti,omitempty"`
-	Action  int              `json:"a"`
-	Attempt int              `json:"at,omitempty"`
-}
-
-func encodeWork(w runtime.Work) (kind string, action int, dueMs int64, js string) {
-	b, _ := json.Marshal(workWire{Kind: w.Kind, Due: w.Due.UnixMilli(), Visit: w.Visit, Event: w.Event,
-		Payload: valuesOut(w.Payload), Timer: w.Timer, Action: w.Action, Attempt: w.Attempt})
+// encodeWork is one item of work as the scripts store it: its due time
+// and action lead, as prelude.lua's dueOf reads them.
+func encodeWork(w runtime.Work) (kind string, action int, dueMs int64, value string) {
 	kind = "instance"
 	if w.Kind == runtime.WorkTask {
 		kind = "task"
 	}
-	return kind, w.Action, w.Due.UnixMilli(), string(b)
+	value = record(nil).int(millis(w.Due)).int(int64(w.Kind)).int(int64(w.Action)).int(int64(w.Visit)).
+		int(int64(w.Event)).int(int64(w.Timer)).int(int64(w.Attempt)).tail(valuesOut(w.Payload))
+	return kind, w.Action, millis(w.Due), value
 }
 
-func decodeWork(id, js string, seq uint64, priority int) (runtime.Work, error) {
-	var w workWire
-	if err := json.Unmarshal([]byte(js), &w); err != nil {
-		return runtime.Work{}, err
+func decodeWork(id, value string, seq uint64, priority int) (runtime.Work, error) {
+	n, payload, err := fields(value, 7)
+	if err != nil {
+		return runtime.Work{}, fmt.Errorf("instance %s: %w", id, err)
 	}
-	return runtime.Work{Kind: w.Kind, Instance: id, Due: time.UnixMilli(w.Due), Seq: seq, Visit: w.Visit, Event: w.Event,
-		Payload: valuesIn(w.Payload), Timer: w.Timer, Action: w.Action, Attempt: w.Attempt, Priority: priority}, nil
-}
-
-type historyWire struct {
-	Time    int64               `json:"t"`
-	Kind    runtime.HistoryKind `json:"k"`
-	Version uint64              `json:"v"`
-	From    int                 `json:"f"`
-	To      int                 `json:"to"`
-	Event   int                 `json:"e"`
-	Timer   int                 `json:"ti,omitempty"`
-	Attempt int                 `json:"at,omitempty"`
-	Message string              `json:"m,omitempty"`
+	p, err := valuesIn(nil, payload)
+	if err != nil {
+		return runtime.Work{}, fmt.Errorf("instance %s: bad stored payload: %w", id, err)
+	}
+	return runtime.Work{Kind: runtime.WorkKind(n[1]), Instance: id, Due: time.UnixMilli(n[0]), Seq: seq, Visit: uint64(n[3]),
+		Event: int(n[4]), Payload: p, Timer: int(n[5]), Action: int(n[2]), Attempt: int(n[6]), Priority: priority}, nil
 }
 
 func encodeHistory(h runtime.HistoryEntry) string {
-	b, _ := json.Marshal(historyWire{Time: h.Time.UnixNano(), Kind: h.Kind, Version: h.Version, From: h.From, To: h.To,
-		Event: h.Event, Timer: h.Timer, Attempt: h.Attempt, Message: h.Message})
-	return string(b)
+	msg := ""
+	if h.Message != "" {
+		b, _ := json.Marshal(h.Message)
+		msg = string(b)
+	}
+	return record(nil).int(millis(h.Time)).int(int64(h.Kind)).int(int64(h.Version)).int(int64(h.From)).int(int64(h.To)).
+		int(int64(h.Event)).int(int64(h.Timer)).int(int64(h.Attempt)).tail(msg)
 }
 
-func decodeHistory(js string) (runtime.HistoryEntry, error) {
-	var h historyWire
-	err := json.Unmarshal([]byte(js), &h)
-	return runtime.HistoryEntry{Time: time.Unix(0, h.Time), Kind: h.Kind, Version: h.Version, From: h.From, To: h.To,
-		Event: h.Event, Timer: h.Timer, Attempt: h.Attempt, Message: h.Message}, err
+func decodeHistory(rec string) (runtime.HistoryEntry, error) {
+	n, msg, err := fields(rec, 8)
+	if err != nil {
+		return runtime.HistoryEntry{}, err
+	}
+	h := runtime.HistoryEntry{Time: time.UnixMilli(n[0]), Kind: runtime.HistoryKind(n[1]), Version: uint64(n[2]), From: int(n[3]), To: int(n[4]),
+		Event: int(n[5]), Timer: int(n[6]), Attempt: int(n[7])}
+	if msg != "" {
+		if err := json.Unmarshal([]byte(msg), &h.Message); err != nil {
+			return runtime.HistoryEntry{}, fmt.Errorf("bad stored record %q", rec)
+		}
+	}
+	return h, nil
 }
 
-type changeWire struct {
-	Time     int64          `json:"t"`
-	Instance string         `json:"i"`
-	Machine  string         `json:"m"`
-	Hash     string         `json:"h"`
-	From     int            `json:"f"`
-	To       int            `json:"to"`
-	Event    int            `json:"e"`
-	Timer    int            `json:"ti,omitempty"`
-	Version  uint64         `json:"v"`
-	Status   runtime.Status `json:"st"`
-}
-
+// encodeChange is a changelog entry: its numbers, then the machine id
+// and the instance ID (which may contain commas, so it comes last).
 func encodeChange(c runtime.Change) string {
-	b, _ := json.Marshal(changeWire{Time: c.Time.UnixNano(), Instance: c.Instance, Machine: c.Machine, Hash: c.Hash, From: c.From, To: c.To,
-		Event: c.Event, Timer: c.Timer, Version: c.Version, Status: c.Status})
-	return string(b)
+	return record(nil).int(millis(c.Time)).int(int64(c.From)).int(int64(c.To)).int(int64(c.Event)).int(int64(c.Timer)).
+		int(int64(c.Version)).int(int64(c.Status)).tail(machineID(c.Hash) + "," + c.Instance)
 }
 
-func decodeChange(js string) (runtime.Change, error) {
-	var c changeWire
-	err := json.Unmarshal([]byte(js), &c)
-	return runtime.Change{Time: time.Unix(0, c.Time), Instance: c.Instance, Machine: c.Machine, Hash: c.Hash, From: c.From, To: c.To,
-		Event: c.Event, Timer: c.Timer, Version: c.Version, Status: c.Status}, err
+// decodeChange reads encodeChange's form; the caller fills Machine and
+// Hash from the machine id it returns.
+func decodeChange(rec string) (runtime.Change, string, error) {
+	n, rest, err := fields(rec, 7)
+	if err != nil {
+		return runtime.Change{}, "", err
+	}
+	mid, id, ok := strings.Cut(rest, ",")
+	if !ok {
+		return runtime.Change{}, "", fmt.Errorf("bad stored record %q", rec)
+	}
+	return runtime.Change{Time: time.UnixMilli(n[0]), Instance: id, From: int(n[1]), To: int(n[2]), Event: int(n[3]), Timer: int(n[4]),
+		Version: uint64(n[5]), Status: runtime.Status(n[6])}, mid, nil
+}
+
+// machineID is the short form of a machine hash that instances store:
+// its first 12 hex digits (48 bits; PutMachine refuses a version whose
+// id another version has).
+func machineID(hash string) string {
+	h := strings.TrimPrefix(hash, "sha256:")
+	if len(h) > 12 {
+		h = h[:12]
+	}
+	return h
 }
 
 // atoi reads a number the scripts wrote (0 if absent).

@@ -118,6 +118,9 @@ func plainInstance(m *ir.Machine, id string, priority int) *runtime.Instance {
 
 func create(t *testing.T, s runtime.Store, m *ir.Machine, id string, priority int, work ...runtime.Work) {
 	t.Helper()
+	if err := s.PutMachine(ctx(), m); err != nil {
+		t.Fatal(err)
+	}
 	start := []runtime.HistoryEntry{{Time: epoch, Kind: runtime.HistStart, Version: 1, From: -1, To: m.Initial, Event: -1}}
 	if err := s.Create(ctx(), plainInstance(m, id, priority), work, start); err != nil {
 		t.Fatal(err)

@@ -6,7 +6,7 @@
 -- ARGV[5]  runnable actions as "hash#action" lines, or "*";
 -- ARGV[6]  "peek", "claim", or "instance" (claim only instance ARGV[8]);
 -- ARGV[7]  the lowest priority to consider; ARGV[8] instance id
--- Returns the priority (peek; -1 for none), or {unit, member, work JSON,
+-- Returns the priority (peek; -1 for none), or {unit, member, work value,
 -- token, the instance's priority}, or nil.
 local now, leaseMs, mode, minPrio = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[6], tonumber(ARGV[7])
 
@@ -24,9 +24,8 @@ local function allowed(list, item)
 end
 
 local function eligible(kind, id, action)
-  local inst = ik("i", id)
-  if redis.call("HGET", inst, "st") ~= ACTIVE then return false end
-  local hash = redis.call("HGET", inst, "h")
+  local st, hash = unpack(redis.call("HMGET", ik(id), "st", "h"))
+  if st ~= ACTIVE then return false end
   if not allowed(ARGV[4], hash) then return false end
   return kind == "q" or allowed(ARGV[5], hash .. "#" .. action)
 end
@@ -35,25 +34,28 @@ local function lease(unit, prio)
   local kind, id, member = parseUnit(unit)
   redis.call("ZREM", ready(prio), unit)
   local token = tostring(redis.call("INCR", P .. "seq"))
-  local json
+  local field = "t:"
   if kind == "q" then
-    member = redis.call("ZRANGE", ik("q", id), 0, 0)[1]
-    json = redis.call("HGET", ik("w", id), member)
-  else
-    json = redis.call("HGET", ik("t", id), member)
+    member = head(id) -- a ready "q|" unit means the instance has work
+    field = "w:"
   end
+  local value = redis.call("HGET", ik(id), field .. member)
   redis.call("ZADD", P .. "leases", now + leaseMs, unit)
   redis.call("HSET", P .. "tokens", unit, token .. "|" .. member)
-  return {unit, member, json, token, prio}
+  return {unit, member, value, token, prio}
 end
 
 if mode == "instance" then
   local id = ARGV[8]
-  if redis.call("EXISTS", ik("i", id)) == 0 then return "notfound" end
+  if redis.call("EXISTS", ik(id)) == 0 then return "notfound" end
   local prio = prioOf(id)
   local units = {"q|" .. id}
-  for _, member in ipairs(redis.call("HKEYS", ik("t", id))) do
-    units[#units + 1] = "t|" .. cjson.decode(redis.call("HGET", ik("t", id), member)).a .. "|" .. member .. "|" .. id
+  local fields = redis.call("HGETALL", ik(id))
+  for k = 1, #fields, 2 do
+    if string.sub(fields[k], 1, 2) == "t:" then
+      local _, action = dueOf(fields[k + 1])
+      units[#units + 1] = "t|" .. action .. "|" .. string.sub(fields[k], 3) .. "|" .. id
+    end
   end
   for _, unit in ipairs(units) do
     local due = redis.call("ZSCORE", ready(prio), unit)
