@@ -17,8 +17,7 @@ import (
 // TestMain makes the test binary serve as the fsmc command inside the
 // scripts, so they run the real Main end to end.
 func TestMain(m *testing.M) {
-	defer redistest.Stop()
-	os.Exit(testscript.RunMain(m, map[string]func() int{
+	code := testscript.RunMain(m, map[string]func() int{
 		"fsmc": func() int { return Main(os.Args, os.Stdin, os.Stdout, os.Stderr) },
 		// status N ARGS... runs fsmc ARGS and succeeds only if it exits
 		// with status N, so scripts can assert the exact status.
@@ -35,7 +34,9 @@ func TestMain(m *testing.M) {
 			}
 			return 0
 		},
-	}))
+	})
+	redistest.Stop()
+	os.Exit(code)
 }
 
 // TestScripts runs testdata/script/<command>_<case>.txtar.

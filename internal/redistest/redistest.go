@@ -23,10 +23,10 @@ import (
 )
 
 var (
-	once sync.Once
-	url  string
-	err  error
-	cmd  *exec.Cmd
+	once   sync.Once
+	url    string
+	err    error
+	shared *Server
 )
 
 // URL returns the address of the test Redis (redis://host:port/0), or
@@ -59,11 +59,13 @@ func Client(t testing.TB) *redis.Client {
 	return c
 }
 
-// Stop stops the redis-server this package started, if any.
+// Stop stops the redis-server this package started, if any, and
+// removes its directory. A test binary's TestMain calls it before
+// os.Exit (which runs no deferred calls).
 func Stop() {
-	if cmd != nil {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
+	if shared != nil {
+		shared.Kill()
+		os.RemoveAll(shared.Dir)
 	}
 }
 
@@ -78,7 +80,7 @@ func start() (string, error) {
 	if e := srv.Start(); e != nil {
 		return "", e
 	}
-	cmd = srv.cmd
+	shared = srv
 	return srv.URL(), nil
 }
 
@@ -119,6 +121,7 @@ func (s *Server) Start() error {
 		args = append(args, "--appendonly", "no")
 	}
 	s.cmd = exec.Command("redis-server", args...)
+	s.cmd.SysProcAttr = dieWithParent()
 	if e := s.cmd.Start(); e != nil {
 		return e
 	}
