@@ -1,8 +1,10 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -81,19 +83,25 @@ func sleepCmd(ts *testscript.TestScript, neg bool, args []string) {
 	time.Sleep(d)
 }
 
-// fsmcInScript runs fsmc in-process with the script's directory and
-// Redis, returning its exit status and output.
+// fsmcInScript runs fsmc in the script's directory and environment, with
+// the script's Redis, returning its exit status and output. (It runs as
+// a process: scripts run in parallel, so none may change the test's
+// working directory.)
 func fsmcInScript(ts *testscript.TestScript, args []string) (int, string) {
-	var out strings.Builder
-	full := append([]string{"fsmc"}, args...)
+	full := args
 	if url := ts.Getenv("FSMC_REDIS_URL"); url != "" {
-		full = append(full[:2:2], append([]string{"--redis", url}, args[1:]...)...)
+		full = append(args[:1:1], append([]string{"--redis", url}, args[1:]...)...)
 	}
-	wd, _ := os.Getwd()
-	ts.Check(os.Chdir(ts.Getenv("WORK")))
-	defer os.Chdir(wd)
-	code := Main(full, strings.NewReader(""), &out, &out)
-	return code, out.String()
+	err := ts.Exec("fsmc", full...)
+	out := ts.ReadFile("stdout") + ts.ReadFile("stderr")
+	var exit *exec.ExitError
+	switch {
+	case errors.As(err, &exit):
+		return exit.ExitCode(), out
+	case err != nil:
+		ts.Fatalf("running fsmc: %v", err)
+	}
+	return 0, out
 }
 
 // eventuallyCmd is `eventually TIMEOUT ARGS...`: run fsmc ARGS until it

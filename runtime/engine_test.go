@@ -142,3 +142,75 @@ func TestRunWorkers(t *testing.T) {
 		t.Fatal("Run did not stop")
 	}
 }
+
+// racyStore hands out, with its first claim of instance work, the
+// instance as the claim read it (as the Redis store does), and then lets
+// an operator's update commit before the worker does.
+type racyStore struct {
+	*memstore.Store
+	raced bool
+}
+
+func (s *racyStore) Claim(ctx context.Context, f runtime.ClaimFilter, l *runtime.Lease) (bool, error) {
+	ok, err := s.Store.Claim(ctx, f, l)
+	if !ok || err != nil || s.raced || l.Work.Kind == runtime.WorkTask {
+		return ok, err
+	}
+	s.raced = true
+	snap := &runtime.Instance{}
+	if err := s.Load(ctx, l.Work.Instance, snap); err != nil {
+		return false, err
+	}
+	l.Instance = snap
+	update := &runtime.Instance{}
+	update.CopyFrom(snap)
+	update.Priority = 5
+	return true, s.Update(ctx, &runtime.Commit{Instance: update})
+}
+
+// staleCount is an Observer that counts stale commits.
+type staleCount struct{ stale atomic.Int64 }
+
+func (o *staleCount) Stale(string)                                   { o.stale.Add(1) }
+func (o *staleCount) Transitioned(string)                            {}
+func (o *staleCount) Attempted(string, string, error, time.Duration) {}
+func (o *staleCount) Claimed(runtime.WorkKind, time.Duration)        {}
+func (o *staleCount) StoreError(error)                               {}
+
+// TestStaleSnapshotIsDecidedAgain: a commit against a snapshot that an
+// update overtook is refused, and the work is decided again at once on
+// the new version: one transition, nothing lost or doubled.
+func TestStaleSnapshotIsDecidedAgain(t *testing.T) {
+	ctx := context.Background()
+	store := &racyStore{Store: memstore.New(memstore.Options{})}
+	obs := &staleCount{}
+	e := runtime.New(store, runtime.Options{Observer: obs})
+	if err := e.Register(ctx, compileMachine(t, toggle), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(ctx, "Toggle", "t", nil, runtime.StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Send(ctx, "t", "Flip", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.RunDue(ctx); err != nil {
+		t.Fatal(err)
+	}
+	v, err := e.Get(ctx, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !store.raced || obs.stale.Load() != 1 {
+		t.Fatalf("raced %v, %d stale commits; want one", store.raced, obs.stale.Load())
+	}
+	transitions := 0
+	for _, h := range v.History {
+		if h.Kind == runtime.HistTransition {
+			transitions++
+		}
+	}
+	if v.StateName != "On" || v.Priority != 5 || v.Version != 3 || transitions != 1 {
+		t.Fatalf("state %s priority %d version %d with %d transitions; want On, 5, 3, 1", v.StateName, v.Priority, v.Version, transitions)
+	}
+}

@@ -80,7 +80,11 @@ const (
 // version it read.
 func (e *Engine) step(ctx context.Context, w *worker) error {
 	item := &w.lease.Work
-	if err := e.store.Load(ctx, item.Instance, &w.inst); err != nil {
+	snap := w.lease.Instance
+	w.lease.Instance = nil // used once: a store that does not fill it leaves it be
+	if snap != nil && snap.ID == item.Instance {
+		w.inst.CopyFrom(snap)
+	} else if err := e.store.Load(ctx, item.Instance, &w.inst); err != nil {
 		return e.drop(ctx, w, err)
 	}
 	m, err := e.machineFor(ctx, &w.inst)
@@ -226,9 +230,10 @@ func (w *worker) fail(inst *Instance, now time.Time, msg string, task bool) outc
 	return changed
 }
 
-// commit writes w.commit fenced by the version read. A stale commit is
-// dropped: the instance changed, and the work is still queued for the
-// worker that holds it now.
+// commit writes w.commit fenced by the version read. A rejected commit
+// is dropped: the instance changed since it was read (stale: the work
+// is still ours, and is given back to be decided again on the new
+// version), or the lease was lost (the work belongs to its new holder).
 func (e *Engine) commit(ctx context.Context, w *worker) error {
 	err := e.store.Commit(ctx, &w.lease, &w.commit)
 	switch {
@@ -238,6 +243,9 @@ func (e *Engine) commit(ctx context.Context, w *worker) error {
 	case errors.Is(err, ErrStale), errors.Is(err, ErrLostLease):
 		e.opts.Logger.Warn("commit rejected", "instance", w.inst.ID, "version", w.inst.Version, "reason", err)
 		e.opts.Observer.Stale(w.inst.Machine)
+		if errors.Is(err, ErrStale) {
+			_ = e.store.Release(ctx, &w.lease)
+		}
 		return nil
 	}
 	e.opts.Observer.StoreError(err)

@@ -49,6 +49,12 @@ type Lease struct {
 	Until  time.Time
 	Token  string // store-specific
 	Fence  uint64 // store-specific
+	// Instance is the instance as the claim read it, when a store reads
+	// it anyway to claim instance work (nil otherwise): the engine uses
+	// it instead of a Load. It is read before the instance's lock, so a
+	// commit against it can turn out stale; the engine then gives the
+	// work back at once.
+	Instance *Instance
 }
 
 // ClaimFilter says what a worker can do.

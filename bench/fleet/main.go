@@ -43,6 +43,7 @@ var (
 	concurrency = flag.Int("concurrency", 8, "workers per engine")
 	timers      = flag.Int("timers", 1000, "timers for the lateness run")
 	waiting     = flag.Int("waiting", 100000, "waiting instances for the memory run")
+	commands    = flag.Bool("commands", false, "list the Redis commands each side of the throughput run used per unit")
 )
 
 func main() {
@@ -58,12 +59,21 @@ func main() {
 
 	fmt.Printf("one Redis (%s), %d workers x %d concurrency\n\n", redisVersion(ctx, rdb), *workers, *concurrency)
 
+	fsmcCost := measureRedis(ctx, rdb)
 	fsmcRate := fsmcThroughput(ctx, addr, rdb)
+	fsmcCost.end(ctx, rdb)
+	asynqCost := measureRedis(ctx, rdb)
 	asynqRate := asynqThroughput(ctx, addr, rdb)
-	fmt.Printf("(a) throughput, %d one-step units\n", *n)
-	fmt.Printf("    fsmc   %8.0f instances/s\n", fsmcRate)
-	fmt.Printf("    asynq  %8.0f tasks/s\n", asynqRate)
-	fmt.Printf("    ratio  %8.2fx\n\n", fsmcRate/asynqRate)
+	asynqCost.end(ctx, rdb)
+	fmt.Printf("(a) throughput, %d one-step units          per unit: Redis CPU  commands\n", *n)
+	fmt.Printf("    fsmc   %8.0f instances/s                   %5.0f µs  %8.1f\n", fsmcRate, fsmcCost.cpuPerUnit(), fsmcCost.callsPerUnit())
+	fmt.Printf("    asynq  %8.0f tasks/s                       %5.0f µs  %8.1f\n", asynqRate, asynqCost.cpuPerUnit(), asynqCost.callsPerUnit())
+	fmt.Printf("    ratio  %8.2fx\n", fsmcRate/asynqRate)
+	if *commands {
+		fsmcCost.print("fsmc")
+		asynqCost.print("asynq")
+	}
+	fmt.Println()
 
 	fmt.Printf("(b) timer lateness, %d timers over 2s      p50      p99      max\n", *timers)
 	printLateness("fsmc", fsmcTimers(ctx, addr, rdb))
@@ -385,4 +395,72 @@ func asynqMemory(ctx context.Context, addr string, rdb *redis.Client) float64 {
 		}
 	}
 	return float64(usedMemory(ctx, rdb)-before) / float64(*waiting)
+}
+
+// redisCost is what Redis spent on one side of the throughput run: its
+// CPU time and its commands (calls, µs), from INFO cpu and commandstats.
+type redisCost struct {
+	cpu   float64
+	stats map[string][2]int64
+}
+
+func measureRedis(ctx context.Context, rdb *redis.Client) *redisCost {
+	rdb.ConfigResetStat(ctx)
+	return &redisCost{cpu: redisCPU(ctx, rdb)}
+}
+
+func (c *redisCost) end(ctx context.Context, rdb *redis.Client) {
+	c.cpu = redisCPU(ctx, rdb) - c.cpu
+	c.stats = map[string][2]int64{}
+	info, _ := rdb.Info(ctx, "commandstats").Result()
+	for _, line := range strings.Split(info, "\n") {
+		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if !ok || !strings.HasPrefix(name, "cmdstat_") {
+			continue
+		}
+		var calls, usec int64
+		for _, kv := range strings.Split(rest, ",") {
+			k, v, _ := strings.Cut(kv, "=")
+			switch k {
+			case "calls":
+				calls, _ = strconv.ParseInt(v, 10, 64)
+			case "usec":
+				usec, _ = strconv.ParseInt(v, 10, 64)
+			}
+		}
+		c.stats[strings.TrimPrefix(name, "cmdstat_")] = [2]int64{calls, usec}
+	}
+}
+
+func (c *redisCost) cpuPerUnit() float64 { return c.cpu * 1e6 / float64(*n) }
+
+func (c *redisCost) callsPerUnit() float64 {
+	total := int64(0)
+	for name, s := range c.stats {
+		if name != "info" && name != "config|resetstat" {
+			total += s[0]
+		}
+	}
+	return float64(total) / float64(*n)
+}
+
+// print lists the commands by the time Redis spent in them.
+func (c *redisCost) print(side string) {
+	names := make([]string, 0, len(c.stats))
+	for name := range c.stats {
+		names = append(names, name)
+	}
+	sort.Slice(names, func(i, j int) bool { return c.stats[names[i]][1] > c.stats[names[j]][1] })
+	fmt.Printf("    %s, per unit:  calls   µs in the command (Lua scripts include their calls)\n", side)
+	for _, name := range names {
+		s := c.stats[name]
+		fmt.Printf("      %-18s %6.2f %6.1f\n", name, float64(s[0])/float64(*n), float64(s[1])/float64(*n))
+	}
+}
+
+// redisCPU is the CPU time Redis has used, in seconds.
+func redisCPU(ctx context.Context, rdb *redis.Client) float64 {
+	sys, _ := strconv.ParseFloat(infoField(ctx, rdb, "cpu", "used_cpu_sys"), 64)
+	user, _ := strconv.ParseFloat(infoField(ctx, rdb, "cpu", "used_cpu_user"), 64)
+	return sys + user
 }

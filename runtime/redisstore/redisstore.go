@@ -200,16 +200,25 @@ func (s *Store) poke(context.Context) {
 	}
 }
 
+// pokeGap is the least time between two wake messages of one store:
+// pokes within it join the next message, so a busy process sends at
+// most a thousand a second, and new work waits at most this long.
+const pokeGap = time.Millisecond
+
 // publishPokes sends a wake message per pending poke until Close, then
 // sends the last one if it is still pending, so that a short-lived
 // process (fsmc start) still wakes the workers.
 func (s *Store) publishPokes() {
 	defer s.poker.Done()
 	publish := func() { s.rdb.Publish(context.Background(), s.wakeChannel(), "1") }
+	gap := time.NewTimer(0)
+	defer gap.Stop()
 	for {
 		select {
 		case <-s.pokes:
+			<-gap.C // a millisecond since the last message
 			publish()
+			gap.Reset(pokeGap)
 		case <-s.closed:
 			select {
 			case <-s.pokes:
@@ -517,12 +526,18 @@ func (s *Store) Load(ctx context.Context, id string, inst *runtime.Instance) err
 	if vals[0] == nil {
 		return runtime.ErrNotFound
 	}
+	return s.decodeInstance(ctx, id, vals, inst)
+}
+
+// decodeInstance reads the instance hash's fields v, st, pr, d, c, f, h
+// (in that order), resolving its machine id.
+func (s *Store) decodeInstance(ctx context.Context, id string, vals []any, inst *runtime.Instance) error {
 	mid, _ := vals[6].(string)
 	m, err := s.machine(ctx, mid)
 	if err != nil {
 		return fmt.Errorf("instance %s: %w", id, err)
 	}
-	if err := decodeInstance(id, vals, inst); err != nil {
+	if err := decodeFields(id, vals, inst); err != nil {
 		return err
 	}
 	inst.Machine, inst.Hash = m.name, m.hash
@@ -615,7 +630,7 @@ func (s *Store) List(ctx context.Context, f runtime.ListFilter) ([]*runtime.Inst
 // Enqueue implements runtime.Store.
 func (s *Store) Enqueue(ctx context.Context, w runtime.Work) error {
 	kind, action, due, js := encodeWork(w)
-	if _, err := s.result(s.run(ctx, "enqueue", s.partitionOf(w.Instance), w.Instance, kind, action, due, js)); err != nil {
+	if _, err := s.result(s.run(ctx, "enqueue", s.partitionOf(w.Instance), w.Instance, 1, kind, action, due, js)); err != nil {
 		return err
 	}
 	s.poke(ctx)
@@ -744,7 +759,7 @@ func (s *Store) claimFrom(ctx context.Context, p int, l *runtime.Lease, now, lea
 		return false, runtime.ErrNotFound
 	}
 	parts, ok := v.([]any)
-	if !ok || len(parts) != 5 {
+	if !ok || len(parts) != 5 && len(parts) != 12 {
 		return false, fmt.Errorf("claim script returned %v", v)
 	}
 	unit, member, js, token := parts[0].(string), parts[1].(string), parts[2].(string), parts[3].(string)
@@ -760,6 +775,15 @@ func (s *Store) claimFrom(ctx context.Context, p int, l *runtime.Lease, now, lea
 	}
 	fence, _ := strconv.ParseUint(token, 10, 64)
 	*l = runtime.Lease{Work: w, Worker: f.Worker, Until: time.UnixMilli(now + lease), Token: unit, Fence: fence}
+	if len(parts) == 12 {
+		// The instance as the script read it, so the engine need not load it.
+		inst := &runtime.Instance{}
+		if err := s.decodeInstance(ctx, instID, parts[5:], inst); err != nil {
+			_ = s.Release(ctx, l)
+			return false, err
+		}
+		l.Instance = inst
+	}
 	if w.Kind != runtime.WorkTask && s.redlock != nil {
 		// Instance work also takes the instance's Redlock; if someone
 		// holds it, the work goes back and waits for them.

@@ -189,6 +189,9 @@ func TestLocksReleasedAcrossPartitions(t *testing.T) {
 	store := redisstore.New(c, redisstore.Options{Prefix: prefix, Partitions: 2})
 	ctx := context.Background()
 	m := compileJob(t)
+	if err := store.PutMachine(ctx, m); err != nil {
+		t.Fatal(err)
+	}
 	// Two IDs in different partitions, created the same way, so their
 	// partitions' counters (and the fences of their leases) move alike.
 	var ids []string

@@ -109,9 +109,9 @@ func encodeData(inst *runtime.Instance) (d, c, f string) {
 	return d, valuesOut(inst.Context), inst.Failure
 }
 
-// decodeInstance reads the instance hash's fields v, st, pr, d, c, f (in
+// decodeFields reads the instance hash's fields v, st, pr, d, c, f (in
 // that order); the caller fills Machine and Hash.
-func decodeInstance(id string, vals []any, inst *runtime.Instance) error {
+func decodeFields(id string, vals []any, inst *runtime.Instance) error {
 	str := func(i int) string { s, _ := vals[i].(string); return s }
 	n, _, err := fields(str(3), 5)
 	if err != nil {

@@ -2,12 +2,13 @@
 -- ARGV[6] = "peek") only report the highest priority that has due work.
 -- KEYS[1]  the partition's seq key (routing)
 -- ARGV[1]  prefix; ARGV[2] now (ms); ARGV[3] lease (ms);
--- ARGV[4]  allowed machine hashes, "\n"-separated, or "*";
--- ARGV[5]  runnable actions as "hash#action" lines, or "*";
+-- ARGV[4]  allowed machine ids, "\n"-separated, or "*";
+-- ARGV[5]  runnable actions as "id#action" lines, or "*";
 -- ARGV[6]  "peek", "claim", or "instance" (claim only instance ARGV[8]);
 -- ARGV[7]  the lowest priority to consider; ARGV[8] instance id
 -- Returns the priority (peek; -1 for none), or {unit, member, work value,
--- token, the instance's priority}, or nil.
+-- token, the instance's priority} and, for instance work, the instance's
+-- fields v, st, pr, d, c, f, h; or nil.
 local now, leaseMs, mode, minPrio = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[6], tonumber(ARGV[7])
 
 -- Expired leases make their work claimable again.
@@ -23,58 +24,70 @@ local function allowed(list, item)
   return false
 end
 
-local function eligible(kind, id, action)
-  local st, hash = unpack(redis.call("HMGET", ik(id), "st", "h"))
-  if st ~= ACTIVE then return false end
-  if not allowed(ARGV[4], hash) then return false end
-  return kind == "q" or allowed(ARGV[5], hash .. "#" .. action)
+-- eligible: the instance (status st, machine id h) is active, and this
+-- worker runs its machine and, for a task, its action.
+local function eligible(st, h, kind, action)
+  if st ~= ACTIVE or not allowed(ARGV[4], h) then return false end
+  return kind == "q" or allowed(ARGV[5], h .. "#" .. action)
 end
 
-local function lease(unit, prio)
-  local kind, id, member = parseUnit(unit)
+-- lease leases a unit of instance id (inst: the instance, if loaded).
+local function lease(id, inst, unit, kind, member, prio)
   redis.call("ZREM", ready(prio), unit)
   local token = tostring(redis.call("INCR", P .. "seq"))
-  local field = "t:"
+  local value
   if kind == "q" then
-    member = head(id) -- a ready "q|" unit means the instance has work
-    field = "w:"
+    inst = inst or load(id)
+    member = head(inst) -- a ready "q|" unit means the instance has work
+    value = inst.f["w:" .. member]
+  elseif inst then
+    value = inst.f["t:" .. member]
+  else
+    value = redis.call("HGET", ik(id), "t:" .. member)
   end
-  local value = redis.call("HGET", ik(id), field .. member)
   redis.call("ZADD", P .. "leases", now + leaseMs, unit)
   redis.call("HSET", P .. "tokens", unit, token .. "|" .. member)
-  return {unit, member, value, token, prio}
+  if kind == "t" then return {unit, member, value, token, prio} end
+  local f = inst.f
+  return {unit, member, value, token, prio, f.v, f.st, f.pr or "0", f.d or "", f.c or "", f.f or "", f.h}
 end
 
 if mode == "instance" then
-  local id = ARGV[8]
-  if redis.call("EXISTS", ik(id)) == 0 then return "notfound" end
-  local prio = prioOf(id)
-  local units = {"q|" .. id}
-  local fields = redis.call("HGETALL", ik(id))
-  for k = 1, #fields, 2 do
-    if string.sub(fields[k], 1, 2) == "t:" then
-      local _, action = dueOf(fields[k + 1])
-      units[#units + 1] = "t|" .. action .. "|" .. string.sub(fields[k], 3) .. "|" .. id
+  local inst = load(ARGV[8])
+  if not inst then return "notfound" end
+  local prio = prioOf(inst)
+  local units = {"q|" .. inst.id}
+  for f, value in pairs(inst.f) do
+    if string.sub(f, 1, 2) == "t:" then
+      local _, action = dueOf(value)
+      units[#units + 1] = "t|" .. action .. "|" .. string.sub(f, 3) .. "|" .. inst.id
     end
   end
   for _, unit in ipairs(units) do
     local due = redis.call("ZSCORE", ready(prio), unit)
-    local kind, _, _, action = parseUnit(unit)
-    if due and tonumber(due) <= now and eligible(kind, id, action) then
-      return lease(unit, prio)
+    local kind, _, member, action = parseUnit(unit)
+    if due and tonumber(due) <= now and eligible(inst.f.st, inst.f.h, kind, action) then
+      return lease(inst.id, inst, unit, kind, member, prio)
     end
   end
   return nil
 end
 
-for prio = 9, minPrio, -1 do
-  local units = redis.call("ZRANGEBYSCORE", ready(prio), "-inf", now, "LIMIT", 0, 100)
-  for _, unit in ipairs(units) do
-    local kind, id, _, action = parseUnit(unit)
-    if eligible(kind, id, action) then
-      if mode == "peek" then return prio end
-      return lease(unit, prio)
+-- Due units are read a few at a time (the first is nearly always
+-- eligible, and every unit read costs), up to 100 per priority.
+local top = tonumber(redis.call("GET", P .. "top") or "0")
+for prio = top, minPrio, -1 do
+  for offset = 0, 99, 4 do
+    local units = redis.call("ZRANGEBYSCORE", ready(prio), "-inf", now, "LIMIT", offset, 4)
+    for _, unit in ipairs(units) do
+      local kind, id, member, action = parseUnit(unit)
+      local st, h = unpack(redis.call("HMGET", ik(id), "st", "h"))
+      if eligible(st, h, kind, action) then
+        if mode == "peek" then return prio end
+        return lease(id, nil, unit, kind, member, prio)
+      end
     end
+    if #units < 4 then break end
   end
 end
 if mode == "peek" then return -1 end

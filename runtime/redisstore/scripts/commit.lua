@@ -8,17 +8,22 @@
 -- Returns "ok", "stale" (the version moved on; nothing written),
 -- "lost" (the lease is gone) or "notfound".
 local id, unit = ARGV[2], ARGV[3]
-local inst = ik(id)
-if redis.call("EXISTS", inst) == 0 then return "notfound" end
-if unit ~= "" and not holds(unit, ARGV[4]) then return "lost" end
-local version = tonumber(redis.call("HGET", inst, "v"))
+local inst = load(id)
+if not inst then return "notfound" end
+local token, member
+if unit ~= "" then
+  token, member = leaseOf(unit)
+  if token == nil or token ~= ARGV[4] then return "lost" end
+end
+local version = tonumber(inst.f.v)
 if version ~= tonumber(ARGV[5]) then return "stale" end
-if unit ~= "" then finish(unit) end
-local oldPrio = prioOf(id)
-redis.call("ZREM", ready(oldPrio), "q|" .. id)
-redis.call("HSET", inst, "v", version + 1, "st", ARGV[6], "pr", ARGV[7])
-writeData(id, 9)
-if ARGV[8] == "1" then dropAll(id) end
-applyLists(id, 12)
-reschedule(id)
+if unit ~= "" then finish(inst, unit, member) end
+put(inst, "v", tostring(version + 1))
+put(inst, "st", ARGV[6])
+put(inst, "pr", ARGV[7])
+writeData(inst, 9)
+if ARGV[8] == "1" then dropAll(inst) end
+applyLists(inst, 12)
+save(inst)
+reschedule(inst, string.sub(unit, 1, 2) == "q|")
 return "ok"

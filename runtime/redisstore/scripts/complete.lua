@@ -4,8 +4,15 @@
 -- ARGV[5..] history, cap, work, changes (see applyLists)
 -- Returns "ok" or "lost".
 local id, unit = ARGV[2], ARGV[3]
-if not holds(unit, ARGV[4]) then return "lost" end
-finish(unit)
-applyLists(id, 5)
-reschedule(id)
+local token, member = leaseOf(unit)
+if token == nil or token ~= ARGV[4] then return "lost" end
+local inst = load(id)
+if not inst then
+  unlease(unit)
+  return "ok"
+end
+finish(inst, unit, member)
+applyLists(inst, 5)
+save(inst)
+reschedule(inst, string.sub(unit, 1, 2) == "q|")
 return "ok"

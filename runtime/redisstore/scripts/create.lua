@@ -6,8 +6,13 @@
 -- Returns "ok" or "exists".
 local id = ARGV[2]
 if redis.call("EXISTS", ik(id)) == 1 then return "exists" end
-redis.call("HSET", ik(id), "v", 1, "st", ARGV[3], "pr", ARGV[4], "h", ARGV[5])
-writeData(id, 6)
-applyLists(id, 9)
-reschedule(id)
+local inst = {id = id, f = {}, set = {}, del = {}, prio0 = tonumber(ARGV[4])}
+put(inst, "v", "1")
+put(inst, "st", ARGV[3])
+put(inst, "pr", ARGV[4])
+put(inst, "h", ARGV[5])
+writeData(inst, 6)
+applyLists(inst, 9)
+save(inst)
+reschedule(inst, true)
 return "ok"

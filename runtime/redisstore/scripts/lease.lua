@@ -4,7 +4,8 @@
 --          or "release"; ARGV[5] the new expiry (ms) for extend
 -- Returns "ok" or "lost".
 local unit = ARGV[2]
-if not holds(unit, ARGV[3]) then return "lost" end
+local token = leaseOf(unit)
+if token == nil or token ~= ARGV[3] then return "lost" end
 if ARGV[4] == "extend" then
   redis.call("ZADD", P .. "leases", tonumber(ARGV[5]), unit)
 else

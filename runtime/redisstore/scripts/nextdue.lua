@@ -10,6 +10,6 @@ local function consider(key)
     if best < 0 or t < best then best = t end
   end
 end
-for prio = 0, 9 do consider(ready(prio)) end
+for prio = 0, tonumber(redis.call("GET", P .. "top") or "0") do consider(ready(prio)) end
 consider(P .. "leases")
 return best

@@ -10,6 +10,7 @@
 --                 P.."tokens"    hash unit -> "fence|member" of the current lease
 --                 P.."changes"   stream of changelog entries
 --                 P.."ready:"..p zset unit -> due (ms), for priority p 0-9
+--                 P.."top"       the highest priority work was ever ready at
 -- Per instance, one hash P.."i:"..id (small values, so Redis keeps it as
 -- a compact listpack while the instance is quiet):
 --   v version   st status   pr priority   h machine id
@@ -21,15 +22,47 @@
 -- in order of due time, then arrival (m counts up).
 -- Units (what is claimed): "q|"..id for the head of an instance's work,
 -- "t|"..action.."|"..m.."|"..id for a task attempt.
+--
+-- Every redis.call costs a script far more than the Lua around it, so a
+-- script reads an instance's hash once (load), changes the table, and
+-- writes what changed in one HSET and one HDEL (save).
 local P = ARGV[1]
 local ACTIVE = "1"
 
 local function ik(id) return P .. "i:" .. id end
 local function ready(prio) return P .. "ready:" .. prio end
 
-local function prioOf(id)
-  return tonumber(redis.call("HGET", ik(id), "pr") or "0")
+-- load reads instance id, or returns nil when there is none.
+local function load(id)
+  local raw = redis.call("HGETALL", ik(id))
+  if #raw == 0 then return nil end
+  local f = {}
+  for k = 1, #raw, 2 do f[raw[k]] = raw[k + 1] end
+  return {id = id, f = f, set = {}, del = {}, prio0 = tonumber(f.pr or "0")}
 end
+
+local function put(inst, field, value)
+  inst.f[field], inst.set[field], inst.del[field] = value, value, nil
+end
+
+local function remove(inst, field)
+  inst.f[field], inst.set[field], inst.del[field] = nil, nil, true
+end
+
+-- save writes what put and remove changed.
+local function save(inst)
+  local args, dels = {}, {}
+  for k, v in pairs(inst.set) do
+    args[#args + 1] = k
+    args[#args + 1] = v
+  end
+  for k in pairs(inst.del) do dels[#dels + 1] = k end
+  if #args > 0 then redis.call("HSET", ik(inst.id), unpack(args)) end
+  if #dels > 0 then redis.call("HDEL", ik(inst.id), unpack(dels)) end
+  inst.set, inst.del = {}, {}
+end
+
+local function prioOf(inst) return tonumber(inst.f.pr or "0") end
 
 -- dueOf reads the due time (ms) and action of a work value (a record
 -- leaves out trailing zeros).
@@ -39,15 +72,13 @@ local function dueOf(value)
   return tonumber(due), action
 end
 
--- head returns the member and due time of id's next instance work, or
--- nil when it has none.
-local function head(id)
-  local fields = redis.call("HGETALL", ik(id))
+-- head returns the member and due time of the instance's next instance
+-- work, or nil when it has none.
+local function head(inst)
   local best, bestDue, bestSeq
-  for k = 1, #fields, 2 do
-    local f = fields[k]
+  for f, value in pairs(inst.f) do
     if string.sub(f, 1, 2) == "w:" then
-      local due, seq = dueOf(fields[k + 1]), tonumber(string.sub(f, 3))
+      local due, seq = dueOf(value), tonumber(string.sub(f, 3))
       if not best or due < bestDue or (due == bestDue and seq < bestSeq) then
         best, bestDue, bestSeq = string.sub(f, 3), due, seq
       end
@@ -56,28 +87,54 @@ local function head(id)
   return best, bestDue
 end
 
--- reschedule puts the head of id's work in its ready set when the
--- instance is active, has instance work, and that work is not leased.
-local function reschedule(id)
-  local unit = "q|" .. id
-  local prio = prioOf(id)
-  redis.call("ZREM", ready(prio), unit)
-  if redis.call("ZSCORE", P .. "leases", unit) then return end
-  if redis.call("HGET", ik(id), "st") ~= ACTIVE then return end
-  local _, due = head(id)
-  if due then redis.call("ZADD", ready(prio), due, unit) end
+-- makeReady adds a unit to the ready set of prio, keeping P.."top".
+local function makeReady(prio, due, unit)
+  redis.call("ZADD", ready(prio), due, unit)
+  if prio > 0 and prio > tonumber(redis.call("GET", P .. "top") or "0") then
+    redis.call("SET", P .. "top", prio)
+  end
 end
 
--- addWork stores one item of work: kind "task" or other, its action,
--- due time (ms) and value.
-local function addWork(id, kind, action, due, value)
-  local member = tostring(redis.call("INCR", P .. "seq"))
-  if kind == "task" then
-    redis.call("HSET", ik(id), "t:" .. member, value)
-    redis.call("ZADD", ready(prioOf(id)), due, "t|" .. action .. "|" .. member .. "|" .. id)
-  else
-    redis.call("HSET", ik(id), "w:" .. member, value)
+-- reschedule puts the head of the instance's work in its ready set when
+-- the instance is active, has instance work, and that work is not
+-- leased. free: the caller knows the instance's "q|" unit is neither
+-- leased nor ready (it held its lease, or the instance is new).
+local function reschedule(inst, free)
+  local unit = "q|" .. inst.id
+  local prio = prioOf(inst)
+  local _, due = head(inst)
+  local want = due and inst.f.st == ACTIVE
+  if want and not free and redis.call("ZSCORE", P .. "leases", unit) then
+    want = false
   end
+  if want then
+    makeReady(prio, due, unit)
+  end
+  if not free and (not want or prio ~= inst.prio0) then
+    redis.call("ZREM", ready(inst.prio0), unit)
+  end
+  inst.prio0 = prio
+end
+
+-- addWork stores items of work, from ARGV starting at i: a count, then
+-- kind ("task" or other), action, due time (ms) and value for each. It
+-- returns the next index.
+local function addWork(inst, i)
+  local n = tonumber(ARGV[i]); i = i + 1
+  if n == 0 then return i end
+  local last = redis.call("INCRBY", P .. "seq", n)
+  for k = 1, n do
+    local kind, action, due, value = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3]
+    local member = tostring(last - n + k)
+    if kind == "task" then
+      put(inst, "t:" .. member, value)
+      makeReady(prioOf(inst), due, "t|" .. action .. "|" .. member .. "|" .. inst.id)
+    else
+      put(inst, "w:" .. member, value)
+    end
+    i = i + 4
+  end
+  return i
 end
 
 -- parseUnit returns kind ("q" or "t"), instance id, member and action.
@@ -96,12 +153,6 @@ local function leaseOf(unit)
   return string.match(v, "^([^|]*)|(.*)$")
 end
 
--- holds reports whether unit is leased with token.
-local function holds(unit, token)
-  local t = leaseOf(unit)
-  return t ~= nil and t == token
-end
-
 local function unlease(unit)
   redis.call("ZREM", P .. "leases", unit)
   redis.call("HDEL", P .. "tokens", unit)
@@ -111,90 +162,82 @@ end
 local function giveBack(unit)
   unlease(unit)
   local kind, id, member = parseUnit(unit)
+  local inst = load(id)
+  if not inst then return end
   if kind == "q" then
-    reschedule(id)
-  else
-    local value = redis.call("HGET", ik(id), "t:" .. member)
-    if value then
-      redis.call("ZADD", ready(prioOf(id)), dueOf(value), unit)
-    end
+    reschedule(inst, true)
+  elseif inst.f["t:" .. member] then
+    makeReady(prioOf(inst), dueOf(inst.f["t:" .. member]), unit)
   end
 end
 
--- finish removes the work a leased unit stands for.
-local function finish(unit)
-  local _, leased = leaseOf(unit)
+-- finish removes the work a leased unit stands for (member: the one the
+-- lease holds) from the instance; the caller saves it.
+local function finish(inst, unit, member)
   unlease(unit)
-  local kind, id, member = parseUnit(unit)
+  local kind, _, taskMember = parseUnit(unit)
   if kind == "q" then
-    redis.call("HDEL", ik(id), "w:" .. leased)
+    remove(inst, "w:" .. member)
   else
-    redis.call("HDEL", ik(id), "t:" .. member)
+    remove(inst, "t:" .. taskMember)
   end
 end
 
 -- dropAll removes all of an instance's pending work.
-local function dropAll(id)
-  local prio = prioOf(id)
-  local fields = redis.call("HGETALL", ik(id))
-  for k = 1, #fields, 2 do
-    local f = fields[k]
+local function dropAll(inst)
+  local prio = prioOf(inst)
+  for f, value in pairs(inst.f) do
     local kind = string.sub(f, 1, 2)
     if kind == "t:" then
-      local _, action = dueOf(fields[k + 1])
-      local unit = "t|" .. action .. "|" .. string.sub(f, 3) .. "|" .. id
+      local _, action = dueOf(value)
+      local unit = "t|" .. action .. "|" .. string.sub(f, 3) .. "|" .. inst.id
       redis.call("ZREM", ready(prio), unit)
       unlease(unit)
     end
     if kind == "t:" or kind == "w:" then
-      redis.call("HDEL", ik(id), f)
+      remove(inst, f)
     end
   end
-  redis.call("ZREM", ready(prio), "q|" .. id)
 end
 
 -- writeData sets the fields only Go reads, from ARGV[i..i+2] (d, c, f);
 -- an empty value removes its field.
-local function writeData(id, i)
+local function writeData(inst, i)
   for k, field in ipairs({"d", "c", "f"}) do
     local value = ARGV[i + k - 1]
     if value == "" then
-      redis.call("HDEL", ik(id), field)
+      if inst.f[field] then remove(inst, field) end
     else
-      redis.call("HSET", ik(id), field, value)
+      put(inst, field, value)
     end
   end
 end
 
--- appendHistory adds entries to id's history, keeping the newest cap.
-local function appendHistory(id, entries, cap)
-  local old = redis.call("HGET", ik(id), "hi")
+-- appendHistory adds entries to the instance's history, keeping the
+-- newest cap.
+local function appendHistory(inst, entries, cap)
   local text = table.concat(entries, "\n")
-  if old then text = old .. "\n" .. text end
+  if inst.f.hi then text = inst.f.hi .. "\n" .. text end
   local _, lines = string.gsub(text, "\n", "")
   local cut = 0
   for _ = 1, lines + 1 - cap do
     cut = string.find(text, "\n", cut + 1, true)
   end
   if cut > 0 then text = string.sub(text, cut + 1) end
-  redis.call("HSET", ik(id), "hi", text)
+  put(inst, "hi", text)
 end
 
 -- applyLists reads, from ARGV starting at i, what a commit writes:
--- history (a count, the entries, then the history cap), work (a count,
--- then kind, action, due, value for each) and changes (a count, then
--- the entries). It returns the next index.
-local function applyLists(id, i)
+-- history (a count, the entries, then the history cap), work (see
+-- addWork) and changes (a count, then the entries); the caller saves
+-- the instance. It returns the next index.
+local function applyLists(inst, i)
   local n = tonumber(ARGV[i]); i = i + 1
   local entries = {}
   for k = 1, n do entries[k] = ARGV[i]; i = i + 1 end
   local cap = tonumber(ARGV[i]); i = i + 1
-  if n > 0 then appendHistory(id, entries, cap) end
-  n = tonumber(ARGV[i]); i = i + 1
-  for k = 1, n do
-    addWork(id, ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3])
-    i = i + 4
-  end
+  if n > 0 then appendHistory(inst, entries, cap) end
+  i = addWork(inst, i)
   n = tonumber(ARGV[i]); i = i + 1
   for k = 1, n do
     redis.call("XADD", P .. "changes", "MAXLEN", "~", "10000", "*", "c", ARGV[i])
