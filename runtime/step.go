@@ -80,11 +80,7 @@ const (
 // version it read.
 func (e *Engine) step(ctx context.Context, w *worker) error {
 	item := &w.lease.Work
-	snap := w.lease.Instance
-	w.lease.Instance = nil // used once: a store that does not fill it leaves it be
-	if snap != nil && snap.ID == item.Instance {
-		w.inst.CopyFrom(snap)
-	} else if err := e.store.Load(ctx, item.Instance, &w.inst); err != nil {
+	if _, err := e.loadFor(ctx, w); err != nil {
 		return e.drop(ctx, w, err)
 	}
 	m, err := e.machineFor(ctx, &w.inst)
@@ -97,6 +93,18 @@ func (e *Engine) step(ctx context.Context, w *worker) error {
 		return e.commit(ctx, w)
 	}
 	return e.complete(ctx, w)
+}
+
+// loadFor fills w.inst with the instance of w's leased work: the one the
+// claim handed over (handed), or else a Load.
+func (e *Engine) loadFor(ctx context.Context, w *worker) (handed bool, err error) {
+	snap := w.lease.Instance
+	w.lease.Instance = nil // used once: a store that does not fill it leaves it be
+	if snap != nil && snap.ID == w.lease.Work.Instance {
+		w.inst.CopyFrom(snap)
+		return true, nil
+	}
+	return false, e.store.Load(ctx, w.lease.Work.Instance, &w.inst)
 }
 
 // decide applies language.md "Meaning" to one item of instance work:

@@ -161,3 +161,17 @@ type InlineStore interface {
 	Store
 	Inline(ctx context.Context, id string, decide func(inst *Instance, c *Commit) bool) (ran bool, err error)
 }
+
+// DirectStore is implemented by stores that can commit a task's result
+// in the same write that finishes the attempt, saving the queue's round
+// trips (the Redis store). The engine decides the result's transition on
+// the instance the claim handed over (Lease.Instance).
+type DirectStore interface {
+	// CompleteDirect finishes the leased task attempt l and commits c
+	// (Version: the version the decision read) when the instance is
+	// still at that version, and no instance work is due by due or
+	// being handled; it takes the instance's lock as instance work
+	// would. Otherwise it changes nothing and reports false: the
+	// caller then queues the result with Complete.
+	CompleteDirect(ctx context.Context, l *Lease, c *Commit, due time.Time) (bool, error)
+}

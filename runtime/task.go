@@ -16,7 +16,8 @@ import (
 // error once retries are exhausted.
 func (e *Engine) attempt(ctx context.Context, w *worker) error {
 	item := &w.lease.Work
-	if err := e.store.Load(ctx, item.Instance, &w.inst); err != nil {
+	handed, err := e.loadFor(ctx, w)
+	if err != nil {
 		return e.drop(ctx, w, err)
 	}
 	inst := &w.inst
@@ -69,7 +70,13 @@ func (e *Engine) attempt(ctx context.Context, w *worker) error {
 	e.opts.Observer.Attempted(m.ir.Name, action.Name, runErr, took)
 	if runErr == nil {
 		w.history = append(w.history, HistoryEntry{Time: now, Kind: HistAttempt, Version: inst.Version, From: inst.State, To: -1, Event: event, Attempt: item.Attempt})
-		w.schedule = append(w.schedule, Work{Kind: WorkEvent, Due: now, Visit: item.Visit, Event: event, Payload: payload})
+		result := Work{Kind: WorkEvent, Due: now, Visit: item.Visit, Event: event, Payload: payload}
+		if handed {
+			if done, err := e.deliver(ctx, w, m, &result); done || err != nil {
+				return err
+			}
+		}
+		w.schedule = append(w.schedule, result)
 		return e.complete(ctx, w)
 	}
 	msg := runErr.Error()
@@ -82,6 +89,43 @@ func (e *Engine) attempt(ctx context.Context, w *worker) error {
 		w.schedule = append(w.schedule, Work{Kind: WorkTask, Due: now.Add(delay), Visit: item.Visit, Action: item.Action, Attempt: item.Attempt + 1})
 	}
 	return e.complete(ctx, w)
+}
+
+// deliver commits a task's result and the transition it takes in the
+// write that finishes the attempt, on a DirectStore, when nothing else
+// of the instance comes first. It decides on w.inst, the instance as the
+// claim handed it over, after the attempt's entry in w.history; done is
+// false (and w's history and schedule as they were) when the result must
+// be queued instead: the store said so, or the result does not simply
+// take a transition.
+func (e *Engine) deliver(ctx context.Context, w *worker, m *machine, result *Work) (done bool, err error) {
+	ds, ok := e.store.(DirectStore)
+	if !ok {
+		return false, nil
+	}
+	entry := w.history[len(w.history)-1]
+	queue := func() (bool, error) {
+		w.history, w.schedule = append(w.history[:0], entry), w.schedule[:0]
+		return false, nil
+	}
+	// A fault (which parks the instance) goes the queue's way, where it
+	// is decided with the instance's lock held.
+	if w.decide(m, &w.inst, result, result.Due) != changed || w.inst.Status == Failed {
+		return queue()
+	}
+	w.commit = Commit{Instance: &w.inst, History: w.history, Schedule: w.schedule, DropWork: w.inst.Status == Completed}
+	done, err = ds.CompleteDirect(ctx, &w.lease, &w.commit, result.Due)
+	switch {
+	case err == nil && done:
+		e.notify(w.inst.ID, &w.inst, w.history)
+		return true, nil
+	case err == nil, errors.Is(err, ErrStale):
+		return queue()
+	case errors.Is(err, ErrLostLease):
+		return true, nil // the attempt is someone else's now
+	}
+	e.opts.Observer.StoreError(err)
+	return true, err
 }
 
 // runHandler calls handler with a deadline, renewing the lease while it

@@ -291,12 +291,28 @@ func (p *pausingStore) Commit(ctx context.Context, l *runtime.Lease, c *runtime.
 	if c.Instance.ID != p.id || p.paused {
 		return p.Store.Commit(ctx, l, c)
 	}
-	p.paused = true
-	fmt.Println("PAUSING", c.Instance.Version)
-	time.Sleep(500 * time.Millisecond) // the test stops the process in here
+	p.pause(c)
 	err := p.Store.Commit(ctx, l, c)
 	fmt.Println("COMMIT", err)
 	return err
+}
+
+// CompleteDirect pauses like Commit: a task's result committed directly
+// is fenced the same way.
+func (p *pausingStore) CompleteDirect(ctx context.Context, l *runtime.Lease, c *runtime.Commit, due time.Time) (bool, error) {
+	if c.Instance.ID != p.id || p.paused {
+		return p.Store.CompleteDirect(ctx, l, c, due)
+	}
+	p.pause(c)
+	done, err := p.Store.CompleteDirect(ctx, l, c, due)
+	fmt.Println("COMMIT", done, err)
+	return done, err
+}
+
+func (p *pausingStore) pause(c *runtime.Commit) {
+	p.paused = true
+	fmt.Println("PAUSING", c.Instance.Version)
+	time.Sleep(500 * time.Millisecond) // the test stops the process in here
 }
 
 // TestPausedWorkerIsFenced stops a worker (SIGSTOP) just before it

@@ -759,7 +759,7 @@ func (s *Store) claimFrom(ctx context.Context, p int, l *runtime.Lease, now, lea
 		return false, runtime.ErrNotFound
 	}
 	parts, ok := v.([]any)
-	if !ok || len(parts) != 5 && len(parts) != 12 {
+	if !ok || len(parts) != 12 {
 		return false, fmt.Errorf("claim script returned %v", v)
 	}
 	unit, member, js, token := parts[0].(string), parts[1].(string), parts[2].(string), parts[3].(string)
@@ -775,14 +775,11 @@ func (s *Store) claimFrom(ctx context.Context, p int, l *runtime.Lease, now, lea
 	}
 	fence, _ := strconv.ParseUint(token, 10, 64)
 	*l = runtime.Lease{Work: w, Worker: f.Worker, Until: time.UnixMilli(now + lease), Token: unit, Fence: fence}
-	if len(parts) == 12 {
-		// The instance as the script read it, so the engine need not load it.
-		inst := &runtime.Instance{}
-		if err := s.decodeInstance(ctx, instID, parts[5:], inst); err != nil {
-			_ = s.Release(ctx, l)
-			return false, err
-		}
-		l.Instance = inst
+	// The instance as the script read it, so the engine need not load it.
+	l.Instance = &runtime.Instance{}
+	if err := s.decodeInstance(ctx, instID, parts[5:], l.Instance); err != nil {
+		_ = s.Release(ctx, l)
+		return false, err
 	}
 	if w.Kind != runtime.WorkTask && s.redlock != nil {
 		// Instance work also takes the instance's Redlock; if someone
@@ -834,42 +831,62 @@ func boolArg(b bool) string {
 	return "0"
 }
 
-// commit runs the commit script for a lease (or, with l nil, an update).
-func (s *Store) commit(ctx context.Context, l *runtime.Lease, c *runtime.Commit) error {
+// commit runs the commit script for a lease (or, with l nil, an update;
+// with a task's lease, a result delivered directly, due at due).
+func (s *Store) commit(ctx context.Context, l *runtime.Lease, c *runtime.Commit, due time.Time) (string, error) {
 	inst := c.Instance
 	unit, token := "", ""
 	if l != nil {
 		unit, token = l.Token, leaseToken(l)
 	}
 	d, data, f := encodeData(inst)
-	args := append([]any{inst.ID, unit, token, inst.Version, int(inst.Status), inst.Priority, boolArg(c.DropWork), d, data, f},
+	args := append([]any{inst.ID, unit, token, inst.Version, int(inst.Status), inst.Priority, boolArg(c.DropWork), d, data, f, millis(due)},
 		s.lists(inst, c.History, c.Schedule)...)
-	if _, err := s.result(s.run(ctx, "commit", s.partitionOf(inst.ID), args...)); err != nil {
-		return err
+	out, err := s.result(s.run(ctx, "commit", s.partitionOf(inst.ID), args...))
+	if err == nil && out == "ok" {
+		s.poke(ctx)
 	}
-	s.poke(ctx)
-	return nil
+	return out, err
 }
 
 // Commit implements runtime.Store.
 func (s *Store) Commit(ctx context.Context, l *runtime.Lease, c *runtime.Commit) error {
 	defer s.unlock(ctx, l)
-	return s.commit(ctx, l, c)
+	_, err := s.commit(ctx, l, c, time.Time{})
+	return err
+}
+
+var _ runtime.DirectStore = (*Store)(nil)
+
+// CompleteDirect implements runtime.DirectStore: with the instance's
+// Redlock (one try: a holder means instance work is under way), one
+// commit script checks the version, that no instance work comes first,
+// and the attempt's lease, and writes.
+func (s *Store) CompleteDirect(ctx context.Context, l *runtime.Lease, c *runtime.Commit, due time.Time) (bool, error) {
+	if s.redlock != nil {
+		m, err := s.lockInstance(ctx, c.Instance.ID, max(time.Until(l.Until), time.Second), 1)
+		if err != nil {
+			return false, nil
+		}
+		defer m.UnlockContext(ctx)
+	}
+	out, err := s.commit(ctx, l, c, due)
+	return err == nil && out == "ok", err
 }
 
 // Update implements runtime.Store: an operator's change takes the
 // instance's Redlock (waiting up to about a second for a worker to
 // finish) before its fenced commit.
 func (s *Store) Update(ctx context.Context, c *runtime.Commit) error {
-	if s.redlock == nil {
-		return s.commit(ctx, nil, c)
+	if s.redlock != nil {
+		m, err := s.lockInstance(ctx, c.Instance.ID, 5*time.Second, 50)
+		if err != nil {
+			return fmt.Errorf("instance %s is busy: %w", c.Instance.ID, err)
+		}
+		defer m.UnlockContext(ctx)
 	}
-	m, err := s.lockInstance(ctx, c.Instance.ID, 5*time.Second, 50)
-	if err != nil {
-		return fmt.Errorf("instance %s is busy: %w", c.Instance.ID, err)
-	}
-	defer m.UnlockContext(ctx)
-	return s.commit(ctx, nil, c)
+	_, err := s.commit(ctx, nil, c, time.Time{})
+	return err
 }
 
 // Complete implements runtime.Store.

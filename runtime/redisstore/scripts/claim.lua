@@ -7,8 +7,8 @@
 -- ARGV[6]  "peek", "claim", or "instance" (claim only instance ARGV[8]);
 -- ARGV[7]  the lowest priority to consider; ARGV[8] instance id
 -- Returns the priority (peek; -1 for none), or {unit, member, work value,
--- token, the instance's priority} and, for instance work, the instance's
--- fields v, st, pr, d, c, f, h; or nil.
+-- token, the instance's priority, and the instance's fields v, st, pr, d,
+-- c, f, h} (the engine need not load it), or nil.
 local now, leaseMs, mode, minPrio = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[6], tonumber(ARGV[7])
 
 -- Expired leases make their work claimable again.
@@ -35,19 +35,16 @@ end
 local function lease(id, inst, unit, kind, member, prio)
   redis.call("ZREM", ready(prio), unit)
   local token = tostring(redis.call("INCR", P .. "seq"))
+  inst = inst or load(id)
   local value
   if kind == "q" then
-    inst = inst or load(id)
     member = head(inst) -- a ready "q|" unit means the instance has work
     value = inst.f["w:" .. member]
-  elseif inst then
-    value = inst.f["t:" .. member]
   else
-    value = redis.call("HGET", ik(id), "t:" .. member)
+    value = inst.f["t:" .. member]
   end
   redis.call("ZADD", P .. "leases", now + leaseMs, unit)
   redis.call("HSET", P .. "tokens", unit, token .. "|" .. member)
-  if kind == "t" then return {unit, member, value, token, prio} end
   local f = inst.f
   return {unit, member, value, token, prio, f.v, f.st, f.pr or "0", f.d or "", f.c or "", f.f or "", f.h}
 end

@@ -1,0 +1,105 @@
+package redisstore_test
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/fsmc/fsmc/internal/irtest"
+	"github.com/fsmc/fsmc/runtime"
+	"github.com/fsmc/fsmc/runtime/redisstore"
+)
+
+// countingStore counts the task results committed directly.
+type countingStore struct {
+	*redisstore.Store
+	direct atomic.Int64
+}
+
+func (s *countingStore) CompleteDirect(ctx context.Context, l *runtime.Lease, c *runtime.Commit, due time.Time) (bool, error) {
+	done, err := s.Store.CompleteDirect(ctx, l, c, due)
+	if done {
+		s.direct.Add(1)
+	}
+	return done, err
+}
+
+const slow = `machine Slow {
+    action Work
+    initial state Run {
+        do Work
+        on done -> Done
+        after 50ms -> Late
+    }
+    final state Done
+    final state Late
+}`
+
+// TestResultDeliveredDirectly: a task's result takes its transition in
+// the commit that finishes the attempt, unless instance work was due
+// before it: then it queues behind that work, which keeps its turn.
+func TestResultDeliveredDirectly(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	m := irtest.Compile(t, "slow.fsm", []byte(slow)).Machines[0]
+	store := &countingStore{Store: redisstore.New(redisClient(t), redisstore.Options{Prefix: fmt.Sprintf("t%d", prefixes.Add(1))})}
+	e := runtime.New(store, runtime.Options{Lease: 5 * time.Second})
+	work := func(_ context.Context, c *runtime.Call) (runtime.Result, error) {
+		if c.Instance == "slow" {
+			time.Sleep(200 * time.Millisecond) // past the timer
+		}
+		return runtime.Result{}, nil
+	}
+	if err := e.Register(ctx, m, map[string]runtime.Handler{"Work": work}); err != nil {
+		t.Fatal(err)
+	}
+	// One worker: while it runs the task, nothing else of the instance
+	// is handled.
+	stopped := make(chan struct{})
+	go func() { _ = e.Run(ctx, 1); close(stopped) }()
+	defer func() { cancel(); <-stopped }()
+
+	if err := e.Start(ctx, "Slow", "quick", nil, runtime.StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, e, "quick", "Done")
+	if store.direct.Load() != 1 {
+		t.Fatalf("%d results committed directly, want 1", store.direct.Load())
+	}
+
+	if err := e.Start(ctx, "Slow", "slow", nil, runtime.StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	v := waitFor(t, e, "slow", "Late")
+	if store.direct.Load() != 1 {
+		t.Errorf("the result overtook the timer due before it: %d direct commits", store.direct.Load())
+	}
+	var kinds []string
+	for _, h := range v.History {
+		kinds = append(kinds, h.Kind.String())
+	}
+	if fmt.Sprint(kinds) != "[start attempt timer]" {
+		t.Errorf("history %v, want [start attempt timer]", kinds)
+	}
+}
+
+// waitFor waits until instance id is in state.
+func waitFor(t *testing.T, e *runtime.Engine, id, state string) *runtime.View {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		v, err := e.Get(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v.StateName == state {
+			return v
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s is in %s (%s), want %s", id, v.StateName, v.Status, state)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
