@@ -137,8 +137,10 @@ func TestKillWorkers(t *testing.T) {
 	}
 
 	stop := make(chan struct{})
-	killed := 0
+	stopped := make(chan struct{})
+	killed := 0 // the killer's until stopped is closed
 	go func() {
+		defer close(stopped)
 		for next := 3; ; next++ {
 			select {
 			case <-stop:
@@ -171,6 +173,7 @@ func TestKillWorkers(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	close(stop)
+	<-stopped
 	t.Logf("%d instances completed while %d workers were killed", n, killed)
 
 	for i := 0; i < n; i++ {
