@@ -56,8 +56,7 @@ if mode == "instance" then
   local units = {"q|" .. inst.id}
   for f, value in pairs(inst.f) do
     if string.sub(f, 1, 2) == "t:" then
-      local _, action = dueOf(value)
-      units[#units + 1] = "t|" .. action .. "|" .. string.sub(f, 3) .. "|" .. inst.id
+      units[#units + 1] = taskUnit(inst.id, string.sub(f, 3), value)
     end
   end
   for _, unit in ipairs(units) do

@@ -72,6 +72,13 @@ local function dueOf(value)
   return tonumber(due), action
 end
 
+-- taskUnit names the unit of an instance's task attempt (its field
+-- "t:"..member holds value).
+local function taskUnit(id, member, value)
+  local _, action = dueOf(value)
+  return "t|" .. action .. "|" .. member .. "|" .. id
+end
+
 -- head returns the member and due time of the instance's next instance
 -- work, or nil when it has none.
 local function head(inst)
@@ -124,11 +131,11 @@ local function addWork(inst, i)
   if n == 0 then return i end
   local last = redis.call("INCRBY", P .. "seq", n)
   for k = 1, n do
-    local kind, action, due, value = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3]
+    local kind, due, value = ARGV[i], tonumber(ARGV[i + 2]), ARGV[i + 3]
     local member = tostring(last - n + k)
     if kind == "task" then
       put(inst, "t:" .. member, value)
-      makeReady(prioOf(inst), due, "t|" .. action .. "|" .. member .. "|" .. inst.id)
+      makeReady(prioOf(inst), due, taskUnit(inst.id, member, value))
     else
       put(inst, "w:" .. member, value)
     end
@@ -189,8 +196,7 @@ local function dropAll(inst)
   for f, value in pairs(inst.f) do
     local kind = string.sub(f, 1, 2)
     if kind == "t:" then
-      local _, action = dueOf(value)
-      local unit = "t|" .. action .. "|" .. string.sub(f, 3) .. "|" .. inst.id
+      local unit = taskUnit(inst.id, string.sub(f, 3), value)
       redis.call("ZREM", ready(prio), unit)
       unlease(unit)
     end
