@@ -55,7 +55,7 @@ if mode == "instance" then
   local prio = prioOf(inst)
   local units = {"q|" .. inst.id}
   for f, value in pairs(inst.f) do
-    if string.sub(f, 1, 2) == "t:" then
+    if workKind(f) == "t" then
       units[#units + 1] = taskUnit(inst.id, string.sub(f, 3), value)
     end
   end

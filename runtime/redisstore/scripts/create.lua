@@ -5,8 +5,9 @@
 -- ARGV[9..] history, cap, work, changes (see applyLists)
 -- Returns "ok" or "exists".
 local id = ARGV[2]
-if redis.call("EXISTS", ik(id)) == 1 then return "exists" end
-local inst = {id = id, f = {}, set = {}, del = {}, prio0 = tonumber(ARGV[4])}
+local key = ik(id)
+if redis.call("EXISTS", key) == 1 then return "exists" end
+local inst = {id = id, key = key, f = {}, set = {}, del = {}, prio0 = tonumber(ARGV[4])}
 put(inst, "v", "1")
 put(inst, "st", ARGV[3])
 put(inst, "pr", ARGV[4])

@@ -23,22 +23,35 @@
 -- Units (what is claimed): "q|"..id for the head of an instance's work,
 -- "t|"..action.."|"..m.."|"..id for a task attempt.
 --
--- Every redis.call costs a script far more than the Lua around it, so a
--- script reads an instance's hash once (load), changes the table, and
--- writes what changed in one HSET and one HDEL (save).
+-- Every redis.call, and every string a script makes, costs: a script
+-- reads an instance's hash once (load), changes the table, and writes
+-- what changed in one HSET and one HDEL (save); the helpers below look
+-- at field names by their bytes rather than cutting substrings.
 local P = ARGV[1]
 local ACTIVE = "1"
+local BYTE_W, BYTE_T, BYTE_COLON = string.byte("w"), string.byte("t"), string.byte(":")
 
 local function ik(id) return P .. "i:" .. id end
 local function ready(prio) return P .. "ready:" .. prio end
 
+-- workKind is "w" for an instance work field ("w:"..m), "t" for a task
+-- attempt's ("t:"..m), and nil for any other field.
+local function workKind(field)
+  local a, b = string.byte(field, 1, 2)
+  if b ~= BYTE_COLON then return nil end
+  if a == BYTE_W then return "w" end
+  if a == BYTE_T then return "t" end
+  return nil
+end
+
 -- load reads instance id, or returns nil when there is none.
 local function load(id)
-  local raw = redis.call("HGETALL", ik(id))
+  local key = ik(id)
+  local raw = redis.call("HGETALL", key)
   if #raw == 0 then return nil end
   local f = {}
   for k = 1, #raw, 2 do f[raw[k]] = raw[k + 1] end
-  return {id = id, f = f, set = {}, del = {}, prio0 = tonumber(f.pr or "0")}
+  return {id = id, key = key, f = f, set = {}, del = {}, prio0 = tonumber(f.pr or "0")}
 end
 
 local function put(inst, field, value)
@@ -57,37 +70,39 @@ local function save(inst)
     args[#args + 1] = v
   end
   for k in pairs(inst.del) do dels[#dels + 1] = k end
-  if #args > 0 then redis.call("HSET", ik(inst.id), unpack(args)) end
-  if #dels > 0 then redis.call("HDEL", ik(inst.id), unpack(dels)) end
+  if #args > 0 then redis.call("HSET", inst.key, unpack(args)) end
+  if #dels > 0 then redis.call("HDEL", inst.key, unpack(dels)) end
   inst.set, inst.del = {}, {}
 end
 
 local function prioOf(inst) return tonumber(inst.f.pr or "0") end
 
--- dueOf reads the due time (ms) and action of a work value (a record
--- leaves out trailing zeros).
+-- dueOf reads the due time (ms) of a work value.
 local function dueOf(value)
-  local due = string.match(value, "^(%-?%d+)")
-  local action = string.match(value, "^%-?%d+,%d+,(%-?%d+)") or "0"
-  return tonumber(due), action
+  return tonumber(string.match(value, "^%-?%d+"))
+end
+
+-- actionOf reads the action of a work value (a record leaves out
+-- trailing zeros).
+local function actionOf(value)
+  return string.match(value, "^%-?%d+,%d+,(%-?%d+)") or "0"
 end
 
 -- taskUnit names the unit of an instance's task attempt (its field
 -- "t:"..member holds value).
 local function taskUnit(id, member, value)
-  local _, action = dueOf(value)
-  return "t|" .. action .. "|" .. member .. "|" .. id
+  return "t|" .. actionOf(value) .. "|" .. member .. "|" .. id
 end
 
 -- head returns the member and due time of the instance's next instance
 -- work, or nil when it has none.
 local function head(inst)
-  local best, bestDue, bestSeq
+  local best, bestDue
   for f, value in pairs(inst.f) do
-    if string.sub(f, 1, 2) == "w:" then
-      local due, seq = dueOf(value), tonumber(string.sub(f, 3))
-      if not best or due < bestDue or (due == bestDue and seq < bestSeq) then
-        best, bestDue, bestSeq = string.sub(f, 3), due, seq
+    if workKind(f) == "w" then
+      local due = dueOf(value)
+      if not best or due < bestDue or (due == bestDue and tonumber(string.sub(f, 3)) < tonumber(best)) then
+        best, bestDue = string.sub(f, 3), due
       end
     end
   end
@@ -194,13 +209,13 @@ end
 local function dropAll(inst)
   local prio = prioOf(inst)
   for f, value in pairs(inst.f) do
-    local kind = string.sub(f, 1, 2)
-    if kind == "t:" then
+    local kind = workKind(f)
+    if kind == "t" then
       local unit = taskUnit(inst.id, string.sub(f, 3), value)
       redis.call("ZREM", ready(prio), unit)
       unlease(unit)
     end
-    if kind == "t:" or kind == "w:" then
+    if kind then
       remove(inst, f)
     end
   end
@@ -208,9 +223,10 @@ end
 
 -- writeData sets the fields only Go reads, from ARGV[i..i+2] (d, c, f);
 -- an empty value removes its field.
+local DATA_FIELDS = {"d", "c", "f"}
 local function writeData(inst, i)
-  for k, field in ipairs({"d", "c", "f"}) do
-    local value = ARGV[i + k - 1]
+  for k = 1, 3 do
+    local field, value = DATA_FIELDS[k], ARGV[i + k - 1]
     if value == "" then
       if inst.f[field] then remove(inst, field) end
     else
