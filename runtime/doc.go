@@ -16,6 +16,10 @@
 // separate work items, claimed only by workers that have the action's
 // handler; running one never blocks the instance, and its outcome becomes
 // instance work: the action's event (or done), a later retry, or error.
+// On a store that can (a DirectStore, the Redis store), an event result
+// with nothing of the instance ahead of it takes its transition in the
+// write that finishes the attempt instead (task.go's deliver). Stores
+// derive the changelog from the history they commit (ChangeOf).
 //
 // Every entry into a state increments the instance's visit. Timers and
 // task results carry the visit they were scheduled in and are discarded
