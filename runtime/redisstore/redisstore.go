@@ -488,8 +488,8 @@ func (s *Store) lists(inst *runtime.Instance, history []runtime.HistoryEntry, wo
 	}
 	args = append(args, s.history, len(work))
 	for _, w := range work {
-		kind, action, due, js := encodeWork(w)
-		args = append(args, kind, action, due, js)
+		kind, value := encodeWork(w)
+		args = append(args, kind, value)
 	}
 	mark := len(args)
 	args = append(args, 0)
@@ -629,8 +629,8 @@ func (s *Store) List(ctx context.Context, f runtime.ListFilter) ([]*runtime.Inst
 
 // Enqueue implements runtime.Store.
 func (s *Store) Enqueue(ctx context.Context, w runtime.Work) error {
-	kind, action, due, js := encodeWork(w)
-	if _, err := s.result(s.run(ctx, "enqueue", s.partitionOf(w.Instance), w.Instance, 1, kind, action, due, js)); err != nil {
+	kind, value := encodeWork(w)
+	if _, err := s.result(s.run(ctx, "enqueue", s.partitionOf(w.Instance), w.Instance, 1, kind, value)); err != nil {
 		return err
 	}
 	s.poke(ctx)

@@ -128,16 +128,17 @@ func decodeFields(id string, vals []any, inst *runtime.Instance) error {
 	return nil
 }
 
-// encodeWork is one item of work as the scripts store it: its due time
-// and action lead, as prelude.lua's dueOf reads them.
-func encodeWork(w runtime.Work) (kind string, action int, dueMs int64, value string) {
+// encodeWork is one item of work as the scripts store it, and whether it
+// is a task attempt ("task") or instance work: the value's due time and
+// action lead, as prelude.lua's dueOf and actionOf read them.
+func encodeWork(w runtime.Work) (kind, value string) {
 	kind = "instance"
 	if w.Kind == runtime.WorkTask {
 		kind = "task"
 	}
 	value = record(nil).int(millis(w.Due)).int(int64(w.Kind)).int(int64(w.Action)).int(int64(w.Visit)).
 		int(int64(w.Event)).int(int64(w.Timer)).int(int64(w.Attempt)).tail(valuesOut(w.Payload))
-	return kind, w.Action, millis(w.Due), value
+	return kind, value
 }
 
 func decodeWork(id, value string, seq uint64, priority int) (runtime.Work, error) {

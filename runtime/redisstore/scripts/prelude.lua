@@ -139,22 +139,21 @@ local function reschedule(inst, free)
 end
 
 -- addWork stores items of work, from ARGV starting at i: a count, then
--- kind ("task" or other), action, due time (ms) and value for each. It
--- returns the next index.
+-- kind ("task" or other) and value for each. It returns the next index.
 local function addWork(inst, i)
   local n = tonumber(ARGV[i]); i = i + 1
   if n == 0 then return i end
   local last = redis.call("INCRBY", P .. "seq", n)
   for k = 1, n do
-    local kind, due, value = ARGV[i], tonumber(ARGV[i + 2]), ARGV[i + 3]
+    local kind, value = ARGV[i], ARGV[i + 1]
     local member = tostring(last - n + k)
     if kind == "task" then
       put(inst, "t:" .. member, value)
-      makeReady(prioOf(inst), due, taskUnit(inst.id, member, value))
+      makeReady(prioOf(inst), dueOf(value), taskUnit(inst.id, member, value))
     else
       put(inst, "w:" .. member, value)
     end
-    i = i + 4
+    i = i + 2
   end
   return i
 end
