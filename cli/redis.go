@@ -200,14 +200,13 @@ func lsCommand(e *env) *cli.Command {
 				if err != nil {
 					return refused(c, err)
 				}
-				names := machineCache(store)
 				tw := tabwriter.NewWriter(e.stdout, 2, 8, 2, ' ', 0)
 				if !c.Bool("json") {
 					fmt.Fprintln(tw, "ID\tMACHINE\tSTATE\tSTATUS\tVERSION\tPRIORITY")
 				}
 				for _, inst := range insts {
 					state := fmt.Sprint(inst.State)
-					if m := names(ctx, inst.Hash); m != nil && inst.State < len(m.States) {
+					if m, _ := store.Machine(ctx, inst.Hash); m != nil && inst.State < len(m.States) {
 						state = m.States[inst.State].Name
 					}
 					if c.Bool("json") {
@@ -224,19 +223,6 @@ func lsCommand(e *env) *cli.Command {
 	}
 }
 
-// machineCache returns a lookup of machines by hash, cached.
-func machineCache(store runtime.Store) func(ctx context.Context, hash string) *ir.Machine {
-	cache := map[string]*ir.Machine{}
-	return func(ctx context.Context, hash string) *ir.Machine {
-		if m, ok := cache[hash]; ok {
-			return m
-		}
-		m, _ := store.Machine(ctx, hash)
-		cache[hash] = m
-		return m
-	}
-}
-
 func watchCommand(e *env) *cli.Command {
 	return &cli.Command{
 		Name: "watch", Usage: "stream the changelog: every transition, live",
@@ -248,7 +234,6 @@ func watchCommand(e *env) *cli.Command {
 		},
 		Action: func(c *cli.Context) error {
 			return operator(c, func(ctx context.Context, store *redisstore.Store, _ *runtime.Engine) error {
-				machines := machineCache(store)
 				cursor := c.String("since")
 				if cursor == "start" {
 					cursor = ""
@@ -277,7 +262,7 @@ func watchCommand(e *env) *cli.Command {
 						if c.String("machine") != "" && ch.Machine != c.String("machine") || c.String("instance") != "" && ch.Instance != c.String("instance") {
 							continue
 						}
-						m := machines(ctx, ch.Hash)
+						m, _ := store.Machine(ctx, ch.Hash)
 						if m == nil {
 							continue
 						}

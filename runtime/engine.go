@@ -44,6 +44,9 @@ type Engine struct {
 	mu     sync.RWMutex
 	byHash map[string]*machine
 	byName map[string]*machine // the version Start uses
+	// loaded holds versions read from the store for instances of
+	// versions this engine did not register (hash -> *machine).
+	loaded sync.Map
 	hashes []string
 	// scratch for the single-goroutine paths (Fire, RunDue); Run's
 	// workers have their own.
@@ -400,19 +403,21 @@ func (w *worker) machineCached(hash string) *machine {
 }
 
 // machineFor finds the machine version an instance runs, loading it from
-// the store when this engine has not registered it.
+// the store (once) when this engine has not registered it.
 func (e *Engine) machineFor(ctx context.Context, inst *Instance) (*machine, error) {
 	if m := e.machineByHash(inst.Hash); m != nil {
 		return m, nil
+	}
+	if m, ok := e.loaded.Load(inst.Hash); ok {
+		return m.(*machine), nil
 	}
 	irm, err := e.store.Machine(ctx, inst.Hash)
 	if err != nil {
 		return nil, fmt.Errorf("instance %s runs machine %s version %s, which this engine does not know: %w", inst.ID, inst.Machine, inst.Hash, err)
 	}
-	if err := irm.Validate(); err != nil {
-		return nil, err
-	}
-	return &machine{ir: irm, events: eventIndex(irm), states: stateIndex(irm), handlers: make([]Handler, len(irm.Actions))}, nil
+	m := &machine{ir: irm, events: eventIndex(irm), states: stateIndex(irm), handlers: make([]Handler, len(irm.Actions))}
+	e.loaded.Store(inst.Hash, m)
+	return m, nil
 }
 
 func eventIndex(m *ir.Machine) map[string]int {

@@ -96,7 +96,9 @@ type ListFilter struct {
 type Store interface {
 	// PutMachine records a compiled machine under its hash.
 	PutMachine(ctx context.Context, m *ir.Machine) error
-	// Machine returns the machine stored under hash.
+	// Machine returns the machine stored under hash, valid: as
+	// PutMachine got it, or read back with ir.LoadMachine (which
+	// validates).
 	Machine(ctx context.Context, hash string) (*ir.Machine, error)
 
 	// Create stores a new instance (Version 1) with its first work and

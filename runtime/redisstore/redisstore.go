@@ -29,6 +29,7 @@ package redisstore
 import (
 	"context"
 	"embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -92,14 +93,11 @@ type Store struct {
 	owned    []redis.UniversalClient // clients Open made: Close closes them
 	redlock  *redsync.Redsync
 	locks    sync.Map // lockKey(lease) -> *redsync.Mutex held for that lease
-	machines sync.Map // machine id -> machineInfo, from the registry
+	machines sync.Map // machine id -> *ir.Machine, read from the registry once (validated)
 }
 
 // errNoMachine: the registry has no machine with the id.
 var errNoMachine = errors.New("the machine registry has no machine with id")
-
-// machineInfo is what an instance's machine id stands for.
-type machineInfo struct{ hash, name string }
 
 var _ runtime.Store = (*Store)(nil)
 
@@ -286,35 +284,45 @@ func (s *Store) unlock(ctx context.Context, l *runtime.Lease) {
 	}
 }
 
-// PutMachine implements runtime.Store.
+// PutMachine implements runtime.Store. A version the registry holds
+// already is only made the latest of its name; one whose id another
+// version holds is refused.
 func (s *Store) PutMachine(ctx context.Context, m *ir.Machine) error {
 	mid := machineID(m.Hash)
-	old, err := s.machineByID(ctx, mid)
-	switch {
-	case err == nil && old.Hash != m.Hash:
-		return fmt.Errorf("machine %s version %s: its id %s is taken by %s version %s", m.Name, m.Hash, mid, old.Name, old.Hash)
-	case err == nil:
-		return s.rdb.Set(ctx, s.latestKey(m.Name), m.Hash, 0).Err()
-	case !errors.Is(err, errNoMachine):
-		return err
-	}
 	data, err := m.Encode()
 	if err != nil {
 		return err
 	}
-	_, err = s.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
-		pipe.Set(ctx, s.machineKey(mid), data, 0)
-		pipe.Set(ctx, s.latestKey(m.Name), m.Hash, 0)
-		return nil
-	})
-	if err == nil {
-		s.machines.Store(mid, machineInfo{m.Hash, m.Name})
+	held, err := s.rdb.Get(ctx, s.machineKey(mid)).Bytes()
+	switch {
+	case err == nil:
+		var other struct{ Name, Hash string }
+		if err := json.Unmarshal(held, &other); err != nil {
+			return fmt.Errorf("the registry's machine %s: %v", mid, err)
+		}
+		if other.Hash != m.Hash {
+			return fmt.Errorf("machine %s version %s: its id %s is taken by %s version %s", m.Name, m.Hash, mid, other.Name, other.Hash)
+		}
+	case errors.Is(err, redis.Nil):
+		if err := s.rdb.Set(ctx, s.machineKey(mid), data, 0).Err(); err != nil {
+			return err
+		}
+	default:
+		return err
 	}
-	return err
+	if err := s.rdb.Set(ctx, s.latestKey(m.Name), m.Hash, 0).Err(); err != nil {
+		return err
+	}
+	s.machines.Store(mid, m)
+	return nil
 }
 
-// machineByID reads a machine version from the registry.
-func (s *Store) machineByID(ctx context.Context, mid string) (*ir.Machine, error) {
+// machine returns the machine version with id mid: from this store's
+// cache, or read and validated from the registry once.
+func (s *Store) machine(ctx context.Context, mid string) (*ir.Machine, error) {
+	if v, ok := s.machines.Load(mid); ok {
+		return v.(*ir.Machine), nil
+	}
 	data, err := s.rdb.Get(ctx, s.machineKey(mid)).Bytes()
 	if errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("%w: %s", errNoMachine, mid)
@@ -326,20 +334,8 @@ func (s *Store) machineByID(ctx context.Context, mid string) (*ir.Machine, error
 	if err != nil {
 		return nil, fmt.Errorf("the registry's machine %s: %w", mid, err)
 	}
-	s.machines.Store(mid, machineInfo{m.Hash, m.Name})
+	s.machines.Store(mid, m)
 	return m, nil
-}
-
-// machine resolves a machine id that an instance or a change stores.
-func (s *Store) machine(ctx context.Context, mid string) (machineInfo, error) {
-	if v, ok := s.machines.Load(mid); ok {
-		return v.(machineInfo), nil
-	}
-	if _, err := s.machineByID(ctx, mid); err != nil {
-		return machineInfo{}, err
-	}
-	v, _ := s.machines.Load(mid)
-	return v.(machineInfo), nil
 }
 
 // Latest returns the hash of the version of machine name registered last.
@@ -473,7 +469,7 @@ func redactURL(url string) string {
 
 // Machine implements runtime.Store.
 func (s *Store) Machine(ctx context.Context, hash string) (*ir.Machine, error) {
-	m, err := s.machineByID(ctx, machineID(hash))
+	m, err := s.machine(ctx, machineID(hash))
 	if errors.Is(err, errNoMachine) || err == nil && m.Hash != hash {
 		return nil, fmt.Errorf("no machine with hash %s in the registry", hash)
 	}
@@ -540,7 +536,7 @@ func (s *Store) decodeInstance(ctx context.Context, id string, vals []any, inst 
 	if err := decodeFields(id, vals, inst); err != nil {
 		return err
 	}
-	inst.Machine, inst.Hash = m.name, m.hash
+	inst.Machine, inst.Hash = m.Name, m.Hash
 	return nil
 }
 
@@ -575,7 +571,6 @@ func (s *Store) List(ctx context.Context, f runtime.ListFilter) ([]*runtime.Inst
 	pattern := s.prefix + ":{" + s.prefix + "-*}:i:*"
 	var mu sync.Mutex
 	var out []*runtime.Instance
-	machines := map[string]*ir.Machine{}
 	scan := func(ctx context.Context, c redis.UniversalClient) error {
 		iter := c.Scan(ctx, 0, pattern, 500).Iterator()
 		for iter.Next(ctx) {
@@ -592,15 +587,7 @@ func (s *Store) List(ctx context.Context, f runtime.ListFilter) ([]*runtime.Inst
 				continue
 			}
 			if f.State != "" {
-				mu.Lock()
-				m, known := machines[inst.Hash]
-				mu.Unlock()
-				if !known {
-					m, _ = s.Machine(ctx, inst.Hash)
-					mu.Lock()
-					machines[inst.Hash] = m
-					mu.Unlock()
-				}
+				m, _ := s.Machine(ctx, inst.Hash) // Load has read it into the store's cache
 				if m == nil || inst.State >= len(m.States) || m.States[inst.State].Name != f.State {
 					continue
 				}
@@ -958,11 +945,11 @@ func (s *Store) Changes(ctx context.Context, cursor string, limit int) ([]runtim
 			if err != nil {
 				return nil, "", fmt.Errorf("changelog entry %s: %w", m.ID, err)
 			}
-			info, err := s.machine(ctx, mid)
+			machine, err := s.machine(ctx, mid)
 			if err != nil {
 				return nil, "", fmt.Errorf("changelog entry %s: %w", m.ID, err)
 			}
-			c.Machine, c.Hash = info.name, info.hash
+			c.Machine, c.Hash = machine.Name, machine.Hash
 			all = append(all, entry{m.ID, p, c})
 		}
 	}
