@@ -182,12 +182,7 @@ func TestKillWorkers(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var versions []uint64
-		for _, h := range v.History {
-			if h.Kind == runtime.HistStart || h.Kind == runtime.HistTransition {
-				versions = append(versions, h.Version)
-			}
-		}
+		versions := committedVersions(v)
 		for k, ver := range versions {
 			if ver != uint64(k+1) {
 				t.Fatalf("%s: transition versions %v are not contiguous from 1", id, versions)
@@ -408,13 +403,7 @@ func TestPausedWorkerIsFenced(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var versions []uint64
-	for _, h := range v.History {
-		if h.Kind == runtime.HistStart || h.Kind == runtime.HistTransition {
-			versions = append(versions, h.Version)
-		}
-	}
-	if fmt.Sprint(versions) != "[1 2 3 4]" || v.Version != 4 {
+	if versions := committedVersions(v); fmt.Sprint(versions) != "[1 2 3 4]" || v.Version != 4 {
 		t.Fatalf("versions %v (now v%d), want each of 1-4 once", versions, v.Version)
 	}
 }

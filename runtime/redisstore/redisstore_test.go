@@ -111,13 +111,7 @@ func TestTwoEngines(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var versions []uint64
-		for _, h := range v.History {
-			if h.Kind == runtime.HistStart || h.Kind == runtime.HistTransition || h.Kind == runtime.HistTimer {
-				versions = append(versions, h.Version)
-			}
-		}
-		if fmt.Sprint(versions) != "[1 2 3]" {
+		if versions := committedVersions(v); fmt.Sprint(versions) != "[1 2 3]" {
 			t.Fatalf("%s: transition versions %v, want [1 2 3]", v.ID, versions)
 		}
 	}
@@ -128,13 +122,8 @@ func TestTwoEngines(t *testing.T) {
 // the lock is free.
 func TestInstanceLock(t *testing.T) {
 	c := redisClient(t)
-	prefix := fmt.Sprintf("t%d", prefixes.Add(1))
-	store := redisstore.New(c, redisstore.Options{Prefix: prefix, Partitions: 2})
+	store, prefix, m := jobStore(t, c)
 	ctx := context.Background()
-	m := compileJob(t)
-	if err := store.PutMachine(ctx, m); err != nil {
-		t.Fatal(err)
-	}
 	now := time.Now()
 	inst := &runtime.Instance{ID: "locked", Machine: m.Name, Hash: m.Hash, State: m.Initial, Status: runtime.Active, Visit: 1}
 	work := []runtime.Work{{Kind: runtime.WorkEvent, Due: now, Event: 0}}
@@ -185,13 +174,8 @@ func partitionOf(id string, parts int) string {
 // the same fence; committing both must free both instances' locks.
 func TestLocksReleasedAcrossPartitions(t *testing.T) {
 	c := redisClient(t)
-	prefix := fmt.Sprintf("t%d", prefixes.Add(1))
-	store := redisstore.New(c, redisstore.Options{Prefix: prefix, Partitions: 2})
+	store, prefix, m := jobStore(t, c)
 	ctx := context.Background()
-	m := compileJob(t)
-	if err := store.PutMachine(ctx, m); err != nil {
-		t.Fatal(err)
-	}
 	// Two IDs in different partitions, created the same way, so their
 	// partitions' counters (and the fences of their leases) move alike.
 	var ids []string
