@@ -33,7 +33,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func redisClient(t *testing.T) redis.UniversalClient { return redistest.Client(t) }
+func redisClient(t testing.TB) redis.UniversalClient { return redistest.Client(t) }
 
 // TestConformance runs the store conformance suite on Redis, each test
 // with its own key prefix on the shared server: the store contract with

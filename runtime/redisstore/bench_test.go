@@ -1,0 +1,91 @@
+package redisstore_test
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fsmc/fsmc/internal/irtest"
+	"github.com/fsmc/fsmc/runtime"
+	"github.com/fsmc/fsmc/runtime/redisstore"
+	"github.com/redis/go-redis/v9"
+)
+
+// BenchmarkScripts runs the three scripts of a one-step instance's
+// life, one call at a time: create, the claim of its task attempt, and
+// the commit that finishes the attempt with its transition. It reports
+// the time Redis itself spends in each (its commandstats), which is what
+// limits a fleet's throughput when Redis is saturated.
+//
+//	go test ./runtime/redisstore -run '^$' -bench Scripts -benchtime 5000x
+func BenchmarkScripts(b *testing.B) {
+	c := redisClient(b)
+	ctx := context.Background()
+	m := irtest.Compile(b, "one.fsm", []byte(`machine OneStep {
+    action Work
+    initial state Run {
+        do Work
+        on done -> Done
+    }
+    final state Done
+}`)).Machines[0]
+	store := redisstore.New(c, redisstore.Options{Prefix: fmt.Sprintf("b%d", prefixes.Add(1)), NoRedlock: true})
+	if err := store.PutMachine(ctx, m); err != nil {
+		b.Fatal(err)
+	}
+	now := time.Now()
+	leases := make([]runtime.Lease, b.N)
+	phase := func(name string, call func(i int) error) {
+		c.ConfigResetStat(ctx)
+		for i := range leases {
+			if err := call(i); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(evalshaMicros(ctx, c), "redis-µs/"+name)
+	}
+	b.ResetTimer()
+	phase("create", func(i int) error {
+		inst := &runtime.Instance{ID: "i" + strconv.Itoa(i), Machine: m.Name, Hash: m.Hash, Status: runtime.Active, Visit: 1, Created: now, Updated: now}
+		start := []runtime.HistoryEntry{{Time: now, Kind: runtime.HistStart, Version: 1, From: -1, Event: -1}}
+		task := []runtime.Work{{Kind: runtime.WorkTask, Due: now, Visit: 1, Attempt: 1}}
+		return store.Create(ctx, inst, task, start)
+	})
+	phase("claim", func(i int) error {
+		ok, err := store.Claim(ctx, runtime.ClaimFilter{Now: now.Add(time.Second), Lease: time.Minute}, &leases[i])
+		if err == nil && !ok {
+			err = fmt.Errorf("claim %d found nothing", i)
+		}
+		return err
+	})
+	phase("commit", func(i int) error {
+		inst := *leases[i].Instance
+		inst.State, inst.Status, inst.Visit = 1, runtime.Completed, 2
+		history := []runtime.HistoryEntry{{Time: now, Kind: runtime.HistAttempt, Version: 1, To: -1, Attempt: 1},
+			{Time: now, Kind: runtime.HistTransition, Version: 2, To: 1}}
+		done, err := store.CompleteDirect(ctx, &leases[i], &runtime.Commit{Instance: &inst, History: history, DropWork: true}, now)
+		if err == nil && !done {
+			err = fmt.Errorf("commit %d was refused", i)
+		}
+		return err
+	})
+}
+
+// evalshaMicros is Redis's time per script call since its statistics
+// were reset.
+func evalshaMicros(ctx context.Context, c redis.UniversalClient) float64 {
+	for _, line := range strings.Split(c.Info(ctx, "commandstats").Val(), "\n") {
+		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_evalsha:"); ok {
+			for _, kv := range strings.Split(rest, ",") {
+				if v, ok := strings.CutPrefix(kv, "usec_per_call="); ok {
+					f, _ := strconv.ParseFloat(v, 64)
+					return f
+				}
+			}
+		}
+	}
+	return 0
+}
