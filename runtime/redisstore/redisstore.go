@@ -92,6 +92,10 @@ type Store struct {
 	close    sync.Once
 	owned    []redis.UniversalClient // clients Open made: Close closes them
 	redlock  *redsync.Redsync
+	// lockHere: the Redlock's only node is the main Redis, where an
+	// instance's lock key shares its partition's slot, so a script can
+	// check the lock in the same atomic step as the commit it guards.
+	lockHere bool
 	locks    sync.Map // lockKey(lease) -> *redsync.Mutex held for that lease
 	machines sync.Map // machine id -> *ir.Machine, read from the registry once (validated)
 }
@@ -121,6 +125,7 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 		nodes := opts.LockNodes
 		if len(nodes) == 0 {
 			nodes = []redis.UniversalClient{rdb}
+			s.lockHere = true
 		}
 		pools := make([]redsyncredis.Pool, len(nodes))
 		for i, n := range nodes {
@@ -693,7 +698,7 @@ func (s *Store) peek(ctx context.Context, now, lease int64, hashes, runnable str
 	_, err := s.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
 		for p := 0; p < s.parts; p++ {
 			pfx := s.partitionPrefix(p)
-			cmds[p] = s.scripts["claim"].EvalSha(ctx, pipe, []string{pfx + "seq"}, pfx, now, lease, hashes, runnable, "peek", 0, "")
+			cmds[p] = s.scripts["claim"].EvalSha(ctx, pipe, []string{pfx + "seq"}, pfx, now, now+lease, hashes, runnable, "peek", 0, "")
 		}
 		return nil
 	})
@@ -735,7 +740,7 @@ func (s *Store) loadScripts(ctx context.Context) error {
 
 // claimFrom runs the claim script on partition p and fills l.
 func (s *Store) claimFrom(ctx context.Context, p int, l *runtime.Lease, now, lease int64, hashes, runnable, mode string, minPrio int, id string, f runtime.ClaimFilter) (bool, error) {
-	v, err := s.run(ctx, "claim", p, now, lease, hashes, runnable, mode, minPrio, id).Result()
+	v, err := s.run(ctx, "claim", p, now, now+lease, hashes, runnable, mode, minPrio, id).Result()
 	if errors.Is(err, redis.Nil) {
 		return false, nil
 	}
@@ -750,7 +755,8 @@ func (s *Store) claimFrom(ctx context.Context, p int, l *runtime.Lease, now, lea
 		return false, fmt.Errorf("claim script returned %v", v)
 	}
 	unit, member, js, token := parts[0].(string), parts[1].(string), parts[2].(string), parts[3].(string)
-	priority, _ := parts[4].(int64)
+	prio, _ := parts[4].(string)
+	priority, _ := strconv.Atoi(prio)
 	seq, _ := strconv.ParseUint(member, 10, 64)
 	instID := unit[2:]
 	if strings.HasPrefix(unit, "t|") {
@@ -827,7 +833,7 @@ func (s *Store) commit(ctx context.Context, l *runtime.Lease, c *runtime.Commit,
 		unit, token = l.Token, leaseToken(l)
 	}
 	d, data, f := encodeData(inst)
-	args := append([]any{inst.ID, unit, token, inst.Version, int(inst.Status), inst.Priority, boolArg(c.DropWork), d, data, f, millis(due)},
+	args := append([]any{inst.ID, unit, token, inst.Version, int(inst.Status), inst.Priority, boolArg(c.DropWork), d, data, f, millis(due), inst.Version + 1, boolArg(s.lockHere)},
 		s.lists(inst, c.History, c.Schedule)...)
 	out, err := s.result(s.run(ctx, "commit", s.partitionOf(inst.ID), args...))
 	if err == nil && out == "ok" {
@@ -848,9 +854,12 @@ var _ runtime.DirectStore = (*Store)(nil)
 // CompleteDirect implements runtime.DirectStore: with the instance's
 // Redlock (one try: a holder means instance work is under way), one
 // commit script checks the version, that no instance work comes first,
-// and the attempt's lease, and writes.
+// and the attempt's lease, and writes. When the lock lives on the main
+// Redis, the script itself checks that nobody holds it: taking the lock,
+// committing and releasing it in one atomic step, without the two round
+// trips.
 func (s *Store) CompleteDirect(ctx context.Context, l *runtime.Lease, c *runtime.Commit, due time.Time) (bool, error) {
-	if s.redlock != nil {
+	if s.redlock != nil && !s.lockHere {
 		m, err := s.lockInstance(ctx, c.Instance.ID, max(time.Until(l.Until), time.Second), 1)
 		if err != nil {
 			return false, nil

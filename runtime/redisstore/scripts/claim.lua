@@ -1,7 +1,7 @@
 -- claim.lua: lease the most urgent due work of one partition, or (with
 -- ARGV[6] = "peek") only report the highest priority that has due work.
 -- KEYS[1]  the partition's seq key (routing)
--- ARGV[1]  prefix; ARGV[2] now (ms); ARGV[3] lease (ms);
+-- ARGV[1]  prefix; ARGV[2] now (ms); ARGV[3] the lease's expiry (ms);
 -- ARGV[4]  allowed machine ids, "\n"-separated, or "*";
 -- ARGV[5]  runnable actions as "id#action" lines, or "*";
 -- ARGV[6]  "peek", "claim", or "instance" (claim only instance ARGV[8]);
@@ -9,10 +9,11 @@
 -- Returns the priority (peek; -1 for none), or {unit, member, work value,
 -- token, the instance's priority, and the instance's fields v, st, pr, d,
 -- c, f, h} (the engine need not load it), or nil.
-local now, leaseMs, mode, minPrio = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[6], tonumber(ARGV[7])
+local nowText, until_, mode, minPrio = ARGV[2], ARGV[3], ARGV[6], tonumber(ARGV[7])
+local now = tonumber(nowText)
 
 -- Expired leases make their work claimable again.
-for _, unit in ipairs(redis.call("ZRANGEBYSCORE", P .. "leases", "-inf", now)) do
+for _, unit in ipairs(redis.call("ZRANGEBYSCORE", P .. "leases", "-inf", nowText)) do
   giveBack(unit)
 end
 
@@ -34,7 +35,7 @@ end
 -- lease leases a unit of instance id (inst: the instance, if loaded).
 local function lease(id, inst, unit, kind, member, prio)
   redis.call("ZREM", ready(prio), unit)
-  local token = tostring(redis.call("INCR", P .. "seq"))
+  local token = string.format("%d", redis.call("INCR", P .. "seq"))
   inst = inst or load(id)
   local value
   if kind == "q" then
@@ -43,7 +44,7 @@ local function lease(id, inst, unit, kind, member, prio)
   else
     value = inst.f["t:" .. member]
   end
-  redis.call("ZADD", P .. "leases", now + leaseMs, unit)
+  redis.call("ZADD", P .. "leases", until_, unit)
   redis.call("HSET", P .. "tokens", unit, token .. "|" .. member)
   local f = inst.f
   return {unit, member, value, token, prio, f.v, f.st, f.pr or "0", f.d or "", f.c or "", f.f or "", f.h}
@@ -73,14 +74,14 @@ end
 -- eligible, and every unit read costs), up to 100 per priority.
 local top = tonumber(redis.call("GET", P .. "top") or "0")
 for prio = top, minPrio, -1 do
-  for offset = 0, 99, 4 do
-    local units = redis.call("ZRANGEBYSCORE", ready(prio), "-inf", now, "LIMIT", offset, 4)
+  for page = 0, 24 do
+    local units = redis.call("ZRANGEBYSCORE", ready(PRIO[prio]), "-inf", nowText, "LIMIT", page == 0 and "0" or page * 4, "4")
     for _, unit in ipairs(units) do
       local kind, id, member, action = parseUnit(unit)
       local st, h = unpack(redis.call("HMGET", ik(id), "st", "h"))
       if eligible(st, h, kind, action) then
         if mode == "peek" then return prio end
-        return lease(id, nil, unit, kind, member, prio)
+        return lease(id, nil, unit, kind, member, PRIO[prio])
       end
     end
     if #units < 4 then break end

@@ -2,13 +2,16 @@
 -- operator's update (ARGV[3] empty: no lease), or of a task attempt
 -- that delivers its result directly (a "t|" unit): that one commits
 -- only when no instance work of the instance is due by ARGV[12] or
--- leased, and otherwise returns "busy", having written nothing.
+-- leased, and (with ARGV[14] = "1") nobody holds the instance's Redlock
+-- (its key P.."lock:"..id), and otherwise returns "busy", having written
+-- nothing.
 -- KEYS[1]  the partition's seq key (routing)
 -- ARGV[1]  prefix; ARGV[2] id; ARGV[3] unit ("" for an update);
 -- ARGV[4]  lease token; ARGV[5] the version read; ARGV[6] status;
 -- ARGV[7]  priority; ARGV[8] drop work ("1"); ARGV[9..11] d, c, f (see
 --          writeData); ARGV[12] the result's due time (ms) for a task
---          unit; ARGV[13..] history, cap, work, changes (see applyLists)
+--          unit; ARGV[13] the new version; ARGV[14] check the Redlock
+--          ("1"); ARGV[15..] history, cap, work, changes (see applyLists)
 -- Returns "ok", "stale" (the version moved on; nothing written), "busy",
 -- "lost" (the lease is gone) or "notfound".
 local id, unit = ARGV[2], ARGV[3]
@@ -19,21 +22,21 @@ if unit ~= "" then
   token, member = leaseOf(unit)
   if token == nil or token ~= ARGV[4] then return "lost" end
 end
-local version = tonumber(inst.f.v)
-if version ~= tonumber(ARGV[5]) then return "stale" end
+if inst.f.v ~= ARGV[5] then return "stale" end
 local direct = string.sub(unit, 1, 2) == "t|"
 if direct then
   local _, due = head(inst)
   if due and due <= tonumber(ARGV[12]) then return "busy" end
   if redis.call("ZSCORE", P .. "leases", "q|" .. id) then return "busy" end
+  if ARGV[14] == "1" and redis.call("EXISTS", P .. "lock:" .. id) == 1 then return "busy" end
 end
 if unit ~= "" then finish(inst, unit, member) end
-put(inst, "v", tostring(version + 1))
+put(inst, "v", ARGV[13])
 put(inst, "st", ARGV[6])
 put(inst, "pr", ARGV[7])
 writeData(inst, 9)
 if ARGV[8] == "1" then dropAll(inst) end
-applyLists(inst, 13)
+applyLists(inst, 15)
 save(inst)
 reschedule(inst, string.sub(unit, 1, 2) == "q|")
 return "ok"

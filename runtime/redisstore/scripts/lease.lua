@@ -7,7 +7,7 @@ local unit = ARGV[2]
 local token = leaseOf(unit)
 if token == nil or token ~= ARGV[3] then return "lost" end
 if ARGV[4] == "extend" then
-  redis.call("ZADD", P .. "leases", tonumber(ARGV[5]), unit)
+  redis.call("ZADD", P .. "leases", ARGV[5], unit)
 else
   giveBack(unit)
 end

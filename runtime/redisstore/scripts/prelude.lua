@@ -26,13 +26,20 @@
 -- Every redis.call, and every string a script makes, costs: a script
 -- reads an instance's hash once (load), changes the table, and writes
 -- what changed in one HSET and one HDEL (save); the helpers below look
--- at field names by their bytes rather than cutting substrings.
+-- at field names by their bytes rather than cutting substrings. Numbers
+-- that go back to Redis (due times, priorities) stay the strings they
+-- came as: Lua and Redis turn a Lua number into text with printf, which
+-- costs more than most redis.calls.
 local P = ARGV[1]
 local ACTIVE = "1"
 local BYTE_W, BYTE_T, BYTE_COLON = string.byte("w"), string.byte("t"), string.byte(":")
 
 local function ik(id) return P .. "i:" .. id end
+-- ready names the ready set of a priority (a string, "0" to "9").
 local function ready(prio) return P .. "ready:" .. prio end
+
+-- PRIO[p] is priority p (a number) as a string.
+local PRIO = {[0] = "0", "1", "2", "3", "4", "5", "6", "7", "8", "9"}
 
 -- workKind is "w" for an instance work field ("w:"..m), "t" for a task
 -- attempt's ("t:"..m), and nil for any other field.
@@ -51,7 +58,7 @@ local function load(id)
   if #raw == 0 then return nil end
   local f = {}
   for k = 1, #raw, 2 do f[raw[k]] = raw[k + 1] end
-  return {id = id, key = key, f = f, set = {}, del = {}, prio0 = tonumber(f.pr or "0")}
+  return {id = id, key = key, f = f, set = {}, del = {}, prio0 = f.pr or "0"}
 end
 
 local function put(inst, field, value)
@@ -75,11 +82,11 @@ local function save(inst)
   inst.set, inst.del = {}, {}
 end
 
-local function prioOf(inst) return tonumber(inst.f.pr or "0") end
+local function prioOf(inst) return inst.f.pr or "0" end
 
--- dueOf reads the due time (ms) of a work value.
+-- dueOf reads the due time (ms, as text) of a work value.
 local function dueOf(value)
-  return tonumber(string.match(value, "^%-?%d+"))
+  return string.match(value, "^%-?%d+")
 end
 
 -- actionOf reads the action of a work value (a record leaves out
@@ -94,25 +101,27 @@ local function taskUnit(id, member, value)
   return "t|" .. actionOf(value) .. "|" .. member .. "|" .. id
 end
 
--- head returns the member and due time of the instance's next instance
--- work, or nil when it has none.
+-- head returns the member and due time (a number, and as text) of the
+-- instance's next instance work, or nil when it has none.
 local function head(inst)
-  local best, bestDue
+  local best, bestDue, bestText
   for f, value in pairs(inst.f) do
     if workKind(f) == "w" then
-      local due = dueOf(value)
+      local text = dueOf(value)
+      local due = tonumber(text)
       if not best or due < bestDue or (due == bestDue and tonumber(string.sub(f, 3)) < tonumber(best)) then
-        best, bestDue = string.sub(f, 3), due
+        best, bestDue, bestText = string.sub(f, 3), due, text
       end
     end
   end
-  return best, bestDue
+  return best, bestDue, bestText
 end
 
--- makeReady adds a unit to the ready set of prio, keeping P.."top".
+-- makeReady adds a unit, due at due (text), to the ready set of prio,
+-- keeping P.."top".
 local function makeReady(prio, due, unit)
   redis.call("ZADD", ready(prio), due, unit)
-  if prio > 0 and prio > tonumber(redis.call("GET", P .. "top") or "0") then
+  if prio ~= "0" and tonumber(prio) > tonumber(redis.call("GET", P .. "top") or "0") then
     redis.call("SET", P .. "top", prio)
   end
 end
@@ -124,13 +133,13 @@ end
 local function reschedule(inst, free)
   local unit = "q|" .. inst.id
   local prio = prioOf(inst)
-  local _, due = head(inst)
+  local _, due, dueText = head(inst)
   local want = due and inst.f.st == ACTIVE
   if want and not free and redis.call("ZSCORE", P .. "leases", unit) then
     want = false
   end
   if want then
-    makeReady(prio, due, unit)
+    makeReady(prio, dueText, unit)
   end
   if not free and (not want or prio ~= inst.prio0) then
     redis.call("ZREM", ready(inst.prio0), unit)
@@ -141,12 +150,13 @@ end
 -- addWork stores items of work, from ARGV starting at i: a count, then
 -- kind ("task" or other) and value for each. It returns the next index.
 local function addWork(inst, i)
-  local n = tonumber(ARGV[i]); i = i + 1
-  if n == 0 then return i end
-  local last = redis.call("INCRBY", P .. "seq", n)
+  local n = tonumber(ARGV[i])
+  if n == 0 then return i + 1 end
+  local last = redis.call("INCRBY", P .. "seq", ARGV[i])
+  i = i + 1
   for k = 1, n do
     local kind, value = ARGV[i], ARGV[i + 1]
-    local member = tostring(last - n + k)
+    local member = string.format("%d", last - n + k)
     if kind == "task" then
       put(inst, "t:" .. member, value)
       makeReady(prioOf(inst), dueOf(value), taskUnit(inst.id, member, value))
@@ -235,10 +245,15 @@ local function writeData(inst, i)
 end
 
 -- appendHistory adds entries to the instance's history, keeping the
--- newest cap.
+-- newest cap. Entries are never empty, so a text of at most 2*cap bytes
+-- holds at most cap of them and needs no counting.
 local function appendHistory(inst, entries, cap)
   local text = table.concat(entries, "\n")
   if inst.f.hi then text = inst.f.hi .. "\n" .. text end
+  if #text <= 2 * cap then
+    put(inst, "hi", text)
+    return
+  end
   local _, lines = string.gsub(text, "\n", "")
   local cut = 0
   for _ = 1, lines + 1 - cap do

@@ -1,0 +1,85 @@
+package redisstore
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/fsmc/fsmc/internal/irtest"
+	"github.com/fsmc/fsmc/internal/redistest"
+	"github.com/fsmc/fsmc/runtime"
+	"github.com/redis/go-redis/v9"
+)
+
+// TestDirectResultWaitsForTheLock: a task result delivered directly
+// commits only while nobody holds the instance's Redlock, whether the
+// commit script checks the lock itself (the lock on the main Redis) or
+// the store takes it through redsync (separate lock nodes).
+func TestDirectResultWaitsForTheLock(t *testing.T) {
+	c := redistest.Client(t)
+	m := irtest.Compile(t, "one.fsm", []byte(`machine OneStep {
+    action Work
+    initial state Run {
+        do Work
+        on done -> Done
+    }
+    final state Done
+}`)).Machines[0]
+	for _, tc := range []struct {
+		name  string
+		nodes []redis.UniversalClient
+	}{{"lock on the main Redis", nil}, {"lock nodes", []redis.UniversalClient{c}}} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			s := New(c, Options{Prefix: fmt.Sprintf("lock%d", time.Now().UnixNano()), LockNodes: tc.nodes})
+			if s.lockHere != (tc.nodes == nil) {
+				t.Fatalf("lockHere = %v", s.lockHere)
+			}
+			if err := s.PutMachine(ctx, m); err != nil {
+				t.Fatal(err)
+			}
+			now := time.Now()
+			inst := &runtime.Instance{ID: "a", Machine: m.Name, Hash: m.Hash, Status: runtime.Active, Visit: 1, Created: now, Updated: now}
+			start := []runtime.HistoryEntry{{Time: now, Kind: runtime.HistStart, Version: 1, From: -1, Event: -1}}
+			if err := s.Create(ctx, inst, []runtime.Work{{Kind: runtime.WorkTask, Due: now, Visit: 1, Attempt: 1}}, start); err != nil {
+				t.Fatal(err)
+			}
+			var l runtime.Lease
+			if ok, err := s.Claim(ctx, runtime.ClaimFilter{Now: now, Lease: time.Minute}, &l); !ok || err != nil {
+				t.Fatalf("claim: %v %v", ok, err)
+			}
+			deliver := func() bool {
+				next := *l.Instance
+				next.State, next.Status, next.Visit = 1, runtime.Completed, 2
+				done, err := s.CompleteDirect(ctx, &l, &runtime.Commit{Instance: &next, DropWork: true,
+					History: []runtime.HistoryEntry{{Time: now, Kind: runtime.HistTransition, Version: 2, To: 1}}}, now)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return done
+			}
+
+			held, err := s.lockInstance(ctx, "a", time.Minute, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if deliver() {
+				t.Fatal("the result was committed while another holder had the instance's lock")
+			}
+			var got runtime.Instance
+			if err := s.Load(ctx, "a", &got); err != nil || got.Version != 1 || got.Status != runtime.Active {
+				t.Fatalf("a refused commit changed the instance: %+v %v", got, err)
+			}
+			if _, err := held.UnlockContext(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if !deliver() {
+				t.Fatal("the result was refused with the lock free")
+			}
+			if err := s.Load(ctx, "a", &got); err != nil || got.Version != 2 || got.Status != runtime.Completed {
+				t.Fatalf("after the commit: %+v %v", got, err)
+			}
+		})
+	}
+}
