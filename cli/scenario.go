@@ -223,7 +223,7 @@ func (s *scenario) sleep(ctx context.Context, d time.Duration) {
 	end := s.clock.Now().Add(d)
 	for ctx.Err() == nil {
 		s.runDue(ctx)
-		next, found, err := s.engine.Store().NextDue(ctx)
+		next, found, err := s.engine.NextDue(ctx)
 		if err != nil {
 			s.refuse("%v", err)
 			return

@@ -560,6 +560,12 @@ func (e *Engine) filter() ClaimFilter {
 	return ClaimFilter{Worker: e.opts.Worker, Hashes: hashes, Runnable: runnable, Now: e.opts.Clock.Now(), Lease: e.opts.Lease}
 }
 
+// NextDue returns the earliest time, if any, at which work this engine
+// can take falls due (or a lease on some expires).
+func (e *Engine) NextDue(ctx context.Context) (time.Time, bool, error) {
+	return e.store.NextDue(ctx, e.filter())
+}
+
 // RunDue handles work until nothing is due, on the calling goroutine,
 // and returns how many items it handled.
 func (e *Engine) RunDue(ctx context.Context) (int, error) {

@@ -71,7 +71,7 @@ func (e *Engine) workLoop(ctx context.Context, b *broadcast) {
 			continue
 		}
 		wait := idleWait
-		if next, found, err := e.store.NextDue(ctx); err == nil && found {
+		if next, found, err := e.NextDue(ctx); err == nil && found {
 			wait = min(wait, next.Sub(e.opts.Clock.Now()))
 		}
 		if wait > 0 {

@@ -140,8 +140,11 @@ type Store interface {
 	// Commit, without a lease.
 	Update(ctx context.Context, c *Commit) error
 
-	// NextDue returns the earliest due time of any work, if any.
-	NextDue(ctx context.Context) (time.Time, bool, error)
+	// NextDue returns the earliest time, if any, at which work the filter
+	// admits (as Claim would) falls due or a lease expires. Work a worker
+	// cannot take, such as another worker's actions or a parked
+	// instance's, never makes it due: a worker waiting on it would spin.
+	NextDue(ctx context.Context, f ClaimFilter) (time.Time, bool, error)
 	// Changes returns changelog entries after the given cursor ("" for
 	// the oldest kept) and the cursor to continue from. Cursors are
 	// opaque strings.

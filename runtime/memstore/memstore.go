@@ -65,6 +65,9 @@ type entry struct {
 	queue   []runtime.Work // instance work, by due time then arrival
 	head    item           // schedules queue[0]
 	tasks   []*taskItem
+	// aside: some task attempts wait outside the heaps because the
+	// instance is not active (parked); they go back when it is.
+	aside bool
 }
 
 type taskItem struct {
@@ -223,7 +226,7 @@ func (s *Store) schedule(e *entry, w runtime.Work) {
 		t := &taskItem{work: w}
 		t.item = item{due: w.Due, seq: w.Seq, priority: w.Priority, entry: e, task: t, index: -1}
 		e.tasks = append(e.tasks, t)
-		s.timeline.push(&t.item)
+		s.putTask(&t.item)
 		return
 	}
 	i := sort.Search(len(e.queue), func(i int) bool {
@@ -235,9 +238,36 @@ func (s *Store) schedule(e *entry, w runtime.Work) {
 	e.queue[i] = w
 }
 
+// putTask puts a task attempt (not leased) on the timeline, or, while
+// its instance is not active, aside until it is.
+func (s *Store) putTask(it *item) {
+	if it.entry.inst.Status != runtime.Active {
+		it.entry.aside = true
+		return
+	}
+	s.timeline.push(it)
+}
+
 // reschedule puts the head of e's queue where it belongs: in a heap when
-// the instance is active, its queue non-empty and not leased.
+// the instance is active, its queue non-empty and not leased. Nothing of
+// an instance that is not active is due: its task attempts go aside, and
+// come back when it is active again.
 func (s *Store) reschedule(e *entry) {
+	if e.inst.Status != runtime.Active {
+		for _, t := range e.tasks {
+			if t.item.heap != nil {
+				t.item.heap.remove(&t.item)
+				e.aside = true
+			}
+		}
+	} else if e.aside {
+		e.aside = false
+		for _, t := range e.tasks {
+			if _, isLeased := s.leased[&t.item]; !isLeased && t.item.heap == nil {
+				s.timeline.push(&t.item)
+			}
+		}
+	}
 	h := &e.head
 	if _, isLeased := s.leased[h]; isLeased {
 		return
@@ -260,7 +290,7 @@ func (s *Store) promote(now time.Time) {
 		if it.entry != nil && leaseExpired(it, now) {
 			delete(s.leased, it)
 			if it.task != nil {
-				s.timeline.push(it)
+				s.putTask(it)
 			} else {
 				s.reschedule(it.entry)
 			}
@@ -419,7 +449,7 @@ func (s *Store) Release(_ context.Context, l *runtime.Lease) error {
 	delete(s.leased, it)
 	if it.task != nil {
 		it.due = it.task.work.Due
-		s.timeline.push(it)
+		s.putTask(it)
 	} else {
 		s.reschedule(it.entry)
 	}
@@ -559,8 +589,9 @@ func (s *Store) recordChanges(e *entry, history []runtime.HistoryEntry) {
 	}
 }
 
-// NextDue implements runtime.Store.
-func (s *Store) NextDue(_ context.Context) (time.Time, bool, error) {
+// NextDue implements runtime.Store. A heap's top is nearly always work
+// the filter admits; only when it is not are the heaps searched.
+func (s *Store) NextDue(_ context.Context, f runtime.ClaimFilter) (time.Time, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var next time.Time
@@ -570,11 +601,16 @@ func (s *Store) NextDue(_ context.Context) (time.Time, bool, error) {
 			next, found = t, true
 		}
 	}
-	if it := s.ready.top(); it != nil {
-		consider(it.due)
-	}
-	if it := s.timeline.top(); it != nil {
-		consider(it.due)
+	for _, h := range [...]*indexedHeap{&s.ready, &s.timeline} {
+		if it := h.top(); it != nil && eligible(it, f) {
+			consider(it.due)
+			continue
+		}
+		for _, it := range h.items {
+			if eligible(it, f) {
+				consider(it.due)
+			}
+		}
 	}
 	for it := range s.leased {
 		consider(it.due) // an expiring lease makes work due again

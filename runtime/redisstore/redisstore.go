@@ -897,10 +897,11 @@ func (s *Store) Complete(ctx context.Context, l *runtime.Lease, history []runtim
 }
 
 // NextDue implements runtime.Store.
-func (s *Store) NextDue(ctx context.Context) (time.Time, bool, error) {
+func (s *Store) NextDue(ctx context.Context, f runtime.ClaimFilter) (time.Time, bool, error) {
+	hashes, runnable := claimArgs(f)
 	best := int64(-1)
 	for p := 0; p < s.parts; p++ {
-		v, err := s.run(ctx, "nextdue", p).Int64()
+		v, err := s.run(ctx, "nextdue", p, hashes, runnable).Int64()
 		if err != nil {
 			return time.Time{}, false, err
 		}

@@ -56,6 +56,7 @@ func RunStore(t *testing.T, newStore NewStore) {
 		{"LostLease", testLostLease},
 		{"ReleaseAndExpiry", testReleaseAndExpiry},
 		{"TasksNeedAHandler", testTasksNeedAHandler},
+		{"ParkedWorkWaits", testParkedWorkWaits},
 		{"HistoryIsCapped", testHistoryIsCapped},
 		{"Changelog", testChangelog},
 		{"DropWork", testDropWork},
@@ -81,6 +82,7 @@ func RunEngine(t *testing.T, newStore NewStore) {
 		{"BadHandlerResults", testBadHandlerResults},
 		{"HandlerTimeout", testHandlerTimeout},
 		{"ReenteringRestarts", testReenteringRestarts},
+		{"ParkedWithARetryPending", testParkedWithARetryPending},
 	})
 }
 
@@ -214,7 +216,7 @@ func testNothingBeforeDue(t *testing.T, newStore NewStore) {
 	if _, ok := claim(t, s, epoch.Add(59*time.Second)); ok {
 		t.Fatal("claimed before due")
 	}
-	next, found, err := s.NextDue(ctx())
+	next, found, err := s.NextDue(ctx(), runtime.ClaimFilter{})
 	if err != nil || !found || !next.Equal(epoch.Add(time.Minute)) {
 		t.Fatalf("NextDue = %v %v %v", next, found, err)
 	}
@@ -347,15 +349,28 @@ func testTasksNeedAHandler(t *testing.T, newStore NewStore) {
 	f := filter(epoch)
 	f.Runnable = map[string][]int{m.Hash: {1}}
 	var l runtime.Lease
+	// Work a worker cannot take is not due for it either: it would wake
+	// for it again and again.
+	notDue := func(why string) {
+		t.Helper()
+		if next, found, err := s.NextDue(ctx(), f); found || err != nil {
+			t.Fatalf("%s: NextDue = %v %v %v, want nothing", why, next, found, err)
+		}
+	}
 	if ok, _ := s.Claim(ctx(), f, &l); ok {
 		t.Fatal("a worker without the handler claimed the task")
 	}
+	notDue("without the handler")
 	f.Hashes = []string{"sha256:other"}
 	f.Runnable = nil
 	if ok, _ := s.Claim(ctx(), f, &l); ok {
 		t.Fatal("a worker without the machine version claimed its work")
 	}
+	notDue("without the machine version")
 	f.Hashes = []string{m.Hash}
+	if next, found, err := s.NextDue(ctx(), f); !found || err != nil || !next.Equal(epoch) {
+		t.Fatalf("with the handler: NextDue = %v %v %v, want %v", next, found, err, epoch)
+	}
 	if ok, _ := s.Claim(ctx(), f, &l); !ok || l.Work.Kind != runtime.WorkTask {
 		t.Fatalf("the task was not claimable by a worker with its handler: %+v", l.Work)
 	}
@@ -364,6 +379,48 @@ func testTasksNeedAHandler(t *testing.T, newStore NewStore) {
 	}
 	if l, ok := claim(t, s, epoch); !ok || l.Work.Event != ir.EventDone {
 		t.Fatalf("follow-up work missing: %+v", l.Work)
+	}
+}
+
+// testParkedWorkWaits: nothing of a parked (failed) instance is due or
+// claimable, not even a task attempt it had pending; when it is active
+// again, that attempt is.
+func testParkedWorkWaits(t *testing.T, newStore NewStore) {
+	s := newStore(t)
+	m := compile(t, `machine M {
+    action A
+    initial state S {
+        do A
+        on done -> T
+        on error -> T
+    }
+    final state T
+}`)
+	create(t, s, m, "a", 0, runtime.Work{Kind: runtime.WorkTask, Due: epoch, Visit: 1, Action: 0, Attempt: 1})
+	setStatus := func(st runtime.Status) {
+		t.Helper()
+		var inst runtime.Instance
+		if err := s.Load(ctx(), "a", &inst); err != nil {
+			t.Fatal(err)
+		}
+		inst.Status = st
+		if err := s.Update(ctx(), &runtime.Commit{Instance: &inst}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setStatus(runtime.Failed)
+	if next, found, err := s.NextDue(ctx(), filter(epoch)); found || err != nil {
+		t.Fatalf("parked: NextDue = %v %v %v, want nothing", next, found, err)
+	}
+	if l, ok := claim(t, s, epoch.Add(time.Hour)); ok {
+		t.Fatalf("claimed %+v of a parked instance", l.Work)
+	}
+	setStatus(runtime.Active)
+	if next, found, err := s.NextDue(ctx(), filter(epoch)); !found || err != nil || !next.Equal(epoch) {
+		t.Fatalf("active again: NextDue = %v %v %v, want %v", next, found, err, epoch)
+	}
+	if l, ok := claim(t, s, epoch); !ok || l.Work.Kind != runtime.WorkTask {
+		t.Fatalf("active again: claimed %+v %v, want the pending task attempt", l.Work, ok)
 	}
 }
 
@@ -510,7 +567,7 @@ func (h *harness) advance(d time.Duration) {
 	end := h.clock.Now().Add(d)
 	h.run()
 	for {
-		next, found, err := h.engine.Store().NextDue(ctx())
+		next, found, err := h.engine.NextDue(ctx())
 		if err != nil {
 			h.t.Fatal(err)
 		}
@@ -518,7 +575,12 @@ func (h *harness) advance(d time.Duration) {
 			break
 		}
 		h.clock.Set(next)
-		h.run()
+		if n, err := h.engine.RunDue(ctx()); err != nil {
+			h.t.Fatal(err)
+		} else if n == 0 && !next.After(h.clock.Now()) {
+			// What is due, nothing can take: time would stand still.
+			h.t.Fatalf("work due at %v that nothing takes", next)
+		}
 	}
 	h.clock.Set(end)
 	h.run()
@@ -1034,5 +1096,55 @@ func testReenteringRestarts(t *testing.T, newStore NewStore) {
 	h.advance(5 * time.Second)
 	if calls.Load() != 3 {
 		t.Fatalf("the task ran %d times, want 3 (start, Again, timer)", calls.Load())
+	}
+}
+
+// testParkedWithARetryPending: an instance parked while a retry of an
+// earlier visit's task is still pending lets time pass for everything
+// else, and after Retry the stale attempt is discarded.
+func testParkedWithARetryPending(t *testing.T, newStore NewStore) {
+	otherFails := true
+	var works atomic.Int32
+	h := newHarness(t, newStore, `machine H {
+    event Go
+    action Work
+    action Other
+    initial state A {
+        do Work { retry 3 backoff constant(10s) jitter none }
+        on Go -> B
+        on done -> D
+        on error -> D
+    }
+    state B {
+        do Other
+        on done -> D
+    }
+    final state D
+}`, map[string]runtime.Handler{
+		"Work": func(context.Context, *runtime.Call) (runtime.Result, error) {
+			works.Add(1)
+			return runtime.Result{}, errors.New("card declined")
+		},
+		"Other": func(context.Context, *runtime.Call) (runtime.Result, error) {
+			if otherFails {
+				return runtime.Result{}, runtime.Permanent(errors.New("card closed"))
+			}
+			return runtime.Result{}, nil
+		},
+	})
+	h.start("h", nil)
+	h.advance(5 * time.Second)
+	h.send("h", "Go", nil)
+	h.expect("h", "B", runtime.Failed)
+	h.advance(20 * time.Second) // past the pending retry of A
+	h.expect("h", "B", runtime.Failed)
+	otherFails = false
+	if err := h.engine.Retry(ctx(), "h"); err != nil {
+		t.Fatal(err)
+	}
+	h.advance(time.Second)
+	v := h.expect("h", "D", runtime.Completed)
+	if works.Load() != 1 || countKind(v, runtime.HistAttemptFailed) != 2 || countKind(v, runtime.HistAttempt) != 1 {
+		t.Errorf("Work ran %d times, want once (its retry belongs to the visit left); history: %s", works.Load(), describe(v))
 	}
 }

@@ -17,21 +17,6 @@ for _, unit in ipairs(redis.call("ZRANGEBYSCORE", P .. "leases", "-inf", nowText
   giveBack(unit)
 end
 
-local function allowed(list, item)
-  if list == "*" then return true end
-  for line in string.gmatch(list, "[^\n]+") do
-    if line == item then return true end
-  end
-  return false
-end
-
--- eligible: the instance (status st, machine id h) is active, and this
--- worker runs its machine and, for a task, its action.
-local function eligible(st, h, kind, action)
-  if st ~= ACTIVE or not allowed(ARGV[4], h) then return false end
-  return kind == "q" or allowed(ARGV[5], h .. "#" .. action)
-end
-
 -- lease leases a unit of instance id (inst: the instance, if loaded).
 local function lease(id, inst, unit, kind, member, prio)
   redis.call("ZREM", ready(prio), unit)
@@ -63,7 +48,7 @@ if mode == "instance" then
   for _, unit in ipairs(units) do
     local due = redis.call("ZSCORE", ready(prio), unit)
     local kind, _, member, action = parseUnit(unit)
-    if due and tonumber(due) <= now and eligible(inst.f.st, inst.f.h, kind, action) then
+    if due and tonumber(due) <= now and eligible(inst.f.st, inst.f.h, kind, action, ARGV[4], ARGV[5]) then
       return lease(inst.id, inst, unit, kind, member, prio)
     end
   end
@@ -77,10 +62,9 @@ for prio = top, minPrio, -1 do
   for page = 0, 24 do
     local units = redis.call("ZRANGEBYSCORE", ready(PRIO[prio]), "-inf", nowText, "LIMIT", page == 0 and "0" or page * 4, "4")
     for _, unit in ipairs(units) do
-      local kind, id, member, action = parseUnit(unit)
-      local st, h = unpack(redis.call("HMGET", ik(id), "st", "h"))
-      if eligible(st, h, kind, action) then
+      if claimable(unit, ARGV[4], ARGV[5]) then
         if mode == "peek" then return prio end
+        local kind, id, member = parseUnit(unit)
         return lease(id, nil, unit, kind, member, PRIO[prio])
       end
     end

@@ -58,7 +58,7 @@ local function load(id)
   if #raw == 0 then return nil end
   local f = {}
   for k = 1, #raw, 2 do f[raw[k]] = raw[k + 1] end
-  return {id = id, key = key, f = f, set = {}, del = {}, prio0 = f.pr or "0"}
+  return {id = id, key = key, f = f, set = {}, del = {}, prio0 = f.pr or "0", st0 = f.st}
 end
 
 local function put(inst, field, value)
@@ -129,10 +129,26 @@ end
 -- reschedule puts the head of the instance's work in its ready set when
 -- the instance is active, has instance work, and that work is not
 -- leased. free: the caller knows the instance's "q|" unit is neither
--- leased nor ready (it held its lease, or the instance is new).
+-- leased nor ready (it held its lease, or the instance is new). Nothing
+-- of an instance that is not active is ready: its task attempts leave
+-- the ready set, and come back (unless leased) when it is active again.
 local function reschedule(inst, free)
   local unit = "q|" .. inst.id
   local prio = prioOf(inst)
+  local active = inst.f.st == ACTIVE
+  if not active or inst.st0 ~= ACTIVE then
+    for f, value in pairs(inst.f) do
+      if workKind(f) == "t" then
+        local task = taskUnit(inst.id, string.sub(f, 3), value)
+        if not active then
+          redis.call("ZREM", ready(inst.prio0), task)
+        elseif not redis.call("ZSCORE", P .. "leases", task) then
+          makeReady(prio, dueOf(value), task)
+        end
+      end
+    end
+  end
+  inst.st0 = inst.f.st
   local _, due, dueText = head(inst)
   local want = due and inst.f.st == ACTIVE
   if want and not free and redis.call("ZSCORE", P .. "leases", unit) then
@@ -177,6 +193,31 @@ local function parseUnit(unit)
   return "t", id, member, action
 end
 
+-- allowed reports whether item is a line of list ("*": any item).
+local function allowed(list, item)
+  if list == "*" then return true end
+  for line in string.gmatch(list, "[^\n]+") do
+    if line == item then return true end
+  end
+  return false
+end
+
+-- eligible: the instance (status st, machine id h) is active, and a
+-- worker that runs the machines and actions (see claim.lua's ARGV[4]
+-- and ARGV[5]) runs its machine and, for a task, its action.
+local function eligible(st, h, kind, action, machines, actions)
+  if st ~= ACTIVE or not allowed(machines, h) then return false end
+  return kind == "q" or allowed(actions, h .. "#" .. action)
+end
+
+-- claimable reports whether a worker with machines and actions may take
+-- a unit.
+local function claimable(unit, machines, actions)
+  local kind, id, _, action = parseUnit(unit)
+  local st, h = unpack(redis.call("HMGET", ik(id), "st", "h"))
+  return eligible(st, h, kind, action, machines, actions)
+end
+
 -- leaseOf returns a unit's lease token and the member it holds.
 local function leaseOf(unit)
   local v = redis.call("HGET", P .. "tokens", unit)
@@ -197,7 +238,7 @@ local function giveBack(unit)
   if not inst then return end
   if kind == "q" then
     reschedule(inst, true)
-  elseif inst.f["t:" .. member] then
+  elseif inst.f["t:" .. member] and inst.f.st == ACTIVE then
     makeReady(prioOf(inst), dueOf(inst.f["t:" .. member]), unit)
   end
 end
