@@ -78,6 +78,9 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		HideHelpCommand:      true,
 		EnableBashCompletion: false,
 		ExitErrHandler:       func(*cli.Context, error) {},
+		// A repeated flag's value is taken whole: an --exec command may
+		// hold commas (JSON arguments, say).
+		DisableSliceFlagSeparator: true,
 		Commands: []*cli.Command{
 			checkCommand(e),
 			fmtCommand(e),

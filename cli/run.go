@@ -2,9 +2,11 @@ package cli
 
 import (
 	"context"
+	"math/rand/v2"
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -123,18 +125,26 @@ func manual(emits bool) runtime.Handler {
 // is the same on every run.
 var virtualEpoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 
-func (e *env) runScenario(ctx context.Context, machines map[string]*ir.Machine, handlers map[string]map[string]runtime.Handler, virtual, asJSON bool) error {
-	var clock runtime.Clock = runtime.RealClock{}
-	if virtual {
-		clock = runtime.NewFakeClock(virtualEpoch)
+// virtualJitter draws retry jitter from a fixed seed, for the same
+// reason: a retry's virtual time is then the same on every run.
+func virtualJitter() func() float64 {
+	var mu sync.Mutex
+	r := rand.New(rand.NewPCG(2000, 1))
+	return func() float64 {
+		mu.Lock()
+		defer mu.Unlock()
+		return r.Float64()
 	}
-	s := &scenario{env: e, clock: clock, virtual: virtual, json: asJSON, machines: machines, machine: map[string]string{}}
-	s.engine = runtime.New(memstore.New(memstore.Options{}), runtime.Options{
-		Clock:     clock,
-		Worker:    "fsmc-run",
-		OnChange:  s.printChange,
-		OnHistory: s.printHistory,
-	})
+}
+
+func (e *env) runScenario(ctx context.Context, machines map[string]*ir.Machine, handlers map[string]map[string]runtime.Handler, virtual, asJSON bool) error {
+	opts := runtime.Options{Clock: runtime.RealClock{}, Worker: "fsmc-run"}
+	if virtual {
+		opts.Clock, opts.Jitter = runtime.NewFakeClock(virtualEpoch), virtualJitter()
+	}
+	s := &scenario{env: e, clock: opts.Clock, virtual: virtual, json: asJSON, machines: machines, machine: map[string]string{}}
+	opts.OnChange, opts.OnHistory = s.printChange, s.printHistory
+	s.engine = runtime.New(memstore.New(memstore.Options{}), opts)
 	for name, m := range machines {
 		if err := s.engine.Register(ctx, m, handlers[name]); err != nil {
 			return err

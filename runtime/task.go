@@ -128,9 +128,15 @@ func (e *Engine) deliver(ctx context.Context, w *worker, m *machine, result *Wor
 	return true, err
 }
 
+// handlerGrace is how long a handler whose deadline passed has to
+// return, so that what it says (a command's stderr) reaches the failure
+// message; one that ignores its context is abandoned after it.
+const handlerGrace = 250 * time.Millisecond
+
 // runHandler calls handler with a deadline, renewing the lease while it
-// runs. A handler that ignores its context is abandoned at the deadline
-// (its goroutine finishes on its own) and the attempt fails.
+// runs. A handler still running at the deadline gets handlerGrace to
+// return, then is abandoned (its goroutine finishes on its own); either
+// way the attempt fails.
 func (e *Engine) runHandler(ctx context.Context, w *worker, handler Handler, call *Call, timeout time.Duration) (Result, error) {
 	hctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -161,10 +167,15 @@ func (e *Engine) runHandler(ctx context.Context, w *worker, handler Handler, cal
 			if ctx.Err() != nil {
 				return Result{}, ctx.Err()
 			}
+			grace := time.NewTimer(handlerGrace)
+			defer grace.Stop()
 			select {
-			case o := <-done: // it finished at the same moment
-				return o.r, o.err
-			default:
+			case o := <-done:
+				if o.err != nil {
+					return Result{}, fmt.Errorf("timed out after %s: %w", ir.FormatDuration(timeout), o.err)
+				}
+				return o.r, nil // it finished at the same moment
+			case <-grace.C:
 			}
 			return Result{}, fmt.Errorf("timed out after %s", ir.FormatDuration(timeout))
 		case <-renew.C:
