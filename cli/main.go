@@ -107,7 +107,8 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return usageError("fsmc %s: %v (see 'fsmc %s --help')", c.Command.Name, err, c.Command.Name)
 		}
 	}
-	err := app.Run(permuteArgs(app, args))
+	args = permuteArgs(app, args)
+	err := app.Run(args)
 	if err == nil {
 		if len(args) > 1 && app.Command(args[1]) == nil && !strings.HasPrefix(args[1], "-") {
 			return ExitUsage // CommandNotFound has printed the message
@@ -128,8 +129,11 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 // permuteArgs moves a command's flags in front of its arguments, so that
 // flags may come before or after them (`fsmc check a.fsm --strict`);
 // urfave/cli stops reading flags at the first argument. Everything after
-// "--" stays an argument.
+// "--" stays an argument. `fsmc help CMD` is `fsmc CMD --help`.
 func permuteArgs(app *cli.App, args []string) []string {
+	if len(args) == 3 && args[1] == "help" && app.Command(args[2]) != nil {
+		return []string{args[0], args[2], "--help"}
+	}
 	if len(args) < 2 {
 		return args
 	}
@@ -145,6 +149,7 @@ func permuteArgs(app *cli.App, args []string) []string {
 		}
 	}
 	var flags, positional []string
+	help := false
 	rest := args[2:]
 	for i := 0; i < len(rest); i++ {
 		a := rest[i]
@@ -154,6 +159,7 @@ func permuteArgs(app *cli.App, args []string) []string {
 			i = len(rest)
 		case len(a) > 1 && a[0] == '-':
 			flags = append(flags, a)
+			help = help || a == "-h" || a == "--help"
 			name := strings.TrimLeft(a, "-")
 			if !strings.Contains(name, "=") && takesValue[name] && i+1 < len(rest) {
 				i++
@@ -164,7 +170,7 @@ func permuteArgs(app *cli.App, args []string) []string {
 		}
 	}
 	out := append([]string{args[0], args[1]}, flags...)
-	if len(positional) > 0 {
+	if len(positional) > 0 && !help { // help takes no arguments
 		out = append(out, "--")
 		out = append(out, positional...)
 	}

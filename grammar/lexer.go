@@ -357,8 +357,13 @@ func (s *scanner) string(start lexer.Position) error {
 			i += size
 		}
 	}
-	if _, err := strconv.Unquote(string(text)); err != nil {
+	value, err := strconv.Unquote(string(text))
+	if err != nil {
 		return s.errorf(start, "invalid string literal %s: bad escape sequence", text)
+	}
+	if !utf8.ValidString(value) {
+		// Strings are text: the IR (JSON) could not carry other bytes.
+		return s.errorf(start, "invalid string literal %s: its \\x or octal escapes do not spell UTF-8 text", text)
 	}
 	s.advance(n)
 	s.emit(String, start)
