@@ -83,3 +83,85 @@ func TestDirectResultWaitsForTheLock(t *testing.T) {
 		})
 	}
 }
+
+// TestInstanceWorkHoldsTheLock: a claim of an instance's event takes the
+// instance's Redlock and the commit (or a release) frees it; while
+// someone else holds the lock, the event is not claimed. Both with the
+// lock on the main Redis (the scripts take it) and on lock nodes.
+func TestInstanceWorkHoldsTheLock(t *testing.T) {
+	c := redistest.Client(t)
+	m := irtest.Compile(t, "toggle.fsm", []byte(`machine Toggle {
+    event Flip
+    initial state Off {
+        on Flip -> On
+    }
+    state On {
+        on Flip -> Off
+    }
+}`)).Machines[0]
+	for _, tc := range []struct {
+		name  string
+		nodes []redis.UniversalClient
+	}{{"lock on the main Redis", nil}, {"lock nodes", []redis.UniversalClient{c}}} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			s := New(c, Options{Prefix: fmt.Sprintf("lock%d", time.Now().UnixNano()), LockNodes: tc.nodes})
+			if err := s.PutMachine(ctx, m); err != nil {
+				t.Fatal(err)
+			}
+			now := time.Now()
+			inst := &runtime.Instance{ID: "a", Machine: m.Name, Hash: m.Hash, Status: runtime.Active, Visit: 1, Created: now, Updated: now}
+			start := []runtime.HistoryEntry{{Time: now, Kind: runtime.HistStart, Version: 1, From: -1, Event: -1}}
+			flip := runtime.Work{Kind: runtime.WorkEvent, Instance: "a", Due: now, Event: 2}
+			if err := s.Create(ctx, inst, []runtime.Work{flip, flip}, start); err != nil {
+				t.Fatal(err)
+			}
+			f := runtime.ClaimFilter{Now: now, Lease: time.Minute}
+			var l runtime.Lease
+			lockFree := func() bool {
+				m, err := s.lockInstance(ctx, "a", time.Minute, 1)
+				if err != nil {
+					return false
+				}
+				_, _ = m.UnlockContext(ctx)
+				return true
+			}
+
+			held, err := s.lockInstance(ctx, "a", time.Minute, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ok, err := s.Claim(ctx, f, &l); ok || err != nil {
+				t.Fatalf("claimed %+v (%v) while another holder had the instance's lock", l.Work, err)
+			}
+			if _, err := held.UnlockContext(ctx); err != nil {
+				t.Fatal(err)
+			}
+
+			if ok, err := s.Claim(ctx, f, &l); !ok || err != nil {
+				t.Fatalf("claim with the lock free: %v %v", ok, err)
+			}
+			if lockFree() {
+				t.Fatal("the lock was free while the instance's event was claimed")
+			}
+			next := *l.Instance
+			next.State = 1
+			if err := s.Commit(ctx, &l, &runtime.Commit{Instance: &next}); err != nil {
+				t.Fatal(err)
+			}
+			if !lockFree() {
+				t.Fatal("the commit did not free the lock")
+			}
+
+			if ok, err := s.Claim(ctx, f, &l); !ok || err != nil {
+				t.Fatalf("claim of the second event: %v %v", ok, err)
+			}
+			if err := s.Release(ctx, &l); err != nil {
+				t.Fatal(err)
+			}
+			if !lockFree() {
+				t.Fatal("the release did not free the lock")
+			}
+		})
+	}
+}

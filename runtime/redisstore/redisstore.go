@@ -93,8 +93,10 @@ type Store struct {
 	owned    []redis.UniversalClient // clients Open made: Close closes them
 	redlock  *redsync.Redsync
 	// lockHere: the Redlock's only node is the main Redis, where an
-	// instance's lock key shares its partition's slot, so a script can
-	// check the lock in the same atomic step as the commit it guards.
+	// instance's lock key shares its partition's slot, so the scripts
+	// take, check and free it in the same atomic steps as the claims and
+	// commits it guards (with the lease token as its value), and redsync
+	// (for operators) sees the same key.
 	lockHere bool
 	locks    sync.Map // lockKey(lease) -> *redsync.Mutex held for that lease
 	machines sync.Map // machine id -> *ir.Machine, read from the registry once (validated)
@@ -740,7 +742,7 @@ func (s *Store) loadScripts(ctx context.Context) error {
 
 // claimFrom runs the claim script on partition p and fills l.
 func (s *Store) claimFrom(ctx context.Context, p int, l *runtime.Lease, now, lease int64, hashes, runnable, mode string, minPrio int, id string, f runtime.ClaimFilter) (bool, error) {
-	v, err := s.run(ctx, "claim", p, now, now+lease, hashes, runnable, mode, minPrio, id).Result()
+	v, err := s.run(ctx, "claim", p, now, now+lease, hashes, runnable, mode, minPrio, id, boolArg(s.lockHere), lease).Result()
 	if errors.Is(err, redis.Nil) {
 		return false, nil
 	}
@@ -774,9 +776,10 @@ func (s *Store) claimFrom(ctx context.Context, p int, l *runtime.Lease, now, lea
 		_ = s.Release(ctx, l)
 		return false, err
 	}
-	if w.Kind != runtime.WorkTask && s.redlock != nil {
-		// Instance work also takes the instance's Redlock; if someone
-		// holds it, the work goes back and waits for them.
+	if w.Kind != runtime.WorkTask && s.redlock != nil && !s.lockHere {
+		// Instance work also takes the instance's Redlock (the claim
+		// script took it if it lives on this Redis); if someone holds
+		// it, the work goes back and waits for them.
 		m, err := s.lockInstance(ctx, instID, time.Duration(lease)*time.Millisecond, 1)
 		if err != nil {
 			_ = s.Release(ctx, l)

@@ -5,7 +5,11 @@
 -- ARGV[4]  allowed machine ids, "\n"-separated, or "*";
 -- ARGV[5]  runnable actions as "id#action" lines, or "*";
 -- ARGV[6]  "peek", "claim", or "instance" (claim only instance ARGV[8]);
--- ARGV[7]  the lowest priority to consider; ARGV[8] instance id
+-- ARGV[7]  the lowest priority to consider; ARGV[8] instance id;
+-- ARGV[9]  "1": instance work also takes the instance's Redlock here
+--          (the lock lives on this Redis), for ARGV[10] ms, with the
+--          lease token as its value; work of an instance whose lock
+--          someone else holds is left for later
 -- Returns the priority (peek; -1 for none), or {unit, member, work value,
 -- token, the instance's priority, and the instance's fields v, st, pr, d,
 -- c, f, h} (the engine need not load it), or nil.
@@ -19,8 +23,11 @@ end
 
 -- lease leases a unit of instance id (inst: the instance, if loaded).
 local function lease(id, inst, unit, kind, member, prio)
-  redis.call("ZREM", ready(prio), unit)
   local token = string.format("%d", redis.call("INCR", P .. "seq"))
+  if kind == "q" and ARGV[9] == "1" and not redis.call("SET", lockKey(id), token, "NX", "PX", ARGV[10]) then
+    return nil
+  end
+  redis.call("ZREM", ready(prio), unit)
   inst = inst or load(id)
   local value
   if kind == "q" then
@@ -49,7 +56,8 @@ if mode == "instance" then
     local due = redis.call("ZSCORE", ready(prio), unit)
     local kind, _, member, action = parseUnit(unit)
     if due and tonumber(due) <= now and eligible(inst.f.st, inst.f.h, kind, action, ARGV[4], ARGV[5]) then
-      return lease(inst.id, inst, unit, kind, member, prio)
+      local claimed = lease(inst.id, inst, unit, kind, member, prio)
+      if claimed then return claimed end
     end
   end
   return nil
@@ -65,7 +73,8 @@ for prio = top, minPrio, -1 do
       if claimable(unit, ARGV[4], ARGV[5]) then
         if mode == "peek" then return prio end
         local kind, id, member = parseUnit(unit)
-        return lease(id, nil, unit, kind, member, PRIO[prio])
+        local claimed = lease(id, nil, unit, kind, member, PRIO[prio])
+        if claimed then return claimed end
       end
     end
     if #units < 4 then break end

@@ -28,9 +28,12 @@ if direct then
   local _, due = head(inst)
   if due and due <= tonumber(ARGV[12]) then return "busy" end
   if redis.call("ZSCORE", P .. "leases", "q|" .. id) then return "busy" end
-  if ARGV[14] == "1" and redis.call("EXISTS", P .. "lock:" .. id) == 1 then return "busy" end
+  if ARGV[14] == "1" and redis.call("EXISTS", lockKey(id)) == 1 then return "busy" end
 end
-if unit ~= "" then finish(inst, unit, member) end
+if unit ~= "" then
+  finish(inst, unit, member)
+  if string.sub(unit, 1, 2) == "q|" then unlock(id, token) end
+end
 put(inst, "v", ARGV[13])
 put(inst, "st", ARGV[6])
 put(inst, "pr", ARGV[7])

@@ -6,6 +6,7 @@
 local id, unit = ARGV[2], ARGV[3]
 local token, member = leaseOf(unit)
 if token == nil or token ~= ARGV[4] then return "lost" end
+if string.sub(unit, 1, 2) == "q|" then unlock(id, token) end
 local inst = load(id)
 if not inst then
   unlease(unit)

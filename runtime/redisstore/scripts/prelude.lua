@@ -218,6 +218,15 @@ local function claimable(unit, machines, actions)
   return eligible(st, h, kind, action, machines, actions)
 end
 
+-- lockKey names the instance's Redlock key (see redisstore.go lockName).
+local function lockKey(id) return P .. "lock:" .. id end
+
+-- unlock frees the instance's Redlock if a claim took it for the lease
+-- token (claim.lua's ARGV[9]); a lock anyone else holds has another value.
+local function unlock(id, token)
+  if redis.call("GET", lockKey(id)) == token then redis.call("DEL", lockKey(id)) end
+end
+
 -- leaseOf returns a unit's lease token and the member it holds.
 local function leaseOf(unit)
   local v = redis.call("HGET", P .. "tokens", unit)
