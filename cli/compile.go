@@ -43,6 +43,9 @@ func compileCommand(e *env) *cli.Command {
 			if c.Bool("stubs") && (out == "" || out == "-") {
 				return usageError("fsmc compile: --stubs needs -o FILE.go, to know where the skeleton goes")
 			}
+			if pkg := c.String("package"); pkg != "" && !gogen.IsPackageName(pkg) {
+				return usageError("fsmc compile: --package %q is not a Go package name (want an identifier that is not a Go keyword)", pkg)
+			}
 			f, err := e.loadMachines(source)
 			if err != nil {
 				return err

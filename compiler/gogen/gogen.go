@@ -10,15 +10,30 @@
 //
 // Names: a machine's declarations are prefixed with its name: the handle
 // Order, OrderContext, OrderActions, events OrderSubmitEvent, states
-// OrderStateDraft, action results OrderChargeCardResult. The suffixes keep
-// any .fsm names from colliding. .fsm names become exported Go names by
-// capitalising each part between underscores.
+// OrderStateDraft, action results OrderChargeCardResult. .fsm names become
+// exported Go names by capitalising each part between underscores
+// (customer_id -> CustomerId); one that would start with a digit gets an X
+// (_1 -> X1). Distinct .fsm names can still meet in one Go name: chan and
+// Chan, machines order and Order, machine Order's event PaidX and machine
+// OrderPaid's event X, a state Event and an event State of one machine. So
+// every top-level name the file (with its stubs) declares is claimed in one
+// namespace, and a name already taken gets the first free suffix 2, 3, ...:
+// first each machine's prefix, in file order, the first of Order, Order2,
+// ... whose fixed declarations (OrderName, RegisterOrder, ...) are all
+// free, then each machine's states, events and action results. Struct
+// fields, Send methods and action methods are made distinct the same way
+// within their machine; the methods the generated code adds itself
+// (fields, payload, eventName, is...Result) are unexported, so no
+// exported .fsm name can meet them.
 package gogen
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"go/format"
+	"go/scanner"
+	"go/token"
 	"sort"
 	"strconv"
 	"strings"
@@ -30,36 +45,59 @@ import (
 // Generate returns the Go source for every machine of f in package pkg;
 // source is the .fsm path named in the header.
 func Generate(f *ir.File, pkg, source string) ([]byte, error) {
+	if !IsPackageName(pkg) {
+		return nil, fmt.Errorf("%q is not a Go package name", pkg)
+	}
 	irJSON, err := f.Encode()
 	if err != nil {
 		return nil, err
 	}
-	data := fileData{Package: pkg, Source: source, IRConst: "fsmcIR", IR: goString(string(irJSON))}
-	for i, m := range f.Machines {
-		data.Machines = append(data.Machines, machineData(m, i))
-	}
+	data := fileData{Package: pkg, Source: source, IRConst: "fsmcIR", IR: goString(string(irJSON)), Machines: machinesData(f)}
 	var b bytes.Buffer
 	if err := fileTemplate.Execute(&b, data); err != nil {
 		return nil, err
 	}
-	out, err := format.Source(b.Bytes())
-	if err != nil {
-		return nil, fmt.Errorf("generated Go does not parse (a bug in fsmc): %v\n%s", err, b.Bytes())
-	}
-	return out, nil
+	return formatSource(b.Bytes())
 }
 
 // Stubs returns a skeleton implementing every machine's Actions.
 func Stubs(f *ir.File, pkg string) ([]byte, error) {
-	data := fileData{Package: pkg}
-	for i, m := range f.Machines {
-		data.Machines = append(data.Machines, machineData(m, i))
+	if !IsPackageName(pkg) {
+		return nil, fmt.Errorf("%q is not a Go package name", pkg)
 	}
+	data := fileData{Package: pkg, Machines: machinesData(f)}
 	var b bytes.Buffer
 	if err := stubsTemplate.Execute(&b, data); err != nil {
 		return nil, err
 	}
-	return format.Source(b.Bytes())
+	return formatSource(b.Bytes())
+}
+
+// formatSource gofmts generated code. Code that does not parse is a bug
+// in the templates or the naming: the error quotes the lines around the
+// first syntax error, not the whole file.
+func formatSource(src []byte) ([]byte, error) {
+	out, err := format.Source(src)
+	if err == nil {
+		return out, nil
+	}
+	var list scanner.ErrorList
+	if !errors.As(err, &list) || len(list) == 0 {
+		return nil, fmt.Errorf("generated Go does not parse (a bug in fsmc): %v", err)
+	}
+	lines := strings.Split(string(src), "\n")
+	at := list[0].Pos.Line
+	var quote strings.Builder
+	for n := max(at-2, 1); n <= min(at+2, len(lines)); n++ {
+		fmt.Fprintf(&quote, "\n%5d | %s", n, lines[n-1])
+	}
+	return nil, fmt.Errorf("generated Go does not parse (a bug in fsmc): %v%s", err, quote.String())
+}
+
+// IsPackageName reports whether name can be a Go package name: an
+// identifier that is neither a keyword nor the blank identifier.
+func IsPackageName(name string) bool {
+	return name != "_" && token.IsIdentifier(name)
 }
 
 // PackageName derives a Go package name from a file name: letters and
@@ -75,24 +113,14 @@ func PackageName(path string) string {
 			b.WriteRune(r)
 		}
 	}
-	if b.Len() == 0 || isGoKeyword(b.String()) {
+	if b.Len() == 0 || token.IsKeyword(b.String()) {
 		return "machines"
 	}
 	return b.String()
 }
 
-func isGoKeyword(s string) bool {
-	switch s {
-	case "break", "case", "chan", "const", "continue", "default", "defer", "else", "fallthrough", "for",
-		"func", "go", "goto", "if", "import", "interface", "map", "package", "range", "return", "select",
-		"struct", "switch", "type", "var":
-		return true
-	}
-	return false
-}
-
 // exported turns an .fsm name into an exported Go name: amount -> Amount,
-// customer_id -> CustomerId.
+// customer_id -> CustomerId, _1 -> X1, _ -> X.
 func exported(name string) string {
 	var b strings.Builder
 	for _, part := range strings.Split(name, "_") {
@@ -101,24 +129,67 @@ func exported(name string) string {
 		}
 		b.WriteString(strings.ToUpper(part[:1]) + part[1:])
 	}
-	if b.Len() == 0 {
-		return "X"
+	if s := b.String(); s != "" && !unicode.IsDigit(rune(s[0])) {
+		return s
 	}
-	return b.String()
+	return "X" + b.String()
+}
+
+// lowerFirst turns an exported Go name into an unexported one: Order ->
+// order.
+func lowerFirst(s string) string { return strings.ToLower(s[:1]) + s[1:] }
+
+// namespace is a set of Go names declared in one scope.
+type namespace map[string]bool
+
+// claim declares name, or if it is taken the first free of name2, name3,
+// ..., and returns what it declared.
+func (ns namespace) claim(name string) string {
+	g := name
+	for n := 2; ns[g]; n++ {
+		g = name + strconv.Itoa(n)
+	}
+	ns[g] = true
+	return g
+}
+
+// claimPrefix declares the fixed names of a machine whose prefix is base,
+// or if any is taken those of base2, base3, ..., and returns the prefix.
+func (ns namespace) claimPrefix(base string) string {
+	for n := 1; ; n++ {
+		prefix := base
+		if n > 1 {
+			prefix += strconv.Itoa(n)
+		}
+		decls := machineDecls(prefix)
+		free := true
+		for _, d := range decls {
+			free = free && !ns[d]
+		}
+		if free {
+			for _, d := range decls {
+				ns[d] = true
+			}
+			return prefix
+		}
+	}
+}
+
+// machineDecls lists the top-level names fileTemplate and stubsTemplate
+// declare for every machine from its prefix; keep it in step with them.
+func machineDecls(prefix string) []string {
+	unexported := lowerFirst(prefix)
+	return []string{prefix, prefix + "Name", prefix + "Context", prefix + "State", prefix + "Actions",
+		prefix + "Instance", "Register" + prefix, unexported + "ContextOf", unexported + "Actions"}
 }
 
 // uniqueNames maps names to distinct exported Go names, suffixing
-// collisions (a_b and aB both give AB) with their position.
+// collisions (a_b and aB both give AB, AB2).
 func uniqueNames(names []string) []string {
+	ns := namespace{}
 	out := make([]string, len(names))
-	seen := map[string]bool{}
 	for i, n := range names {
-		g := exported(n)
-		if seen[g] {
-			g += strconv.Itoa(i)
-		}
-		seen[g] = true
-		out[i] = g
+		out[i] = ns.claim(exported(n))
 	}
 	return out
 }
@@ -219,9 +290,35 @@ func fieldsOf(fs []ir.Field) []field {
 	return out
 }
 
-func machineData(m *ir.Machine, index int) machine {
-	prefix := exported(m.Name)
+// machinesData names the declarations of f's machines in one namespace
+// (see the package doc): first every machine's prefix, then the rest,
+// machine by machine.
+func machinesData(f *ir.File) []machine {
+	top := namespace{"fsmcIR": true, "fsmcLoad": true}
+	prefixes := make([]string, len(f.Machines))
+	for i, m := range f.Machines {
+		prefixes[i] = top.claimPrefix(exported(m.Name))
+	}
+	out := make([]machine, len(f.Machines))
+	for i, m := range f.Machines {
+		out[i] = machineData(m, i, prefixes[i], top)
+	}
+	return out
+}
+
+// machineData describes m, whose fixed names have prefix, claiming the
+// names of its states, event types and action results in top, in the
+// order the generated file declares them.
+func machineData(m *ir.Machine, index int, prefix string, top namespace) machine {
 	md := machine{Name: m.Name, Go: prefix, Index: index, Context: fieldsOf(m.Context)}
+	var stateNames []string
+	for _, s := range m.States {
+		stateNames = append(stateNames, s.Name)
+	}
+	stateGo := uniqueNames(stateNames)
+	for i, s := range m.States {
+		md.States = append(md.States, state{Name: s.Name, Go: top.claim(prefix + "State" + stateGo[i])})
+	}
 	var eventNames []string
 	for _, e := range m.Events[2:] {
 		eventNames = append(eventNames, e.Name)
@@ -229,7 +326,7 @@ func machineData(m *ir.Machine, index int) machine {
 	eventGo := uniqueNames(eventNames)
 	events := map[int]event{}
 	for i, e := range m.Events[2:] {
-		ev := event{Name: e.Name, Go: prefix + eventGo[i] + "Event", Send: "Send" + eventGo[i], Fields: fieldsOf(e.Params)}
+		ev := event{Name: e.Name, Go: top.claim(prefix + eventGo[i] + "Event"), Send: "Send" + eventGo[i], Fields: fieldsOf(e.Params)}
 		events[i+2] = ev
 		md.Events = append(md.Events, ev)
 	}
@@ -241,7 +338,7 @@ func machineData(m *ir.Machine, index int) machine {
 	for i, a := range m.Actions {
 		act := action{Name: a.Name, Go: actionGo[i], Context: prefix + "Context"}
 		if len(a.Emits) > 0 {
-			act.Result = prefix + actionGo[i] + "Result"
+			act.Result = top.claim(prefix + actionGo[i] + "Result")
 			act.Marker = "is" + act.Result
 			ids := append([]int(nil), a.Emits...)
 			sort.Ints(ids)
@@ -250,14 +347,6 @@ func machineData(m *ir.Machine, index int) machine {
 			}
 		}
 		md.Actions = append(md.Actions, act)
-	}
-	var stateNames []string
-	for _, s := range m.States {
-		stateNames = append(stateNames, s.Name)
-	}
-	stateGo := uniqueNames(stateNames)
-	for i, s := range m.States {
-		md.States = append(md.States, state{Name: s.Name, Go: prefix + "State" + stateGo[i]})
 	}
 	for _, f := range md.Context {
 		md.NeedsTime = md.NeedsTime || f.Type == "time.Duration"

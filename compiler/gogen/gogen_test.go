@@ -5,6 +5,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/fsmc/fsmc/compiler/gogen"
@@ -12,9 +14,10 @@ import (
 	"github.com/rogpeppe/go-internal/txtar"
 )
 
-// TestGeneratedCodeVets generates the Go and the stubs for every example
-// and for machines with awkward names, inside this module, and runs go
-// vet on them: they must compile and be vet-clean.
+// TestGeneratedCodeVets generates the Go and the stubs for every example,
+// for machines with awkward names and for the files of
+// testdata/names.txtar, inside this module, and runs go vet on them: they
+// must compile and be vet-clean.
 func TestGeneratedCodeVets(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs go vet")
@@ -33,6 +36,9 @@ func TestGeneratedCodeVets(t *testing.T) {
 		t.Fatal(err)
 	}
 	sources["unusual.fsm"] = ar.Files[0].Data
+	for name, src := range namesSources(t) {
+		sources[name] = src
+	}
 	var pkgs []string
 	for name, src := range sources {
 		f := irtest.Compile(t, name, src)
@@ -94,6 +100,91 @@ func TestPackageName(t *testing.T) {
 	} {
 		if got := gogen.PackageName(in); got != want {
 			t.Errorf("PackageName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// namesSources returns the files of testdata/names.txtar by name.
+func namesSources(t *testing.T) map[string][]byte {
+	t.Helper()
+	ar, err := txtar.ParseFile("testdata/names.txtar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]byte{}
+	for _, f := range ar.Files {
+		out[f.Name] = f.Data
+	}
+	return out
+}
+
+// TestNames checks the Go names chosen for the files of
+// testdata/names.txtar: the first declaration keeps its name, the next
+// one meeting it gets the first free suffix.
+func TestNames(t *testing.T) {
+	sources := namesSources(t)
+	for name, want := range map[string][]string{
+		"collide_case.fsm": {
+			`(?m)^type Order struct`, `(?m)^type Order2 struct`, `(?m)^const Order2Name = "Order"$`,
+			`(?m)^func RegisterOrder2\(`, `(?m)^type order2Actions struct`,
+			`(?m)^\tA5 +int64 // A5$`, `(?m)^\tA +int64 // A$`, `(?m)^\tA2 +int64 // a$`,
+			`(?m)^\tAB +string // a_b$`, `(?m)^\tAB2 +string // aB$`,
+			`(?m)^\tOrderStateChan +OrderState = "chan"$`, `(?m)^\tOrderStateChan2 +OrderState = "Chan"$`,
+			`(?m)^type OrderGoEvent struct`, `(?m)^type OrderGo2Event struct`, `\) SendGo2\(`,
+		},
+		"collide_prefix.fsm": {
+			`(?m)^type OrderPaidXEvent struct`, `(?m)^type OrderPaidXEvent2 struct`,
+			`(?m)^type OrderActions interface`, `(?m)^type OrderActions2 struct`,
+			`(?m)^\tOrderStateName +OrderState = "Name"$`, `(?m)^type OrderState2 struct`,
+			`(?m)^func RegisterOrder\(`, `(?m)^type RegisterOrder2 struct`,
+		},
+		"collide_kinds.fsm": {
+			`(?m)^\tMStateEvent +MState = "Event"$`, `(?m)^type MStateEvent2 struct`,
+			`(?m)^\tMStateFooResult +MState = "FooResult"$`, `(?m)^type MStateFooResult2 interface`,
+		},
+		"digits.fsm": {
+			`(?m)^type X9 struct`, `(?m)^\tX1 int64 // _1$`, `(?m)^type X9X3Event struct`,
+			`(?m)^\tX2 string // _2$`, `(?m)^\tX7\(ctx context.Context`, `(?m)^\tX9StateX4 +X9State = "_4"$`,
+			`(?m)^type X92 struct`, `(?m)^type X92XEvent struct`, `(?m)^type X struct`,
+		},
+		"empty.fsm": {`(?m)^package empty$`, `(?m)^const fsmcIR = `},
+	} {
+		code, err := gogen.Generate(irtest.Compile(t, name, sources[name]), gogen.PackageName(name), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stubs, err := gogen.Stubs(irtest.Compile(t, name, sources[name]), gogen.PackageName(name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		code = append(code, stubs...)
+		for _, re := range want {
+			if !regexp.MustCompile(re).Match(code) {
+				t.Errorf("%s: no match for %s in\n%s", name, re, code)
+			}
+		}
+	}
+}
+
+// TestGenerateRefusesBadPackage: a package name that is not a Go
+// identifier, or is a keyword, is an error naming it, not Go that does
+// not parse.
+func TestGenerateRefusesBadPackage(t *testing.T) {
+	f := irtest.Compile(t, "digits.fsm", namesSources(t)["digits.fsm"])
+	for _, pkg := range []string{"bad-name", "func", "_", "", "9lives"} {
+		if gogen.IsPackageName(pkg) {
+			t.Errorf("IsPackageName(%q) = true", pkg)
+		}
+		if _, err := gogen.Generate(f, pkg, "digits.fsm"); err == nil || !strings.Contains(err.Error(), "not a Go package name") {
+			t.Errorf("Generate(%q): %v", pkg, err)
+		}
+		if _, err := gogen.Stubs(f, pkg); err == nil {
+			t.Errorf("Stubs(%q): no error", pkg)
+		}
+	}
+	for _, pkg := range []string{"order", "shop_v2", "_x"} {
+		if !gogen.IsPackageName(pkg) {
+			t.Errorf("IsPackageName(%q) = false", pkg)
 		}
 	}
 }

@@ -6,7 +6,7 @@ import (
 )
 
 var funcs = template.FuncMap{
-	"lower": func(s string) string { return strings.ToLower(s[:1]) + s[1:] },
+	"lower": lowerFirst,
 	"emitsList": func(evs []event) string {
 		names := make([]string, len(evs))
 		for i, e := range evs {
@@ -20,7 +20,7 @@ var fileTemplate = template.Must(template.New("file").Funcs(funcs).Parse(`// Cod
 // Source: {{.Source}}
 
 package {{.Package}}
-
+{{if .Machines}}
 import (
 	"context"
 	"fmt"
@@ -31,12 +31,13 @@ import (
 	"github.com/fsmc/fsmc/compiler/ir"
 	"github.com/fsmc/fsmc/runtime"
 )
-
+{{end}}
 // {{.IRConst}} is the compiled IR of {{.Source}}; ir.Load validates it.
 const {{.IRConst}} = {{.IR}}
-
+{{if .Machines}}
 func fsmcLoad() (*ir.File, error) { return ir.Load([]byte({{.IRConst}})) }
-{{range $m := .Machines}}
+{{end}}
+{{- range $m := .Machines}}
 // {{$m.Go}}Name is the name of the machine {{$m.Name}}.
 const {{$m.Go}}Name = "{{$m.Name}}"
 
