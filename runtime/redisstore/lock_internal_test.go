@@ -2,7 +2,6 @@ package redisstore
 
 import (
 	"context"
-	"fmt"
 	"testing"
 	"time"
 
@@ -32,7 +31,7 @@ func TestDirectResultWaitsForTheLock(t *testing.T) {
 	}{{"lock on the main Redis", nil}, {"lock nodes", []redis.UniversalClient{c}}} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
-			s := New(c, Options{Prefix: fmt.Sprintf("lock%d", time.Now().UnixNano()), LockNodes: tc.nodes})
+			s := New(c, Options{Prefix: testPrefix("lock"), LockNodes: tc.nodes})
 			if s.lockHere != (tc.nodes == nil) {
 				t.Fatalf("lockHere = %v", s.lockHere)
 			}
@@ -105,7 +104,7 @@ func TestInstanceWorkHoldsTheLock(t *testing.T) {
 	}{{"lock on the main Redis", nil}, {"lock nodes", []redis.UniversalClient{c}}} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
-			s := New(c, Options{Prefix: fmt.Sprintf("lock%d", time.Now().UnixNano()), LockNodes: tc.nodes})
+			s := New(c, Options{Prefix: testPrefix("lock"), LockNodes: tc.nodes})
 			if err := s.PutMachine(ctx, m); err != nil {
 				t.Fatal(err)
 			}

@@ -28,7 +28,6 @@ package redisstore
 
 import (
 	"context"
-	"embed"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -49,9 +48,6 @@ import (
 	"github.com/go-redsync/redsync/v4/redis/goredis/v9"
 	"github.com/redis/go-redis/v9"
 )
-
-//go:embed scripts/*.lua
-var scriptFiles embed.FS
 
 // Options configure a Store.
 type Options struct {
@@ -78,7 +74,7 @@ type Store struct {
 	prefix   string
 	parts    int
 	history  int
-	scripts  map[string]*redis.Script
+	scripts  *scripts
 	rotate   atomic.Uint32
 	wakeOnce sync.Once
 	wake     chan struct{}
@@ -121,7 +117,7 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 	if opts.History <= 0 {
 		opts.History = 100
 	}
-	s := &Store{rdb: rdb, prefix: opts.Prefix, parts: opts.Partitions, history: opts.History, scripts: map[string]*redis.Script{},
+	s := &Store{rdb: rdb, prefix: opts.Prefix, parts: opts.Partitions, history: opts.History, scripts: newScripts(),
 		pokes: make(chan struct{}, 1), closed: make(chan struct{})}
 	if !opts.NoRedlock {
 		nodes := opts.LockNodes
@@ -134,14 +130,6 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 			pools[i] = goredis.NewPool(n)
 		}
 		s.redlock = redsync.New(pools...)
-	}
-	prelude, _ := scriptFiles.ReadFile("scripts/prelude.lua")
-	for _, name := range []string{"create", "enqueue", "commit", "complete", "lease", "claim", "nextdue"} {
-		body, err := scriptFiles.ReadFile("scripts/" + name + ".lua")
-		if err != nil {
-			panic(err) // embedded at build time
-		}
-		s.scripts[name] = redis.NewScript(string(prelude) + "\n" + string(body))
 	}
 	return s
 }
@@ -167,7 +155,7 @@ func (s *Store) latestKey(name string) string { return s.prefix + ":latest:" + n
 // run runs a script on partition p.
 func (s *Store) run(ctx context.Context, name string, p int, args ...any) *redis.Cmd {
 	pfx := s.partitionPrefix(p)
-	return s.scripts[name].Run(ctx, s.rdb, []string{pfx + "seq"}, append([]any{pfx}, args...)...)
+	return s.scripts.run(ctx, s.rdb, name, []string{pfx + "seq"}, append([]any{pfx}, args...)...)
 }
 
 func (s *Store) result(cmd *redis.Cmd) (string, error) {
@@ -700,7 +688,7 @@ func (s *Store) peek(ctx context.Context, now, lease int64, hashes, runnable str
 	_, err := s.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
 		for p := 0; p < s.parts; p++ {
 			pfx := s.partitionPrefix(p)
-			cmds[p] = s.scripts["claim"].EvalSha(ctx, pipe, []string{pfx + "seq"}, pfx, now, now+lease, hashes, runnable, "peek", 0, "")
+			cmds[p] = s.scripts.pipe(ctx, pipe, "claim", []string{pfx + "seq"}, pfx, now, now+lease, hashes, runnable, "peek", 0, "")
 		}
 		return nil
 	})
@@ -720,25 +708,8 @@ func (s *Store) peek(ctx context.Context, now, lease int64, hashes, runnable str
 
 func (s *Store) nextRotation() uint32 { return s.rotate.Add(1) }
 
-func isNoScript(err error) bool {
-	return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT")
-}
-
-// loadScripts loads every script (on every master of a Cluster).
-func (s *Store) loadScripts(ctx context.Context) error {
-	load := func(ctx context.Context, c redis.Scripter) error {
-		for _, sc := range s.scripts {
-			if err := sc.Load(ctx, c).Err(); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	if cc, ok := s.rdb.(*redis.ClusterClient); ok {
-		return cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return load(ctx, c) })
-	}
-	return load(ctx, s.rdb)
-}
+// loadScripts loads the scripts (on every master of a Cluster).
+func (s *Store) loadScripts(ctx context.Context) error { return s.scripts.load(ctx, s.rdb) }
 
 // claimFrom runs the claim script on partition p and fills l.
 func (s *Store) claimFrom(ctx context.Context, p int, l *runtime.Lease, now, lease int64, hashes, runnable, mode string, minPrio int, id string, f runtime.ClaimFilter) (bool, error) {

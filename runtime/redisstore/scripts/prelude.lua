@@ -1,4 +1,5 @@
--- prelude.lua: shared by every script (prepended by redisstore.go).
+-- prelude.lua: shared by every script (prepended to each script, or
+-- the top of the function library; see scripts.go).
 --
 -- ARGV[1] is the key prefix of one partition, hash tag included, such as
 -- "fsmc:{fsmc-7}:". Every key a script touches is built from it, so all
@@ -32,7 +33,9 @@
 -- costs more than most redis.calls.
 local P = ARGV[1]
 local ACTIVE = "1"
-local BYTE_W, BYTE_T, BYTE_COLON = string.byte("w"), string.byte("t"), string.byte(":")
+-- The bytes of "w", "t" and ":" (a function library's definitions may not
+-- call the string library while it loads).
+local BYTE_W, BYTE_T, BYTE_COLON = 119, 116, 58
 
 local function ik(id) return P .. "i:" .. id end
 -- ready names the ready set of a priority (a string, "0" to "9").

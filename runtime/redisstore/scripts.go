@@ -1,0 +1,165 @@
+package redisstore
+
+import (
+	"context"
+	"crypto/sha1"
+	"embed"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// The Lua of scripts/ runs one of two ways. On Redis 7 and later it is
+// one function library (FUNCTION LOAD once, then FCALL): the prelude's
+// definitions run when the library loads, and a call runs only its
+// script's body. Redis runs an EVAL script's whole source on every call,
+// and the prelude alone cost about 38,000 instructions of Redis's time
+// per call, more than the body of a claim. Older Redis, or a user who
+// may not load functions, runs each script by EVALSHA, prelude and all.
+//
+// Each version of the library is named by its hash (fsmc_<hash>, and its
+// functions fsmc_<hash>_<script>), so workers of different versions can
+// share a Redis during an upgrade.
+
+//go:embed scripts/*.lua
+var scriptFiles embed.FS
+
+// scriptNames are the scripts of scripts/, each a body that uses the
+// definitions of scripts/prelude.lua.
+var scriptNames = []string{"create", "enqueue", "commit", "complete", "lease", "claim", "nextdue"}
+
+// preludeHead is the prelude's first statement: in a script it reads the
+// prefix from ARGV; in the library every function sets it per call.
+const preludeHead = "local P = ARGV[1]\n"
+
+// scripts runs the Lua of scripts/ on a Redis deployment.
+type scripts struct {
+	evalsha   map[string]*redis.Script // name -> prelude + body
+	library   string                   // the FUNCTION LOAD source
+	functions map[string]string        // name -> function name
+	// mode is modeUnknown until the library was loaded (modeFunctions)
+	// or refused (modeEvalsha).
+	mode   atomic.Int32
+	loadMu sync.Mutex
+}
+
+const (
+	modeUnknown int32 = iota
+	modeFunctions
+	modeEvalsha
+)
+
+// sources holds the prelude and each script's body, read once.
+var sources = func() map[string]string {
+	out := map[string]string{}
+	for _, name := range append([]string{"prelude"}, scriptNames...) {
+		b, err := scriptFiles.ReadFile("scripts/" + name + ".lua")
+		if err != nil {
+			panic(err) // embedded at build time
+		}
+		out[name] = string(b)
+	}
+	if !strings.Contains(out["prelude"], preludeHead) {
+		panic("scripts/prelude.lua does not start its definitions with " + preludeHead)
+	}
+	return out
+}()
+
+func newScripts() *scripts {
+	sc := &scripts{evalsha: map[string]*redis.Script{}, functions: map[string]string{}}
+	var lib strings.Builder
+	lib.WriteString("local KEYS, ARGV, P\n")
+	lib.WriteString(strings.Replace(sources["prelude"], preludeHead, "", 1))
+	sum := sha1.Sum([]byte(sources["prelude"] + strings.Join(scriptNames, ",")))
+	for _, name := range scriptNames {
+		sum = sha1.Sum(append(sum[:], sources[name]...))
+	}
+	id := "fsmc_" + hex.EncodeToString(sum[:6])
+	for _, name := range scriptNames {
+		body := sources[name]
+		sc.evalsha[name] = redis.NewScript(sources["prelude"] + "\n" + body)
+		fn := id + "_" + name
+		sc.functions[name] = fn
+		fmt.Fprintf(&lib, "\nredis.register_function(%q, function(keys, args)\nKEYS, ARGV, P = keys, args, args[1]\n%s\nend)\n", fn, body)
+	}
+	sc.library = "#!lua name=" + id + "\n" + lib.String()
+	return sc
+}
+
+// run runs script name with keys and args.
+func (sc *scripts) run(ctx context.Context, rdb redis.UniversalClient, name string, keys []string, args ...any) *redis.Cmd {
+	if sc.mode.Load() == modeUnknown {
+		if err := sc.load(ctx, rdb); err != nil {
+			cmd := redis.NewCmd(ctx)
+			cmd.SetErr(err)
+			return cmd
+		}
+	}
+	if sc.mode.Load() == modeEvalsha {
+		return sc.evalsha[name].Run(ctx, rdb, keys, args...)
+	}
+	cmd := rdb.FCall(ctx, sc.functions[name], keys, args...)
+	if isNoScript(cmd.Err()) { // a restarted or new server without the library
+		if err := sc.load(ctx, rdb); err != nil {
+			return cmd
+		}
+		cmd = rdb.FCall(ctx, sc.functions[name], keys, args...)
+	}
+	return cmd
+}
+
+// pipe queues script name on a pipeline (the library or scripts must be
+// loaded: run them once first).
+func (sc *scripts) pipe(ctx context.Context, p redis.Pipeliner, name string, keys []string, args ...any) *redis.Cmd {
+	if sc.mode.Load() == modeEvalsha {
+		return sc.evalsha[name].EvalSha(ctx, p, keys, args...)
+	}
+	return p.FCall(ctx, sc.functions[name], keys, args...)
+}
+
+// load loads the library (on every master of a Cluster), or, if Redis
+// refuses it (no FUNCTION before Redis 7, or no permission), the
+// scripts.
+func (sc *scripts) load(ctx context.Context, rdb redis.UniversalClient) error {
+	sc.loadMu.Lock()
+	defer sc.loadMu.Unlock()
+	each := func(load func(context.Context, redis.Cmdable) error) error {
+		if cc, ok := rdb.(*redis.ClusterClient); ok {
+			return cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return load(ctx, c) })
+		}
+		return load(ctx, rdb)
+	}
+	if sc.mode.Load() != modeEvalsha {
+		err := each(func(ctx context.Context, c redis.Cmdable) error {
+			return c.FunctionLoadReplace(ctx, sc.library).Err()
+		})
+		var refused redis.Error
+		switch {
+		case err == nil:
+			sc.mode.Store(modeFunctions)
+			return nil
+		case !errors.As(err, &refused):
+			return err // not reached: try again on the next call
+		}
+		sc.mode.Store(modeEvalsha)
+	}
+	return each(func(ctx context.Context, c redis.Cmdable) error {
+		for _, s := range sc.evalsha {
+			if err := s.Load(ctx, c).Err(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// isNoScript reports whether err says the server lacks a script or the
+// library's function (it restarted without them, or is new).
+func isNoScript(err error) bool {
+	return err != nil && (strings.HasPrefix(err.Error(), "NOSCRIPT") || strings.Contains(err.Error(), "Function not found"))
+}

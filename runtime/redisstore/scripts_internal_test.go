@@ -1,0 +1,85 @@
+package redisstore
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/fsmc/fsmc/internal/redistest"
+	"github.com/fsmc/fsmc/runtime"
+	"github.com/fsmc/fsmc/runtime/storetest"
+	"github.com/redis/go-redis/v9"
+)
+
+var prefixCounter atomic.Int64
+
+// testPrefix is a key prefix no other test (or earlier run on a shared
+// server) uses.
+func testPrefix(kind string) string {
+	return fmt.Sprintf("%s%d-%d", kind, time.Now().UnixNano(), prefixCounter.Add(1))
+}
+
+// TestScriptsRunAsFunctions: on Redis 7 and later the scripts run as one
+// function library. A library Redis refuses to load (a Lua error in it)
+// would quietly fall back to EVALSHA; this test catches that.
+func TestScriptsRunAsFunctions(t *testing.T) {
+	c := redistest.Client(t)
+	ctx := context.Background()
+	version := ""
+	for _, line := range strings.Split(c.Info(ctx, "server").Val(), "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "redis_version:"); ok {
+			version = v
+		}
+	}
+	if major, _ := strconv.Atoi(strings.Split(version, ".")[0]); major < 7 {
+		t.Skipf("Redis %s has no functions", version)
+	}
+	s := New(c, Options{Prefix: testPrefix("fn")})
+	if _, _, err := s.NextDue(ctx, runtime.ClaimFilter{}); err != nil {
+		t.Fatal(err)
+	}
+	if mode := s.scripts.mode.Load(); mode != modeFunctions {
+		t.Fatalf("script mode %d on Redis %s, want functions (%d): the library did not load", mode, version, modeFunctions)
+	}
+	// A server that lost its functions (restarted without persistence)
+	// gets the library again.
+	if err := c.FunctionFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.NextDue(ctx, runtime.ClaimFilter{}); err != nil {
+		t.Fatalf("after FUNCTION FLUSH: %v", err)
+	}
+	if mode := s.scripts.mode.Load(); mode != modeFunctions {
+		t.Fatalf("script mode %d after FUNCTION FLUSH, want functions", mode)
+	}
+}
+
+// TestScriptsWithoutFunctions runs the conformance suite as a user who
+// may not load functions (as on Redis before 7): the store falls back to
+// EVALSHA, and everything holds.
+func TestScriptsWithoutFunctions(t *testing.T) {
+	c := redistest.Client(t)
+	ctx := context.Background()
+	if err := c.Do(ctx, "ACL", "SETUSER", "fsmc-no-functions", "on", ">secret", "~*", "&*", "+@all", "-function").Err(); err != nil {
+		t.Skipf("no ACL users on this Redis: %v", err)
+	}
+	opts := *c.Options()
+	opts.Username, opts.Password = "fsmc-no-functions", "secret"
+	user := redis.NewClient(&opts)
+	t.Cleanup(func() { user.Close() })
+	newStore := func(t *testing.T) runtime.Store {
+		s := New(user, Options{Prefix: testPrefix("nofn"), NoRedlock: true}) // the suite's fake clocks cannot move lock expiry
+		if _, _, err := s.NextDue(ctx, runtime.ClaimFilter{}); err != nil {
+			t.Fatal(err)
+		}
+		if mode := s.scripts.mode.Load(); mode != modeEvalsha {
+			t.Fatalf("script mode %d, want EVALSHA (%d) for a user who may not load functions", mode, modeEvalsha)
+		}
+		return s
+	}
+	storetest.RunStore(t, newStore)
+}
