@@ -20,7 +20,7 @@ func (e *Engine) Run(ctx context.Context, workers int) error {
 	if workers < 1 {
 		workers = 1
 	}
-	b := newBroadcast()
+	b := make(wakeups, 1)
 	stopForward := make(chan struct{})
 	go func() {
 		for {
@@ -45,11 +45,10 @@ func (e *Engine) Run(ctx context.Context, workers int) error {
 	return nil
 }
 
-func (e *Engine) workLoop(ctx context.Context, b *broadcast) {
+func (e *Engine) workLoop(ctx context.Context, b wakeups) {
 	w := e.newWorker()
 	retry := 10 * time.Millisecond
 	for ctx.Err() == nil {
-		wake := b.wait()
 		ok, err := e.store.Claim(ctx, e.filter(), &w.lease)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -75,7 +74,7 @@ func (e *Engine) workLoop(ctx context.Context, b *broadcast) {
 			wait = min(wait, next.Sub(e.opts.Clock.Now()))
 		}
 		if wait > 0 {
-			e.sleep(ctx, wait, wake)
+			e.sleep(ctx, wait, b)
 		}
 	}
 }
@@ -97,24 +96,17 @@ func (e *Engine) sleep(ctx context.Context, d time.Duration, wake <-chan struct{
 	e.opts.Clock.Sleep(d, merged)
 }
 
-// broadcast wakes every waiting worker at once: signal closes the current
-// channel and starts a new one.
-type broadcast struct {
-	mu sync.Mutex
-	ch chan struct{}
-}
+// wakeups wakes one idle worker at a time: on the store's news, or when
+// a worker has just claimed something (there may be more), so a worker
+// that finds work passes the word on and one that finds none stops the
+// chain. Waking every idle worker at once would send them all to claim
+// the one new item, all but one of them for nothing. A signal no worker
+// waits for stays in the buffer for the next to go idle.
+type wakeups chan struct{}
 
-func newBroadcast() *broadcast { return &broadcast{ch: make(chan struct{})} }
-
-func (b *broadcast) wait() <-chan struct{} {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.ch
-}
-
-func (b *broadcast) signal() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	close(b.ch)
-	b.ch = make(chan struct{})
+func (w wakeups) signal() {
+	select {
+	case w <- struct{}{}:
+	default:
+	}
 }
