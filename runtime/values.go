@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/fsmc/fsmc/compiler/ir"
 )
@@ -93,13 +94,17 @@ func convert(t ir.Type, v any) (ir.Value, error) {
 		}
 		return ir.Value{}, fmt.Errorf("want %s, got %v (%T)", t, v, v)
 	}
+	if n, ok := goInt(v); ok && (t == ir.TypeInt || t == ir.TypeFloat) {
+		if t == ir.TypeFloat {
+			return ir.Value{T: t, F: float64(n)}, nil
+		}
+		return ir.Value{T: t, I: n}, nil
+	}
 	switch t {
 	case ir.TypeInt:
 		switch x := v.(type) {
-		case int:
-			return ir.Value{T: t, I: int64(x)}, nil
-		case int64:
-			return ir.Value{T: t, I: x}, nil
+		case uint, uint64:
+			return ir.Value{}, fmt.Errorf("want int, got %v (out of range)", x)
 		case json.Number:
 			n, err := x.Int64()
 			if err != nil {
@@ -115,7 +120,7 @@ func convert(t ir.Type, v any) (ir.Value, error) {
 		switch x := v.(type) {
 		case float64:
 			return ir.Value{T: t, F: x}, nil
-		case int:
+		case float32:
 			return ir.Value{T: t, F: float64(x)}, nil
 		case json.Number:
 			f, err := x.Float64()
@@ -126,6 +131,9 @@ func convert(t ir.Type, v any) (ir.Value, error) {
 		}
 	case ir.TypeString:
 		if x, ok := v.(string); ok {
+			if !utf8.ValidString(x) {
+				return ir.Value{}, fmt.Errorf("want UTF-8 text, got %q", x)
+			}
 			return ir.Value{T: t, S: x}, nil
 		}
 	case ir.TypeBool:
@@ -148,6 +156,33 @@ func convert(t ir.Type, v any) (ir.Value, error) {
 		}
 	}
 	return bad()
+}
+
+// goInt reads v if it is one of Go's integer types that fits an int64.
+func goInt(v any) (int64, bool) {
+	switch x := v.(type) {
+	case int:
+		return int64(x), true
+	case int8:
+		return int64(x), true
+	case int16:
+		return int64(x), true
+	case int32:
+		return int64(x), true
+	case int64:
+		return x, true
+	case uint8:
+		return int64(x), true
+	case uint16:
+		return int64(x), true
+	case uint32:
+		return int64(x), true
+	case uint:
+		return int64(x), x <= math.MaxInt64
+	case uint64:
+		return int64(x), x <= math.MaxInt64
+	}
+	return 0, false
 }
 
 // Native returns v as a Go value: int64, float64, string, bool or
@@ -186,7 +221,7 @@ type Fields struct {
 // Get returns the named value as a Go value (see Native).
 func (f Fields) Get(name string) (any, bool) {
 	i := fieldIndex(f.schema, name)
-	if i < 0 {
+	if i < 0 || i >= len(f.values) {
 		return nil, false
 	}
 	return Native(f.values[i]), true
@@ -215,7 +250,9 @@ func (f Fields) Duration(name string) time.Duration {
 func (f Fields) Map() map[string]any {
 	out := make(map[string]any, len(f.schema))
 	for i, fld := range f.schema {
-		out[fld.Name] = JSONValue(f.values[i])
+		if i < len(f.values) {
+			out[fld.Name] = JSONValue(f.values[i])
+		}
 	}
 	return out
 }

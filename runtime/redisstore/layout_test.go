@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 
@@ -156,5 +157,91 @@ func TestMachineIDTaken(t *testing.T) {
 	}
 	if _, err := store.Machine(ctx, a.Hash); err == nil {
 		t.Fatal("Machine(A's hash) returned B")
+	}
+}
+
+// TestNonFiniteFloatsSurvive: a float division by zero gives +Inf, and a
+// host may pass NaN or -Inf; the store keeps them (JSON has no number
+// for them), and the rest of the context with them.
+func TestNonFiniteFloatsSurvive(t *testing.T) {
+	ctx := context.Background()
+	m := irtest.Compile(t, "div.fsm", []byte(`machine Div {
+    context {
+        a: float = 1.0
+        b: float = 0.0
+        r: float = 0.0
+        name: string = "kept"
+    }
+    event Go(x: float)
+    initial state S {
+        on Go -> T set r = a / b, b = event.x
+    }
+    state T {
+        on Go if name == "kept" -> S set a = event.x
+    }
+}`)).Machines[0]
+	store := redisstore.New(redisClient(t), redisstore.Options{Prefix: fmt.Sprintf("t%d", prefixes.Add(1)), NoRedlock: true})
+	e := runtime.New(store, runtime.Options{})
+	if err := e.Register(ctx, m, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(ctx, "Div", "d", map[string]any{"a": math.NaN()}, runtime.StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range []float64{math.Inf(-1), math.Inf(1)} {
+		if err := e.Send(ctx, "d", "Go", map[string]any{"x": x}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := e.RunDue(ctx); err != nil {
+		t.Fatal(err)
+	}
+	v, err := e.Get(ctx, "d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b, r := v.Fields.Float("a"), v.Fields.Float("b"), v.Fields.Float("r")
+	if v.StateName != "S" || !math.IsInf(a, 1) || !math.IsInf(b, -1) || !math.IsNaN(r) || v.Fields.String("name") != "kept" {
+		t.Fatalf("state %s, a=%v b=%v r=%v name=%q; want S, +Inf, -Inf, NaN (NaN/0), kept", v.StateName, a, b, r, v.Fields.String("name"))
+	}
+}
+
+// TestDamagedInstanceIsAnError: a stored instance whose context does not
+// fit its machine (written by hand, or by a bug) is reported, not
+// handed to the engine, which would index past it.
+func TestDamagedInstanceIsAnError(t *testing.T) {
+	ctx := context.Background()
+	c := redisClient(t)
+	prefix := fmt.Sprintf("t%d", prefixes.Add(1))
+	m := irtest.Compile(t, "div.fsm", []byte(`machine Damaged {
+    context {
+        n: int = 1
+    }
+    event Go
+    initial state S {
+        on Go if n > 0 -> S
+    }
+}`)).Machines[0]
+	e := runtime.New(redisstore.New(c, redisstore.Options{Prefix: prefix, NoRedlock: true}), runtime.Options{})
+	if err := e.Register(ctx, m, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(ctx, "Damaged", "d", nil, runtime.StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Send(ctx, "d", "Go", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.HDel(ctx, fmt.Sprintf("%s:{%s-0}:i:d", prefix, prefix), "c").Err(); err != nil {
+		t.Fatal(err)
+	}
+	for what, err := range map[string]error{
+		"Get":                 func() error { _, err := e.Get(ctx, "d"); return err }(),
+		"Send":                e.Send(ctx, "d", "Go", nil),
+		"handling its events": func() error { _, err := e.RunDue(ctx); return err }(),
+	} {
+		if err == nil || !strings.Contains(err.Error(), "instance d is damaged") {
+			t.Errorf("%s of a damaged instance: %v", what, err)
+		}
 	}
 }

@@ -532,6 +532,12 @@ func (s *Store) decodeInstance(ctx context.Context, id string, vals []any, inst 
 		return err
 	}
 	inst.Machine, inst.Hash = m.Name, m.Hash
+	// What the engine indexes by must fit the machine: a damaged record
+	// is an error here, not a crash of every worker that reads it.
+	if len(inst.Context) != len(m.Context) || inst.State < 0 || inst.State >= len(m.States) {
+		return fmt.Errorf("instance %s is damaged: state %d and %d context values, but machine %s has %d states and %d context fields",
+			id, inst.State, len(inst.Context), m.Name, len(m.States), len(m.Context))
+	}
 	return nil
 }
 

@@ -3,6 +3,7 @@ package redisstore
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -19,22 +20,50 @@ import (
 // the due times that are also sorted-set scores.
 
 type valueWire struct {
-	T ir.Type `json:"t"`
-	I int64   `json:"i,omitempty"`
-	F float64 `json:"f,omitempty"`
-	S string  `json:"s,omitempty"`
+	T ir.Type   `json:"t"`
+	I int64     `json:"i,omitempty"`
+	F wireFloat `json:"f,omitempty"`
+	S string    `json:"s,omitempty"`
 }
 
-// valuesOut is vs as JSON ("" for none).
+// wireFloat is a float in JSON: a number, or for the values JSON has no
+// number for (a float division by zero gives one) the string "+Inf",
+// "-Inf" or "NaN".
+type wireFloat float64
+
+func (f wireFloat) MarshalJSON() ([]byte, error) {
+	v := float64(f)
+	if math.IsInf(v, 0) || math.IsNaN(v) {
+		return strconv.AppendQuote(nil, strconv.FormatFloat(v, 'g', -1, 64)), nil
+	}
+	return strconv.AppendFloat(nil, v, 'g', -1, 64), nil
+}
+
+func (f *wireFloat) UnmarshalJSON(b []byte) error {
+	text := string(b)
+	if unquoted, err := strconv.Unquote(text); err == nil {
+		text = unquoted
+	}
+	v, err := strconv.ParseFloat(text, 64)
+	*f = wireFloat(v)
+	return err
+}
+
+// valuesOut is vs as JSON ("" for none). It cannot fail: every value
+// has a JSON form (strings that are not UTF-8 never get this far: see
+// runtime.Values).
 func valuesOut(vs []ir.Value) string {
 	if len(vs) == 0 {
 		return ""
 	}
 	out := make([]valueWire, len(vs))
 	for i, v := range vs {
-		out[i] = valueWire{T: v.T, I: v.I, F: v.F, S: v.S}
+		out[i] = valueWire{T: v.T, I: v.I, F: wireFloat(v.F), S: v.S}
 	}
-	b, _ := json.Marshal(out)
+	b, err := json.Marshal(out)
+	if err != nil {
+		panic(fmt.Sprintf("redisstore: values without a JSON form: %v", err)) // see the doc comment
+	}
 	return string(b)
 }
 
@@ -48,7 +77,7 @@ func valuesIn(dst []ir.Value, js string) ([]ir.Value, error) {
 		return nil, err
 	}
 	for _, w := range ws {
-		dst = append(dst, ir.Value{T: w.T, I: w.I, F: w.F, S: w.S})
+		dst = append(dst, ir.Value{T: w.T, I: w.I, F: float64(w.F), S: w.S})
 	}
 	return dst, nil
 }

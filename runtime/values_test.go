@@ -1,0 +1,47 @@
+package runtime_test
+
+import (
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fsmc/fsmc/compiler/ir"
+	"github.com/fsmc/fsmc/runtime"
+)
+
+// TestValuesConvert: what a host may pass for each type, and what is
+// refused with a message naming the field.
+func TestValuesConvert(t *testing.T) {
+	fields := []ir.Field{{Name: "i", Type: ir.TypeInt}, {Name: "f", Type: ir.TypeFloat}, {Name: "s", Type: ir.TypeString}, {Name: "d", Type: ir.TypeDuration}}
+	for _, c := range []struct {
+		in   map[string]any
+		want string // the value of the one field set, or the error
+	}{
+		{map[string]any{"i": int32(-7)}, "-7"},
+		{map[string]any{"i": uint8(200)}, "200"},
+		{map[string]any{"i": uint64(math.MaxUint64)}, `field "i": want int, got 18446744073709551615 (out of range)`},
+		{map[string]any{"f": int16(3)}, "3"},
+		{map[string]any{"f": float32(1.5)}, "1.5"},
+		{map[string]any{"f": math.Inf(-1)}, "-Inf"},
+		{map[string]any{"s": "café ✓"}, "café ✓"},
+		{map[string]any{"s": "bad \xff"}, `field "s": want UTF-8 text, got "bad \xff"`},
+		{map[string]any{"d": 90 * time.Second}, "1m30s"},
+		{map[string]any{"d": "soon"}, `field "d": want a duration such as "90s", got "soon"`},
+	} {
+		vs, err := runtime.Values(fields, nil, c.in)
+		got := ""
+		if err != nil {
+			got = err.Error()
+		} else {
+			for i, f := range fields {
+				if _, set := c.in[f.Name]; set {
+					got = strings.TrimSuffix(strings.TrimPrefix(vs[i].String(), `"`), `"`)
+				}
+			}
+		}
+		if got != c.want {
+			t.Errorf("Values(%v) = %s, want %s", c.in, got, c.want)
+		}
+	}
+}
