@@ -339,10 +339,15 @@ func (e *env) runWorker(c *cli.Context, machines map[string]*ir.Machine, handler
 		defer srv.Close()
 		logger.Info("serving metrics", "addr", ln.Addr().String())
 	}
+	grace := c.Duration("grace")
+	if grace <= 0 {
+		grace = -1 // runtime.Options: no grace at all
+	}
 	engine := runtime.New(store, runtime.Options{
-		Worker:   fmt.Sprintf("%s-%d", host, os.Getpid()),
-		Logger:   logger,
-		Observer: observer,
+		Worker:    fmt.Sprintf("%s-%d", host, os.Getpid()),
+		Logger:    logger,
+		Observer:  observer,
+		StopGrace: grace,
 		OnChange: func(ch runtime.Change) {
 			if m := byHash[ch.Hash]; m != nil {
 				if asJSON {

@@ -39,6 +39,7 @@ func runCommand(e *env) *cli.Command {
 			&cli.BoolFlag{Name: "virtual-time", Usage: "sleep advances a virtual clock instantly"},
 			&cli.BoolFlag{Name: "json", Usage: "print the changelog as JSON lines"},
 			&cli.StringFlag{Name: "metrics-addr", Usage: "serve Prometheus metrics on `ADDR` (host:port) at /metrics (with --redis)"},
+			&cli.DurationFlag{Name: "grace", Value: 10 * time.Second, Usage: "on SIGINT/SIGTERM, let running tasks finish for up to `DURATION`, then give them back (with --redis)"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() == 0 {

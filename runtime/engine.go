@@ -34,6 +34,10 @@ type Options struct {
 	OnHistory func(id string, h HistoryEntry)
 	// Observer is told what the engine does, for metrics.
 	Observer Observer
+	// StopGrace is how long Run lets running tasks finish once it is
+	// told to stop (10s if 0; negative: not at all); what is still
+	// running then is cancelled and given back.
+	StopGrace time.Duration
 }
 
 // Engine runs machines on a Store. Its methods are safe for concurrent
@@ -124,6 +128,9 @@ func New(store Store, opts Options) *Engine {
 	}
 	if opts.Lease <= 0 {
 		opts.Lease = 15 * time.Second
+	}
+	if opts.StopGrace == 0 {
+		opts.StopGrace = 10 * time.Second
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))

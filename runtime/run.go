@@ -13,9 +13,10 @@ const idleWait = time.Second
 
 // Run handles work with the given number of workers until ctx is done.
 // Idle workers sleep until the next due time or until the store reports
-// new work. When ctx is cancelled workers stop claiming, finish what they
-// hold (task handlers see the cancellation and their attempts are given
-// back), and Run returns.
+// new work. When ctx is cancelled workers stop claiming and finish what
+// they hold: running tasks get Options.StopGrace to finish and record
+// their results; after that their handlers see the cancellation and
+// their attempts are given back. Then Run returns.
 func (e *Engine) Run(ctx context.Context, workers int) error {
 	if workers < 1 {
 		workers = 1
@@ -33,19 +34,49 @@ func (e *Engine) Run(ctx context.Context, workers int) error {
 		}
 	}()
 	defer close(stopForward)
+	work, stopWork := e.graceful(ctx)
+	defer stopWork()
 	var wg sync.WaitGroup
 	for i := 0; i < workers; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			e.workLoop(ctx, b)
+			e.workLoop(ctx, work, b)
 		}()
 	}
 	wg.Wait()
 	return nil
 }
 
-func (e *Engine) workLoop(ctx context.Context, b wakeups) {
+// graceful returns the context work runs on (handlers, commits): it ends
+// Options.StopGrace after ctx does, or when stop is called.
+func (e *Engine) graceful(ctx context.Context) (work context.Context, stop func()) {
+	work, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	if e.opts.StopGrace < 0 {
+		stopNow := context.AfterFunc(ctx, cancel)
+		return work, func() { stopNow(); cancel() }
+	}
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-done:
+			return
+		}
+		grace := time.NewTimer(e.opts.StopGrace)
+		defer grace.Stop()
+		select {
+		case <-grace.C:
+			e.opts.Logger.Warn("stopping: the grace period is over; cancelling the tasks still running", "grace", e.opts.StopGrace)
+			cancel()
+		case <-done:
+		}
+	}()
+	return work, func() { close(done); cancel() }
+}
+
+// workLoop claims work until ctx ends, and handles it on work.
+func (e *Engine) workLoop(ctx, work context.Context, b wakeups) {
 	w := e.newWorker()
 	retry := 10 * time.Millisecond
 	for ctx.Err() == nil {
@@ -64,7 +95,7 @@ func (e *Engine) workLoop(ctx context.Context, b wakeups) {
 		if ok {
 			e.opts.Observer.Claimed(w.lease.Work.Kind, e.opts.Clock.Now().Sub(w.lease.Work.Due))
 			b.signal() // there may be more: let an idle worker look
-			if err := e.process(ctx, w); err != nil && ctx.Err() == nil {
+			if err := e.process(work, w); err != nil && work.Err() == nil {
 				e.opts.Logger.Error("handling work", "instance", w.lease.Work.Instance, "err", err)
 			}
 			continue

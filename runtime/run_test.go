@@ -83,3 +83,113 @@ func (c stillClock) Sleep(_ time.Duration, wake <-chan struct{}) bool {
 	<-wake
 	return false
 }
+
+const slowJob = `machine Job {
+    action Work
+    initial state Working {
+        do Work { timeout 1m }
+        on done -> Finished
+    }
+    final state Finished
+}`
+
+// runOne starts one Job instance on an engine running one worker with
+// grace, and returns once its handler is running; stop cancels Run and
+// waits for it to return.
+func runOne(t *testing.T, grace time.Duration, work runtime.Handler) (e *runtime.Engine, running <-chan struct{}, stop func()) {
+	t.Helper()
+	started := make(chan struct{})
+	e = runtime.New(memstore.New(memstore.Options{}), runtime.Options{StopGrace: grace})
+	err := e.Register(context.Background(), compileMachine(t, slowJob), map[string]runtime.Handler{
+		"Work": func(ctx context.Context, c *runtime.Call) (runtime.Result, error) {
+			close(started)
+			return work(ctx, c)
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- e.Run(ctx, 1) }()
+	if err := e.Start(context.Background(), "Job", "j", nil, runtime.StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return e, started, func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("Run did not return")
+		}
+	}
+}
+
+// TestStopLetsRunningTasksFinish: told to stop, Run lets a running task
+// finish, within the grace period, and records its result.
+func TestStopLetsRunningTasksFinish(t *testing.T) {
+	release := make(chan struct{})
+	e, running, stop := runOne(t, time.Minute, func(ctx context.Context, _ *runtime.Call) (runtime.Result, error) {
+		<-release
+		if ctx.Err() != nil {
+			return runtime.Result{}, fmt.Errorf("cancelled within the grace period: %w", ctx.Err())
+		}
+		return runtime.Result{}, nil
+	})
+	<-running
+	stopped := make(chan struct{})
+	go func() { stop(); close(stopped) }()
+	time.Sleep(20 * time.Millisecond) // the stop is under way
+	close(release)
+	<-stopped
+	v, err := e.Get(context.Background(), "j")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := countKind(v, runtime.HistAttempt); n != 1 {
+		t.Fatalf("the task's result was not recorded: %+v", v.History)
+	}
+	// Its done event waits for the next run.
+	if _, err := e.RunDue(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ = e.Get(context.Background(), "j"); v.StateName != "Finished" {
+		t.Fatalf("the instance is in %s (%s), want Finished: %+v", v.StateName, v.Status, v.History)
+	}
+}
+
+func countKind(v *runtime.View, k runtime.HistoryKind) int {
+	n := 0
+	for _, h := range v.History {
+		if h.Kind == k {
+			n++
+		}
+	}
+	return n
+}
+
+// TestStopGivesBackAfterTheGrace: a task still running when the grace
+// period ends is cancelled and its attempt given back, not failed.
+func TestStopGivesBackAfterTheGrace(t *testing.T) {
+	e, running, stop := runOne(t, 50*time.Millisecond, func(ctx context.Context, _ *runtime.Call) (runtime.Result, error) {
+		<-ctx.Done()
+		return runtime.Result{}, ctx.Err()
+	})
+	<-running
+	stop()
+	v, err := e.Get(context.Background(), "j")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range v.History {
+		if h.Kind == runtime.HistAttemptFailed {
+			t.Fatalf("the cancelled attempt was recorded as failed: %+v", h)
+		}
+	}
+	if v.StateName != "Working" || v.Status != runtime.Active {
+		t.Fatalf("after the stop the instance is in %s (%s), want Working (active)", v.StateName, v.Status)
+	}
+	if next, found, err := e.NextDue(context.Background()); !found || err != nil || next.After(time.Now()) {
+		t.Fatalf("the given-back attempt is not due: %v %v %v", next, found, err)
+	}
+}
