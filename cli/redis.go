@@ -271,7 +271,7 @@ func watchCommand(e *env) *cli.Command {
 							b, _ := json.Marshal(struct {
 								changeRecord
 								Cursor string `json:"cursor"`
-							}{rec, next})
+							}{rec, ch.Cursor})
 							fmt.Fprintln(e.stdout, string(b))
 						} else {
 							fmt.Fprintln(e.stdout, changeLine(m, ch))

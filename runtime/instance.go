@@ -116,6 +116,8 @@ type Change struct {
 	Timer    int // the timer's index when Event is -1 and From >= 0
 	Version  uint64
 	Status   Status
+	// Cursor, set by Store.Changes, resumes reading after this change.
+	Cursor string
 }
 
 // ChangeOf is the changelog entry for h, committed in inst (the

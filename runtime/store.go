@@ -146,8 +146,8 @@ type Store interface {
 	// instance's, never makes it due: a worker waiting on it would spin.
 	NextDue(ctx context.Context, f ClaimFilter) (time.Time, bool, error)
 	// Changes returns changelog entries after the given cursor ("" for
-	// the oldest kept) and the cursor to continue from. Cursors are
-	// opaque strings.
+	// the oldest kept) and the cursor to continue from; each entry also
+	// carries the cursor to resume after it. Cursors are opaque strings.
 	Changes(ctx context.Context, cursor string, limit int) ([]Change, string, error)
 	// Wake returns a channel that receives when new work may be due.
 	Wake() <-chan struct{}

@@ -639,7 +639,9 @@ func (s *Store) Changes(_ context.Context, cursor string, limit int) ([]runtime.
 	}
 	var out []runtime.Change
 	for i := after; i < s.changeSeq && (limit <= 0 || len(out) < limit); i++ {
-		out = append(out, s.changes[i%changeRing])
+		c := s.changes[i%changeRing]
+		c.Cursor = strconv.FormatUint(i+1, 10)
+		out = append(out, c)
 	}
 	return out, strconv.FormatUint(after+uint64(len(out)), 10), nil
 }

@@ -949,8 +949,9 @@ func (s *Store) Changes(ctx context.Context, cursor string, limit int) ([]runtim
 	}
 	out := make([]runtime.Change, len(all))
 	for i, e := range all {
-		out[i] = e.change
 		last[e.p] = e.id
+		out[i] = e.change
+		out[i].Cursor = strings.Join(last, ",")
 	}
 	return out, strings.Join(last, ","), nil
 }

@@ -486,6 +486,14 @@ func testChangelog(t *testing.T, newStore NewStore) {
 	if len(one) != 1 {
 		t.Fatalf("limit 1 gave %d", len(one))
 	}
+	// Each entry's cursor resumes right after it.
+	if changes[1].Cursor != cursor {
+		t.Fatalf("the last entry's cursor %q, want the batch's %q", changes[1].Cursor, cursor)
+	}
+	rest, _, err := s.Changes(ctx(), changes[0].Cursor, 0)
+	if err != nil || len(rest) != 1 || rest[0].Version != 2 {
+		t.Fatalf("resuming after the first entry gave %+v %v, want the transition", rest, err)
+	}
 }
 
 func testDropWork(t *testing.T, newStore NewStore) {
