@@ -193,3 +193,47 @@ func TestStopGivesBackAfterTheGrace(t *testing.T) {
 		t.Fatalf("the given-back attempt is not due: %v %v %v", next, found, err)
 	}
 }
+
+// noRenew is a store whose leases cannot be extended, so a slow handler
+// outlives its lease.
+type noRenew struct{ *memstore.Store }
+
+func (noRenew) Extend(context.Context, *runtime.Lease, time.Time) error { return nil }
+
+// TestLateResultIsCounted: a task result that comes back after its lease
+// ran out (another worker took the attempt over) is discarded, logged
+// and counted as a refused commit.
+func TestLateResultIsCounted(t *testing.T) {
+	var calls atomic.Int32
+	obs := &staleCount{}
+	e := runtime.New(noRenew{memstore.New(memstore.Options{})}, runtime.Options{Lease: 50 * time.Millisecond, Observer: obs})
+	err := e.Register(context.Background(), compileMachine(t, slowJob), map[string]runtime.Handler{
+		"Work": func(context.Context, *runtime.Call) (runtime.Result, error) {
+			if calls.Add(1) == 1 {
+				time.Sleep(300 * time.Millisecond) // past the lease: the other worker takes over
+			}
+			return runtime.Result{}, nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- e.Run(ctx, 2) }()
+	defer func() { cancel(); <-done }()
+	if err := e.Start(context.Background(), "Job", "j", nil, runtime.StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for obs.stale.Load() == 0 || calls.Load() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d calls, %d refused commits; want 2 calls and the late one refused", calls.Load(), obs.stale.Load())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	v, err := e.Get(context.Background(), "j")
+	if err != nil || v.StateName != "Finished" || countKind(v, runtime.HistAttempt) != 1 {
+		t.Fatalf("%v: state %s, history %+v; want Finished with one recorded attempt", err, v.StateName, v.History)
+	}
+}

@@ -249,8 +249,7 @@ func (e *Engine) commit(ctx context.Context, w *worker) error {
 		e.notify(w.inst.ID, &w.inst, w.history)
 		return nil
 	case errors.Is(err, ErrStale), errors.Is(err, ErrLostLease):
-		e.opts.Logger.Warn("commit rejected", "instance", w.inst.ID, "version", w.inst.Version, "reason", err)
-		e.opts.Observer.Stale(w.inst.Machine)
+		e.rejected(w, err)
 		if errors.Is(err, ErrStale) {
 			_ = e.store.Release(ctx, &w.lease)
 		}
@@ -268,9 +267,22 @@ func (e *Engine) complete(ctx context.Context, w *worker) error {
 		return nil
 	}
 	if errors.Is(err, ErrLostLease) {
+		e.rejected(w, err)
 		return nil
 	}
 	return err
+}
+
+// rejected logs and counts a commit the store refused: the instance
+// moved on since w read it, or w's lease ran out (a paused or slow
+// worker) and the work is someone else's.
+func (e *Engine) rejected(w *worker, err error) {
+	machine := ""
+	if w.inst.ID == w.lease.Work.Instance {
+		machine = w.inst.Machine
+	}
+	e.opts.Logger.Warn("commit rejected", "instance", w.lease.Work.Instance, "version", w.inst.Version, "reason", err)
+	e.opts.Observer.Stale(machine)
 }
 
 // drop finishes work whose instance is gone.
