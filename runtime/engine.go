@@ -96,6 +96,11 @@ func Emit(event string, payload map[string]any) Result {
 // delivered, and the instance moves on only through other events.
 var Pending = Result{pending: true}
 
+// ErrPending, returned by a handler as its error, is Pending: the typed
+// handlers of generated code, whose results are the action's events,
+// return it to leave the attempt open.
+var ErrPending = errors.New("the attempt stays open")
+
 type permanentError struct{ err error }
 
 func (p permanentError) Error() string { return p.err.Error() }

@@ -237,3 +237,31 @@ func TestLateResultIsCounted(t *testing.T) {
 		t.Fatalf("%v: state %s, history %+v; want Finished with one recorded attempt", err, v.StateName, v.History)
 	}
 }
+
+// TestErrPendingLeavesTheAttemptOpen: a handler may return ErrPending
+// (wrapped or not) as its error, as typed handlers do, instead of
+// Pending: nothing is delivered and nothing failed.
+func TestErrPendingLeavesTheAttemptOpen(t *testing.T) {
+	e := runtime.New(memstore.New(memstore.Options{}), runtime.Options{})
+	err := e.Register(context.Background(), compileMachine(t, slowJob), map[string]runtime.Handler{
+		"Work": func(context.Context, *runtime.Call) (runtime.Result, error) {
+			return runtime.Result{}, fmt.Errorf("waiting for the bank: %w", runtime.ErrPending)
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(context.Background(), "Job", "j", nil, runtime.StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.RunDue(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	v, err := e.Get(context.Background(), "j")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.StateName != "Working" || v.Status != runtime.Active || countKind(v, runtime.HistAttemptFailed) != 0 {
+		t.Fatalf("state %s (%s), history %+v; want Working, active, no failed attempt", v.StateName, v.Status, v.History)
+	}
+}

@@ -59,7 +59,7 @@ func (e *Engine) attempt(ctx context.Context, w *worker) error {
 		return ctx.Err()
 	}
 	now := e.opts.Clock.Now()
-	if runErr == nil && result.pending {
+	if runErr == nil && result.pending || errors.Is(runErr, ErrPending) {
 		return e.complete(ctx, w)
 	}
 	var event int

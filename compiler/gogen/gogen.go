@@ -37,6 +37,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/fsmc/fsmc/compiler/ir"
@@ -52,7 +53,14 @@ func Generate(f *ir.File, pkg, source string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	data := fileData{Package: pkg, Source: source, IRConst: "fsmcIR", IR: goString(string(irJSON)), Machines: machinesData(f)}
+	machines, top := machinesData(f)
+	data := fileData{Package: pkg, Source: source, IR: goString(string(irJSON)), Machines: machines}
+	if len(machines) > 0 {
+		// Named after the file's first machine, so that several
+		// generated files can share a package.
+		base := lowerFirst(machines[0].Go)
+		data.IRConst, data.LoadFunc = top.claim(base+"IR"), top.claim(base+"Load")
+	}
 	var b bytes.Buffer
 	if err := fileTemplate.Execute(&b, data); err != nil {
 		return nil, err
@@ -65,7 +73,8 @@ func Stubs(f *ir.File, pkg string) ([]byte, error) {
 	if !IsPackageName(pkg) {
 		return nil, fmt.Errorf("%q is not a Go package name", pkg)
 	}
-	data := fileData{Package: pkg, Machines: machinesData(f)}
+	machines, _ := machinesData(f)
+	data := fileData{Package: pkg, Machines: machines}
 	var b bytes.Buffer
 	if err := stubsTemplate.Execute(&b, data); err != nil {
 		return nil, err
@@ -179,7 +188,7 @@ func (ns namespace) claimPrefix(base string) string {
 // declare for every machine from its prefix; keep it in step with them.
 func machineDecls(prefix string) []string {
 	unexported := lowerFirst(prefix)
-	return []string{prefix, prefix + "Name", prefix + "Context", prefix + "State", prefix + "Actions",
+	return []string{prefix, prefix + "Name", prefix + "Context", "New" + prefix + "Context", prefix + "State", prefix + "Actions",
 		prefix + "Instance", "Register" + prefix, unexported + "ContextOf", unexported + "Actions"}
 }
 
@@ -236,16 +245,18 @@ func goString(s string) string {
 type fileData struct {
 	Package  string
 	Source   string
-	IRConst  string
+	IRConst  string // the IR's constant and its loader (with machines)
+	LoadFunc string
 	IR       string
 	Machines []machine
 }
 
 type field struct {
-	Name   string // .fsm name
-	Go     string // Go field name
-	Type   string // Go type
-	Getter string
+	Name    string // .fsm name
+	Go      string // Go field name
+	Type    string // Go type
+	Getter  string
+	Default string // the .fsm default as a Go expression ("" for none or zero)
 }
 
 type event struct {
@@ -285,16 +296,61 @@ func fieldsOf(fs []ir.Field) []field {
 	gos := uniqueNames(names)
 	out := make([]field, len(fs))
 	for i, f := range fs {
-		out[i] = field{Name: f.Name, Go: gos[i], Type: goType(f.Type), Getter: getter(f.Type)}
+		out[i] = field{Name: f.Name, Go: gos[i], Type: goType(f.Type), Getter: getter(f.Type), Default: goDefault(f.Default)}
 	}
 	return out
 }
 
+// goDefault writes a field's default as a Go expression of its type, or
+// "" when there is none or it is the type's zero value.
+func goDefault(v *ir.Value) string {
+	if v == nil {
+		return ""
+	}
+	switch v.T {
+	case ir.TypeInt:
+		if v.I != 0 {
+			return strconv.FormatInt(v.I, 10)
+		}
+	case ir.TypeFloat:
+		if v.F != 0 {
+			return strconv.FormatFloat(v.F, 'g', -1, 64)
+		}
+	case ir.TypeString:
+		if v.S != "" {
+			return strconv.Quote(v.S)
+		}
+	case ir.TypeBool:
+		if v.I != 0 {
+			return "true"
+		}
+	case ir.TypeDuration:
+		if v.I != 0 {
+			return goDuration(time.Duration(v.I))
+		}
+	}
+	return ""
+}
+
+// goDuration writes d as a Go expression: 15 * time.Minute, or in
+// nanoseconds when no unit divides it.
+func goDuration(d time.Duration) string {
+	for _, u := range []struct {
+		d    time.Duration
+		name string
+	}{{time.Hour, "Hour"}, {time.Minute, "Minute"}, {time.Second, "Second"}, {time.Millisecond, "Millisecond"}, {time.Microsecond, "Microsecond"}} {
+		if d%u.d == 0 {
+			return fmt.Sprintf("%d * time.%s", d/u.d, u.name)
+		}
+	}
+	return fmt.Sprintf("time.Duration(%d)", int64(d))
+}
+
 // machinesData names the declarations of f's machines in one namespace
 // (see the package doc): first every machine's prefix, then the rest,
-// machine by machine.
-func machinesData(f *ir.File) []machine {
-	top := namespace{"fsmcIR": true, "fsmcLoad": true}
+// machine by machine. It returns the namespace too.
+func machinesData(f *ir.File) ([]machine, namespace) {
+	top := namespace{}
 	prefixes := make([]string, len(f.Machines))
 	for i, m := range f.Machines {
 		prefixes[i] = top.claimPrefix(exported(m.Name))
@@ -303,7 +359,7 @@ func machinesData(f *ir.File) []machine {
 	for i, m := range f.Machines {
 		out[i] = machineData(m, i, prefixes[i], top)
 	}
-	return out
+	return out, top
 }
 
 // machineData describes m, whose fixed names have prefix, claiming the

@@ -39,7 +39,27 @@ func TestGeneratedCodeVets(t *testing.T) {
 	for name, src := range namesSources(t) {
 		sources[name] = src
 	}
-	var pkgs []string
+	// Every example's code and stubs also go into one package together,
+	// as a service with several .fsm files would have them.
+	together := filepath.Join(dir, "together")
+	if err := os.MkdirAll(together, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, src := range irtest.Examples(t) {
+		f := irtest.Compile(t, name, src)
+		code, err := gogen.Generate(f, "together", name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stubs, err := gogen.Stubs(f, "together")
+		if err != nil {
+			t.Fatal(err)
+		}
+		base := strings.TrimSuffix(name, ".fsm")
+		os.WriteFile(filepath.Join(together, base+".go"), code, 0o644)
+		os.WriteFile(filepath.Join(together, base+"_actions.go"), stubs, 0o644)
+	}
+	pkgs := []string{"./" + filepath.ToSlash(together)}
 	for name, src := range sources {
 		f := irtest.Compile(t, name, src)
 		pkg := gogen.PackageName(name)
@@ -147,7 +167,7 @@ func TestNames(t *testing.T) {
 			`(?m)^\tX2 string // _2$`, `(?m)^\tX7\(ctx context.Context`, `(?m)^\tX9StateX4 +X9State = "_4"$`,
 			`(?m)^type X92 struct`, `(?m)^type X92XEvent struct`, `(?m)^type X struct`,
 		},
-		"empty.fsm": {`(?m)^package empty$`, `(?m)^const fsmcIR = `},
+		"empty.fsm": {`(?m)^package empty$`},
 	} {
 		code, err := gogen.Generate(irtest.Compile(t, name, sources[name]), gogen.PackageName(name), name)
 		if err != nil {
@@ -186,5 +206,31 @@ func TestGenerateRefusesBadPackage(t *testing.T) {
 		if !gogen.IsPackageName(pkg) {
 			t.Errorf("IsPackageName(%q) = false", pkg)
 		}
+	}
+}
+
+// TestContextDefaults: New<M>Context holds the .fsm defaults, written as
+// Go of each field's type (TestGeneratedCodeVets compiles them).
+func TestContextDefaults(t *testing.T) {
+	f := irtest.Compile(t, "d.fsm", []byte(`machine D {
+    context {
+        n: int = -3
+        ratio: float = 0.25
+        name: string = "a \"b\""
+        live: bool = true
+        wait: duration = 90s
+        odd: duration = 1500ms
+        zero: int = 0
+        none: string
+    }
+    initial final state A
+}`))
+	code, err := gogen.Generate(f, "d", "d.fsm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "func NewDContext() DContext {\n\treturn DContext{\n\t\tN:     -3,\n\t\tRatio: 0.25,\n\t\tName:  \"a \\\"b\\\"\",\n\t\tLive:  true,\n\t\tWait:  90 * time.Second,\n\t\tOdd:   1500 * time.Millisecond,\n\t}\n}"
+	if !strings.Contains(string(code), want) {
+		t.Fatalf("no\n%s\nin\n%s", want, code)
 	}
 }

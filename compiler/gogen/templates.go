@@ -31,11 +31,11 @@ import (
 	"github.com/fsmc/fsmc/compiler/ir"
 	"github.com/fsmc/fsmc/runtime"
 )
-{{end}}
+
 // {{.IRConst}} is the compiled IR of {{.Source}}; ir.Load validates it.
 const {{.IRConst}} = {{.IR}}
-{{if .Machines}}
-func fsmcLoad() (*ir.File, error) { return ir.Load([]byte({{.IRConst}})) }
+
+func {{.LoadFunc}}() (*ir.File, error) { return ir.Load([]byte({{.IRConst}})) }
 {{end}}
 {{- range $m := .Machines}}
 // {{$m.Go}}Name is the name of the machine {{$m.Name}}.
@@ -46,6 +46,17 @@ type {{$m.Go}}Context struct {
 {{- range $m.Context}}
 	{{.Go}} {{.Type}} // {{.Name}}
 {{- end}}
+}
+
+// New{{$m.Go}}Context returns the context {{$m.Name}} starts with when the host
+// supplies nothing: the .fsm defaults, and zero values where there are
+// none. Start from it and set what you know.
+func New{{$m.Go}}Context() {{$m.Go}}Context {
+	return {{$m.Go}}Context{
+{{- range $m.Context}}{{if .Default}}
+		{{.Go}}: {{.Default}},
+{{- end}}{{end}}
+	}
 }
 
 func (c {{$m.Go}}Context) fields() map[string]any {
@@ -120,7 +131,7 @@ type {{$m.Go}} struct{ engine *runtime.Engine }
 // actions. With nil actions this engine runs none of them: their attempts
 // wait for an engine that does.
 func Register{{$m.Go}}(ctx context.Context, engine *runtime.Engine, actions {{$m.Go}}Actions) (*{{$m.Go}}, error) {
-	f, err := fsmcLoad()
+	f, err := {{$.LoadFunc}}()
 	if err != nil {
 		return nil, fmt.Errorf("{{$m.Name}}: embedded IR: %w", err)
 	}
@@ -146,7 +157,9 @@ func Register{{$m.Go}}(ctx context.Context, engine *runtime.Engine, actions {{$m
 	return &{{$m.Go}}{engine: engine}, nil
 }
 
-// Start creates an instance of {{$m.Name}} called id, with context c.
+// Start creates an instance of {{$m.Name}} called id, with context c: every
+// field as c has it, so build c from New{{$m.Go}}Context() to keep the .fsm
+// defaults of the fields you do not set.
 func (m *{{$m.Go}}) Start(ctx context.Context, id string, c {{$m.Go}}Context, opts runtime.StartOptions) error {
 	return m.engine.Start(ctx, {{$m.Go}}Name, id, c.fields(), opts)
 }

@@ -74,7 +74,10 @@ func run(out io.Writer) error {
 	amounts := []int64{120, 45, 5000, 980, 60, 1500, 30, 700}
 	for i, amount := range amounts {
 		id := fmt.Sprintf("order-%d", i+1)
-		if err := orders.Start(ctx, id, order.OrderContext{Deadline: 15 * time.Minute}, runtime.StartOptions{}); err != nil {
+		// The .fsm defaults (deadline: 15m), then what this program knows.
+		c := order.NewOrderContext()
+		c.Customer = "customer"
+		if err := orders.Start(ctx, id, c, runtime.StartOptions{}); err != nil {
 			return err
 		}
 		if err := orders.SendSubmit(ctx, id, order.OrderSubmitEvent{Amount: amount, Customer: "customer"}); err != nil {

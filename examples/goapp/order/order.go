@@ -12,8 +12,8 @@ import (
 	"github.com/fsmc/fsmc/runtime"
 )
 
-// fsmcIR is the compiled IR of ../../order.fsm; ir.Load validates it.
-const fsmcIR = `{
+// orderIR is the compiled IR of ../../order.fsm; ir.Load validates it.
+const orderIR = `{
   "format_version": 1,
   "hash": "sha256:20fdd3e25b6dc427b13d19afd3266cf9067d4e098ed8ff869a432160c2f5d2ea",
   "source": "../../order.fsm",
@@ -372,7 +372,7 @@ const fsmcIR = `{
 }
 `
 
-func fsmcLoad() (*ir.File, error) { return ir.Load([]byte(fsmcIR)) }
+func orderLoad() (*ir.File, error) { return ir.Load([]byte(orderIR)) }
 
 // OrderName is the name of the machine Order.
 const OrderName = "Order"
@@ -384,6 +384,15 @@ type OrderContext struct {
 	Attempts int64         // attempts
 	Tx       string        // tx
 	Deadline time.Duration // deadline
+}
+
+// NewOrderContext returns the context Order starts with when the host
+// supplies nothing: the .fsm defaults, and zero values where there are
+// none. Start from it and set what you know.
+func NewOrderContext() OrderContext {
+	return OrderContext{
+		Deadline: 15 * time.Minute,
+	}
 }
 
 func (c OrderContext) fields() map[string]any {
@@ -494,7 +503,7 @@ type Order struct{ engine *runtime.Engine }
 // actions. With nil actions this engine runs none of them: their attempts
 // wait for an engine that does.
 func RegisterOrder(ctx context.Context, engine *runtime.Engine, actions OrderActions) (*Order, error) {
-	f, err := fsmcLoad()
+	f, err := orderLoad()
 	if err != nil {
 		return nil, fmt.Errorf("Order: embedded IR: %w", err)
 	}
@@ -517,7 +526,9 @@ func RegisterOrder(ctx context.Context, engine *runtime.Engine, actions OrderAct
 	return &Order{engine: engine}, nil
 }
 
-// Start creates an instance of Order called id, with context c.
+// Start creates an instance of Order called id, with context c: every
+// field as c has it, so build c from NewOrderContext() to keep the .fsm
+// defaults of the fields you do not set.
 func (m *Order) Start(ctx context.Context, id string, c OrderContext, opts runtime.StartOptions) error {
 	return m.engine.Start(ctx, OrderName, id, c.fields(), opts)
 }
