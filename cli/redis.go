@@ -61,6 +61,8 @@ func refused(c *cli.Context, err error) error {
 		return usageError("fsmc %s: Redis: %v", c.Command.Name, err)
 	}
 	switch {
+	case errors.Is(err, runtime.ErrBadCursor):
+		return usageError("fsmc %s: --since: %v", c.Command.Name, err)
 	case errors.Is(err, runtime.ErrNotFound):
 		err = fmt.Errorf("no instance %q", c.Args().First())
 	case errors.Is(err, runtime.ErrExists):
@@ -134,13 +136,9 @@ func sendCommand(e *env) *cli.Command {
 			if err := wantArgs(c, 2, "[--payload JSON] ID EVENT"); err != nil {
 				return err
 			}
-			payload := map[string]any{}
-			if p := c.String("payload"); p != "" {
-				dec := json.NewDecoder(strings.NewReader(p))
-				dec.UseNumber()
-				if err := dec.Decode(&payload); err != nil {
-					return &exitError{code: ExitFound, msg: fmt.Sprintf("fsmc send: payload is not a JSON object: %v", err)}
-				}
+			payload, err := runtime.DecodeObject([]byte(c.String("payload")))
+			if err != nil {
+				return &exitError{code: ExitFound, msg: fmt.Sprintf("fsmc send: payload: %v", err)}
 			}
 			return operator(c, func(ctx context.Context, _ *redisstore.Store, engine *runtime.Engine) error {
 				if err := engine.Send(ctx, c.Args().Get(0), c.Args().Get(1), payload); err != nil {
@@ -187,6 +185,9 @@ func lsCommand(e *env) *cli.Command {
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON object per instance"},
 		},
 		Action: func(c *cli.Context) error {
+			if err := wantArgs(c, 0, "[--machine M] [--state S] [--status ST] [--json]"); err != nil {
+				return err
+			}
 			f := runtime.ListFilter{Machine: c.String("machine"), State: c.String("state")}
 			if st := c.String("status"); st != "" {
 				status, ok := runtime.ParseStatus(st)
@@ -233,6 +234,9 @@ func watchCommand(e *env) *cli.Command {
 			&cli.BoolFlag{Name: "json", Usage: "print JSON lines, each with the cursor to resume from"},
 		},
 		Action: func(c *cli.Context) error {
+			if err := wantArgs(c, 0, "[--machine M] [--instance ID] [--since CURSOR] [--json]"); err != nil {
+				return err
+			}
 			return operator(c, func(ctx context.Context, store *redisstore.Store, _ *runtime.Engine) error {
 				cursor := c.String("since")
 				if cursor == "start" {

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -200,14 +199,10 @@ func (s *scenario) send(ctx context.Context, args string) {
 		s.refuse("send %s %s: %v", id, event, err)
 		return
 	}
-	payload := map[string]any{}
-	if raw != nil {
-		dec := json.NewDecoder(bytes.NewReader(raw))
-		dec.UseNumber()
-		if err := dec.Decode(&payload); err != nil {
-			s.refuse("send %s %s: payload: %v", id, event, err)
-			return
-		}
+	payload, err := runtime.DecodeObject(raw)
+	if err != nil {
+		s.refuse("send %s %s: payload: %v", id, event, err)
+		return
 	}
 	if err := s.engine.Send(ctx, id, event, payload); err != nil {
 		if errors.Is(err, runtime.ErrNotFound) {

@@ -14,6 +14,7 @@ var (
 	ErrNotFound  = errors.New("no such instance")
 	ErrStale     = errors.New("stale commit: the instance changed since it was read")
 	ErrLostLease = errors.New("the lease on this work has expired or was taken over")
+	ErrBadCursor = errors.New("bad changelog cursor")
 )
 
 // WorkKind says what a work item is.

@@ -53,18 +53,33 @@ func Values(fields []ir.Field, base []ir.Value, in map[string]any) ([]ir.Value, 
 // DecodeJSON decodes a JSON object into typed values for fields; an
 // empty input gives the defaults.
 func DecodeJSON(fields []ir.Field, base []ir.Value, data []byte) ([]ir.Value, error) {
-	in := map[string]any{}
-	if len(bytes.TrimSpace(data)) > 0 {
-		dec := json.NewDecoder(bytes.NewReader(data))
-		dec.UseNumber()
-		if err := dec.Decode(&in); err != nil {
-			return nil, fmt.Errorf("not a JSON object: %v", err)
-		}
-		if dec.More() {
-			return nil, fmt.Errorf("not a JSON object: data after it")
-		}
+	in, err := DecodeObject(data)
+	if err != nil {
+		return nil, err
 	}
 	return Values(fields, base, in)
+}
+
+// DecodeObject decodes a JSON object (numbers as json.Number, which
+// Values takes) for Values, Start or Send; an empty input is an empty
+// object.
+func DecodeObject(data []byte) (map[string]any, error) {
+	in := map[string]any{}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return in, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	if err := dec.Decode(&in); err != nil {
+		return nil, fmt.Errorf("not a JSON object: %v", err)
+	}
+	if in == nil {
+		return nil, fmt.Errorf("not a JSON object: null")
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("not a JSON object: data after it")
+	}
+	return in, nil
 }
 
 func fieldIndex(fields []ir.Field, name string) int {

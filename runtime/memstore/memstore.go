@@ -624,7 +624,7 @@ func (s *Store) Changes(_ context.Context, cursor string, limit int) ([]runtime.
 	if cursor != "" {
 		n, err := strconv.ParseUint(cursor, 10, 64)
 		if err != nil {
-			return nil, "", fmt.Errorf("bad changelog cursor %q", cursor)
+			return nil, "", fmt.Errorf("%w %q", runtime.ErrBadCursor, cursor)
 		}
 		after = n
 	}

@@ -34,6 +34,7 @@ import (
 	"hash/crc32"
 	"log/slog"
 	neturl "net/url"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -906,7 +907,12 @@ func (s *Store) Changes(ctx context.Context, cursor string, limit int) ([]runtim
 	if cursor != "" {
 		ids := strings.Split(cursor, ",")
 		if len(ids) != s.parts {
-			return nil, "", fmt.Errorf("bad changelog cursor %q", cursor)
+			return nil, "", fmt.Errorf("%w %q (it names %d partitions; this deployment has %d)", runtime.ErrBadCursor, cursor, len(ids), s.parts)
+		}
+		for _, id := range ids {
+			if !streamID.MatchString(id) {
+				return nil, "", fmt.Errorf("%w %q: %q is not a stream ID", runtime.ErrBadCursor, cursor, id)
+			}
 		}
 		copy(last, ids)
 	}
@@ -955,6 +961,9 @@ func (s *Store) Changes(ctx context.Context, cursor string, limit int) ([]runtim
 	}
 	return out, strings.Join(last, ","), nil
 }
+
+// streamID is a stream entry ID ("ms-seq"), or "-" for the start.
+var streamID = regexp.MustCompile(`^(-|[0-9]+-[0-9]+)$`)
 
 // streamBefore orders stream IDs ("ms-seq").
 func streamBefore(a, b string) bool {
