@@ -33,6 +33,12 @@ func redisFlag() *cli.StringFlag {
 	return &cli.StringFlag{Name: "redis", EnvVars: []string{"FSMC_REDIS_URL"}, Usage: "the Redis deployment (`URL`: redis://[user:pass@]host:port, rediss:// for TLS, redis+sentinel://h1:26379,h2:26379/MASTER for Sentinel)"}
 }
 
+// prefixFlag names the key prefix: workers and operators of one
+// deployment must agree on it (a program may set redisstore.Options.Prefix).
+func prefixFlag() *cli.StringFlag {
+	return &cli.StringFlag{Name: "prefix", EnvVars: []string{"FSMC_PREFIX"}, Value: "fsmc", Usage: "the key `PREFIX` of the deployment's keys"}
+}
+
 // lockFlag names the independent Redlock nodes.
 func lockFlag() *cli.StringSliceFlag {
 	return &cli.StringSliceFlag{Name: "lock-redis", Usage: "a Redlock node (`URL`), repeated for a quorum of independent nodes; the main Redis if none"}
@@ -46,7 +52,7 @@ func openRedis(ctx context.Context, c *cli.Context, log *slog.Logger) (*redissto
 	if url == "" {
 		return nil, usageError("fsmc %s: no Redis deployment: give --redis URL or set FSMC_REDIS_URL", c.Command.Name)
 	}
-	store, err := redisstore.Open(ctx, url, redisstore.Options{LockURLs: c.StringSlice("lock-redis")})
+	store, err := redisstore.Open(ctx, url, redisstore.Options{Prefix: c.String("prefix"), LockURLs: c.StringSlice("lock-redis")})
 	if err != nil {
 		return nil, usageError("fsmc %s: %v", c.Command.Name, err)
 	}
@@ -95,7 +101,7 @@ func wantArgs(c *cli.Context, n int, usage string) error {
 func startCommand(e *env) *cli.Command {
 	return &cli.Command{
 		Name: "start", Usage: "start an instance on the Redis deployment", ArgsUsage: "MACHINE ID",
-		Flags: []cli.Flag{redisFlag(),
+		Flags: []cli.Flag{redisFlag(), prefixFlag(),
 			&cli.StringFlag{Name: "context", Usage: "the context as a JSON object"},
 			&cli.IntFlag{Name: "priority", Usage: "0 (lowest) to 9"},
 			&cli.BoolFlag{Name: "if-absent", Usage: "an existing ID is not an error"},
@@ -131,7 +137,7 @@ func startCommand(e *env) *cli.Command {
 func sendCommand(e *env) *cli.Command {
 	return &cli.Command{
 		Name: "send", Usage: "send an event to an instance on the Redis deployment", ArgsUsage: "ID EVENT",
-		Flags: []cli.Flag{redisFlag(), &cli.StringFlag{Name: "payload", Usage: "the payload as a JSON object"}},
+		Flags: []cli.Flag{redisFlag(), prefixFlag(), &cli.StringFlag{Name: "payload", Usage: "the payload as a JSON object"}},
 		Action: func(c *cli.Context) error {
 			if err := wantArgs(c, 2, "[--payload JSON] ID EVENT"); err != nil {
 				return err
@@ -153,7 +159,7 @@ func sendCommand(e *env) *cli.Command {
 func inspectCommand(e *env) *cli.Command {
 	return &cli.Command{
 		Name: "inspect", Usage: "show an instance: state, status, context, version, history", ArgsUsage: "ID",
-		Flags: []cli.Flag{redisFlag(), &cli.BoolFlag{Name: "json", Usage: "print JSON"}},
+		Flags: []cli.Flag{redisFlag(), prefixFlag(), &cli.BoolFlag{Name: "json", Usage: "print JSON"}},
 		Action: func(c *cli.Context) error {
 			if err := wantArgs(c, 1, "[--json] ID"); err != nil {
 				return err
@@ -178,7 +184,7 @@ func inspectCommand(e *env) *cli.Command {
 func lsCommand(e *env) *cli.Command {
 	return &cli.Command{
 		Name: "ls", Usage: "list instances on the Redis deployment",
-		Flags: []cli.Flag{redisFlag(),
+		Flags: []cli.Flag{redisFlag(), prefixFlag(),
 			&cli.StringFlag{Name: "machine", Usage: "only instances of machine `M`"},
 			&cli.StringFlag{Name: "state", Usage: "only instances in state `S` (with --machine)"},
 			&cli.StringFlag{Name: "status", Usage: "only active, failed, completed or cancelled instances"},
@@ -227,7 +233,7 @@ func lsCommand(e *env) *cli.Command {
 func watchCommand(e *env) *cli.Command {
 	return &cli.Command{
 		Name: "watch", Usage: "stream the changelog: every transition, live",
-		Flags: []cli.Flag{redisFlag(),
+		Flags: []cli.Flag{redisFlag(), prefixFlag(),
 			&cli.StringFlag{Name: "machine", Usage: "only machine `M`"},
 			&cli.StringFlag{Name: "instance", Usage: "only instance `ID`"},
 			&cli.StringFlag{Name: "since", Usage: "resume after `CURSOR` (printed with --json), or \"start\" for everything kept"},
@@ -297,7 +303,7 @@ func watchCommand(e *env) *cli.Command {
 
 func operatorCommand(e *env, name, usage string, op func(*runtime.Engine, context.Context, string) error) *cli.Command {
 	return &cli.Command{
-		Name: name, Usage: usage, ArgsUsage: "ID", Flags: []cli.Flag{redisFlag(), lockFlag()},
+		Name: name, Usage: usage, ArgsUsage: "ID", Flags: []cli.Flag{redisFlag(), prefixFlag(), lockFlag()},
 		Action: func(c *cli.Context) error {
 			if err := wantArgs(c, 1, "ID"); err != nil {
 				return err

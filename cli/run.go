@@ -33,6 +33,7 @@ func runCommand(e *env) *cli.Command {
 			"pending until the scenario sends its events.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "redis", EnvVars: []string{"FSMC_REDIS_URL"}, Usage: "run as a long-running worker on the Redis deployment at `URL`"},
+			prefixFlag(),
 			lockFlag(),
 			&cli.StringSliceFlag{Name: "exec", Usage: "run `ACTION=CMD` as an external command (argv, no shell)"},
 			&cli.IntFlag{Name: "concurrency", Value: 4, Usage: "workers (with --redis)"},
