@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -34,6 +35,14 @@ func changeLine(m *ir.Machine, c runtime.Change) string {
 	return fmt.Sprintf("%s %s %s --%s--> %s", c.Instance, c.Machine, from, eventLabel(m, c), m.States[c.To].Name)
 }
 
+// printJSON writes v as one line of JSON, leaving <, > and & as they are
+// (json.Marshal would escape the arrows of "--Paid-->" for HTML).
+func printJSON(w io.Writer, v any) {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+}
+
 // changeRecord is one changelog entry as JSON.
 type changeRecord struct {
 	Time     string  `json:"time"`
@@ -56,19 +65,25 @@ func changeJSON(m *ir.Machine, c runtime.Change) changeRecord {
 }
 
 // historyLine describes one history entry.
+// stateName and eventName name a history entry's state or event ("?"
+// for an index the machine does not have).
+func stateName(m *ir.Machine, i int) string {
+	if i < 0 || i >= len(m.States) {
+		return "?"
+	}
+	return m.States[i].Name
+}
+
+func eventName(m *ir.Machine, i int) string {
+	if i < 0 || i >= len(m.Events) {
+		return "?"
+	}
+	return m.Events[i].Name
+}
+
 func historyLine(m *ir.Machine, h runtime.HistoryEntry) string {
-	state := func(i int) string {
-		if i < 0 || i >= len(m.States) {
-			return "?"
-		}
-		return m.States[i].Name
-	}
-	event := func(i int) string {
-		if i < 0 || i >= len(m.Events) {
-			return "?"
-		}
-		return m.Events[i].Name
-	}
+	state := func(i int) string { return stateName(m, i) }
+	event := func(i int) string { return eventName(m, i) }
 	switch h.Kind {
 	case runtime.HistStart:
 		return fmt.Sprintf("v%d started in %s", h.Version, state(h.To))
@@ -119,10 +134,27 @@ func writeInspect(w io.Writer, v *runtime.View) {
 func inspectJSON(v *runtime.View) map[string]any {
 	var history []map[string]any
 	for _, h := range v.History {
-		history = append(history, map[string]any{
+		entry := map[string]any{
 			"time": h.Time.UTC().Format(time.RFC3339Nano), "kind": h.Kind.String(),
 			"version": h.Version, "text": historyLine(v.IR, h),
-		})
+		}
+		// The parts of the entry it has, by name.
+		if h.From >= 0 {
+			entry["from"] = stateName(v.IR, h.From)
+		}
+		if h.Event >= 0 {
+			entry["event"] = eventName(v.IR, h.Event)
+		}
+		if h.To >= 0 {
+			entry["to"] = stateName(v.IR, h.To)
+		}
+		if h.Attempt > 0 {
+			entry["attempt"] = h.Attempt
+		}
+		if h.Message != "" {
+			entry["message"] = h.Message
+		}
+		history = append(history, entry)
 	}
 	return map[string]any{
 		"id": v.ID, "machine": v.Machine, "hash": v.Hash, "state": v.StateName,

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -170,8 +169,7 @@ func inspectCommand(e *env) *cli.Command {
 					return refused(c, err)
 				}
 				if c.Bool("json") {
-					b, _ := json.Marshal(inspectJSON(v))
-					fmt.Fprintln(e.stdout, string(b))
+					printJSON(e.stdout, inspectJSON(v))
 				} else {
 					writeInspect(e.stdout, v)
 				}
@@ -217,9 +215,8 @@ func lsCommand(e *env) *cli.Command {
 						state = m.States[inst.State].Name
 					}
 					if c.Bool("json") {
-						b, _ := json.Marshal(map[string]any{"id": inst.ID, "machine": inst.Machine, "state": state,
+						printJSON(e.stdout, map[string]any{"id": inst.ID, "machine": inst.Machine, "state": state,
 							"status": inst.Status.String(), "version": inst.Version, "priority": inst.Priority, "hash": inst.Hash})
-						fmt.Fprintln(e.stdout, string(b))
 						continue
 					}
 					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\n", inst.ID, inst.Machine, state, inst.Status, inst.Version, inst.Priority)
@@ -278,11 +275,10 @@ func watchCommand(e *env) *cli.Command {
 						}
 						if c.Bool("json") {
 							rec := changeJSON(m, ch)
-							b, _ := json.Marshal(struct {
+							printJSON(e.stdout, struct {
 								changeRecord
 								Cursor string `json:"cursor"`
 							}{rec, ch.Cursor})
-							fmt.Fprintln(e.stdout, string(b))
 						} else {
 							fmt.Fprintln(e.stdout, changeLine(m, ch))
 						}
@@ -361,8 +357,7 @@ func (e *env) runWorker(c *cli.Context, machines map[string]*ir.Machine, handler
 		OnChange: func(ch runtime.Change) {
 			if m := byHash[ch.Hash]; m != nil {
 				if asJSON {
-					b, _ := json.Marshal(changeJSON(m, ch))
-					fmt.Fprintln(e.stdout, string(b))
+					printJSON(e.stdout, changeJSON(m, ch))
 				} else {
 					fmt.Fprintln(e.stdout, changeLine(m, ch))
 				}

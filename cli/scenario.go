@@ -284,8 +284,7 @@ func (s *scenario) inspect(ctx context.Context, args string) {
 		return
 	}
 	if s.json {
-		b, _ := json.Marshal(inspectJSON(v))
-		fmt.Fprintln(s.stdout, string(b))
+		printJSON(s.stdout, inspectJSON(v))
 		return
 	}
 	writeInspect(s.stdout, v)
@@ -295,8 +294,7 @@ func (s *scenario) inspect(ctx context.Context, args string) {
 func (s *scenario) printChange(c runtime.Change) {
 	m := s.machines[c.Machine]
 	if s.json {
-		b, _ := json.Marshal(changeJSON(m, c))
-		fmt.Fprintln(s.stdout, string(b))
+		printJSON(s.stdout, changeJSON(m, c))
 		return
 	}
 	fmt.Fprintln(s.stdout, changeLine(m, c))

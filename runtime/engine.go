@@ -304,7 +304,7 @@ func (e *Engine) Send(ctx context.Context, id, event string, payload map[string]
 	inst := e.instances.Get().(*Instance)
 	defer e.instances.Put(inst)
 	if err := e.store.Load(ctx, id, inst); err != nil {
-		return err
+		return named(id, err)
 	}
 	m, err := e.machineFor(ctx, inst)
 	if err != nil {
@@ -462,7 +462,7 @@ type View struct {
 func (e *Engine) Get(ctx context.Context, id string) (*View, error) {
 	v := &View{}
 	if err := e.store.Load(ctx, id, &v.Instance); err != nil {
-		return nil, err
+		return nil, named(id, err)
 	}
 	m, err := e.machineFor(ctx, &v.Instance)
 	if err != nil {
@@ -521,7 +521,7 @@ func (e *Engine) operate(ctx context.Context, id string, change func(*machine, *
 	for tries := 0; ; tries++ {
 		w.reset()
 		if err := e.store.Load(ctx, id, &w.inst); err != nil {
-			return err
+			return named(id, err)
 		}
 		m, err := e.machineFor(ctx, &w.inst)
 		if err != nil {
@@ -562,6 +562,14 @@ func (e *Engine) notify(id string, inst *Instance, history []HistoryEntry) {
 			}
 		}
 	}
+}
+
+// named says which instance was not found.
+func named(id string, err error) error {
+	if errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("instance %q: %w", id, err)
+	}
+	return err
 }
 
 // filter is what this engine can claim.

@@ -57,6 +57,7 @@ func main() {
 		log.Fatal(err)
 	}
 	defer stop()
+	defer closeStores() // before the server stops, so no client sees it go
 	rdb := redis.NewClient(&redis.Options{Addr: addr})
 	defer rdb.Close()
 	ctx := context.Background()
@@ -129,12 +130,22 @@ func compile(src string) *ir.Machine {
 	return f.Machines[0]
 }
 
+// stores are the Redis stores the engines use, closed at the end.
+var stores []*redisstore.Store
+
+func closeStores() {
+	for _, s := range stores {
+		s.Close()
+	}
+}
+
 // engines starts worker engines on the Redis at addr with prefix.
 func engines(ctx context.Context, addr, prefix string, m *ir.Machine, handlers map[string]runtime.Handler, onChange func(runtime.Change)) []*runtime.Engine {
 	var out []*runtime.Engine
 	for i := 0; i < *workers; i++ {
 		c := redis.NewClient(&redis.Options{Addr: addr, PoolSize: 4 * *concurrency})
 		store := redisstore.New(c, redisstore.Options{Prefix: prefix, NoRedlock: *noRedlock})
+		stores = append(stores, store)
 		e := runtime.New(store, runtime.Options{Worker: fmt.Sprintf("bench-%d", i), OnChange: onChange})
 		if err := e.Register(ctx, m, handlers); err != nil {
 			log.Fatal(err)

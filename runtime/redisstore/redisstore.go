@@ -178,6 +178,14 @@ func (s *Store) result(cmd *redis.Cmd) (string, error) {
 	return out, nil
 }
 
+// pokeIf pokes the workers when a script's result says it made work
+// ready ("ready"); a commit that only finished work wakes nobody.
+func (s *Store) pokeIf(out string, err error) {
+	if err == nil && out == "ready" {
+		s.poke(context.Background())
+	}
+}
+
 func (s *Store) wakeChannel() string { return s.prefix + ":wake" }
 
 // poke tells idle workers there may be new work. It does not wait for
@@ -502,11 +510,9 @@ func (s *Store) Create(ctx context.Context, inst *runtime.Instance, work []runti
 	d, c, f := encodeData(inst)
 	args := append([]any{inst.ID, int(inst.Status), inst.Priority, machineID(inst.Hash), d, c, f},
 		s.lists(inst, history, work)...)
-	if _, err := s.result(s.run(ctx, "create", s.partitionOf(inst.ID), args...)); err != nil {
-		return err
-	}
-	s.poke(ctx)
-	return nil
+	out, err := s.result(s.run(ctx, "create", s.partitionOf(inst.ID), args...))
+	s.pokeIf(out, err)
+	return err
 }
 
 // Load implements runtime.Store.
@@ -619,11 +625,9 @@ func (s *Store) List(ctx context.Context, f runtime.ListFilter) ([]*runtime.Inst
 // Enqueue implements runtime.Store.
 func (s *Store) Enqueue(ctx context.Context, w runtime.Work) error {
 	kind, value := encodeWork(w)
-	if _, err := s.result(s.run(ctx, "enqueue", s.partitionOf(w.Instance), w.Instance, 1, kind, value)); err != nil {
-		return err
-	}
-	s.poke(ctx)
-	return nil
+	out, err := s.result(s.run(ctx, "enqueue", s.partitionOf(w.Instance), w.Instance, 1, kind, value))
+	s.pokeIf(out, err)
+	return err
 }
 
 // claimArgs encodes a filter for the claim script.
@@ -790,11 +794,9 @@ func (s *Store) Extend(ctx context.Context, l *runtime.Lease, until time.Time) e
 
 // Release implements runtime.Store.
 func (s *Store) Release(ctx context.Context, l *runtime.Lease) error {
-	_, err := s.result(s.run(ctx, "lease", s.partitionOf(l.Work.Instance), l.Token, leaseToken(l), "release", 0))
+	out, err := s.result(s.run(ctx, "lease", s.partitionOf(l.Work.Instance), l.Token, leaseToken(l), "release", 0))
 	s.unlock(ctx, l)
-	if err == nil {
-		s.poke(ctx)
-	}
+	s.pokeIf(out, err)
 	return err
 }
 
@@ -817,9 +819,7 @@ func (s *Store) commit(ctx context.Context, l *runtime.Lease, c *runtime.Commit,
 	args := append([]any{inst.ID, unit, token, inst.Version, int(inst.Status), inst.Priority, boolArg(c.DropWork), d, data, f, millis(due), inst.Version + 1, boolArg(s.lockHere)},
 		s.lists(inst, c.History, c.Schedule)...)
 	out, err := s.result(s.run(ctx, "commit", s.partitionOf(inst.ID), args...))
-	if err == nil && out == "ok" {
-		s.poke(ctx)
-	}
+	s.pokeIf(out, err)
 	return out, err
 }
 
@@ -848,7 +848,7 @@ func (s *Store) CompleteDirect(ctx context.Context, l *runtime.Lease, c *runtime
 		defer m.UnlockContext(ctx)
 	}
 	out, err := s.commit(ctx, l, c, due)
-	return err == nil && out == "ok", err
+	return err == nil && (out == "ok" || out == "ready"), err
 }
 
 // Update implements runtime.Store: an operator's change takes the
@@ -870,11 +870,9 @@ func (s *Store) Update(ctx context.Context, c *runtime.Commit) error {
 func (s *Store) Complete(ctx context.Context, l *runtime.Lease, history []runtime.HistoryEntry, schedule []runtime.Work) error {
 	defer s.unlock(ctx, l)
 	args := append([]any{l.Work.Instance, l.Token, leaseToken(l)}, s.lists(nil, history, schedule)...)
-	if _, err := s.result(s.run(ctx, "complete", s.partitionOf(l.Work.Instance), args...)); err != nil {
-		return err
-	}
-	s.poke(ctx)
-	return nil
+	out, err := s.result(s.run(ctx, "complete", s.partitionOf(l.Work.Instance), args...))
+	s.pokeIf(out, err)
+	return err
 }
 
 // NextDue implements runtime.Store.

@@ -35,7 +35,7 @@ var scriptNames = []string{"create", "enqueue", "commit", "complete", "lease", "
 
 // preludeHead is the prelude's first statement: in a script it reads the
 // prefix from ARGV; in the library every function sets it per call.
-const preludeHead = "local P = ARGV[1]\n"
+const preludeHead = "local P = ARGV[1]\nlocal readied = false"
 
 // scripts runs the Lua of scripts/ on a Redis deployment.
 type scripts struct {
@@ -73,7 +73,7 @@ var sources = func() map[string]string {
 func newScripts() *scripts {
 	sc := &scripts{evalsha: map[string]*redis.Script{}, functions: map[string]string{}}
 	var lib strings.Builder
-	lib.WriteString("local KEYS, ARGV, P\n")
+	lib.WriteString("local KEYS, ARGV, P, readied\n")
 	lib.WriteString(strings.Replace(sources["prelude"], preludeHead, "", 1))
 	sum := sha1.Sum([]byte(sources["prelude"] + strings.Join(scriptNames, ",")))
 	for _, name := range scriptNames {
@@ -85,7 +85,7 @@ func newScripts() *scripts {
 		sc.evalsha[name] = redis.NewScript(sources["prelude"] + "\n" + body)
 		fn := id + "_" + name
 		sc.functions[name] = fn
-		fmt.Fprintf(&lib, "\nredis.register_function(%q, function(keys, args)\nKEYS, ARGV, P = keys, args, args[1]\n%s\nend)\n", fn, body)
+		fmt.Fprintf(&lib, "\nredis.register_function(%q, function(keys, args)\nKEYS, ARGV, P, readied = keys, args, args[1], false\n%s\nend)\n", fn, body)
 	}
 	sc.library = "#!lua name=" + id + "\n" + lib.String()
 	return sc

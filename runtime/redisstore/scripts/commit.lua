@@ -42,4 +42,4 @@ if ARGV[8] == "1" then dropAll(inst) end
 applyLists(inst, 15)
 save(inst)
 reschedule(inst, string.sub(unit, 1, 2) == "q|")
-return "ok"
+return done()

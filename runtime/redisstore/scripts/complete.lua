@@ -16,4 +16,4 @@ finish(inst, unit, member)
 applyLists(inst, 5)
 save(inst)
 reschedule(inst, string.sub(unit, 1, 2) == "q|")
-return "ok"
+return done()

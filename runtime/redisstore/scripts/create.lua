@@ -16,4 +16,4 @@ writeData(inst, 6)
 applyLists(inst, 9)
 save(inst)
 reschedule(inst, true)
-return "ok"
+return done()

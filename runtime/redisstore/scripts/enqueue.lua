@@ -8,4 +8,4 @@ if not inst then return "notfound" end
 addWork(inst, 3)
 save(inst)
 reschedule(inst, false)
-return "ok"
+return done()

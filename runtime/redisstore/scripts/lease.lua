@@ -14,4 +14,4 @@ else
   unlock(id, token)
   giveBack(unit)
 end
-return "ok"
+return done()

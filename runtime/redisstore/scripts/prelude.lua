@@ -32,6 +32,7 @@
 -- came as: Lua and Redis turn a Lua number into text with printf, which
 -- costs more than most redis.calls.
 local P = ARGV[1]
+local readied = false -- a unit went into a ready set (see makeReady)
 local ACTIVE = "1"
 -- The bytes of "w", "t" and ":" (a function library's definitions may not
 -- call the string library while it loads).
@@ -123,6 +124,7 @@ end
 -- makeReady adds a unit, due at due (text), to the ready set of prio,
 -- keeping P.."top".
 local function makeReady(prio, due, unit)
+  readied = true
   redis.call("ZADD", ready(prio), due, unit)
   if prio ~= "0" and tonumber(prio) > tonumber(redis.call("GET", P .. "top") or "0") then
     redis.call("SET", P .. "top", prio)
@@ -194,6 +196,13 @@ local function parseUnit(unit)
   end
   local action, member, id = string.match(unit, "^t|([^|]*)|([^|]*)|(.*)$")
   return "t", id, member, action
+end
+
+-- done is a script's success: "ready" when it put work in a ready set
+-- (workers should look, and Go pokes them), else "ok".
+local function done()
+  if readied then return "ready" end
+  return "ok"
 end
 
 -- allowed reports whether item is a line of list ("*": any item).
