@@ -94,7 +94,9 @@ func (e *Engine) workLoop(ctx, work context.Context, b wakeups) {
 		retry = 10 * time.Millisecond
 		if ok {
 			e.opts.Observer.Claimed(w.lease.Work.Kind, e.opts.Clock.Now().Sub(w.lease.Work.Due))
-			b.signal() // there may be more: let an idle worker look
+			if w.lease.More {
+				b.signal() // let an idle worker take the next
+			}
 			if err := e.process(work, w); err != nil && work.Err() == nil {
 				e.opts.Logger.Error("handling work", "instance", w.lease.Work.Instance, "err", err)
 			}

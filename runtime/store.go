@@ -56,6 +56,10 @@ type Lease struct {
 	// commit against it can turn out stale; the engine then gives the
 	// work back at once.
 	Instance *Instance
+	// More: when it was claimed, the store saw other work due, so an
+	// idle worker should look (a hint: false costs a worker's wake-up
+	// its claim, true at worst a claim that finds nothing).
+	More bool
 }
 
 // ClaimFilter says what a worker can do.

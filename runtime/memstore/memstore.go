@@ -375,6 +375,7 @@ func (s *Store) Claim(_ context.Context, f runtime.ClaimFilter, l *runtime.Lease
 		}
 		if eligible(it, f) {
 			s.lease(it, f, l)
+			l.More = s.ready.top() != nil
 			return true, nil
 		}
 		s.ready.remove(it)

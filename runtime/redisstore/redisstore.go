@@ -684,6 +684,11 @@ func (s *Store) Claim(ctx context.Context, f runtime.ClaimFilter, l *runtime.Lea
 				continue
 			}
 			ok, err := s.claimFrom(ctx, p, l, now, lease, hashes, runnable, "claim", int(best), "", f)
+			if ok {
+				for q, prio := range prios {
+					l.More = l.More || q != p && prio >= 0 // another partition has work due
+				}
+			}
 			if err != nil || ok {
 				return ok, err
 			}
@@ -735,7 +740,7 @@ func (s *Store) claimFrom(ctx context.Context, p int, l *runtime.Lease, now, lea
 		return false, runtime.ErrNotFound
 	}
 	parts, ok := v.([]any)
-	if !ok || len(parts) != 12 {
+	if !ok || len(parts) != 13 {
 		return false, fmt.Errorf("claim script returned %v", v)
 	}
 	unit, member, js, token := parts[0].(string), parts[1].(string), parts[2].(string), parts[3].(string)
@@ -751,7 +756,8 @@ func (s *Store) claimFrom(ctx context.Context, p int, l *runtime.Lease, now, lea
 		return false, err
 	}
 	fence, _ := strconv.ParseUint(token, 10, 64)
-	*l = runtime.Lease{Work: w, Worker: f.Worker, Until: time.UnixMilli(now + lease), Token: unit, Fence: fence}
+	more, _ := parts[12].(string)
+	*l = runtime.Lease{Work: w, Worker: f.Worker, Until: time.UnixMilli(now + lease), Token: unit, Fence: fence, More: more == "1"}
 	// The instance as the script read it, so the engine need not load it.
 	l.Instance = &runtime.Instance{}
 	if err := s.decodeInstance(ctx, instID, parts[5:], l.Instance); err != nil {

@@ -236,9 +236,15 @@ func testPriorityFirst(t *testing.T, newStore NewStore) {
 	if !ok || l.Work.Instance != "high" || l.Work.Priority != 9 {
 		t.Fatalf("first claim %+v, want the high-priority instance, with its priority", l.Work)
 	}
+	if !l.More {
+		t.Error("the first claim did not say that more work was due (low)")
+	}
 	l2, ok := claim(t, s, now)
 	if !ok || l2.Work.Instance != "low" {
 		t.Fatalf("second claim %+v, want low (later is not due)", l2.Work)
+	}
+	if l2.More {
+		t.Error("the second claim said more work was due, but later is not due yet")
 	}
 }
 

@@ -12,7 +12,8 @@
 --          someone else holds is left for later
 -- Returns the priority (peek; -1 for none), or {unit, member, work value,
 -- token, the instance's priority, and the instance's fields v, st, pr, d,
--- c, f, h} (the engine need not load it), or nil.
+-- c, f, h (the engine need not load it), and "1" if other work was due
+-- (another worker should look) or "0"}, or nil.
 local nowText, until_, mode, minPrio = ARGV[2], ARGV[3], ARGV[6], tonumber(ARGV[7])
 local now = tonumber(nowText)
 
@@ -39,7 +40,18 @@ local function lease(id, inst, unit, kind, member, prio)
   redis.call("ZADD", P .. "leases", until_, unit)
   redis.call("HSET", P .. "tokens", unit, token .. "|" .. member)
   local f = inst.f
-  return {unit, member, value, token, prio, f.v, f.st, f.pr or "0", f.d or "", f.c or "", f.f or "", f.h}
+  return {unit, member, value, token, prio, f.v, f.st, f.pr or "0", f.d or "", f.c or "", f.f or "", f.h, "0"}
+end
+
+-- moreDue reports whether work is due besides the unit just leased from
+-- units (the page it was read in) at priority prio; higher priorities
+-- had nothing this worker could take.
+local function moreDue(prio, units)
+  if #units > 1 then return true end
+  for p = prio - 1, 0, -1 do
+    if #redis.call("ZRANGEBYSCORE", ready(PRIO[p]), "-inf", nowText, "LIMIT", "0", "1") > 0 then return true end
+  end
+  return #redis.call("ZRANGEBYSCORE", ready(PRIO[prio]), "-inf", nowText, "LIMIT", "0", "1") > 0
 end
 
 if mode == "instance" then
@@ -74,7 +86,10 @@ for prio = top, minPrio, -1 do
         if mode == "peek" then return prio end
         local kind, id, member = parseUnit(unit)
         local claimed = lease(id, nil, unit, kind, member, PRIO[prio])
-        if claimed then return claimed end
+        if claimed then
+          if moreDue(prio, units) then claimed[13] = "1" end
+          return claimed
+        end
       end
     end
     if #units < 4 then break end
