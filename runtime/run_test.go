@@ -9,6 +9,7 @@ import (
 
 	"github.com/fsmc/fsmc/runtime"
 	"github.com/fsmc/fsmc/runtime/memstore"
+	"github.com/fsmc/fsmc/runtime/storetest"
 )
 
 // TestIdleWorkersAllWake: one wake-up from the store starts a chain in
@@ -146,7 +147,7 @@ func TestStopLetsRunningTasksFinish(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := countKind(v, runtime.HistAttempt); n != 1 {
+	if n := storetest.CountKind(v, runtime.HistAttempt); n != 1 {
 		t.Fatalf("the task's result was not recorded: %+v", v.History)
 	}
 	// Its done event waits for the next run.
@@ -156,16 +157,6 @@ func TestStopLetsRunningTasksFinish(t *testing.T) {
 	if v, _ = e.Get(context.Background(), "j"); v.StateName != "Finished" {
 		t.Fatalf("the instance is in %s (%s), want Finished: %+v", v.StateName, v.Status, v.History)
 	}
-}
-
-func countKind(v *runtime.View, k runtime.HistoryKind) int {
-	n := 0
-	for _, h := range v.History {
-		if h.Kind == k {
-			n++
-		}
-	}
-	return n
 }
 
 // TestStopGivesBackAfterTheGrace: a task still running when the grace
@@ -233,7 +224,7 @@ func TestLateResultIsCounted(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	v, err := e.Get(context.Background(), "j")
-	if err != nil || v.StateName != "Finished" || countKind(v, runtime.HistAttempt) != 1 {
+	if err != nil || v.StateName != "Finished" || storetest.CountKind(v, runtime.HistAttempt) != 1 {
 		t.Fatalf("%v: state %s, history %+v; want Finished with one recorded attempt", err, v.StateName, v.History)
 	}
 }
@@ -261,7 +252,7 @@ func TestErrPendingLeavesTheAttemptOpen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v.StateName != "Working" || v.Status != runtime.Active || countKind(v, runtime.HistAttemptFailed) != 0 {
+	if v.StateName != "Working" || v.Status != runtime.Active || storetest.CountKind(v, runtime.HistAttemptFailed) != 0 {
 		t.Fatalf("state %s (%s), history %+v; want Working, active, no failed attempt", v.StateName, v.Status, v.History)
 	}
 }

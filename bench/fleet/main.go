@@ -33,6 +33,7 @@ import (
 
 	"github.com/fsmc/fsmc/compiler"
 	"github.com/fsmc/fsmc/compiler/ir"
+	"github.com/fsmc/fsmc/internal/irtest"
 	"github.com/fsmc/fsmc/internal/redistest"
 	"github.com/fsmc/fsmc/runtime"
 	"github.com/fsmc/fsmc/runtime/redisstore"
@@ -193,15 +194,7 @@ func (c *completions) rate(name string) float64 {
 // fsmcThroughput starts n instances of a one-step machine and returns how
 // many completed per second.
 func fsmcThroughput(ctx context.Context, addr string, rdb *redis.Client) float64 {
-	m := compile(`machine OneStep {
-    action Work
-    initial state Run {
-        do Work
-        on done -> Done
-        on error -> Done
-    }
-    final state Done
-}`)
+	m := compile(irtest.OneStep)
 	done := newCompletions(*n)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

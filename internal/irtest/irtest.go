@@ -14,6 +14,18 @@ import (
 	"github.com/fsmc/fsmc/compiler/ir"
 )
 
+// OneStep is a machine whose instances run one task and end: the unit of
+// the Redis store's benchmark and lock tests.
+const OneStep = `machine OneStep {
+    action Work
+    initial state Run {
+        do Work
+        on done -> Done
+        on error -> Done
+    }
+    final state Done
+}`
+
 // Compile checks and compiles src.
 func Compile(t testing.TB, name string, src []byte) *ir.File {
 	t.Helper()

@@ -24,14 +24,7 @@ import (
 func BenchmarkScripts(b *testing.B) {
 	c := redisClient(b)
 	ctx := context.Background()
-	m := irtest.Compile(b, "one.fsm", []byte(`machine OneStep {
-    action Work
-    initial state Run {
-        do Work
-        on done -> Done
-    }
-    final state Done
-}`)).Machines[0]
+	m := irtest.Compile(b, "one.fsm", []byte(irtest.OneStep)).Machines[0]
 	store := redisstore.New(c, redisstore.Options{Prefix: fmt.Sprintf("b%d", prefixes.Add(1)), NoRedlock: true})
 	if err := store.PutMachine(ctx, m); err != nil {
 		b.Fatal(err)

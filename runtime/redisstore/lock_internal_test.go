@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fsmc/fsmc/compiler/ir"
 	"github.com/fsmc/fsmc/internal/irtest"
 	"github.com/fsmc/fsmc/internal/redistest"
 	"github.com/fsmc/fsmc/runtime"
@@ -16,71 +17,51 @@ import (
 // commit script checks the lock itself (the lock on the main Redis) or
 // the store takes it through redsync (separate lock nodes).
 func TestDirectResultWaitsForTheLock(t *testing.T) {
-	c := redistest.Client(t)
-	m := irtest.Compile(t, "one.fsm", []byte(`machine OneStep {
-    action Work
-    initial state Run {
-        do Work
-        on done -> Done
-    }
-    final state Done
-}`)).Machines[0]
-	for _, tc := range []struct {
-		name  string
-		nodes []redis.UniversalClient
-	}{{"lock on the main Redis", nil}, {"lock nodes", []redis.UniversalClient{c}}} {
-		t.Run(tc.name, func(t *testing.T) {
-			ctx := context.Background()
-			s := New(c, Options{Prefix: testPrefix("lock"), LockNodes: tc.nodes})
-			if s.lockHere != (tc.nodes == nil) {
-				t.Fatalf("lockHere = %v", s.lockHere)
-			}
-			if err := s.PutMachine(ctx, m); err != nil {
-				t.Fatal(err)
-			}
-			now := time.Now()
-			inst := &runtime.Instance{ID: "a", Machine: m.Name, Hash: m.Hash, Status: runtime.Active, Visit: 1, Created: now, Updated: now}
-			start := []runtime.HistoryEntry{{Time: now, Kind: runtime.HistStart, Version: 1, From: -1, Event: -1}}
-			if err := s.Create(ctx, inst, []runtime.Work{{Kind: runtime.WorkTask, Due: now, Visit: 1, Attempt: 1}}, start); err != nil {
-				t.Fatal(err)
-			}
-			var l runtime.Lease
-			if ok, err := s.Claim(ctx, runtime.ClaimFilter{Now: now, Lease: time.Minute}, &l); !ok || err != nil {
-				t.Fatalf("claim: %v %v", ok, err)
-			}
-			deliver := func() bool {
-				next := *l.Instance
-				next.State, next.Status, next.Visit = 1, runtime.Completed, 2
-				done, err := s.CompleteDirect(ctx, &l, &runtime.Commit{Instance: &next, DropWork: true,
-					History: []runtime.HistoryEntry{{Time: now, Kind: runtime.HistTransition, Version: 2, To: 1}}}, now)
-				if err != nil {
-					t.Fatal(err)
-				}
-				return done
-			}
-
-			held, err := s.lockInstance(ctx, "a", time.Minute, 1)
+	m := irtest.Compile(t, "one.fsm", []byte(irtest.OneStep)).Machines[0]
+	eachLockPlacement(t, m, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		now := time.Now()
+		inst := &runtime.Instance{ID: "a", Machine: m.Name, Hash: m.Hash, Status: runtime.Active, Visit: 1, Created: now, Updated: now}
+		start := []runtime.HistoryEntry{{Time: now, Kind: runtime.HistStart, Version: 1, From: -1, Event: -1}}
+		if err := s.Create(ctx, inst, []runtime.Work{{Kind: runtime.WorkTask, Due: now, Visit: 1, Attempt: 1}}, start); err != nil {
+			t.Fatal(err)
+		}
+		var l runtime.Lease
+		if ok, err := s.Claim(ctx, runtime.ClaimFilter{Now: now, Lease: time.Minute}, &l); !ok || err != nil {
+			t.Fatalf("claim: %v %v", ok, err)
+		}
+		deliver := func() bool {
+			next := *l.Instance
+			next.State, next.Status, next.Visit = 1, runtime.Completed, 2
+			done, err := s.CompleteDirect(ctx, &l, &runtime.Commit{Instance: &next, DropWork: true,
+				History: []runtime.HistoryEntry{{Time: now, Kind: runtime.HistTransition, Version: 2, To: 1}}}, now)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if deliver() {
-				t.Fatal("the result was committed while another holder had the instance's lock")
-			}
-			var got runtime.Instance
-			if err := s.Load(ctx, "a", &got); err != nil || got.Version != 1 || got.Status != runtime.Active {
-				t.Fatalf("a refused commit changed the instance: %+v %v", got, err)
-			}
-			if _, err := held.UnlockContext(ctx); err != nil {
-				t.Fatal(err)
-			}
-			if !deliver() {
-				t.Fatal("the result was refused with the lock free")
-			}
-			if err := s.Load(ctx, "a", &got); err != nil || got.Version != 2 || got.Status != runtime.Completed {
-				t.Fatalf("after the commit: %+v %v", got, err)
-			}
-		})
-	}
+			return done
+		}
+
+		held, err := s.lockInstance(ctx, "a", time.Minute, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if deliver() {
+			t.Fatal("the result was committed while another holder had the instance's lock")
+		}
+		var got runtime.Instance
+		if err := s.Load(ctx, "a", &got); err != nil || got.Version != 1 || got.Status != runtime.Active {
+			t.Fatalf("a refused commit changed the instance: %+v %v", got, err)
+		}
+		if _, err := held.UnlockContext(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if !deliver() {
+			t.Fatal("the result was refused with the lock free")
+		}
+		if err := s.Load(ctx, "a", &got); err != nil || got.Version != 2 || got.Status != runtime.Completed {
+			t.Fatalf("after the commit: %+v %v", got, err)
+		}
+	})
 }
 
 // TestInstanceWorkHoldsTheLock: a claim of an instance's event takes the
@@ -88,7 +69,6 @@ func TestDirectResultWaitsForTheLock(t *testing.T) {
 // someone else holds the lock, the event is not claimed. Both with the
 // lock on the main Redis (the scripts take it) and on lock nodes.
 func TestInstanceWorkHoldsTheLock(t *testing.T) {
-	c := redistest.Client(t)
 	m := irtest.Compile(t, "toggle.fsm", []byte(`machine Toggle {
     event Flip
     initial state Off {
@@ -98,69 +78,82 @@ func TestInstanceWorkHoldsTheLock(t *testing.T) {
         on Flip -> Off
     }
 }`)).Machines[0]
+	eachLockPlacement(t, m, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		now := time.Now()
+		inst := &runtime.Instance{ID: "a", Machine: m.Name, Hash: m.Hash, Status: runtime.Active, Visit: 1, Created: now, Updated: now}
+		start := []runtime.HistoryEntry{{Time: now, Kind: runtime.HistStart, Version: 1, From: -1, Event: -1}}
+		flip := runtime.Work{Kind: runtime.WorkEvent, Instance: "a", Due: now, Event: 2}
+		if err := s.Create(ctx, inst, []runtime.Work{flip, flip}, start); err != nil {
+			t.Fatal(err)
+		}
+		f := runtime.ClaimFilter{Now: now, Lease: time.Minute}
+		var l runtime.Lease
+		lockFree := func() bool {
+			m, err := s.lockInstance(ctx, "a", time.Minute, 1)
+			if err != nil {
+				return false
+			}
+			_, _ = m.UnlockContext(ctx)
+			return true
+		}
+
+		held, err := s.lockInstance(ctx, "a", time.Minute, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := s.Claim(ctx, f, &l); ok || err != nil {
+			t.Fatalf("claimed %+v (%v) while another holder had the instance's lock", l.Work, err)
+		}
+		if _, err := held.UnlockContext(ctx); err != nil {
+			t.Fatal(err)
+		}
+
+		if ok, err := s.Claim(ctx, f, &l); !ok || err != nil {
+			t.Fatalf("claim with the lock free: %v %v", ok, err)
+		}
+		if lockFree() {
+			t.Fatal("the lock was free while the instance's event was claimed")
+		}
+		next := *l.Instance
+		next.State = 1
+		if err := s.Commit(ctx, &l, &runtime.Commit{Instance: &next}); err != nil {
+			t.Fatal(err)
+		}
+		if !lockFree() {
+			t.Fatal("the commit did not free the lock")
+		}
+
+		if ok, err := s.Claim(ctx, f, &l); !ok || err != nil {
+			t.Fatalf("claim of the second event: %v %v", ok, err)
+		}
+		if err := s.Release(ctx, &l); err != nil {
+			t.Fatal(err)
+		}
+		if !lockFree() {
+			t.Fatal("the release did not free the lock")
+		}
+	})
+}
+
+// eachLockPlacement runs test on a store with m registered, once with the
+// Redlock on the main Redis (the scripts take it) and once on lock nodes
+// (redsync takes it).
+func eachLockPlacement(t *testing.T, m *ir.Machine, test func(t *testing.T, s *Store)) {
+	c := redistest.Client(t)
 	for _, tc := range []struct {
 		name  string
 		nodes []redis.UniversalClient
 	}{{"lock on the main Redis", nil}, {"lock nodes", []redis.UniversalClient{c}}} {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx := context.Background()
 			s := New(c, Options{Prefix: testPrefix("lock"), LockNodes: tc.nodes})
-			if err := s.PutMachine(ctx, m); err != nil {
+			if s.lockHere != (tc.nodes == nil) {
+				t.Fatalf("lockHere = %v", s.lockHere)
+			}
+			if err := s.PutMachine(context.Background(), m); err != nil {
 				t.Fatal(err)
 			}
-			now := time.Now()
-			inst := &runtime.Instance{ID: "a", Machine: m.Name, Hash: m.Hash, Status: runtime.Active, Visit: 1, Created: now, Updated: now}
-			start := []runtime.HistoryEntry{{Time: now, Kind: runtime.HistStart, Version: 1, From: -1, Event: -1}}
-			flip := runtime.Work{Kind: runtime.WorkEvent, Instance: "a", Due: now, Event: 2}
-			if err := s.Create(ctx, inst, []runtime.Work{flip, flip}, start); err != nil {
-				t.Fatal(err)
-			}
-			f := runtime.ClaimFilter{Now: now, Lease: time.Minute}
-			var l runtime.Lease
-			lockFree := func() bool {
-				m, err := s.lockInstance(ctx, "a", time.Minute, 1)
-				if err != nil {
-					return false
-				}
-				_, _ = m.UnlockContext(ctx)
-				return true
-			}
-
-			held, err := s.lockInstance(ctx, "a", time.Minute, 1)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if ok, err := s.Claim(ctx, f, &l); ok || err != nil {
-				t.Fatalf("claimed %+v (%v) while another holder had the instance's lock", l.Work, err)
-			}
-			if _, err := held.UnlockContext(ctx); err != nil {
-				t.Fatal(err)
-			}
-
-			if ok, err := s.Claim(ctx, f, &l); !ok || err != nil {
-				t.Fatalf("claim with the lock free: %v %v", ok, err)
-			}
-			if lockFree() {
-				t.Fatal("the lock was free while the instance's event was claimed")
-			}
-			next := *l.Instance
-			next.State = 1
-			if err := s.Commit(ctx, &l, &runtime.Commit{Instance: &next}); err != nil {
-				t.Fatal(err)
-			}
-			if !lockFree() {
-				t.Fatal("the commit did not free the lock")
-			}
-
-			if ok, err := s.Claim(ctx, f, &l); !ok || err != nil {
-				t.Fatalf("claim of the second event: %v %v", ok, err)
-			}
-			if err := s.Release(ctx, &l); err != nil {
-				t.Fatal(err)
-			}
-			if !lockFree() {
-				t.Fatal("the release did not free the lock")
-			}
+			test(t, s)
 		})
 	}
 }

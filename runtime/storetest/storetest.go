@@ -339,9 +339,8 @@ func testReleaseAndExpiry(t *testing.T, newStore NewStore) {
 	}
 }
 
-func testTasksNeedAHandler(t *testing.T, newStore NewStore) {
-	s := newStore(t)
-	m := compile(t, `machine M {
+// oneTask's instances run A (B is never used) and end.
+const oneTask = `machine M {
     action A
     action B
     initial state S {
@@ -350,7 +349,11 @@ func testTasksNeedAHandler(t *testing.T, newStore NewStore) {
         on error -> T
     }
     final state T
-}`)
+}`
+
+func testTasksNeedAHandler(t *testing.T, newStore NewStore) {
+	s := newStore(t)
+	m := compile(t, oneTask)
 	create(t, s, m, "a", 0, runtime.Work{Kind: runtime.WorkTask, Due: epoch, Visit: 1, Action: 0, Attempt: 1})
 	f := filter(epoch)
 	f.Runnable = map[string][]int{m.Hash: {1}}
@@ -393,15 +396,7 @@ func testTasksNeedAHandler(t *testing.T, newStore NewStore) {
 // again, that attempt is.
 func testParkedWorkWaits(t *testing.T, newStore NewStore) {
 	s := newStore(t)
-	m := compile(t, `machine M {
-    action A
-    initial state S {
-        do A
-        on done -> T
-        on error -> T
-    }
-    final state T
-}`)
+	m := compile(t, oneTask)
 	create(t, s, m, "a", 0, runtime.Work{Kind: runtime.WorkTask, Due: epoch, Visit: 1, Action: 0, Attempt: 1})
 	setStatus := func(st runtime.Status) {
 		t.Helper()
@@ -643,7 +638,8 @@ func describe(v *runtime.View) string {
 	return b.String()
 }
 
-func countKind(v *runtime.View, k runtime.HistoryKind) int {
+// CountKind counts v's history entries of kind k.
+func CountKind(v *runtime.View, k runtime.HistoryKind) int {
 	n := 0
 	for _, e := range v.History {
 		if e.Kind == k {
@@ -777,7 +773,7 @@ func testRetriesWithBackoff(t *testing.T, newStore NewStore) {
 	if fmt.Sprint(when) != "[0s 1s 3s]" {
 		t.Fatalf("attempts at %v, want [0s 1s 3s] (backoff 1s then 2s)", when)
 	}
-	if countKind(v, runtime.HistAttemptFailed) != 2 || v.Fields.String("tx") != "late" {
+	if CountKind(v, runtime.HistAttemptFailed) != 2 || v.Fields.String("tx") != "late" {
 		t.Fatalf("history:\n%s", describe(v))
 	}
 }
@@ -815,7 +811,7 @@ func testErrorAfterRetries(t *testing.T, newStore NewStore) {
 	if calls.Load() != 3 {
 		t.Fatalf("%d attempts, want 3 (retry 2)", calls.Load())
 	}
-	if countKind(v, runtime.HistAttemptFailed) != 3 {
+	if CountKind(v, runtime.HistAttemptFailed) != 3 {
 		t.Fatalf("history:\n%s", describe(v))
 	}
 }
@@ -897,7 +893,7 @@ func testTimersDieWithTheVisit(t *testing.T, newStore NewStore) {
 	h.send("t", "Poke", nil) // back, with a fresh 10m
 	h.advance(9 * time.Minute)
 	v := h.expect("t", "Waiting", runtime.Active)
-	if countKind(v, runtime.HistStale) < 2 {
+	if CountKind(v, runtime.HistStale) < 2 {
 		t.Fatalf("want the old timers discarded as stale:\n%s", describe(v))
 	}
 	h.advance(time.Minute)
@@ -958,7 +954,7 @@ func testUnhandledAndIgnored(t *testing.T, newStore NewStore) {
 	h.send("u", "Noise", nil)
 	h.send("u", "Other", nil)
 	v := h.expect("u", "A", runtime.Active)
-	if countKind(v, runtime.HistUnhandled) != 1 || v.History[len(v.History)-1].Event != 3 {
+	if CountKind(v, runtime.HistUnhandled) != 1 || v.History[len(v.History)-1].Event != 3 {
 		t.Fatalf("want one unhandled (Other), none for the ignored Noise:\n%s", describe(v))
 	}
 	if err := h.engine.Send(ctx(), "u", "Nope", nil); err == nil || !strings.Contains(err.Error(), `no event "Nope"`) {
@@ -1158,7 +1154,7 @@ func testParkedWithARetryPending(t *testing.T, newStore NewStore) {
 	}
 	h.advance(time.Second)
 	v := h.expect("h", "D", runtime.Completed)
-	if works.Load() != 1 || countKind(v, runtime.HistAttemptFailed) != 2 || countKind(v, runtime.HistAttempt) != 1 {
+	if works.Load() != 1 || CountKind(v, runtime.HistAttemptFailed) != 2 || CountKind(v, runtime.HistAttempt) != 1 {
 		t.Errorf("Work ran %d times, want once (its retry belongs to the visit left); history: %s", works.Load(), describe(v))
 	}
 }
