@@ -118,7 +118,7 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 	if opts.History <= 0 {
 		opts.History = 100
 	}
-	s := &Store{rdb: rdb, prefix: opts.Prefix, parts: opts.Partitions, history: opts.History, scripts: newScripts(),
+	s := &Store{rdb: rdb, prefix: opts.Prefix, parts: opts.Partitions, history: opts.History, scripts: &scripts{},
 		pokes: make(chan struct{}, 1), closed: make(chan struct{})}
 	if !opts.NoRedlock {
 		nodes := opts.LockNodes
@@ -700,6 +700,9 @@ func (s *Store) Claim(ctx context.Context, f runtime.ClaimFilter, l *runtime.Lea
 // peek asks every partition, in one pipelined round trip, for the
 // highest priority it has due work at (-1 for none).
 func (s *Store) peek(ctx context.Context, now, lease int64, hashes, runnable string) ([]int64, error) {
+	if err := s.scripts.ready(ctx, s.rdb); err != nil {
+		return nil, err
+	}
 	cmds := make([]*redis.Cmd, s.parts)
 	_, err := s.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
 		for p := 0; p < s.parts; p++ {

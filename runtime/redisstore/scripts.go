@@ -37,11 +37,9 @@ var scriptNames = []string{"create", "enqueue", "commit", "complete", "lease", "
 // prefix from ARGV; in the library every function sets it per call.
 const preludeHead = "local P = ARGV[1]\nlocal readied = false"
 
-// scripts runs the Lua of scripts/ on a Redis deployment.
+// scripts runs the Lua of scripts/ on a Redis deployment: which way
+// (mode) is the deployment's, learnt on first use.
 type scripts struct {
-	evalsha   map[string]*redis.Script // name -> prelude + body
-	library   string                   // the FUNCTION LOAD source
-	functions map[string]string        // name -> function name
 	// mode is modeUnknown until the library was loaded (modeFunctions)
 	// or refused (modeEvalsha).
 	mode   atomic.Int32
@@ -54,72 +52,81 @@ const (
 	modeEvalsha
 )
 
-// sources holds the prelude and each script's body, read once.
-var sources = func() map[string]string {
-	out := map[string]string{}
+// The scripts' two forms, built once: each script whole (prelude and
+// body) for EVALSHA, and the library with its function names.
+var (
+	evalshaScripts = map[string]*redis.Script{}
+	library        string                // the FUNCTION LOAD source
+	functions      = map[string]string{} // script name -> function name
+)
+
+func init() {
+	src := map[string]string{}
 	for _, name := range append([]string{"prelude"}, scriptNames...) {
 		b, err := scriptFiles.ReadFile("scripts/" + name + ".lua")
 		if err != nil {
 			panic(err) // embedded at build time
 		}
-		out[name] = string(b)
+		src[name] = string(b)
 	}
-	if !strings.Contains(out["prelude"], preludeHead) {
+	if !strings.Contains(src["prelude"], preludeHead) {
 		panic("scripts/prelude.lua does not start its definitions with " + preludeHead)
 	}
-	return out
-}()
-
-func newScripts() *scripts {
-	sc := &scripts{evalsha: map[string]*redis.Script{}, functions: map[string]string{}}
 	var lib strings.Builder
 	lib.WriteString("local KEYS, ARGV, P, readied\n")
-	lib.WriteString(strings.Replace(sources["prelude"], preludeHead, "", 1))
-	sum := sha1.Sum([]byte(sources["prelude"] + strings.Join(scriptNames, ",")))
+	lib.WriteString(strings.Replace(src["prelude"], preludeHead, "", 1))
+	sum := sha1.Sum([]byte(src["prelude"] + strings.Join(scriptNames, ",")))
 	for _, name := range scriptNames {
-		sum = sha1.Sum(append(sum[:], sources[name]...))
+		sum = sha1.Sum(append(sum[:], src[name]...))
 	}
 	id := "fsmc_" + hex.EncodeToString(sum[:6])
 	for _, name := range scriptNames {
-		body := sources[name]
-		sc.evalsha[name] = redis.NewScript(sources["prelude"] + "\n" + body)
+		body := src[name]
+		evalshaScripts[name] = redis.NewScript(src["prelude"] + "\n" + body)
 		fn := id + "_" + name
-		sc.functions[name] = fn
+		functions[name] = fn
 		fmt.Fprintf(&lib, "\nredis.register_function(%q, function(keys, args)\nKEYS, ARGV, P, readied = keys, args, args[1], false\n%s\nend)\n", fn, body)
 	}
-	sc.library = "#!lua name=" + id + "\n" + lib.String()
-	return sc
+	library = "#!lua name=" + id + "\n" + lib.String()
+}
+
+// ready learns, on first use, which way the deployment runs the scripts
+// (loading them).
+func (sc *scripts) ready(ctx context.Context, rdb redis.UniversalClient) error {
+	if sc.mode.Load() != modeUnknown {
+		return nil
+	}
+	return sc.load(ctx, rdb)
 }
 
 // run runs script name with keys and args.
 func (sc *scripts) run(ctx context.Context, rdb redis.UniversalClient, name string, keys []string, args ...any) *redis.Cmd {
-	if sc.mode.Load() == modeUnknown {
-		if err := sc.load(ctx, rdb); err != nil {
-			cmd := redis.NewCmd(ctx)
-			cmd.SetErr(err)
-			return cmd
-		}
+	if err := sc.ready(ctx, rdb); err != nil {
+		cmd := redis.NewCmd(ctx)
+		cmd.SetErr(err)
+		return cmd
 	}
 	if sc.mode.Load() == modeEvalsha {
-		return sc.evalsha[name].Run(ctx, rdb, keys, args...)
+		return evalshaScripts[name].Run(ctx, rdb, keys, args...)
 	}
-	cmd := rdb.FCall(ctx, sc.functions[name], keys, args...)
+	cmd := rdb.FCall(ctx, functions[name], keys, args...)
 	if isNoScript(cmd.Err()) { // a restarted or new server without the library
 		if err := sc.load(ctx, rdb); err != nil {
 			return cmd
 		}
-		cmd = rdb.FCall(ctx, sc.functions[name], keys, args...)
+		cmd = rdb.FCall(ctx, functions[name], keys, args...)
 	}
 	return cmd
 }
 
-// pipe queues script name on a pipeline (the library or scripts must be
-// loaded: run them once first).
+// pipe queues script name on a pipeline; call ready first. A server
+// that lost the scripts answers NOSCRIPT or "Function not found"
+// (isNoScript), and the caller loads them again.
 func (sc *scripts) pipe(ctx context.Context, p redis.Pipeliner, name string, keys []string, args ...any) *redis.Cmd {
 	if sc.mode.Load() == modeEvalsha {
-		return sc.evalsha[name].EvalSha(ctx, p, keys, args...)
+		return evalshaScripts[name].EvalSha(ctx, p, keys, args...)
 	}
-	return p.FCall(ctx, sc.functions[name], keys, args...)
+	return p.FCall(ctx, functions[name], keys, args...)
 }
 
 // load loads the library (on every master of a Cluster), or, if Redis
@@ -136,7 +143,7 @@ func (sc *scripts) load(ctx context.Context, rdb redis.UniversalClient) error {
 	}
 	if sc.mode.Load() != modeEvalsha {
 		err := each(func(ctx context.Context, c redis.Cmdable) error {
-			return c.FunctionLoadReplace(ctx, sc.library).Err()
+			return c.FunctionLoadReplace(ctx, library).Err()
 		})
 		var refused redis.Error
 		switch {
@@ -149,7 +156,7 @@ func (sc *scripts) load(ctx context.Context, rdb redis.UniversalClient) error {
 		sc.mode.Store(modeEvalsha)
 	}
 	return each(func(ctx context.Context, c redis.Cmdable) error {
-		for _, s := range sc.evalsha {
+		for _, s := range evalshaScripts {
 			if err := s.Load(ctx, c).Err(); err != nil {
 				return err
 			}

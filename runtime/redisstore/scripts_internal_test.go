@@ -59,27 +59,40 @@ func TestScriptsRunAsFunctions(t *testing.T) {
 }
 
 // TestScriptsWithoutFunctions runs the conformance suite as a user who
-// may not load functions (as on Redis before 7): the store falls back to
-// EVALSHA, and everything holds.
+// may use no functions at all (as on Redis before 7, which refuses
+// FUNCTION and FCALL): the store falls back to EVALSHA, and everything
+// holds, with one partition and with several (whose first script call
+// is a pipelined peek).
 func TestScriptsWithoutFunctions(t *testing.T) {
 	c := redistest.Client(t)
 	ctx := context.Background()
-	if err := c.Do(ctx, "ACL", "SETUSER", "fsmc-no-functions", "on", ">secret", "~*", "&*", "+@all", "-function").Err(); err != nil {
+	if err := c.Do(ctx, "ACL", "SETUSER", "fsmc-no-functions", "reset", "on", ">secret", "~*", "&*", "+@all", "-function", "-fcall", "-fcall_ro").Err(); err != nil {
 		t.Skipf("no ACL users on this Redis: %v", err)
 	}
 	opts := *c.Options()
 	opts.Username, opts.Password = "fsmc-no-functions", "secret"
 	user := redis.NewClient(&opts)
 	t.Cleanup(func() { user.Close() })
-	newStore := func(t *testing.T) runtime.Store {
-		s := New(user, Options{Prefix: testPrefix("nofn"), NoRedlock: true}) // the suite's fake clocks cannot move lock expiry
-		if _, _, err := s.NextDue(ctx, runtime.ClaimFilter{}); err != nil {
-			t.Fatal(err)
-		}
-		if mode := s.scripts.mode.Load(); mode != modeEvalsha {
-			t.Fatalf("script mode %d, want EVALSHA (%d) for a user who may not load functions", mode, modeEvalsha)
-		}
-		return s
+	for _, parts := range []int{1, 4} {
+		t.Run(fmt.Sprintf("partitions=%d", parts), func(t *testing.T) {
+			var stores []*Store
+			storetest.RunStore(t, func(t *testing.T) runtime.Store {
+				// The suite's fake clocks cannot move lock expiry.
+				s := New(user, Options{Prefix: testPrefix("nofn"), Partitions: parts, NoRedlock: true})
+				stores = append(stores, s)
+				return s
+			})
+			for _, s := range stores {
+				if mode := s.scripts.mode.Load(); mode != modeEvalsha {
+					t.Fatalf("script mode %d, want EVALSHA (%d) for a user who may use no functions", mode, modeEvalsha)
+				}
+			}
+			// A worker's first call is a claim, on a fresh store.
+			var l runtime.Lease
+			s := New(user, Options{Prefix: testPrefix("nofn"), Partitions: parts, NoRedlock: true})
+			if _, err := s.Claim(ctx, runtime.ClaimFilter{Now: time.Now(), Lease: time.Second}, &l); err != nil {
+				t.Fatalf("a fresh store's first claim: %v", err)
+			}
+		})
 	}
-	storetest.RunStore(t, newStore)
 }
