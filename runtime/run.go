@@ -49,13 +49,10 @@ func (e *Engine) Run(ctx context.Context, workers int) error {
 }
 
 // graceful returns the context work runs on (handlers, commits): it ends
-// Options.StopGrace after ctx does, or when stop is called.
+// Options.StopGrace after ctx does (at once if it is negative), or when
+// stop is called.
 func (e *Engine) graceful(ctx context.Context) (work context.Context, stop func()) {
 	work, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	if e.opts.StopGrace < 0 {
-		stopNow := context.AfterFunc(ctx, cancel)
-		return work, func() { stopNow(); cancel() }
-	}
 	done := make(chan struct{})
 	go func() {
 		select {
@@ -63,11 +60,11 @@ func (e *Engine) graceful(ctx context.Context) (work context.Context, stop func(
 		case <-done:
 			return
 		}
-		grace := time.NewTimer(e.opts.StopGrace)
+		grace := time.NewTimer(max(e.opts.StopGrace, 0))
 		defer grace.Stop()
 		select {
 		case <-grace.C:
-			e.opts.Logger.Warn("stopping: the grace period is over; cancelling the tasks still running", "grace", e.opts.StopGrace)
+			e.opts.Logger.Info("stopping: cancelling the tasks still running", "grace", e.opts.StopGrace)
 			cancel()
 		case <-done:
 		}
