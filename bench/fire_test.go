@@ -5,21 +5,14 @@ import (
 	"testing"
 
 	"github.com/fsmc/fsmc/compiler"
+	"github.com/fsmc/fsmc/internal/irtest"
 	"github.com/fsmc/fsmc/runtime"
 	"github.com/fsmc/fsmc/runtime/memstore"
 	"github.com/looplab/fsm"
 	"github.com/qmuntal/stateless"
 )
 
-const toggle = `machine Toggle {
-    event Flip
-    initial state Off {
-        on Flip -> On
-    }
-    state On {
-        on Flip -> Off
-    }
-}`
+const toggle = irtest.Toggle
 
 // BenchmarkFire fires one event per iteration at a two-state toggle: no
 // actions, no guards, and (for fsmc) the embedded store's in-memory state

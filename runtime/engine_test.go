@@ -17,15 +17,7 @@ func compileMachine(t testing.TB, src string) *ir.Machine {
 	return irtest.Compile(t, "m.fsm", []byte(src)).Machines[0]
 }
 
-const toggle = `machine Toggle {
-    event Flip
-    initial state Off {
-        on Flip -> On
-    }
-    state On {
-        on Flip -> Off
-    }
-}`
+const toggle = irtest.Toggle
 
 // toggleEngine is an engine on the embedded store with one Toggle
 // instance, warmed up.

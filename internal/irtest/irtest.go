@@ -14,6 +14,18 @@ import (
 	"github.com/fsmc/fsmc/compiler/ir"
 )
 
+// Toggle is a two-state machine that one event flips, with nothing else:
+// the in-process engine's benchmark and the lock tests use it.
+const Toggle = `machine Toggle {
+    event Flip
+    initial state Off {
+        on Flip -> On
+    }
+    state On {
+        on Flip -> Off
+    }
+}`
+
 // OneStep is a machine whose instances run one task and end: the unit of
 // the Redis store's benchmark and lock tests.
 const OneStep = `machine OneStep {

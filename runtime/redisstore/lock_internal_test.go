@@ -69,15 +69,7 @@ func TestDirectResultWaitsForTheLock(t *testing.T) {
 // someone else holds the lock, the event is not claimed. Both with the
 // lock on the main Redis (the scripts take it) and on lock nodes.
 func TestInstanceWorkHoldsTheLock(t *testing.T) {
-	m := irtest.Compile(t, "toggle.fsm", []byte(`machine Toggle {
-    event Flip
-    initial state Off {
-        on Flip -> On
-    }
-    state On {
-        on Flip -> Off
-    }
-}`)).Machines[0]
+	m := irtest.Compile(t, "toggle.fsm", []byte(irtest.Toggle)).Machines[0]
 	eachLockPlacement(t, m, func(t *testing.T, s *Store) {
 		ctx := context.Background()
 		now := time.Now()
