@@ -2,6 +2,7 @@ package dsl
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"time"
 
@@ -605,9 +606,12 @@ func (mc *machineChecker) policyDuration(l *grammar.Literal, r Range, what strin
 
 // literal evaluates a signed literal.
 func (c *checker) literal(l *grammar.Literal) (Value, bool) {
-	v := c.value(l.Value)
-	if !l.Neg {
-		return v, true
+	if l.Neg && isMinIntMagnitude(l.Value) {
+		return Value{Type: Int, I: math.MinInt64}, true
+	}
+	v, ok := c.value(l.Value)
+	if !ok || !l.Neg {
+		return v, ok
 	}
 	switch v.Type {
 	case Int, Duration:
@@ -621,28 +625,39 @@ func (c *checker) literal(l *grammar.Literal) (Value, bool) {
 	return v, true
 }
 
-// value converts a literal token; the lexer has already validated it.
-func (c *checker) value(gv *grammar.Value) Value {
+// isMinIntMagnitude reports whether gv is the integer 9223372036854775808,
+// which is in range only negated.
+func isMinIntMagnitude(gv *grammar.Value) bool {
+	return gv.Int != nil && *gv.Int == strconv.FormatUint(grammar.MinIntMagnitude, 10)
+}
+
+// value converts a literal token; the lexer has already validated it,
+// except that 9223372036854775808 is only in range negated, which the
+// callers that see the minus handle first.
+func (c *checker) value(gv *grammar.Value) (Value, bool) {
 	switch {
+	case isMinIntMagnitude(gv):
+		c.errorf(c.span(gv.Pos, gv.EndPos), SyntaxError, "integer %s is out of range (64-bit); the smallest int is written -%[1]s", *gv.Int)
+		return Value{}, false
 	case gv.Int != nil:
 		n, _ := strconv.ParseInt(*gv.Int, 10, 64)
-		return Value{Type: Int, I: n}
+		return Value{Type: Int, I: n}, true
 	case gv.Float != nil:
 		f, _ := strconv.ParseFloat(*gv.Float, 64)
-		return Value{Type: Float, F: f}
+		return Value{Type: Float, F: f}, true
 	case gv.Duration != nil:
 		d, _ := time.ParseDuration(*gv.Duration)
-		return Value{Type: Duration, I: int64(d)}
+		return Value{Type: Duration, I: int64(d)}, true
 	case gv.String != nil:
 		s, _ := strconv.Unquote(*gv.String)
-		return Value{Type: String, S: s}
+		return Value{Type: String, S: s}, true
 	case gv.Bool != nil:
 		if *gv.Bool == "true" {
-			return Value{Type: Bool, I: 1}
+			return Value{Type: Bool, I: 1}, true
 		}
-		return Value{Type: Bool}
+		return Value{Type: Bool}, true
 	}
-	return Value{}
+	return Value{}, false
 }
 
 func keys[V any](m map[string]V) []string {

@@ -2,6 +2,7 @@ package dsl
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/fsmc/fsmc/grammar"
 )
@@ -20,7 +21,11 @@ func (mc *machineChecker) checkExpr(e *grammar.Expr, scope exprScope) Expr {
 	r := rangeOf(mc.file, e.Pos, e.End)
 	switch e.Kind {
 	case grammar.ExprValue:
-		return &Literal{Value: mc.value(e.Value), Range: r}
+		v, ok := mc.value(e.Value)
+		if !ok {
+			return &invalidExpr{Range: r}
+		}
+		return &Literal{Value: v, Range: r}
 	case grammar.ExprField:
 		f := mc.m.fields[e.Name.Text]
 		if f == nil {
@@ -34,6 +39,9 @@ func (mc *machineChecker) checkExpr(e *grammar.Expr, scope exprScope) Expr {
 	case grammar.ExprParen:
 		return mc.checkExpr(e.X, scope)
 	case grammar.ExprUnary:
+		if e.Op == "-" && e.X.Kind == grammar.ExprValue && isMinIntMagnitude(e.X.Value) {
+			return &Literal{Value: Value{Type: Int, I: math.MinInt64}, Range: r}
+		}
 		x := mc.checkExpr(e.X, scope)
 		u := &Unary{Op: e.Op, X: x, Range: r, T: x.Type()}
 		switch {

@@ -184,6 +184,8 @@ func TestLexErrors(t *testing.T) {
 		{"a\x00", `1:2: unexpected control character U+0000`},
 		{"/* never closed", `1:1: comment not terminated`},
 		{"99999999999999999999", `1:1: integer 99999999999999999999 is out of range`},
+		{"9223372036854775808", ``}, // in range negated; the checker sees the minus
+		{"9223372036854775809", `1:1: integer 9223372036854775809 is out of range`},
 		{strings.Repeat("(", MaxNesting+1), `1:201: parentheses nested too deeply`},
 	} {
 		_, err := Lex("", []byte(c.src))

@@ -44,6 +44,12 @@ func init() {
 // cannot drive the recursive-descent parser into a deep recursion.
 const MaxNesting = 200
 
+// MinIntMagnitude is the largest integer literal the lexer takes: the
+// magnitude of the smallest int, 9223372036854775808, which is only in
+// range negated (-9223372036854775808). The checker reports it anywhere
+// else.
+const MinIntMagnitude = 1 << 63
+
 // Error is a lexical or syntax error at one position.
 type Error struct {
 	Pos lexer.Position
@@ -321,7 +327,9 @@ func (s *scanner) number(start lexer.Position) error {
 		}
 		s.emit(Float, start)
 	default:
-		if _, err := strconv.ParseInt(text, 10, 64); err != nil {
+		// 1<<63 passes here: it is in range as the operand of a minus,
+		// which only the checker sees.
+		if n, err := strconv.ParseUint(text, 10, 64); err != nil || n > MinIntMagnitude {
 			return s.errorf(start, "integer %s is out of range (64-bit)", text)
 		}
 		s.emit(Int, start)
