@@ -17,7 +17,8 @@ import (
 // The Lua of scripts/ runs one of two ways. On Redis 7 and later it is
 // one function library (FUNCTION LOAD once, then FCALL): the prelude's
 // definitions run when the library loads, and a call runs only its
-// script's body. Redis runs an EVAL script's whole source on every call,
+// script's body (the first call also binds the library functions the
+// prelude keeps in locals). Redis runs an EVAL script's whole source on every call,
 // and the prelude alone cost about 38,000 instructions of Redis's time
 // per call, more than the body of a claim. Older Redis, or a user who
 // may not load functions, runs each script by EVALSHA, prelude and all.
@@ -82,10 +83,10 @@ func init() {
 	id := "fsmc_" + hex.EncodeToString(sum[:6])
 	for _, name := range scriptNames {
 		body := src[name]
-		evalshaScripts[name] = redis.NewScript(src["prelude"] + "\n" + body)
+		evalshaScripts[name] = redis.NewScript(src["prelude"] + "\nbind(_G)\n" + body)
 		fn := id + "_" + name
 		functions[name] = fn
-		fmt.Fprintf(&lib, "\nredis.register_function(%q, function(keys, args)\nKEYS, ARGV, P, readied = keys, args, args[1], false\n%s\nend)\n", fn, body)
+		fmt.Fprintf(&lib, "\nredis.register_function(%q, function(keys, args)\nKEYS, ARGV, P, readied = keys, args, args[1], false\nif not call then bind(_G) end\n%s\nend)\n", fn, body)
 	}
 	library = "#!lua name=" + id + "\n" + lib.String()
 }

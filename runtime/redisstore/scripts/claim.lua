@@ -18,17 +18,17 @@ local nowText, until_, mode, minPrio = ARGV[2], ARGV[3], ARGV[6], tonumber(ARGV[
 local now = tonumber(nowText)
 
 -- Expired leases make their work claimable again.
-for _, unit in ipairs(redis.call("ZRANGEBYSCORE", P .. "leases", "-inf", nowText)) do
+for _, unit in ipairs(call("ZRANGEBYSCORE", P .. "leases", "-inf", nowText)) do
   giveBack(unit)
 end
 
 -- lease leases a unit of instance id (inst: the instance, if loaded).
 local function lease(id, inst, unit, kind, member, prio)
-  local token = string.format("%d", redis.call("INCR", P .. "seq"))
-  if kind == "q" and ARGV[9] == "1" and not redis.call("SET", lockKey(id), token, "NX", "PX", ARGV[10]) then
+  local token = format("%d", call("INCR", P .. "seq"))
+  if kind == "q" and ARGV[9] == "1" and not call("SET", lockKey(id), token, "NX", "PX", ARGV[10]) then
     return nil
   end
-  redis.call("ZREM", ready(prio), unit)
+  call("ZREM", ready(prio), unit)
   inst = inst or load(id)
   local value
   if kind == "q" then
@@ -37,8 +37,8 @@ local function lease(id, inst, unit, kind, member, prio)
   else
     value = inst.f["t:" .. member]
   end
-  redis.call("ZADD", P .. "leases", until_, unit)
-  redis.call("HSET", P .. "tokens", unit, token .. "|" .. member)
+  call("ZADD", P .. "leases", until_, unit)
+  call("HSET", P .. "tokens", unit, token .. "|" .. member)
   local f = inst.f
   return {unit, member, value, token, prio, f.v, f.st, f.pr or "0", f.d or "", f.c or "", f.f or "", f.h, "0"}
 end
@@ -49,9 +49,9 @@ end
 local function moreDue(prio, units)
   if #units > 1 then return true end
   for p = prio - 1, 0, -1 do
-    if #redis.call("ZRANGEBYSCORE", ready(PRIO[p]), "-inf", nowText, "LIMIT", "0", "1") > 0 then return true end
+    if #call("ZRANGEBYSCORE", ready(PRIO[p]), "-inf", nowText, "LIMIT", "0", "1") > 0 then return true end
   end
-  return #redis.call("ZRANGEBYSCORE", ready(PRIO[prio]), "-inf", nowText, "LIMIT", "0", "1") > 0
+  return #call("ZRANGEBYSCORE", ready(PRIO[prio]), "-inf", nowText, "LIMIT", "0", "1") > 0
 end
 
 if mode == "instance" then
@@ -61,11 +61,11 @@ if mode == "instance" then
   local units = {"q|" .. inst.id}
   for f, value in pairs(inst.f) do
     if workKind(f) == "t" then
-      units[#units + 1] = taskUnit(inst.id, string.sub(f, 3), value)
+      units[#units + 1] = taskUnit(inst.id, sub(f, 3), value)
     end
   end
   for _, unit in ipairs(units) do
-    local due = redis.call("ZSCORE", ready(prio), unit)
+    local due = call("ZSCORE", ready(prio), unit)
     local kind, _, member, action = parseUnit(unit)
     if due and tonumber(due) <= now and eligible(inst.f.st, inst.f.h, kind, action, ARGV[4], ARGV[5]) then
       local claimed = lease(inst.id, inst, unit, kind, member, prio)
@@ -77,10 +77,10 @@ end
 
 -- Due units are read a few at a time (the first is nearly always
 -- eligible, and every unit read costs), up to 100 per priority.
-local top = tonumber(redis.call("GET", P .. "top") or "0")
+local top = tonumber(call("GET", P .. "top") or "0")
 for prio = top, minPrio, -1 do
   for page = 0, 24 do
-    local units = redis.call("ZRANGEBYSCORE", ready(PRIO[prio]), "-inf", nowText, "LIMIT", page == 0 and "0" or page * 4, "4")
+    local units = call("ZRANGEBYSCORE", ready(PRIO[prio]), "-inf", nowText, "LIMIT", page == 0 and "0" or page * 4, "4")
     for _, unit in ipairs(units) do
       if claimable(unit, ARGV[4], ARGV[5]) then
         if mode == "peek" then return prio end

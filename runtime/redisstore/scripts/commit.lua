@@ -23,16 +23,16 @@ if unit ~= "" then
   if token == nil or token ~= ARGV[4] then return "lost" end
 end
 if inst.f.v ~= ARGV[5] then return "stale" end
-local direct = string.sub(unit, 1, 2) == "t|"
+local direct = sub(unit, 1, 2) == "t|"
 if direct then
   local _, due = head(inst)
   if due and due <= tonumber(ARGV[12]) then return "busy" end
-  if redis.call("ZSCORE", P .. "leases", "q|" .. id) then return "busy" end
-  if ARGV[14] == "1" and redis.call("EXISTS", lockKey(id)) == 1 then return "busy" end
+  if call("ZSCORE", P .. "leases", "q|" .. id) then return "busy" end
+  if ARGV[14] == "1" and call("EXISTS", lockKey(id)) == 1 then return "busy" end
 end
 if unit ~= "" then
   finish(inst, unit, member)
-  if string.sub(unit, 1, 2) == "q|" then unlock(id, token) end
+  if sub(unit, 1, 2) == "q|" then unlock(id, token) end
 end
 put(inst, "v", ARGV[13])
 put(inst, "st", ARGV[6])
@@ -41,5 +41,5 @@ writeData(inst, 9)
 if ARGV[8] == "1" then dropAll(inst) end
 applyLists(inst, 15)
 save(inst)
-reschedule(inst, string.sub(unit, 1, 2) == "q|")
+reschedule(inst, sub(unit, 1, 2) == "q|")
 return done()

@@ -6,7 +6,7 @@
 local id, unit = ARGV[2], ARGV[3]
 local token, member = leaseOf(unit)
 if token == nil or token ~= ARGV[4] then return "lost" end
-if string.sub(unit, 1, 2) == "q|" then unlock(id, token) end
+if sub(unit, 1, 2) == "q|" then unlock(id, token) end
 local inst = load(id)
 if not inst then
   unlease(unit)
@@ -15,5 +15,5 @@ end
 finish(inst, unit, member)
 applyLists(inst, 5)
 save(inst)
-reschedule(inst, string.sub(unit, 1, 2) == "q|")
+reschedule(inst, sub(unit, 1, 2) == "q|")
 return done()

@@ -6,8 +6,10 @@
 -- Returns "ok" or "exists".
 local id = ARGV[2]
 local key = ik(id)
-if redis.call("EXISTS", key) == 1 then return "exists" end
-local inst = {id = id, key = key, f = {}, set = {}, del = {}, prio0 = ARGV[4], st0 = ARGV[3]}
+if call("EXISTS", key) == 1 then return "exists" end
+local f = fieldTable()
+f.st, f.pr = ARGV[3], ARGV[4]
+local inst = newInstance(id, key, f)
 put(inst, "v", "1")
 put(inst, "st", ARGV[3])
 put(inst, "pr", ARGV[4])

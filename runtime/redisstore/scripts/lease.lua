@@ -8,8 +8,8 @@ local token = leaseOf(unit)
 if token == nil or token ~= ARGV[3] then return "lost" end
 local _, id = parseUnit(unit)
 if ARGV[4] == "extend" then
-  redis.call("ZADD", P .. "leases", ARGV[5], unit)
-  if redis.call("GET", lockKey(id)) == token then redis.call("PEXPIREAT", lockKey(id), ARGV[5]) end
+  call("ZADD", P .. "leases", ARGV[5], unit)
+  if call("GET", lockKey(id)) == token then call("PEXPIREAT", lockKey(id), ARGV[5]) end
 else
   unlock(id, token)
   giveBack(unit)

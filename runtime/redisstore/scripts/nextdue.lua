@@ -11,12 +11,12 @@ local function consider(t)
   t = tonumber(t)
   if best < 0 or t < best then best = t end
 end
-for prio = 0, tonumber(redis.call("GET", P .. "top") or "0") do
+for prio = 0, tonumber(call("GET", P .. "top") or "0") do
   local key = ready(PRIO[prio])
   for page = 0, 24 do
     local from, to = "0", "3"
     if page > 0 then from, to = page * 4, page * 4 + 3 end
-    local units = redis.call("ZRANGE", key, from, to, "WITHSCORES")
+    local units = call("ZRANGE", key, from, to, "WITHSCORES")
     local found = false
     for k = 1, #units, 2 do
       if claimable(units[k], ARGV[2], ARGV[3]) then
@@ -28,6 +28,6 @@ for prio = 0, tonumber(redis.call("GET", P .. "top") or "0") do
     if found or #units < 8 then break end
   end
 end
-local first = redis.call("ZRANGE", P .. "leases", "0", "0", "WITHSCORES")
+local first = call("ZRANGE", P .. "leases", "0", "0", "WITHSCORES")
 if #first > 0 then consider(first[2]) end
 return best

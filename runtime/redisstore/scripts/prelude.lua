@@ -33,10 +33,25 @@
 -- costs more than most redis.calls.
 local P = ARGV[1]
 local readied = false -- a unit went into a ready set (see makeReady)
+
+-- The library functions the scripts use, as locals. A function
+-- library's globals are an empty table that looks names up in Redis's,
+-- so each use of a global name costs two table lookups and a metatable's;
+-- a local costs none. They are bound on a call (bind(_G), see
+-- scripts.go): while a library loads, Redis's globals are not there.
+local call, find, sub, byte, format, gsub, gmatch
+local tonumber, unpack, pairs, ipairs
+
+local function bind(G)
+  call = G.redis.call
+  find, sub, byte, format = G.string.find, G.string.sub, G.string.byte, G.string.format
+  gsub, gmatch = G.string.gsub, G.string.gmatch
+  tonumber, unpack, pairs, ipairs = G.tonumber, G.unpack, G.pairs, G.ipairs
+end
 local ACTIVE = "1"
--- The bytes of "w", "t" and ":" (a function library's definitions may not
+-- The bytes of "w", "t", ":" and "q" (a function library's definitions may not
 -- call the string library while it loads).
-local BYTE_W, BYTE_T, BYTE_COLON = 119, 116, 58
+local BYTE_W, BYTE_T, BYTE_COLON, BYTE_Q = 119, 116, 58, 113
 
 local function ik(id) return P .. "i:" .. id end
 -- ready names the ready set of a priority (a string, "0" to "9").
@@ -48,55 +63,95 @@ local PRIO = {[0] = "0", "1", "2", "3", "4", "5", "6", "7", "8", "9"}
 -- workKind is "w" for an instance work field ("w:"..m), "t" for a task
 -- attempt's ("t:"..m), and nil for any other field.
 local function workKind(field)
-  local a, b = string.byte(field, 1, 2)
+  local a, b = byte(field, 1, 2)
   if b ~= BYTE_COLON then return nil end
   if a == BYTE_W then return "w" end
   if a == BYTE_T then return "t" end
   return nil
 end
 
+-- Tables cost most when they grow: Lua rebuilds a table each time it
+-- doubles, and a constructor sizes it once. So an instance's fields go
+-- in a table made with room for the fields every instance has and a few
+-- of work (their names start out with no value, which pairs skips),
+-- and its changes in arrays made with room for a commit's.
+
+-- newInstance makes the table of instance id, stored at key, whose
+-- fields (from Redis) are f.
+local function newInstance(id, key, f)
+  return {
+    id = id, key = key, f = f, prio0 = f.pr or "0", st0 = f.st,
+    -- args: field, value, ... for HSET (n of them); dels: fields to HDEL
+    -- (nd of them).
+    args = {nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil},
+    n = 0,
+    dels = {nil, nil, nil, nil},
+    nd = 0,
+  }
+end
+
+-- fieldTable returns an empty table sized for an instance's fields.
+local function fieldTable()
+  return {v = nil, st = nil, pr = nil, h = nil, d = nil, c = nil, f = nil, hi = nil,
+    _1 = nil, _2 = nil, _3 = nil, _4 = nil, _5 = nil, _6 = nil, _7 = nil, _8 = nil}
+end
+
 -- load reads instance id, or returns nil when there is none.
 local function load(id)
   local key = ik(id)
-  local raw = redis.call("HGETALL", key)
+  local raw = call("HGETALL", key)
   if #raw == 0 then return nil end
-  local f = {}
+  local f = fieldTable()
   for k = 1, #raw, 2 do f[raw[k]] = raw[k + 1] end
-  return {id = id, key = key, f = f, set = {}, del = {}, prio0 = f.pr or "0", st0 = f.st}
+  return newInstance(id, key, f)
 end
 
 local function put(inst, field, value)
-  inst.f[field], inst.set[field], inst.del[field] = value, value, nil
+  inst.f[field] = value
+  local n = inst.n
+  inst.args[n + 1], inst.args[n + 2], inst.n = field, value, n + 2
 end
 
 local function remove(inst, field)
-  inst.f[field], inst.set[field], inst.del[field] = nil, nil, true
+  inst.f[field] = nil
+  inst.nd = inst.nd + 1
+  inst.dels[inst.nd] = field
 end
 
--- save writes what put and remove changed.
+-- save writes what put and remove changed: every put in one HSET (a
+-- field put twice takes its last value), then one HDEL of the fields
+-- removed and not put again.
 local function save(inst)
-  local args, dels = {}, {}
-  for k, v in pairs(inst.set) do
-    args[#args + 1] = k
-    args[#args + 1] = v
+  if inst.n > 0 then call("HSET", inst.key, unpack(inst.args, 1, inst.n)) end
+  local dels, k = inst.dels, 0
+  for i = 1, inst.nd do
+    if inst.f[dels[i]] == nil then
+      k = k + 1
+      dels[k] = dels[i]
+    end
   end
-  for k in pairs(inst.del) do dels[#dels + 1] = k end
-  if #args > 0 then redis.call("HSET", inst.key, unpack(args)) end
-  if #dels > 0 then redis.call("HDEL", inst.key, unpack(dels)) end
-  inst.set, inst.del = {}, {}
+  if k > 0 then call("HDEL", inst.key, unpack(dels, 1, k)) end
+  inst.n, inst.nd = 0, 0
 end
 
 local function prioOf(inst) return inst.f.pr or "0" end
 
--- dueOf reads the due time (ms, as text) of a work value.
+-- dueOf reads the due time (ms, as text) of a work value: its first
+-- number. (Plain string.find and string.sub cost less than patterns.)
 local function dueOf(value)
-  return string.match(value, "^%-?%d+")
+  local comma = find(value, ",", 1, true)
+  if comma then return sub(value, 1, comma - 1) end
+  return value
 end
 
--- actionOf reads the action of a work value (a record leaves out
--- trailing zeros).
+-- actionOf reads the action of a work value, its third number (a record
+-- leaves out trailing zeros).
 local function actionOf(value)
-  return string.match(value, "^%-?%d+,%d+,(%-?%d+)") or "0"
+  local a = find(value, ",", 1, true)
+  local b = a and find(value, ",", a + 1, true)
+  if not b then return "0" end
+  local c = find(value, ",", b + 1, true)
+  return sub(value, b + 1, (c or 0) - 1)
 end
 
 -- taskUnit names the unit of an instance's task attempt (its field
@@ -113,8 +168,8 @@ local function head(inst)
     if workKind(f) == "w" then
       local text = dueOf(value)
       local due = tonumber(text)
-      if not best or due < bestDue or (due == bestDue and tonumber(string.sub(f, 3)) < tonumber(best)) then
-        best, bestDue, bestText = string.sub(f, 3), due, text
+      if not best or due < bestDue or (due == bestDue and tonumber(sub(f, 3)) < tonumber(best)) then
+        best, bestDue, bestText = sub(f, 3), due, text
       end
     end
   end
@@ -125,9 +180,9 @@ end
 -- keeping P.."top".
 local function makeReady(prio, due, unit)
   readied = true
-  redis.call("ZADD", ready(prio), due, unit)
-  if prio ~= "0" and tonumber(prio) > tonumber(redis.call("GET", P .. "top") or "0") then
-    redis.call("SET", P .. "top", prio)
+  call("ZADD", ready(prio), due, unit)
+  if prio ~= "0" and tonumber(prio) > tonumber(call("GET", P .. "top") or "0") then
+    call("SET", P .. "top", prio)
   end
 end
 
@@ -144,10 +199,10 @@ local function reschedule(inst, free)
   if not active or inst.st0 ~= ACTIVE then
     for f, value in pairs(inst.f) do
       if workKind(f) == "t" then
-        local task = taskUnit(inst.id, string.sub(f, 3), value)
+        local task = taskUnit(inst.id, sub(f, 3), value)
         if not active then
-          redis.call("ZREM", ready(inst.prio0), task)
-        elseif not redis.call("ZSCORE", P .. "leases", task) then
+          call("ZREM", ready(inst.prio0), task)
+        elseif not call("ZSCORE", P .. "leases", task) then
           makeReady(prio, dueOf(value), task)
         end
       end
@@ -156,14 +211,14 @@ local function reschedule(inst, free)
   inst.st0 = inst.f.st
   local _, due, dueText = head(inst)
   local want = due and inst.f.st == ACTIVE
-  if want and not free and redis.call("ZSCORE", P .. "leases", unit) then
+  if want and not free and call("ZSCORE", P .. "leases", unit) then
     want = false
   end
   if want then
     makeReady(prio, dueText, unit)
   end
   if not free and (not want or prio ~= inst.prio0) then
-    redis.call("ZREM", ready(inst.prio0), unit)
+    call("ZREM", ready(inst.prio0), unit)
   end
   inst.prio0 = prio
 end
@@ -173,11 +228,11 @@ end
 local function addWork(inst, i)
   local n = tonumber(ARGV[i])
   if n == 0 then return i + 1 end
-  local last = redis.call("INCRBY", P .. "seq", ARGV[i])
+  local last = call("INCRBY", P .. "seq", ARGV[i])
   i = i + 1
   for k = 1, n do
     local kind, value = ARGV[i], ARGV[i + 1]
-    local member = string.format("%d", last - n + k)
+    local member = format("%d", last - n + k)
     if kind == "task" then
       put(inst, "t:" .. member, value)
       makeReady(prioOf(inst), dueOf(value), taskUnit(inst.id, member, value))
@@ -191,11 +246,12 @@ end
 
 -- parseUnit returns kind ("q" or "t"), instance id, member and action.
 local function parseUnit(unit)
-  if string.sub(unit, 1, 2) == "q|" then
-    return "q", string.sub(unit, 3), nil, nil
+  if byte(unit, 1) == BYTE_Q then
+    return "q", sub(unit, 3), nil, nil
   end
-  local action, member, id = string.match(unit, "^t|([^|]*)|([^|]*)|(.*)$")
-  return "t", id, member, action
+  local a = find(unit, "|", 3, true)
+  local m = find(unit, "|", a + 1, true)
+  return "t", sub(unit, m + 1), sub(unit, a + 1, m - 1), sub(unit, 3, a - 1)
 end
 
 -- done is a script's success: "ready" when it put work in a ready set
@@ -208,7 +264,7 @@ end
 -- allowed reports whether item is a line of list ("*": any item).
 local function allowed(list, item)
   if list == "*" then return true end
-  for line in string.gmatch(list, "[^\n]+") do
+  for line in gmatch(list, "[^\n]+") do
     if line == item then return true end
   end
   return false
@@ -226,7 +282,7 @@ end
 -- a unit.
 local function claimable(unit, machines, actions)
   local kind, id, _, action = parseUnit(unit)
-  local st, h = unpack(redis.call("HMGET", ik(id), "st", "h"))
+  local st, h = unpack(call("HMGET", ik(id), "st", "h"))
   return eligible(st, h, kind, action, machines, actions)
 end
 
@@ -236,19 +292,20 @@ local function lockKey(id) return P .. "lock:" .. id end
 -- unlock frees the instance's Redlock if a claim took it for the lease
 -- token (claim.lua's ARGV[9]); a lock anyone else holds has another value.
 local function unlock(id, token)
-  if redis.call("GET", lockKey(id)) == token then redis.call("DEL", lockKey(id)) end
+  if call("GET", lockKey(id)) == token then call("DEL", lockKey(id)) end
 end
 
 -- leaseOf returns a unit's lease token and the member it holds.
 local function leaseOf(unit)
-  local v = redis.call("HGET", P .. "tokens", unit)
+  local v = call("HGET", P .. "tokens", unit)
   if not v then return nil, nil end
-  return string.match(v, "^([^|]*)|(.*)$")
+  local bar = find(v, "|", 1, true)
+  return sub(v, 1, bar - 1), sub(v, bar + 1)
 end
 
 local function unlease(unit)
-  redis.call("ZREM", P .. "leases", unit)
-  redis.call("HDEL", P .. "tokens", unit)
+  call("ZREM", P .. "leases", unit)
+  call("HDEL", P .. "tokens", unit)
 end
 
 -- giveBack makes a unit claimable again (a release or an expired lease).
@@ -282,8 +339,8 @@ local function dropAll(inst)
   for f, value in pairs(inst.f) do
     local kind = workKind(f)
     if kind == "t" then
-      local unit = taskUnit(inst.id, string.sub(f, 3), value)
-      redis.call("ZREM", ready(prio), unit)
+      local unit = taskUnit(inst.id, sub(f, 3), value)
+      call("ZREM", ready(prio), unit)
       unlease(unit)
     end
     if kind then
@@ -306,22 +363,22 @@ local function writeData(inst, i)
   end
 end
 
--- appendHistory adds entries to the instance's history, keeping the
--- newest cap. Entries are never empty, so a text of at most 2*cap bytes
+-- appendHistory adds entries ("\n"-separated) to the instance's
+-- history, keeping the newest cap. Entries are never empty, so a text of at most 2*cap bytes
 -- holds at most cap of them and needs no counting.
 local function appendHistory(inst, entries, cap)
-  local text = table.concat(entries, "\n")
+  local text = entries
   if inst.f.hi then text = inst.f.hi .. "\n" .. text end
   if #text <= 2 * cap then
     put(inst, "hi", text)
     return
   end
-  local _, lines = string.gsub(text, "\n", "")
+  local _, lines = gsub(text, "\n", "")
   local cut = 0
   for _ = 1, lines + 1 - cap do
-    cut = string.find(text, "\n", cut + 1, true)
+    cut = find(text, "\n", cut + 1, true)
   end
-  if cut > 0 then text = string.sub(text, cut + 1) end
+  if cut > 0 then text = sub(text, cut + 1) end
   put(inst, "hi", text)
 end
 
@@ -331,14 +388,15 @@ end
 -- the instance. It returns the next index.
 local function applyLists(inst, i)
   local n = tonumber(ARGV[i]); i = i + 1
-  local entries = {}
-  for k = 1, n do entries[k] = ARGV[i]; i = i + 1 end
+  local entries = ARGV[i]
+  for k = 2, n do entries = entries .. "\n" .. ARGV[i + k - 1] end
+  i = i + n
   local cap = tonumber(ARGV[i]); i = i + 1
   if n > 0 then appendHistory(inst, entries, cap) end
   i = addWork(inst, i)
   n = tonumber(ARGV[i]); i = i + 1
   for k = 1, n do
-    redis.call("XADD", P .. "changes", "MAXLEN", "~", "10000", "*", "c", ARGV[i])
+    call("XADD", P .. "changes", "MAXLEN", "~", "10000", "*", "c", ARGV[i])
     i = i + 1
   end
   return i
