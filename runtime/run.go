@@ -77,6 +77,7 @@ func (e *Engine) workLoop(ctx, work context.Context, b wakeups) {
 	w := e.newWorker()
 	retry := 10 * time.Millisecond
 	for ctx.Err() == nil {
+		w.lease.NextKnown = false
 		ok, err := e.store.Claim(ctx, e.filter(), &w.lease)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -100,7 +101,11 @@ func (e *Engine) workLoop(ctx, work context.Context, b wakeups) {
 			continue
 		}
 		wait := idleWait
-		if next, found, err := e.NextDue(ctx); err == nil && found {
+		next, found := w.lease.Next, !w.lease.Next.IsZero()
+		if !w.lease.NextKnown {
+			next, found, err = e.NextDue(ctx)
+		}
+		if err == nil && found {
 			wait = min(wait, next.Sub(e.opts.Clock.Now()))
 		}
 		if wait > 0 {

@@ -60,6 +60,12 @@ type Lease struct {
 	// idle worker should look (a hint: false costs a worker's wake-up
 	// its claim, true at worst a claim that finds nothing).
 	More bool
+	// NextKnown: a claim that found nothing says when to look again, so
+	// the engine need not ask NextDue: Next is what NextDue would answer
+	// (zero for nothing due at all). A store that does not look leaves
+	// NextKnown false.
+	Next      time.Time
+	NextKnown bool
 }
 
 // ClaimFilter says what a worker can do.

@@ -739,6 +739,15 @@ func (s *Store) claimFrom(ctx context.Context, p int, l *runtime.Lease, now, lea
 	if err != nil {
 		return false, err
 	}
+	if next, ok := v.(int64); ok { // nothing to claim, and when to look again
+		if s.parts == 1 { // else it speaks for one partition only
+			l.Next, l.NextKnown = time.Time{}, true
+			if next >= 0 {
+				l.Next = time.UnixMilli(next)
+			}
+		}
+		return false, nil
+	}
 	if str, ok := v.(string); ok && str == "notfound" {
 		return false, runtime.ErrNotFound
 	}

@@ -144,7 +144,26 @@ func claim(t *testing.T, s runtime.Store, now time.Time) (runtime.Lease, bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if !ok {
+		checkNext(t, s, filter(now), &l)
+	}
 	return l, ok
+}
+
+// checkNext checks what a claim that found nothing said about when to
+// look again, if it said anything: what NextDue says.
+func checkNext(t *testing.T, s runtime.Store, f runtime.ClaimFilter, l *runtime.Lease) {
+	t.Helper()
+	if !l.NextKnown {
+		return
+	}
+	next, found, err := s.NextDue(ctx(), f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if found != !l.Next.IsZero() || !next.Equal(l.Next) {
+		t.Fatalf("a claim that found nothing says to look again at %v; NextDue says %v (found %v)", l.Next, next, found)
+	}
 }
 
 func testCreateLoadExists(t *testing.T, newStore NewStore) {
@@ -369,12 +388,15 @@ func testTasksNeedAHandler(t *testing.T, newStore NewStore) {
 	if ok, _ := s.Claim(ctx(), f, &l); ok {
 		t.Fatal("a worker without the handler claimed the task")
 	}
+	checkNext(t, s, f, &l)
 	notDue("without the handler")
 	f.Hashes = []string{"sha256:other"}
 	f.Runnable = nil
+	l.NextKnown = false
 	if ok, _ := s.Claim(ctx(), f, &l); ok {
 		t.Fatal("a worker without the machine version claimed its work")
 	}
+	checkNext(t, s, f, &l)
 	notDue("without the machine version")
 	f.Hashes = []string{m.Hash}
 	if next, found, err := s.NextDue(ctx(), f); !found || err != nil || !next.Equal(epoch) {

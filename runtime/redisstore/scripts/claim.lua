@@ -13,7 +13,8 @@
 -- Returns the priority (peek; -1 for none), or {unit, member, work value,
 -- token, the instance's priority, and the instance's fields v, st, pr, d,
 -- c, f, h (the engine need not load it), and "1" if other work was due
--- (another worker should look) or "0"}, or nil.
+-- (another worker should look) or "0"}, or when there is nothing to
+-- claim, nil ("instance") or the next due time (as nextdue.lua).
 local nowText, until_, mode, minPrio = ARGV[2], ARGV[3], ARGV[6], tonumber(ARGV[7])
 local now = tonumber(nowText)
 
@@ -96,4 +97,6 @@ for prio = top, minPrio, -1 do
   end
 end
 if mode == "peek" then return -1 end
-return nil
+-- Nothing to claim: say when to look again, which saves the worker
+-- asking (nextdue.lua) before it waits.
+return nextDue(ARGV[4], ARGV[5])
