@@ -44,7 +44,7 @@ func CommandHandler(argv []string) Handler {
 		if runErr != nil {
 			var out commandError
 			if json.Unmarshal(bytes.TrimSpace(stdout.Bytes()), &out) == nil && out.Error != "" {
-				err := fmt.Errorf("%s: %s", argv[0], out.Error)
+				err := fmt.Errorf("%s: %s%s", argv[0], out.Error, stderrNote(&stderr))
 				if out.Permanent {
 					err = Permanent(err)
 				}

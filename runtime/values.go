@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -143,6 +144,10 @@ func convert(t ir.Type, v any) (ir.Value, error) {
 				return ir.Value{}, fmt.Errorf("want float, got %s", x)
 			}
 			return ir.Value{T: t, F: f}, nil
+		case string:
+			if f, ok := nonFinite[x]; ok {
+				return ir.Value{T: t, F: f}, nil
+			}
 		}
 	case ir.TypeString:
 		if x, ok := v.(string); ok {
@@ -218,13 +223,22 @@ func Native(v ir.Value) any {
 	return nil
 }
 
-// JSONValue returns v as it is written in JSON: durations as "90s".
+// JSONValue returns v as it is written in JSON: durations as "90s",
+// and the floats JSON has no number for (a float division by zero makes
+// one) as the strings "+Inf", "-Inf" and "NaN", which Values reads back.
 func JSONValue(v ir.Value) any {
-	if v.T == ir.TypeDuration {
+	switch {
+	case v.T == ir.TypeDuration:
 		return ir.FormatDuration(time.Duration(v.I))
+	case v.T == ir.TypeFloat && (math.IsInf(v.F, 0) || math.IsNaN(v.F)):
+		return strconv.FormatFloat(v.F, 'g', -1, 64)
 	}
 	return Native(v)
 }
+
+// nonFinite reads JSONValue's strings for the floats JSON has no number
+// for.
+var nonFinite = map[string]float64{"+Inf": math.Inf(1), "-Inf": math.Inf(-1), "NaN": math.NaN()}
 
 // Fields is a read-only view of typed values by name: an instance's
 // context or an event's payload.

@@ -1,6 +1,7 @@
 package runtime_test
 
 import (
+	"encoding/json"
 	"math"
 	"strings"
 	"testing"
@@ -24,6 +25,9 @@ func TestValuesConvert(t *testing.T) {
 		{map[string]any{"f": int16(3)}, "3"},
 		{map[string]any{"f": float32(1.5)}, "1.5"},
 		{map[string]any{"f": math.Inf(-1)}, "-Inf"},
+		{map[string]any{"f": "+Inf"}, "+Inf"}, // JSONValue's forms of the floats JSON has no number for
+		{map[string]any{"f": "NaN"}, "NaN"},
+		{map[string]any{"f": "Inf"}, `field "f": want float, got string "Inf"`},
 		{map[string]any{"s": "café ✓"}, "café ✓"},
 		{map[string]any{"s": "bad \xff"}, `field "s": want UTF-8 text, got "bad \xff"`},
 		{map[string]any{"d": 90 * time.Second}, "1m30s"},
@@ -43,5 +47,35 @@ func TestValuesConvert(t *testing.T) {
 		if got != c.want {
 			t.Errorf("Values(%v) = %s, want %s", c.in, got, c.want)
 		}
+	}
+}
+
+// TestNonFiniteFloatsInJSON: a context holding a float JSON has no
+// number for still has a JSON form (external commands get it on stdin,
+// inspect --json prints it), and that form reads back.
+func TestNonFiniteFloatsInJSON(t *testing.T) {
+	fields := []ir.Field{{Name: "a", Type: ir.TypeFloat}, {Name: "b", Type: ir.TypeFloat}, {Name: "c", Type: ir.TypeFloat}}
+	in := []ir.Value{{T: ir.TypeFloat, F: math.Inf(1)}, {T: ir.TypeFloat, F: math.Inf(-1)}, {T: ir.TypeFloat, F: math.NaN()}}
+	js := map[string]any{}
+	for i, f := range fields {
+		js[f.Name] = runtime.JSONValue(in[i]) // as Fields.Map writes each
+	}
+	b, err := json.Marshal(js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"a":"+Inf","b":"-Inf","c":"NaN"}`; string(b) != want {
+		t.Fatalf("JSON %s, want %s", b, want)
+	}
+	var back map[string]any
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runtime.Values(fields, nil, back)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !math.IsInf(out[0].F, 1) || !math.IsInf(out[1].F, -1) || !math.IsNaN(out[2].F) {
+		t.Fatalf("read back %v", out)
 	}
 }
