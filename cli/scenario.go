@@ -127,7 +127,7 @@ func jsonArg(s string) (json.RawMessage, string, error) {
 // object if there is one, and what follows it.
 func twoWordsAndJSON(args string) (a, b string, raw json.RawMessage, rest string, err error) {
 	fields := strings.Fields(args)
-	if len(fields) < 2 {
+	if len(fields) < 2 || strings.HasPrefix(fields[1], "{") { // "A {...}": B is missing
 		return "", "", nil, "", errMissingWords
 	}
 	a, b = fields[0], fields[1]
