@@ -3,6 +3,7 @@ package dsl
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"time"
 
@@ -460,7 +461,11 @@ func (mc *machineChecker) checkTaskEvents(s *State, do *grammar.Do) {
 	for _, t := range s.Transitions {
 		onError = onError || t.Event == mc.m.Error
 	}
-	if !onError { // `ignore error` still leaves the instance stuck
+	switch {
+	case onError:
+	case slices.Contains(s.Ignores, mc.m.Error):
+		mc.warnf(s.Task.Range, NoErrorHandler, "state %q has a task but no `on error`: it ignores error, so a permanent failure leaves the instance here, active with nothing to do", s.Name)
+	default:
 		mc.warnf(s.Task.Range, NoErrorHandler, "state %q has a task but no `on error`: a permanent failure parks the instance", s.Name)
 	}
 }
