@@ -46,6 +46,12 @@ func runCommand(e *env) *cli.Command {
 			if c.NArg() == 0 {
 				return usageError("fsmc run: give at least one .fsm or IR file (usage: fsmc run [flags] FILE...)")
 			}
+			if n := c.Int("concurrency"); n < 1 {
+				return usageError("fsmc run: --concurrency %d: want at least 1", n)
+			}
+			if g := c.Duration("grace"); g < 0 {
+				return usageError("fsmc run: --grace %v: want 0 (no grace) or more", g)
+			}
 			files := map[string]*ir.Machine{}
 			for _, path := range c.Args().Slice() {
 				f, err := e.loadMachines(path)
