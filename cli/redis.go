@@ -336,6 +336,9 @@ func (e *env) runWorker(c *cli.Context, machines map[string]*ir.Machine, handler
 			return err
 		}
 		observer = collector
+		if err := reg.Register(metrics.NewQueue(store, time.Now, 5*time.Second, collector.StoreError)); err != nil {
+			return err
+		}
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
 			return usageError("fsmc run: --metrics-addr %s: %v", addr, err)

@@ -178,6 +178,23 @@ type InlineStore interface {
 	Inline(ctx context.Context, id string, decide func(inst *Instance, c *Commit) bool) (ran bool, err error)
 }
 
+// QueueStats is what a store's queue holds at a moment (runtime.md
+// "Operating": queue depth and lateness of due work). A unit is one
+// instance's queue with work in it (however many events wait there) or
+// one task attempt.
+type QueueStats struct {
+	Waiting   int64     // units queued and not leased, due or not
+	Due       int64     // of those, due by now
+	OldestDue time.Time // the due time of the longest-overdue unit; zero if none is due
+	Leased    int64     // units being handled under a lease
+}
+
+// QueueStater is implemented by stores that can report their queue
+// (both of fsmc's): package metrics exports it at every scrape.
+type QueueStater interface {
+	QueueStats(ctx context.Context, now time.Time) (QueueStats, error)
+}
+
 // DirectStore is implemented by stores that can commit a task's result
 // in the same write that finishes the attempt, saving the queue's round
 // trips (the Redis store). The engine decides the result's transition on

@@ -95,7 +95,10 @@ func New(opts Options) *Store {
 	}
 }
 
-var _ runtime.Store = (*Store)(nil)
+var (
+	_ runtime.Store       = (*Store)(nil)
+	_ runtime.QueueStater = (*Store)(nil)
+)
 
 func (s *Store) signal() {
 	select {
@@ -304,6 +307,21 @@ func (s *Store) promote(now time.Time) {
 		s.timeline.remove(it)
 		s.ready.push(it)
 	}
+}
+
+// QueueStats implements runtime.QueueStater.
+func (s *Store) QueueStats(_ context.Context, now time.Time) (runtime.QueueStats, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.promote(now)
+	q := runtime.QueueStats{Waiting: int64(len(s.timeline.items) + len(s.ready.items)),
+		Due: int64(len(s.ready.items)), Leased: int64(len(s.leased))}
+	for _, it := range s.ready.items { // ordered by urgency, not due time
+		if q.OldestDue.IsZero() || it.due.Before(q.OldestDue) {
+			q.OldestDue = it.due
+		}
+	}
+	return q, nil
 }
 
 // leaseUntil is stored in the item's due field while it is leased.

@@ -12,6 +12,11 @@
 //	fsmc_claim_lateness_seconds{kind}               how late after its due time work was claimed
 //	fsmc_stale_commits_total{machine}               commits refused by the fence
 //	fsmc_store_errors_total                         store (Redis) failures
+//
+// and, from a Queue reading the store at every scrape, queue depth and
+// the lateness of due work that nobody has claimed:
+//
+//	fsmc_queue_waiting, fsmc_queue_due, fsmc_queue_leased, fsmc_queue_oldest_due_seconds
 package metrics
 
 import (

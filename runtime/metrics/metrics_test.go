@@ -69,3 +69,52 @@ fsmc_transitions_total{machine="Job"} 1
 		t.Fatal(err)
 	}
 }
+
+// TestQueueShowsTheBacklog: with no worker claiming, the queue gauges
+// show what waits and for how long; a store that cannot answer leaves
+// them out and reports the failure.
+func TestQueueShowsTheBacklog(t *testing.T) {
+	clock := runtime.NewFakeClock(time.Unix(1000, 0))
+	store := memstore.New(memstore.Options{})
+	e := runtime.New(store, runtime.Options{Clock: clock})
+	m := irtest.Compile(t, "one.fsm", []byte(irtest.OneStep)).Machines[0]
+	if err := e.Register(context.Background(), m, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"a", "b"} {
+		if err := e.Start(context.Background(), m.Name, id, nil, runtime.StartOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clock.Set(time.Unix(1090, 0))
+	q := metrics.NewQueue(store, clock.Now, time.Second, nil)
+	want := `
+# HELP fsmc_queue_due Units of work due now and not yet claimed.
+# TYPE fsmc_queue_due gauge
+fsmc_queue_due 2
+# HELP fsmc_queue_leased Units of work being handled under a lease.
+# TYPE fsmc_queue_leased gauge
+fsmc_queue_leased 0
+# HELP fsmc_queue_oldest_due_seconds How long the longest-overdue unclaimed unit has been due (0 when none is due).
+# TYPE fsmc_queue_oldest_due_seconds gauge
+fsmc_queue_oldest_due_seconds 90
+# HELP fsmc_queue_waiting Units of work queued and not leased, due or not (an instance's queue counts once).
+# TYPE fsmc_queue_waiting gauge
+fsmc_queue_waiting 2
+`
+	if err := testutil.CollectAndCompare(q, strings.NewReader(want)); err != nil {
+		t.Fatal(err)
+	}
+
+	var reported error
+	down := metrics.NewQueue(failingQueue{}, clock.Now, time.Second, func(err error) { reported = err })
+	if n := testutil.CollectAndCount(down); n != 0 || reported == nil {
+		t.Fatalf("a failing store gave %d metrics, reported %v", n, reported)
+	}
+}
+
+type failingQueue struct{}
+
+func (failingQueue) QueueStats(context.Context, time.Time) (runtime.QueueStats, error) {
+	return runtime.QueueStats{}, errors.New("connection refused")
+}

@@ -848,7 +848,10 @@ func (s *Store) Commit(ctx context.Context, l *runtime.Lease, c *runtime.Commit)
 	return err
 }
 
-var _ runtime.DirectStore = (*Store)(nil)
+var (
+	_ runtime.DirectStore = (*Store)(nil)
+	_ runtime.QueueStater = (*Store)(nil)
+)
 
 // CompleteDirect implements runtime.DirectStore: with the instance's
 // Redlock (one try: a holder means instance work is under way), one
@@ -910,6 +913,28 @@ func (s *Store) NextDue(ctx context.Context, f runtime.ClaimFilter) (time.Time, 
 		return time.Time{}, false, nil
 	}
 	return time.UnixMilli(best), true, nil
+}
+
+// QueueStats implements runtime.QueueStater: every partition's queue,
+// summed.
+func (s *Store) QueueStats(ctx context.Context, now time.Time) (runtime.QueueStats, error) {
+	var q runtime.QueueStats
+	for p := 0; p < s.parts; p++ {
+		v, err := s.run(ctx, "depth", p, now.UnixMilli()).Int64Slice()
+		if err != nil {
+			return runtime.QueueStats{}, err
+		}
+		if len(v) != 4 {
+			return runtime.QueueStats{}, fmt.Errorf("depth script returned %v", v)
+		}
+		q.Waiting += v[0]
+		q.Due += v[1]
+		q.Leased += v[3]
+		if oldest := time.UnixMilli(v[2]); v[2] >= 0 && (q.OldestDue.IsZero() || oldest.Before(q.OldestDue)) {
+			q.OldestDue = oldest
+		}
+	}
+	return q, nil
 }
 
 // Changes implements runtime.Store. The changelog is one stream per

@@ -61,6 +61,7 @@ func RunStore(t *testing.T, newStore NewStore) {
 		{"Changelog", testChangelog},
 		{"DropWork", testDropWork},
 		{"List", testList},
+		{"QueueStats", testQueueStats},
 	})
 }
 
@@ -369,6 +370,43 @@ const oneTask = `machine M {
     }
     final state T
 }`
+
+// testQueueStats: what waits, what is due and since when, and what is
+// leased; an instance with several events queued is one unit. A store
+// that cannot report its queue skips this.
+func testQueueStats(t *testing.T, newStore NewStore) {
+	s := newStore(t)
+	qs, ok := s.(runtime.QueueStater)
+	if !ok {
+		t.Skip("the store does not report its queue")
+	}
+	stats := func(now time.Time, want runtime.QueueStats) {
+		t.Helper()
+		got, err := qs.QueueStats(ctx(), now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Waiting != want.Waiting || got.Due != want.Due || got.Leased != want.Leased || !got.OldestDue.Equal(want.OldestDue) {
+			t.Fatalf("at %v: QueueStats = %+v, want %+v", now, got, want)
+		}
+	}
+	stats(epoch, runtime.QueueStats{})
+	m := compile(t, oneTask)
+	create(t, s, m, "a", 0, event("a", epoch, 2), event("a", epoch, 2))
+	create(t, s, m, "b", 0, runtime.Work{Kind: runtime.WorkTask, Due: epoch.Add(time.Second), Visit: 1, Action: 0, Attempt: 1})
+	create(t, s, m, "c", 5, event("c", epoch.Add(time.Hour), 2))
+	stats(epoch, runtime.QueueStats{Waiting: 3, Due: 1, OldestDue: epoch})
+	stats(epoch.Add(2*time.Second), runtime.QueueStats{Waiting: 3, Due: 2, OldestDue: epoch})
+	l, ok := claim(t, s, epoch.Add(2*time.Second))
+	if !ok || l.Work.Instance != "a" && l.Work.Instance != "b" {
+		t.Fatalf("claimed %+v %v", l.Work, ok)
+	}
+	other := epoch
+	if l.Work.Instance == "a" {
+		other = epoch.Add(time.Second)
+	}
+	stats(epoch.Add(2*time.Second), runtime.QueueStats{Waiting: 2, Due: 1, OldestDue: other, Leased: 1})
+}
 
 func testTasksNeedAHandler(t *testing.T, newStore NewStore) {
 	s := newStore(t)
