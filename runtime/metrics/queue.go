@@ -21,10 +21,10 @@ import (
 // runtime.QueueStats). A scrape that cannot read the store leaves these
 // out and counts a store failure.
 type Queue struct {
-	store   runtime.QueueStater
-	now     func() time.Time
-	onError func(error)
-	timeout time.Duration
+	store                        runtime.QueueStater
+	now                          func() time.Time
+	onError                      func(error)
+	timeout                      time.Duration
 	waiting, due, leased, oldest *prometheus.Desc
 }
 
