@@ -68,6 +68,8 @@ func refused(c *cli.Context, err error) error {
 	switch {
 	case errors.Is(err, runtime.ErrBadCursor):
 		return usageError("fsmc %s: --since: %v", c.Command.Name, err)
+	case errors.Is(err, runtime.ErrCursorTrimmed):
+		err = fmt.Errorf("--since: %w; resume with --since start to read from the oldest entry kept", err)
 	case errors.Is(err, runtime.ErrNotFound):
 		err = fmt.Errorf("no instance %q", c.Args().First())
 	case errors.Is(err, runtime.ErrExists):

@@ -15,6 +15,9 @@ var (
 	ErrStale     = errors.New("stale commit: the instance changed since it was read")
 	ErrLostLease = errors.New("the lease on this work has expired or was taken over")
 	ErrBadCursor = errors.New("bad changelog cursor")
+	// ErrCursorTrimmed: the changelog no longer reaches back to the
+	// cursor, so entries after it may have been trimmed away.
+	ErrCursorTrimmed = errors.New("the changelog no longer reaches back to this cursor: entries after it may have been trimmed")
 )
 
 // WorkKind says what a work item is.
@@ -159,6 +162,8 @@ type Store interface {
 	// Changes returns changelog entries after the given cursor ("" for
 	// the oldest kept) and the cursor to continue from; each entry also
 	// carries the cursor to resume after it. Cursors are opaque strings.
+	// A cursor older than what the store keeps is ErrCursorTrimmed: the
+	// reader would otherwise miss entries without knowing.
 	Changes(ctx context.Context, cursor string, limit int) ([]Change, string, error)
 	// Wake returns a channel that receives when new work may be due.
 	Wake() <-chan struct{}

@@ -653,9 +653,10 @@ func (s *Store) Changes(_ context.Context, cursor string, limit int) ([]runtime.
 	if s.changeSeq > changeRing {
 		oldest = s.changeSeq - changeRing
 	}
-	if after < oldest {
-		after = oldest
+	if after < oldest && cursor != "" {
+		return nil, "", fmt.Errorf("%w (cursor %d; the oldest entry kept is %d)", runtime.ErrCursorTrimmed, after, oldest+1)
 	}
+	after = max(after, oldest)
 	var out []runtime.Change
 	for i := after; i < s.changeSeq && (limit <= 0 || len(out) < limit); i++ {
 		c := s.changes[i%changeRing]

@@ -962,20 +962,36 @@ func (s *Store) Changes(ctx context.Context, cursor string, limit int) ([]runtim
 		p      int
 		change runtime.Change
 	}
+	// One round trip: each partition's entries after its cursor, and its
+	// oldest entry, which must not be newer than the cursor (the stream
+	// is capped: see applyLists).
+	count := int64(limit)
+	if count <= 0 {
+		count = 10000
+	}
+	reads := make([]*redis.XMessageSliceCmd, s.parts)
+	firsts := make([]*redis.XMessageSliceCmd, s.parts)
+	if _, err := s.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+		for p := 0; p < s.parts; p++ {
+			key, start := s.partitionPrefix(p)+"changes", last[p]
+			if start != "-" {
+				start = "(" + start
+				firsts[p] = pipe.XRangeN(ctx, key, "-", "+", 1)
+			}
+			reads[p] = pipe.XRangeN(ctx, key, start, "+", count)
+		}
+		return nil
+	}); err != nil {
+		return nil, "", err
+	}
 	var all []entry
 	for p := 0; p < s.parts; p++ {
-		start := last[p]
-		if start != "-" {
-			start = "(" + start
+		if firsts[p] != nil {
+			if first := firsts[p].Val(); len(first) > 0 && streamBefore(last[p], first[0].ID) {
+				return nil, "", fmt.Errorf("%w (partition %d: cursor %s; the oldest entry kept is %s)", runtime.ErrCursorTrimmed, p, last[p], first[0].ID)
+			}
 		}
-		count := int64(limit)
-		if count <= 0 {
-			count = 10000
-		}
-		msgs, err := s.rdb.XRangeN(ctx, s.partitionPrefix(p)+"changes", start, "+", count).Result()
-		if err != nil {
-			return nil, "", err
-		}
+		msgs := reads[p].Val()
 		for _, m := range msgs {
 			rec, _ := m.Values["c"].(string)
 			c, mid, err := decodeChange(rec)

@@ -2,6 +2,7 @@ package redisstore_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"github.com/go-redsync/redsync/v4"
 	"github.com/go-redsync/redsync/v4/redis/goredis/v9"
 
+	"github.com/fsmc/fsmc/internal/irtest"
 	"github.com/fsmc/fsmc/internal/redistest"
 	"github.com/fsmc/fsmc/runtime"
 	"github.com/fsmc/fsmc/runtime/redisstore"
@@ -349,5 +351,46 @@ func TestParseSentinelURL(t *testing.T) {
 		if err != nil && (strings.Contains(err.Error(), "pw@") || strings.Contains(err.Error(), "hide")) {
 			t.Errorf("%s: the error shows a password: %v", url, err)
 		}
+	}
+}
+
+// TestTrimmedCursor: a cursor older than the capped changelog's oldest
+// entry is refused with ErrCursorTrimmed rather than silently skipping
+// what was trimmed; a cursor still in the stream reads on.
+func TestTrimmedCursor(t *testing.T) {
+	c := redisClient(t)
+	ctx := context.Background()
+	prefix := fmt.Sprintf("t%d", prefixes.Add(1))
+	store := redisstore.New(c, redisstore.Options{Prefix: prefix, NoRedlock: true})
+	e := runtime.New(store, runtime.Options{})
+	m := irtest.Compile(t, "toggle.fsm", []byte(irtest.Toggle)).Machines[0]
+	if err := e.Register(ctx, m, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(ctx, m.Name, "t", nil, runtime.StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 4; i++ {
+		if err := e.Fire(ctx, "t", "Flip", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	changes, _, err := store.Changes(ctx, "", 0)
+	if err != nil || len(changes) != 5 {
+		t.Fatalf("Changes = %d entries, %v", len(changes), err)
+	}
+	keys, err := c.Keys(ctx, prefix+"*changes").Result()
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("changelog keys %v %v", keys, err)
+	}
+	if err := c.XTrimMaxLen(ctx, keys[0], 2).Err(); err != nil { // as the cap would
+		t.Fatal(err)
+	}
+	if _, _, err := store.Changes(ctx, changes[0].Cursor, 0); !errors.Is(err, runtime.ErrCursorTrimmed) {
+		t.Fatalf("from a trimmed cursor: %v, want ErrCursorTrimmed", err)
+	}
+	rest, _, err := store.Changes(ctx, changes[3].Cursor, 0)
+	if err != nil || len(rest) != 1 || rest[0].Version != changes[4].Version {
+		t.Fatalf("from a kept cursor: %+v %v", rest, err)
 	}
 }
