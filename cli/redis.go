@@ -44,14 +44,14 @@ func lockFlag() *cli.StringSliceFlag {
 }
 
 // openRedis connects to the deployment; an unreachable one is exit 2.
-// The client's own messages go to log.
-func openRedis(ctx context.Context, c *cli.Context, log *slog.Logger) (*redisstore.Store, error) {
-	redisstore.LogClientTo(log)
+// The client's own messages go to clientLog, the store's to storeLog.
+func openRedis(ctx context.Context, c *cli.Context, clientLog, storeLog *slog.Logger) (*redisstore.Store, error) {
+	redisstore.LogClientTo(clientLog)
 	url := c.String("redis")
 	if url == "" {
 		return nil, usageError("fsmc %s: no Redis deployment: give --redis URL or set FSMC_REDIS_URL", c.Command.Name)
 	}
-	store, err := redisstore.Open(ctx, url, redisstore.Options{Prefix: c.String("prefix"), LockURLs: c.StringSlice("lock-redis")})
+	store, err := redisstore.Open(ctx, url, redisstore.Options{Prefix: c.String("prefix"), LockURLs: c.StringSlice("lock-redis"), Logger: storeLog})
 	if err != nil {
 		return nil, usageError("fsmc %s: %v", c.Command.Name, err)
 	}
@@ -83,8 +83,10 @@ func operator(c *cli.Context, fn func(ctx context.Context, store *redisstore.Sto
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	// An operator's command reports failures itself: the client's own
-	// messages would only repeat them.
-	store, err := openRedis(ctx, c, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	// messages would only repeat them. The store's warnings (it could
+	// not wake the workers) go to stderr.
+	store, err := openRedis(ctx, c, slog.New(slog.NewTextHandler(io.Discard, nil)),
+		slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err != nil {
 		return err
 	}
@@ -323,7 +325,7 @@ func (e *env) runWorker(c *cli.Context, machines map[string]*ir.Machine, handler
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	logger := slog.New(slog.NewTextHandler(e.stderr, nil))
-	store, err := openRedis(ctx, c, logger)
+	store, err := openRedis(ctx, c, logger, logger)
 	if err != nil {
 		return err
 	}

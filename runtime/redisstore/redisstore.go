@@ -32,6 +32,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"log/slog"
 	neturl "net/url"
 	"regexp"
@@ -67,6 +68,10 @@ type Options struct {
 	// and fenced commits alone (the store contract tests, whose fake
 	// clocks cannot move Redis's lock expiry).
 	NoRedlock bool
+	// Logger gets what the store cannot say through an error: wake
+	// messages it may not send or receive (an ACL user without the
+	// channel). Nothing is logged if nil.
+	Logger *slog.Logger
 }
 
 // Store is a runtime.Store on Redis.
@@ -80,6 +85,7 @@ type Store struct {
 	wakeOnce sync.Once
 	wake     chan struct{}
 	sub      *redis.PubSub
+	log      *slog.Logger
 	// Wake messages go out from one goroutine, off the workers' path:
 	// pokes holds at most one pending message, so a burst is one PUBLISH.
 	pokeOnce sync.Once
@@ -118,8 +124,11 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 	if opts.History <= 0 {
 		opts.History = 100
 	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
 	s := &Store{rdb: rdb, prefix: opts.Prefix, parts: opts.Partitions, history: opts.History, scripts: &scripts{},
-		pokes: make(chan struct{}, 1), closed: make(chan struct{})}
+		pokes: make(chan struct{}, 1), closed: make(chan struct{}), log: opts.Logger}
 	if !opts.NoRedlock {
 		nodes := opts.LockNodes
 		if len(nodes) == 0 {
@@ -212,7 +221,15 @@ const pokeGap = time.Millisecond
 // process (fsmc start) still wakes the workers.
 func (s *Store) publishPokes() {
 	defer s.poker.Done()
-	publish := func() { s.rdb.Publish(context.Background(), s.wakeChannel(), "1") }
+	failing := false // said so once; again after a message goes out
+	publish := func() {
+		err := s.rdb.Publish(context.Background(), s.wakeChannel(), "1").Err()
+		if err != nil && !failing {
+			s.log.Warn("cannot send wake messages: idle workers see new work within about a second instead of at once",
+				"channel", s.wakeChannel(), "err", err, "hint", wakeHint(err))
+		}
+		failing = err != nil
+	}
 	gap := time.NewTimer(0)
 	defer gap.Stop()
 	for {
@@ -238,16 +255,38 @@ func (s *Store) Wake() <-chan struct{} {
 	s.wakeOnce.Do(func() {
 		s.wake = make(chan struct{}, 1)
 		s.sub = s.rdb.Subscribe(context.Background(), s.wakeChannel())
-		go func(ch <-chan *redis.Message) {
-			for range ch {
+		go func(sub *redis.PubSub) {
+			// The first reply says whether Redis let us subscribe.
+			if _, err := sub.Receive(context.Background()); err != nil && !s.isClosed() {
+				s.log.Warn("cannot receive wake messages: this worker sees new work within about a second instead of at once",
+					"channel", s.wakeChannel(), "err", err, "hint", wakeHint(err))
+			}
+			for range sub.Channel() {
 				select {
 				case s.wake <- struct{}{}:
 				default:
 				}
 			}
-		}(s.sub.Channel())
+		}(s.sub)
 	})
 	return s.wake
+}
+
+func (s *Store) isClosed() bool {
+	select {
+	case <-s.closed:
+		return true
+	default:
+		return false
+	}
+}
+
+// wakeHint says what to do about a wake channel error.
+func wakeHint(err error) string {
+	if strings.HasPrefix(err.Error(), "NOPERM") {
+		return "an ACL user needs the prefix's channels, as in ACL SETUSER name &PREFIX:*"
+	}
+	return "see the error"
 }
 
 // Close stops listening for wake messages, and closes the client if Open

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"log/slog"
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -393,4 +395,59 @@ func TestTrimmedCursor(t *testing.T) {
 	if err != nil || len(rest) != 1 || rest[0].Version != changes[4].Version {
 		t.Fatalf("from a kept cursor: %+v %v", rest, err)
 	}
+}
+
+// TestWakeChannelRefusedIsLogged: an ACL user without the deployment's
+// channels still works, but the store says (once each way) that it
+// cannot send or receive wake messages, and why.
+func TestWakeChannelRefusedIsLogged(t *testing.T) {
+	c := redisClient(t)
+	ctx := context.Background()
+	prefix := fmt.Sprintf("t%d", prefixes.Add(1))
+	if err := c.Do(ctx, "ACL", "SETUSER", "fsmc-no-channels", "reset", "on", ">secret", "~*", "resetchannels", "+@all").Err(); err != nil {
+		t.Skipf("no ACL users on this Redis: %v", err)
+	}
+	opts := *c.(*redis.Client).Options()
+	opts.Username, opts.Password = "fsmc-no-channels", "secret"
+	user := redis.NewClient(&opts)
+	t.Cleanup(func() { user.Close() })
+	var logged strings.Builder
+	var mu sync.Mutex
+	log := slog.New(slog.NewTextHandler(lockedWriter{&mu, &logged}, nil))
+	store := redisstore.New(user, redisstore.Options{Prefix: prefix, NoRedlock: true, Logger: log})
+	store.Wake()
+	e := runtime.New(store, runtime.Options{})
+	m := irtest.Compile(t, "one.fsm", []byte(irtest.OneStep)).Machines[0]
+	if err := e.Register(ctx, m, nil); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ { // each makes a task attempt ready: a wake message
+		if err := e.Start(ctx, m.Name, fmt.Sprint("w", i), nil, runtime.StartOptions{}); err != nil {
+			t.Fatalf("start as a user without channels: %v", err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	store.Close()
+	mu.Lock()
+	defer mu.Unlock()
+	out := logged.String()
+	for _, want := range []string{"cannot receive wake messages", "cannot send wake messages", "NOPERM", "&PREFIX:*"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %q:\n%s", want, out)
+		}
+	}
+	if n := strings.Count(out, "cannot send wake messages"); n != 1 {
+		t.Errorf("said %d times that it cannot send, want once:\n%s", n, out)
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	b  *strings.Builder
+}
+
+func (w lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
 }
