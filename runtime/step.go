@@ -115,6 +115,18 @@ func (w *worker) decide(m *machine, inst *Instance, item *Work, now time.Time) o
 	if inst.Status != Active {
 		return consumed
 	}
+	out := w.decideActive(m, inst, item, now)
+	if inst.Status == Failed && item.Kind == WorkEvent && item.Visit != 0 {
+		// A fault on the state's task's result: the result is consumed,
+		// so nothing would run in this state again. As after a task that
+		// failed for good, Retry runs the task again.
+		inst.FailedTask = true
+	}
+	return out
+}
+
+// decideActive is decide for an active instance.
+func (w *worker) decideActive(m *machine, inst *Instance, item *Work, now time.Time) outcome {
 	if item.Visit != 0 && item.Visit != inst.Visit {
 		w.history = append(w.history, HistoryEntry{Time: now, Kind: HistStale, Version: inst.Version,
 			From: inst.State, To: -1, Event: eventOf(item), Timer: item.Timer})

@@ -77,6 +77,7 @@ func RunEngine(t *testing.T, newStore NewStore) {
 		{"TimersDieWithTheVisit", testTimersDieWithTheVisit},
 		{"StaleResultDiscarded", testStaleResultDiscarded},
 		{"ExpressionFaultParks", testExpressionFaultParks},
+		{"FaultOnATaskResult", testFaultOnATaskResult},
 		{"UnhandledAndIgnored", testUnhandledAndIgnored},
 		{"CompletedRejects", testCompletedRejects},
 		{"Cancel", testCancel},
@@ -997,6 +998,43 @@ func testExpressionFaultParks(t *testing.T, newStore NewStore) {
 	}
 	h.run()
 	h.expect("p", "A", runtime.Active)
+}
+
+// testFaultOnATaskResult: a fault while handling the task's result
+// parks the instance with the result consumed; Retry runs the task
+// again (else the instance would sit in the state with nothing to do).
+func testFaultOnATaskResult(t *testing.T, newStore NewStore) {
+	calls := 0
+	h := newHarness(t, newStore, `machine F {
+    context {
+        x: int = 0
+    }
+    event Res(v: int)
+    action Try emits Res
+    initial state A {
+        do Try
+        on Res -> B set x = 10 / event.v
+        on error -> B
+    }
+    final state B
+}`, map[string]runtime.Handler{"Try": func(context.Context, *runtime.Call) (runtime.Result, error) {
+		calls++
+		return runtime.Emit("Res", map[string]any{"v": calls - 1}), nil // 0 the first time
+	}})
+	h.start("f", nil)
+	h.run()
+	v := h.expect("f", "A", runtime.Failed)
+	if !strings.Contains(v.Failure, "integer division by zero") || calls != 1 {
+		t.Fatalf("failure %q after %d calls", v.Failure, calls)
+	}
+	if err := h.engine.Retry(ctx(), "f"); err != nil {
+		t.Fatal(err)
+	}
+	h.run()
+	v = h.expect("f", "B", runtime.Completed)
+	if calls != 2 || v.Fields.Int("x") != 10 {
+		t.Fatalf("after Retry: %d calls, x = %d; want the task run again and x = 10", calls, v.Fields.Int("x"))
+	}
 }
 
 func testUnhandledAndIgnored(t *testing.T, newStore NewStore) {
