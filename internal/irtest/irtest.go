@@ -5,6 +5,7 @@
 package irtest
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/fsmc/fsmc/compiler"
 	"github.com/fsmc/fsmc/compiler/ir"
+	fsmc "github.com/fsmc/fsmc/runtime" // "runtime" is Go's here
 )
 
 // Toggle is a two-state machine that one event flips, with nothing else:
@@ -80,4 +82,20 @@ func Examples(t testing.TB) map[string][]byte {
 		out[filepath.Base(f)] = src
 	}
 	return out
+}
+
+// StartToggle runs an engine on store with Toggle registered and one
+// instance of it, id, started (in Off).
+func StartToggle(t testing.TB, store fsmc.Store, id string) *fsmc.Engine {
+	t.Helper()
+	ctx := context.Background()
+	e := fsmc.New(store, fsmc.Options{})
+	m := Compile(t, "toggle.fsm", []byte(Toggle)).Machines[0]
+	if err := e.Register(ctx, m, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(ctx, m.Name, id, nil, fsmc.StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return e
 }

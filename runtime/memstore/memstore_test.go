@@ -20,14 +20,7 @@ func TestConformance(t *testing.T) {
 func TestTrimmedCursor(t *testing.T) {
 	ctx := context.Background()
 	store := memstore.New(memstore.Options{Changelog: true})
-	e := runtime.New(store, runtime.Options{})
-	m := irtest.Compile(t, "toggle.fsm", []byte(irtest.Toggle)).Machines[0]
-	if err := e.Register(ctx, m, nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Start(ctx, m.Name, "t", nil, runtime.StartOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	e := irtest.StartToggle(t, store, "t")
 	first, _, err := store.Changes(ctx, "", 1)
 	if err != nil || len(first) != 1 {
 		t.Fatal(first, err)

@@ -364,14 +364,7 @@ func TestTrimmedCursor(t *testing.T) {
 	ctx := context.Background()
 	prefix := fmt.Sprintf("t%d", prefixes.Add(1))
 	store := redisstore.New(c, redisstore.Options{Prefix: prefix, NoRedlock: true})
-	e := runtime.New(store, runtime.Options{})
-	m := irtest.Compile(t, "toggle.fsm", []byte(irtest.Toggle)).Machines[0]
-	if err := e.Register(ctx, m, nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Start(ctx, m.Name, "t", nil, runtime.StartOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	e := irtest.StartToggle(t, store, "t")
 	for i := 0; i < 4; i++ {
 		if err := e.Fire(ctx, "t", "Flip", nil); err != nil {
 			t.Fatal(err)
