@@ -739,17 +739,7 @@ func (s *Store) Claim(ctx context.Context, f runtime.ClaimFilter, l *runtime.Lea
 // peek asks every partition, in one pipelined round trip, for the
 // highest priority it has due work at (-1 for none).
 func (s *Store) peek(ctx context.Context, now, lease int64, hashes, runnable string) ([]int64, error) {
-	if err := s.scripts.ready(ctx, s.rdb); err != nil {
-		return nil, err
-	}
-	cmds := make([]*redis.Cmd, s.parts)
-	_, err := s.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
-		for p := 0; p < s.parts; p++ {
-			pfx := s.partitionPrefix(p)
-			cmds[p] = s.scripts.pipe(ctx, pipe, "claim", []string{pfx + "seq"}, pfx, now, now+lease, hashes, runnable, "peek", 0, "")
-		}
-		return nil
-	})
+	cmds, err := s.everyPartition(ctx, "claim", now, now+lease, hashes, runnable, "peek", 0, "")
 	if err != nil {
 		return nil, err
 	}
@@ -762,6 +752,41 @@ func (s *Store) peek(ctx context.Context, now, lease int64, hashes, runnable str
 		prios[p] = v
 	}
 	return prios, nil
+}
+
+// everyPartition runs script name with args on every partition, in one
+// pipelined round trip (one per node of a Cluster), and returns each
+// partition's reply. A server that lost the scripts answers NOSCRIPT
+// (isNoScript): the caller loads them and tries again.
+func (s *Store) everyPartition(ctx context.Context, name string, args ...any) ([]*redis.Cmd, error) {
+	if err := s.scripts.ready(ctx, s.rdb); err != nil {
+		return nil, err
+	}
+	cmds := make([]*redis.Cmd, s.parts)
+	_, err := s.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+		for p := 0; p < s.parts; p++ {
+			pfx := s.partitionPrefix(p)
+			cmds[p] = s.scripts.pipe(ctx, pipe, name, []string{pfx + "seq"}, append([]any{pfx}, args...)...)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, err
+	}
+	return cmds, nil
+}
+
+// onEveryPartition is everyPartition, loading the scripts again (once)
+// when the server lost them.
+func (s *Store) onEveryPartition(ctx context.Context, name string, args ...any) ([]*redis.Cmd, error) {
+	cmds, err := s.everyPartition(ctx, name, args...)
+	if isNoScript(err) {
+		if err := s.loadScripts(ctx); err != nil {
+			return nil, err
+		}
+		cmds, err = s.everyPartition(ctx, name, args...)
+	}
+	return cmds, err
 }
 
 func (s *Store) nextRotation() uint32 { return s.rotate.Add(1) }
@@ -935,12 +960,17 @@ func (s *Store) Complete(ctx context.Context, l *runtime.Lease, history []runtim
 	return err
 }
 
-// NextDue implements runtime.Store.
+// NextDue implements runtime.Store: the earliest of every partition's,
+// asked in one round trip.
 func (s *Store) NextDue(ctx context.Context, f runtime.ClaimFilter) (time.Time, bool, error) {
 	hashes, runnable := claimArgs(f)
+	cmds, err := s.onEveryPartition(ctx, "nextdue", hashes, runnable)
+	if err != nil {
+		return time.Time{}, false, err
+	}
 	best := int64(-1)
-	for p := 0; p < s.parts; p++ {
-		v, err := s.run(ctx, "nextdue", p, hashes, runnable).Int64()
+	for _, cmd := range cmds {
+		v, err := cmd.Int64()
 		if err != nil {
 			return time.Time{}, false, err
 		}
@@ -955,11 +985,15 @@ func (s *Store) NextDue(ctx context.Context, f runtime.ClaimFilter) (time.Time, 
 }
 
 // QueueStats implements runtime.QueueStater: every partition's queue,
-// summed.
+// summed, in one round trip.
 func (s *Store) QueueStats(ctx context.Context, now time.Time) (runtime.QueueStats, error) {
+	cmds, err := s.onEveryPartition(ctx, "depth", now.UnixMilli())
+	if err != nil {
+		return runtime.QueueStats{}, err
+	}
 	var q runtime.QueueStats
-	for p := 0; p < s.parts; p++ {
-		v, err := s.run(ctx, "depth", p, now.UnixMilli()).Int64Slice()
+	for _, cmd := range cmds {
+		v, err := cmd.Int64Slice()
 		if err != nil {
 			return runtime.QueueStats{}, err
 		}
