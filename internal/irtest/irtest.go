@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"testing"
+	"time"
 
 	"github.com/fsmc/fsmc/compiler"
 	"github.com/fsmc/fsmc/compiler/ir"
@@ -98,4 +99,21 @@ func StartToggle(t testing.TB, store fsmc.Store, id string) *fsmc.Engine {
 		t.Fatal(err)
 	}
 	return e
+}
+
+// NewInstance returns instance id of m as it is created at now: active
+// in the initial state, on its first visit, with the context's defaults;
+// and the history entry of its start. Store-level tests create it with
+// the work they need.
+func NewInstance(m *ir.Machine, id string, priority int, now time.Time) (*fsmc.Instance, []fsmc.HistoryEntry) {
+	values := make([]ir.Value, len(m.Context))
+	for i, f := range m.Context {
+		if f.Default != nil {
+			values[i] = *f.Default
+		}
+	}
+	inst := &fsmc.Instance{ID: id, Machine: m.Name, Hash: m.Hash, State: m.Initial, Context: values,
+		Status: fsmc.Active, Visit: 1, Priority: priority, Created: now, Updated: now}
+	start := []fsmc.HistoryEntry{{Time: now, Kind: fsmc.HistStart, Version: 1, From: -1, To: m.Initial, Event: -1}}
+	return inst, start
 }

@@ -42,8 +42,7 @@ func BenchmarkScripts(b *testing.B) {
 	}
 	b.ResetTimer()
 	phase("create", func(i int) error {
-		inst := &runtime.Instance{ID: "i" + strconv.Itoa(i), Machine: m.Name, Hash: m.Hash, Status: runtime.Active, Visit: 1, Created: now, Updated: now}
-		start := []runtime.HistoryEntry{{Time: now, Kind: runtime.HistStart, Version: 1, From: -1, Event: -1}}
+		inst, start := irtest.NewInstance(m, "i"+strconv.Itoa(i), 0, now)
 		task := []runtime.Work{{Kind: runtime.WorkTask, Due: now, Visit: 1, Attempt: 1}}
 		return store.Create(ctx, inst, task, start)
 	})

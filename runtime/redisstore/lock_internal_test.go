@@ -21,8 +21,7 @@ func TestDirectResultWaitsForTheLock(t *testing.T) {
 	eachLockPlacement(t, m, func(t *testing.T, s *Store) {
 		ctx := context.Background()
 		now := time.Now()
-		inst := &runtime.Instance{ID: "a", Machine: m.Name, Hash: m.Hash, Status: runtime.Active, Visit: 1, Created: now, Updated: now}
-		start := []runtime.HistoryEntry{{Time: now, Kind: runtime.HistStart, Version: 1, From: -1, Event: -1}}
+		inst, start := irtest.NewInstance(m, "a", 0, now)
 		if err := s.Create(ctx, inst, []runtime.Work{{Kind: runtime.WorkTask, Due: now, Visit: 1, Attempt: 1}}, start); err != nil {
 			t.Fatal(err)
 		}
@@ -73,8 +72,7 @@ func TestInstanceWorkHoldsTheLock(t *testing.T) {
 	eachLockPlacement(t, m, func(t *testing.T, s *Store) {
 		ctx := context.Background()
 		now := time.Now()
-		inst := &runtime.Instance{ID: "a", Machine: m.Name, Hash: m.Hash, Status: runtime.Active, Visit: 1, Created: now, Updated: now}
-		start := []runtime.HistoryEntry{{Time: now, Kind: runtime.HistStart, Version: 1, From: -1, Event: -1}}
+		inst, start := irtest.NewInstance(m, "a", 0, now)
 		flip := runtime.Work{Kind: runtime.WorkEvent, Instance: "a", Due: now, Event: 2}
 		if err := s.Create(ctx, inst, []runtime.Work{flip, flip}, start); err != nil {
 			t.Fatal(err)

@@ -112,12 +112,8 @@ func ctx() context.Context { return context.Background() }
 
 // plainInstance makes an active instance of m for store-level tests.
 func plainInstance(m *ir.Machine, id string, priority int) *runtime.Instance {
-	values := make([]ir.Value, len(m.Context))
-	for i, f := range m.Context {
-		values[i] = *f.Default
-	}
-	return &runtime.Instance{ID: id, Machine: m.Name, Hash: m.Hash, State: m.Initial, Context: values,
-		Status: runtime.Active, Visit: 1, Priority: priority, Created: epoch, Updated: epoch}
+	inst, _ := irtest.NewInstance(m, id, priority, epoch)
+	return inst
 }
 
 func create(t *testing.T, s runtime.Store, m *ir.Machine, id string, priority int, work ...runtime.Work) {
@@ -125,8 +121,8 @@ func create(t *testing.T, s runtime.Store, m *ir.Machine, id string, priority in
 	if err := s.PutMachine(ctx(), m); err != nil {
 		t.Fatal(err)
 	}
-	start := []runtime.HistoryEntry{{Time: epoch, Kind: runtime.HistStart, Version: 1, From: -1, To: m.Initial, Event: -1}}
-	if err := s.Create(ctx(), plainInstance(m, id, priority), work, start); err != nil {
+	inst, start := irtest.NewInstance(m, id, priority, epoch)
+	if err := s.Create(ctx(), inst, work, start); err != nil {
 		t.Fatal(err)
 	}
 }
