@@ -253,17 +253,7 @@ func TestRedisRestart(t *testing.T) {
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		done, err := client.List(ctx, runtime.ListFilter{Machine: "Flow", Status: runtime.Completed})
-		if err == nil && len(done) == n {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after the restart only %d of %d completed (%v)", len(done), n, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	waitListed(t, client, runtime.ListFilter{Machine: "Flow", Status: runtime.Completed}, n, 2*time.Minute)
 	for i := 0; i < n; i++ {
 		v, err := client.Get(ctx, fmt.Sprintf("r%04d", i))
 		if err != nil {
@@ -371,20 +361,7 @@ func TestPausedWorkerIsFenced(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = other.Process.Kill(); _ = other.Wait() })
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		v, err := client.Get(ctx, "p1")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if v.Status == runtime.Completed {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the other worker did not finish p1 (%s, v%d)", v.StateName, v.Version)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitFor(t, client, "p1", 30*time.Second, completed) // the other worker finishes it
 
 	// Continued, the paused worker's commit must be refused.
 	if err := paused.Process.Signal(syscall.SIGCONT); err != nil {

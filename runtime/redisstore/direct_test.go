@@ -64,7 +64,7 @@ func TestResultDeliveredDirectly(t *testing.T) {
 	if err := e.Start(ctx, "Slow", "quick", nil, runtime.StartOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, e, "quick", "Done")
+	waitFor(t, e, "quick", 10*time.Second, inState("Done"))
 	if store.direct.Load() != 1 {
 		t.Fatalf("%d results committed directly, want 1", store.direct.Load())
 	}
@@ -72,7 +72,7 @@ func TestResultDeliveredDirectly(t *testing.T) {
 	if err := e.Start(ctx, "Slow", "slow", nil, runtime.StartOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	v := waitFor(t, e, "slow", "Late")
+	v := waitFor(t, e, "slow", 10*time.Second, inState("Late"))
 	if store.direct.Load() != 1 {
 		t.Errorf("the result overtook the timer due before it: %d direct commits", store.direct.Load())
 	}
@@ -85,21 +85,46 @@ func TestResultDeliveredDirectly(t *testing.T) {
 	}
 }
 
-// waitFor waits until instance id is in state.
-func waitFor(t *testing.T, e *runtime.Engine, id, state string) *runtime.View {
+// waitFor polls instance id until done holds of it, and fails the test
+// if that takes longer than timeout.
+func waitFor(t *testing.T, e *runtime.Engine, id string, timeout time.Duration, done func(*runtime.View) bool) *runtime.View {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(timeout)
 	for {
 		v, err := e.Get(context.Background(), id)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if v.StateName == state {
+		if done(v) {
 			return v
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s is in %s (%s), want %s", id, v.StateName, v.Status, state)
+			t.Fatalf("after %v, %s is in %s (%s, v%d)", timeout, id, v.StateName, v.Status, v.Version)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// inState and completed are conditions for waitFor.
+func inState(state string) func(*runtime.View) bool {
+	return func(v *runtime.View) bool { return v.StateName == state }
+}
+
+func completed(v *runtime.View) bool { return v.Status == runtime.Completed }
+
+// waitListed polls until n instances match f (Redis may be away for a
+// while), and fails the test if that takes longer than timeout.
+func waitListed(t *testing.T, e *runtime.Engine, f runtime.ListFilter, n int, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		got, err := e.List(context.Background(), f)
+		if err == nil && len(got) == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v, %d of %d instances match %+v (%v)", timeout, len(got), n, f, err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -90,20 +90,7 @@ func TestTwoEngines(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		finished, err := engines[0].List(ctx, runtime.ListFilter{Machine: "Job", State: "Finished"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(finished) == n {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d finished", len(finished), n)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitListed(t, engines[0], runtime.ListFilter{Machine: "Job", State: "Finished"}, n, 20*time.Second)
 	cancel()
 	<-done
 	<-done
@@ -310,18 +297,7 @@ func TestSentinel(t *testing.T) {
 	if err := e.Start(ctx, "Job", "j1", nil, runtime.StartOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		v, err := e.Get(ctx, "j1")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if v.Status == runtime.Completed {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("j1 is %v in state %d, want completed", v.Status, v.State)
-		}
-	}
+	waitFor(t, e, "j1", 10*time.Second, completed)
 	direct := redis.NewClient(&redis.Options{Addr: masterAddr, DB: 3})
 	defer direct.Close()
 	if n, err := direct.Exists(ctx, "fsmc:latest:Job").Result(); err != nil || n != 1 {
