@@ -309,16 +309,21 @@ func (s *Store) promote(now time.Time) {
 	}
 }
 
-// QueueStats implements runtime.QueueStater.
+// QueueStats implements runtime.QueueStater. It only reads: the
+// timeline's items due by now count as due, as Claim would promote them.
 func (s *Store) QueueStats(_ context.Context, now time.Time) (runtime.QueueStats, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.promote(now)
-	q := runtime.QueueStats{Waiting: int64(len(s.timeline.items) + len(s.ready.items)),
-		Due: int64(len(s.ready.items)), Leased: int64(len(s.leased))}
-	for _, it := range s.ready.items { // ordered by urgency, not due time
-		if q.OldestDue.IsZero() || it.due.Before(q.OldestDue) {
-			q.OldestDue = it.due
+	q := runtime.QueueStats{Waiting: int64(len(s.timeline.items) + len(s.ready.items)), Leased: int64(len(s.leased))}
+	for _, h := range [...]*indexedHeap{&s.ready, &s.timeline} {
+		for _, it := range h.items {
+			if it.due.After(now) {
+				continue
+			}
+			q.Due++
+			if q.OldestDue.IsZero() || it.due.Before(q.OldestDue) {
+				q.OldestDue = it.due
+			}
 		}
 	}
 	return q, nil
