@@ -225,8 +225,7 @@ func (s *Store) publishPokes() {
 	publish := func() {
 		err := s.rdb.Publish(context.Background(), s.wakeChannel(), "1").Err()
 		if err != nil && !failing {
-			s.log.Warn("cannot send wake messages: idle workers see new work within about a second instead of at once",
-				"channel", s.wakeChannel(), "err", err, "hint", wakeHint(err))
+			s.log.Warn("cannot send wake messages: idle workers see new work within about a second instead of at once", s.wakeTrouble(err)...)
 		}
 		failing = err != nil
 	}
@@ -258,8 +257,7 @@ func (s *Store) Wake() <-chan struct{} {
 		go func(sub *redis.PubSub) {
 			// The first reply says whether Redis let us subscribe.
 			if _, err := sub.Receive(context.Background()); err != nil && !s.isClosed() {
-				s.log.Warn("cannot receive wake messages: this worker sees new work within about a second instead of at once",
-					"channel", s.wakeChannel(), "err", err, "hint", wakeHint(err))
+				s.log.Warn("cannot receive wake messages: this worker sees new work within about a second instead of at once", s.wakeTrouble(err)...)
 			}
 			for range sub.Channel() {
 				select {
@@ -281,12 +279,14 @@ func (s *Store) isClosed() bool {
 	}
 }
 
-// wakeHint says what to do about a wake channel error.
-func wakeHint(err error) string {
+// wakeTrouble is what to log about a wake channel error: the error,
+// and for a refusal, the ACL rule that allows the channel.
+func (s *Store) wakeTrouble(err error) []any {
+	args := []any{"channel", s.wakeChannel(), "err", err}
 	if strings.HasPrefix(err.Error(), "NOPERM") {
-		return "an ACL user needs the prefix's channels, as in ACL SETUSER name &PREFIX:*"
+		args = append(args, "hint", "an ACL user needs the prefix's channels: ACL SETUSER name &"+s.prefix+":*")
 	}
-	return "see the error"
+	return args
 }
 
 // Close stops listening for wake messages, and closes the client if Open
@@ -796,19 +796,20 @@ func (s *Store) loadScripts(ctx context.Context) error { return s.scripts.load(c
 
 // claimFrom runs the claim script on partition p and fills l.
 func (s *Store) claimFrom(ctx context.Context, p int, l *runtime.Lease, now, lease int64, hashes, runnable, mode string, minPrio int, id string, f runtime.ClaimFilter) (bool, error) {
-	v, err := s.run(ctx, "claim", p, now, now+lease, hashes, runnable, mode, minPrio, id, boolArg(s.lockHere), lease).Result()
+	// With one partition, a claim that finds nothing also says when to
+	// look again; with several, its answer would speak for one only.
+	askNext := mode == "claim" && s.parts == 1
+	v, err := s.run(ctx, "claim", p, now, now+lease, hashes, runnable, mode, minPrio, id, boolArg(s.lockHere), lease, boolArg(askNext)).Result()
 	if errors.Is(err, redis.Nil) {
 		return false, nil
 	}
 	if err != nil {
 		return false, err
 	}
-	if next, ok := v.(int64); ok { // nothing to claim, and when to look again
-		if s.parts == 1 { // else it speaks for one partition only
-			l.Next, l.NextKnown = time.Time{}, true
-			if next >= 0 {
-				l.Next = time.UnixMilli(next)
-			}
+	if next, ok := v.(int64); ok && askNext { // nothing to claim, and when to look again
+		l.Next, l.NextKnown = time.Time{}, true
+		if next >= 0 {
+			l.Next = time.UnixMilli(next)
 		}
 		return false, nil
 	}

@@ -400,7 +400,7 @@ func TestWakeChannelRefusedIsLogged(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	out := logged.String()
-	for _, want := range []string{"cannot receive wake messages", "cannot send wake messages", "NOPERM", "&PREFIX:*"} {
+	for _, want := range []string{"cannot receive wake messages", "cannot send wake messages", "NOPERM", "&" + prefix + ":*"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("log lacks %q:\n%s", want, out)
 		}

@@ -9,12 +9,13 @@
 -- ARGV[9]  "1": instance work also takes the instance's Redlock here
 --          (the lock lives on this Redis), for ARGV[10] ms, with the
 --          lease token as its value; work of an instance whose lock
---          someone else holds is left for later
+--          someone else holds is left for later;
+-- ARGV[11] "1": when there is nothing to claim, return when to look again
 -- Returns the priority (peek; -1 for none), or {unit, member, work value,
 -- token, the instance's priority, and the instance's fields v, st, pr, d,
 -- c, f, h (the engine need not load it), and "1" if other work was due
 -- (another worker should look) or "0"}, or when there is nothing to
--- claim, nil ("instance") or the next due time (as nextdue.lua).
+-- claim, nil, or with ARGV[11] the next due time (as nextdue.lua).
 local nowText, until_, mode, minPrio = ARGV[2], ARGV[3], ARGV[6], tonumber(ARGV[7])
 local now = tonumber(nowText)
 
@@ -97,6 +98,7 @@ for prio = top, minPrio, -1 do
   end
 end
 if mode == "peek" then return -1 end
--- Nothing to claim: say when to look again, which saves the worker
--- asking (nextdue.lua) before it waits.
-return nextDue(ARGV[4], ARGV[5])
+-- Nothing to claim: when asked, say when to look again, which saves
+-- the worker asking (nextdue.lua) before it waits.
+if ARGV[11] == "1" then return nextDue(ARGV[4], ARGV[5]) end
+return nil
