@@ -700,12 +700,6 @@ func (s *Store) Claim(ctx context.Context, f runtime.ClaimFilter, l *runtime.Lea
 	}
 	for try := 0; try < 3; try++ {
 		prios, err := s.peek(ctx, now, lease, hashes, runnable)
-		if isNoScript(err) {
-			if err := s.loadScripts(ctx); err != nil {
-				return false, err
-			}
-			continue
-		}
 		if err != nil {
 			return false, err
 		}
@@ -756,43 +750,34 @@ func (s *Store) peek(ctx context.Context, now, lease int64, hashes, runnable str
 
 // everyPartition runs script name with args on every partition, in one
 // pipelined round trip (one per node of a Cluster), and returns each
-// partition's reply. A server that lost the scripts answers NOSCRIPT
-// (isNoScript): the caller loads them and tries again.
+// partition's reply. A server that lost the scripts (isNoScript) gets
+// them again, and the round trip is made once more.
 func (s *Store) everyPartition(ctx context.Context, name string, args ...any) ([]*redis.Cmd, error) {
 	if err := s.scripts.ready(ctx, s.rdb); err != nil {
 		return nil, err
 	}
 	cmds := make([]*redis.Cmd, s.parts)
-	_, err := s.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+	pipeline := func(pipe redis.Pipeliner) error {
 		for p := 0; p < s.parts; p++ {
 			pfx := s.partitionPrefix(p)
 			cmds[p] = s.scripts.pipe(ctx, pipe, name, []string{pfx + "seq"}, append([]any{pfx}, args...)...)
 		}
 		return nil
-	})
-	if err != nil && !errors.Is(err, redis.Nil) {
+	}
+	_, err := s.rdb.Pipelined(ctx, pipeline)
+	if isNoScript(err) {
+		if err := s.scripts.load(ctx, s.rdb); err != nil {
+			return nil, err
+		}
+		_, err = s.rdb.Pipelined(ctx, pipeline)
+	}
+	if err != nil {
 		return nil, err
 	}
 	return cmds, nil
 }
 
-// onEveryPartition is everyPartition, loading the scripts again (once)
-// when the server lost them.
-func (s *Store) onEveryPartition(ctx context.Context, name string, args ...any) ([]*redis.Cmd, error) {
-	cmds, err := s.everyPartition(ctx, name, args...)
-	if isNoScript(err) {
-		if err := s.loadScripts(ctx); err != nil {
-			return nil, err
-		}
-		cmds, err = s.everyPartition(ctx, name, args...)
-	}
-	return cmds, err
-}
-
 func (s *Store) nextRotation() uint32 { return s.rotate.Add(1) }
-
-// loadScripts loads the scripts (on every master of a Cluster).
-func (s *Store) loadScripts(ctx context.Context) error { return s.scripts.load(ctx, s.rdb) }
 
 // claimFrom runs the claim script on partition p and fills l.
 func (s *Store) claimFrom(ctx context.Context, p int, l *runtime.Lease, now, lease int64, hashes, runnable, mode string, minPrio int, id string, f runtime.ClaimFilter) (bool, error) {
@@ -965,7 +950,7 @@ func (s *Store) Complete(ctx context.Context, l *runtime.Lease, history []runtim
 // asked in one round trip.
 func (s *Store) NextDue(ctx context.Context, f runtime.ClaimFilter) (time.Time, bool, error) {
 	hashes, runnable := claimArgs(f)
-	cmds, err := s.onEveryPartition(ctx, "nextdue", hashes, runnable)
+	cmds, err := s.everyPartition(ctx, "nextdue", hashes, runnable)
 	if err != nil {
 		return time.Time{}, false, err
 	}
@@ -988,7 +973,7 @@ func (s *Store) NextDue(ctx context.Context, f runtime.ClaimFilter) (time.Time, 
 // QueueStats implements runtime.QueueStater: every partition's queue,
 // summed, in one round trip.
 func (s *Store) QueueStats(ctx context.Context, now time.Time) (runtime.QueueStats, error) {
-	cmds, err := s.onEveryPartition(ctx, "depth", now.UnixMilli())
+	cmds, err := s.everyPartition(ctx, "depth", now.UnixMilli())
 	if err != nil {
 		return runtime.QueueStats{}, err
 	}
