@@ -29,6 +29,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/fsmc/fsmc/compiler"
@@ -73,9 +74,9 @@ func main() {
 	asynqCost.end(ctx, rdb)
 	// Redis busy is the rate times Redis's CPU per unit: the share of a
 	// core Redis spent while units completed at that rate.
-	fmt.Printf("(a) throughput, %d one-step units          per unit: Redis CPU  commands   Redis busy\n", *n)
-	fmt.Printf("    fsmc   %8.0f instances/s                   %5.0f µs  %8.1f   %5.0f%%\n", fsmcRate, fsmcCost.cpuPerUnit(), fsmcCost.callsPerUnit(), fsmcRate*fsmcCost.cpuPerUnit()/1e4)
-	fmt.Printf("    asynq  %8.0f tasks/s                       %5.0f µs  %8.1f   %5.0f%%\n", asynqRate, asynqCost.cpuPerUnit(), asynqCost.callsPerUnit(), asynqRate*asynqCost.cpuPerUnit()/1e4)
+	fmt.Printf("(a) throughput, %d one-step units          per unit: Redis CPU  commands   Redis busy   client CPU\n", *n)
+	fmt.Printf("    fsmc   %8.0f instances/s                   %5.0f µs  %8.1f   %5.0f%%     %5.0f µs\n", fsmcRate, fsmcCost.cpuPerUnit(), fsmcCost.callsPerUnit(), fsmcRate*fsmcCost.cpuPerUnit()/1e4, fsmcCost.clientPerUnit())
+	fmt.Printf("    asynq  %8.0f tasks/s                       %5.0f µs  %8.1f   %5.0f%%     %5.0f µs\n", asynqRate, asynqCost.cpuPerUnit(), asynqCost.callsPerUnit(), asynqRate*asynqCost.cpuPerUnit()/1e4, asynqCost.clientPerUnit())
 	fmt.Printf("    ratio  %8.2fx\n", fsmcRate/asynqRate)
 	if *commands {
 		fsmcCost.print("fsmc")
@@ -410,17 +411,19 @@ func asynqMemory(ctx context.Context, addr string, rdb *redis.Client) float64 {
 // redisCost is what Redis spent on one side of the throughput run: its
 // CPU time and its commands (calls, µs), from INFO cpu and commandstats.
 type redisCost struct {
-	cpu   float64
-	stats map[string][2]int64
+	cpu    float64
+	client float64 // this process's CPU time (workers and starters), in seconds
+	stats  map[string][2]int64
 }
 
 func measureRedis(ctx context.Context, rdb *redis.Client) *redisCost {
 	rdb.ConfigResetStat(ctx)
-	return &redisCost{cpu: redisCPU(ctx, rdb)}
+	return &redisCost{cpu: redisCPU(ctx, rdb), client: processCPU()}
 }
 
 func (c *redisCost) end(ctx context.Context, rdb *redis.Client) {
 	c.cpu = redisCPU(ctx, rdb) - c.cpu
+	c.client = processCPU() - c.client
 	c.stats = map[string][2]int64{}
 	info, _ := rdb.Info(ctx, "commandstats").Result()
 	for _, line := range strings.Split(info, "\n") {
@@ -444,6 +447,8 @@ func (c *redisCost) end(ctx context.Context, rdb *redis.Client) {
 
 func (c *redisCost) cpuPerUnit() float64 { return c.cpu * 1e6 / float64(*n) }
 
+func (c *redisCost) clientPerUnit() float64 { return c.client * 1e6 / float64(*n) }
+
 func (c *redisCost) callsPerUnit() float64 {
 	total := int64(0)
 	for name, s := range c.stats {
@@ -466,6 +471,13 @@ func (c *redisCost) print(side string) {
 		s := c.stats[name]
 		fmt.Printf("      %-18s %6.2f %6.1f\n", name, float64(s[0])/float64(*n), float64(s[1])/float64(*n))
 	}
+}
+
+// processCPU is the CPU time this process has used, in seconds.
+func processCPU() float64 {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
 }
 
 // redisCPU is the CPU time Redis has used, in seconds.

@@ -144,7 +144,13 @@ func (sc *scripts) load(ctx context.Context, rdb redis.UniversalClient) error {
 	}
 	if sc.mode.Load() != modeEvalsha {
 		err := each(func(ctx context.Context, c redis.Cmdable) error {
-			return c.FunctionLoadReplace(ctx, library).Err()
+			// The library's name is its source's hash: one of that name
+			// already there (another worker loaded it) is this one.
+			err := c.FunctionLoad(ctx, library).Err()
+			if err != nil && strings.Contains(err.Error(), "already exists") {
+				return nil
+			}
+			return err
 		})
 		var refused redis.Error
 		switch {

@@ -45,6 +45,14 @@ func TestScriptsRunAsFunctions(t *testing.T) {
 	if mode := s.scripts.mode.Load(); mode != modeFunctions {
 		t.Fatalf("script mode %d on Redis %s, want functions (%d): the library did not load", mode, version, modeFunctions)
 	}
+	// Another worker finds the library loaded, and uses it.
+	other := New(c, Options{Prefix: testPrefix("fn")})
+	if _, _, err := other.NextDue(ctx, runtime.ClaimFilter{}); err != nil {
+		t.Fatal(err)
+	}
+	if mode := other.scripts.mode.Load(); mode != modeFunctions {
+		t.Fatalf("script mode %d for a second store, want functions: a loaded library was refused", mode)
+	}
 	// A server that lost its functions (restarted without persistence)
 	// gets the library again.
 	if err := c.FunctionFlush(ctx).Err(); err != nil {
