@@ -232,8 +232,15 @@ func (s *Store) schedule(e *entry, w runtime.Work) {
 		s.putTask(&t.item)
 		return
 	}
-	i := sort.Search(len(e.queue), func(i int) bool {
-		q := &e.queue[i]
+	// A leased head stays first, whatever comes: its holder's commit
+	// finishes it (an event stamped a moment before the head but
+	// arriving after it was claimed goes next).
+	lo := 0
+	if _, leased := s.leased[&e.head]; leased && len(e.queue) > 0 {
+		lo = 1
+	}
+	i := lo + sort.Search(len(e.queue)-lo, func(i int) bool {
+		q := &e.queue[lo+i]
 		return q.Due.After(w.Due) || q.Due.Equal(w.Due) && q.Seq > w.Seq
 	})
 	e.queue = append(e.queue, runtime.Work{})

@@ -49,6 +49,7 @@ func RunStore(t *testing.T, newStore NewStore) {
 	runTests(t, newStore, []suiteTest{
 		{"CreateLoadExists", testCreateLoadExists},
 		{"InstanceQueueIsFIFO", testInstanceQueueIsFIFO},
+		{"EarlierWorkWhileLeased", testEarlierWorkWhileLeased},
 		{"NothingBeforeDue", testNothingBeforeDue},
 		{"PriorityFirst", testPriorityFirst},
 		{"OneClaimPerInstance", testOneClaimPerInstance},
@@ -224,6 +225,32 @@ func testInstanceQueueIsFIFO(t *testing.T, newStore NewStore) {
 	if _, ok := claim(t, s, epoch); ok {
 		t.Fatal("claimed from an empty queue")
 	}
+}
+
+// testEarlierWorkWhileLeased: an event stamped before the instance's
+// leased work, but arriving after the claim (two senders whose clocks
+// read a moment apart), leaves the lease alone: its commit still holds,
+// and the event is next.
+func testEarlierWorkWhileLeased(t *testing.T, newStore NewStore) {
+	s := newStore(t)
+	m := compile(t, toggle)
+	create(t, s, m, "a", 0, runtime.Work{Kind: runtime.WorkEvent, Instance: "a", Due: epoch.Add(time.Millisecond), Event: 2, Timer: 1})
+	l, ok := claim(t, s, epoch.Add(time.Millisecond))
+	if !ok || l.Work.Timer != 1 {
+		t.Fatalf("claim: ok=%v work %+v", ok, l.Work)
+	}
+	if err := s.Enqueue(ctx(), runtime.Work{Kind: runtime.WorkEvent, Instance: "a", Due: epoch, Event: 2, Timer: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Extend(ctx(), &l, epoch.Add(5*time.Second)); err != nil {
+		t.Fatalf("extending the lease after an earlier event arrived: %v", err)
+	}
+	commitNoChange(t, s, &l)
+	l, ok = claim(t, s, epoch.Add(time.Millisecond))
+	if !ok || l.Work.Timer != 2 {
+		t.Fatalf("after the commit: ok=%v work %+v, want the earlier-stamped event", ok, l.Work)
+	}
+	commitNoChange(t, s, &l)
 }
 
 func testNothingBeforeDue(t *testing.T, newStore NewStore) {
