@@ -103,10 +103,17 @@ var ErrPending = errors.New("the attempt stays open")
 
 type permanentError struct{ err error }
 
-func (p permanentError) Error() string { return p.err.Error() }
+func (p permanentError) Error() string {
+	if p.err == nil {
+		return "permanent failure"
+	}
+	return p.err.Error()
+}
 func (p permanentError) Unwrap() error { return p.err }
 
 // Permanent marks err as not worth retrying: the task fails at once.
+// Permanent(nil) is such a failure too, with the message "permanent
+// failure".
 func Permanent(err error) error { return permanentError{err} }
 
 // IsPermanent reports whether err was marked Permanent.

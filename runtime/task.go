@@ -153,7 +153,7 @@ func (e *Engine) runHandler(ctx context.Context, w *worker, handler Handler, cal
 			}
 		}()
 		r, err := handler(hctx, call)
-		done <- outcome{r, err}
+		done <- outcome{r, usableError(err)}
 	}()
 	renew := time.NewTicker(max(e.opts.Lease/3, time.Millisecond))
 	defer renew.Stop()
@@ -238,4 +238,23 @@ func (e *Engine) jitter(mode string, d time.Duration) time.Duration {
 		return d/2 + time.Duration(r()*float64(d-d/2))
 	}
 	return d
+}
+
+// usableError is err, or, when err's Error method panics (a nil pointer
+// of an error type, returned as a non-nil error), an error saying so,
+// permanent if err is.
+func usableError(err error) (out error) {
+	if err == nil {
+		return nil
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			out = fmt.Errorf("handler returned an error (%T) whose Error method panicked: %v", err, p)
+			if IsPermanent(err) {
+				out = Permanent(out)
+			}
+		}
+	}()
+	_ = err.Error()
+	return err
 }

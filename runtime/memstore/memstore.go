@@ -9,6 +9,9 @@
 // time, arrival), from which Claim takes. A claimed item leaves both heaps
 // until its lease is committed, completed, released or expires.
 //
+// A write whose context is done fails with the context's error and
+// changes nothing, as on every store.
+//
 // The steady-state path of an event (Enqueue, ClaimInstance, Load,
 // Commit) copies into memory the store and the caller already own, and
 // allocates nothing.
@@ -129,7 +132,10 @@ func (s *Store) Machine(_ context.Context, hash string) (*ir.Machine, error) {
 }
 
 // Create implements runtime.Store.
-func (s *Store) Create(_ context.Context, inst *runtime.Instance, work []runtime.Work, history []runtime.HistoryEntry) error {
+func (s *Store) Create(ctx context.Context, inst *runtime.Instance, work []runtime.Work, history []runtime.HistoryEntry) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, exists := s.entries[inst.ID]; exists {
@@ -206,7 +212,10 @@ func (s *Store) List(_ context.Context, f runtime.ListFilter) ([]*runtime.Instan
 }
 
 // Enqueue implements runtime.Store.
-func (s *Store) Enqueue(_ context.Context, w runtime.Work) error {
+func (s *Store) Enqueue(ctx context.Context, w runtime.Work) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e := s.entries[w.Instance]
@@ -388,7 +397,10 @@ func runnable(actions []int, action int) bool {
 }
 
 // Claim implements runtime.Store.
-func (s *Store) Claim(_ context.Context, f runtime.ClaimFilter, l *runtime.Lease) (bool, error) {
+func (s *Store) Claim(ctx context.Context, f runtime.ClaimFilter, l *runtime.Lease) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.promote(f.Now)
@@ -414,7 +426,10 @@ func (s *Store) Claim(_ context.Context, f runtime.ClaimFilter, l *runtime.Lease
 }
 
 // ClaimInstance implements runtime.Store.
-func (s *Store) ClaimInstance(_ context.Context, id string, f runtime.ClaimFilter, l *runtime.Lease) (bool, error) {
+func (s *Store) ClaimInstance(ctx context.Context, id string, f runtime.ClaimFilter, l *runtime.Lease) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e := s.entries[id]
@@ -507,7 +522,10 @@ func (s *Store) finish(it *item) {
 }
 
 // Commit implements runtime.Store.
-func (s *Store) Commit(_ context.Context, l *runtime.Lease, c *runtime.Commit) error {
+func (s *Store) Commit(ctx context.Context, l *runtime.Lease, c *runtime.Commit) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	it, err := s.holds(l)
@@ -524,7 +542,10 @@ func (s *Store) Commit(_ context.Context, l *runtime.Lease, c *runtime.Commit) e
 }
 
 // Update implements runtime.Store.
-func (s *Store) Update(_ context.Context, c *runtime.Commit) error {
+func (s *Store) Update(ctx context.Context, c *runtime.Commit) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e := s.entries[c.Instance.ID]
@@ -564,7 +585,10 @@ func (s *Store) writeVersion(e *entry, c *runtime.Commit) {
 }
 
 // Complete implements runtime.Store.
-func (s *Store) Complete(_ context.Context, l *runtime.Lease, history []runtime.HistoryEntry, schedule []runtime.Work) error {
+func (s *Store) Complete(ctx context.Context, l *runtime.Lease, history []runtime.HistoryEntry, schedule []runtime.Work) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	it, err := s.holds(l)
@@ -681,7 +705,10 @@ func (s *Store) Changes(_ context.Context, cursor string, limit int) ([]runtime.
 var _ runtime.InlineStore = (*Store)(nil)
 
 // Inline implements runtime.InlineStore.
-func (s *Store) Inline(_ context.Context, id string, decide func(*runtime.Instance, *runtime.Commit) bool) (bool, error) {
+func (s *Store) Inline(ctx context.Context, id string, decide func(*runtime.Instance, *runtime.Commit) bool) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e := s.entries[id]

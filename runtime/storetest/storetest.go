@@ -50,6 +50,7 @@ func RunStore(t *testing.T, newStore NewStore) {
 		{"CreateLoadExists", testCreateLoadExists},
 		{"InstanceQueueIsFIFO", testInstanceQueueIsFIFO},
 		{"EarlierWorkWhileLeased", testEarlierWorkWhileLeased},
+		{"CancelledContext", testCancelledContext},
 		{"NothingBeforeDue", testNothingBeforeDue},
 		{"PriorityFirst", testPriorityFirst},
 		{"OneClaimPerInstance", testOneClaimPerInstance},
@@ -83,6 +84,7 @@ func RunEngine(t *testing.T, newStore NewStore) {
 		{"CompletedRejects", testCompletedRejects},
 		{"Cancel", testCancel},
 		{"BadHandlerResults", testBadHandlerResults},
+		{"MisbehavingHandlers", testMisbehavingHandlers},
 		{"HandlerTimeout", testHandlerTimeout},
 		{"ReenteringRestarts", testReenteringRestarts},
 		{"ParkedWithARetryPending", testParkedWithARetryPending},
@@ -251,6 +253,33 @@ func testEarlierWorkWhileLeased(t *testing.T, newStore NewStore) {
 		t.Fatalf("after the commit: ok=%v work %+v, want the earlier-stamped event", ok, l.Work)
 	}
 	commitNoChange(t, s, &l)
+}
+
+// testCancelledContext: a write whose context is done fails with the
+// context's error, and writes nothing.
+func testCancelledContext(t *testing.T, newStore NewStore) {
+	s := newStore(t)
+	m := compile(t, toggle)
+	create(t, s, m, "a", 0)
+	done, cancel := context.WithCancel(ctx())
+	cancel()
+	inst, start := irtest.NewInstance(m, "b", 0, epoch)
+	if err := s.Create(done, inst, nil, start); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Create with a cancelled context: %v", err)
+	}
+	if err := s.Load(ctx(), "b", inst); !errors.Is(err, runtime.ErrNotFound) {
+		t.Fatalf("Create with a cancelled context wrote the instance: %v", err)
+	}
+	if err := s.Enqueue(done, event("a", epoch, 2)); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Enqueue with a cancelled context: %v", err)
+	}
+	var l runtime.Lease
+	if ok, err := s.Claim(done, filter(epoch), &l); ok || !errors.Is(err, context.Canceled) {
+		t.Fatalf("Claim with a cancelled context: %v %v", ok, err)
+	}
+	if _, ok := claim(t, s, epoch); ok {
+		t.Fatal("an Enqueue with a cancelled context left work")
+	}
 }
 
 func testNothingBeforeDue(t *testing.T, newStore NewStore) {
@@ -1168,6 +1197,48 @@ func testBadHandlerResults(t *testing.T, newStore NewStore) {
 		`returned no event, but the action emits Paid, Declined`}
 	if len(msgs) != 3 {
 		t.Fatalf("failures %q", msgs)
+	}
+	for k := range want {
+		if !strings.Contains(msgs[k], want[k]) {
+			t.Errorf("failure %d: %q, want it to contain %q", k, msgs[k], want[k])
+		}
+	}
+}
+
+// nilError is an error type whose Error method needs a non-nil pointer.
+type nilError struct{ msg string }
+
+func (e *nilError) Error() string { return e.msg }
+
+// testMisbehavingHandlers: a handler that panics, or returns an error
+// whose Error method panics, fails its attempt and the worker lives on;
+// Permanent(nil) fails the task at once.
+func testMisbehavingHandlers(t *testing.T, newStore NewStore) {
+	var calls atomic.Int32
+	h := newHarness(t, newStore, parks, map[string]runtime.Handler{
+		"Work": func(context.Context, *runtime.Call) (runtime.Result, error) {
+			switch calls.Add(1) {
+			case 1:
+				panic("boom")
+			case 2:
+				var err *nilError
+				return runtime.Result{}, err
+			}
+			return runtime.Result{}, runtime.Permanent(nil)
+		},
+	})
+	h.start("p", nil)
+	h.advance(time.Minute)
+	v := h.expect("p", "A", runtime.Failed)
+	var msgs []string
+	for _, e := range v.History {
+		if e.Kind == runtime.HistAttemptFailed {
+			msgs = append(msgs, e.Message)
+		}
+	}
+	want := []string{"handler panicked: boom", "handler returned an error (*storetest.nilError) whose Error method panicked", "permanent failure"}
+	if calls.Load() != 3 || len(msgs) != 3 {
+		t.Fatalf("%d calls, failures %q; want 3 (retry 5, the third permanent)", calls.Load(), msgs)
 	}
 	for k := range want {
 		if !strings.Contains(msgs[k], want[k]) {
