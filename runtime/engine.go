@@ -30,7 +30,9 @@ type Options struct {
 	// OnChange is called after each transition this engine commits.
 	OnChange func(Change)
 	// OnHistory is called for each history entry this engine records
-	// (unhandled events, attempts, failures), with the instance's ID.
+	// (every kind: starts, transitions, timers, attempts and failures,
+	// unhandled and stale work, faults, operators' retries and cancels),
+	// with the instance's ID.
 	OnHistory func(id string, h HistoryEntry)
 	// Observer is told what the engine does, for metrics.
 	Observer Observer
@@ -164,7 +166,10 @@ func (e *Engine) Clock() Clock { return e.opts.Clock }
 
 // Register adds a machine (validated IR) with handlers by action name.
 // Actions without a handler are not run by this engine: their attempts
-// wait for an engine that has one. A machine registered again under the
+// wait for an engine that has one. On the embedded store, whose engines
+// all live in this process, an attempt that no engine has a handler for
+// fails instead ("no handler for action X"), and is retried or parked
+// like any failure. A machine registered again under the
 // same name becomes the version that Start uses; instances of the older
 // version keep running on it.
 func (e *Engine) Register(ctx context.Context, m *ir.Machine, handlers map[string]Handler) error {
@@ -210,6 +215,9 @@ func (e *Engine) Register(ctx context.Context, m *ir.Machine, handlers map[strin
 		}
 	}
 	e.runnable = runnable
+	if d, ok := e.store.(HandlerDirectory); ok {
+		d.Announce(e, runnable)
+	}
 	e.generation.Add(1)
 	return nil
 }

@@ -13,7 +13,7 @@ var (
 	ErrExists    = errors.New("instance already exists")
 	ErrNotFound  = errors.New("no such instance")
 	ErrStale     = errors.New("stale commit: the instance changed since it was read")
-	ErrLostLease = errors.New("the lease on this work has expired or was taken over")
+	ErrLostLease = errors.New("the lease on this work is gone: it expired and another worker took the work over, or an operator cancelled the instance")
 	ErrBadCursor = errors.New("bad changelog cursor")
 	// ErrCursorTrimmed: the changelog no longer reaches back to the
 	// cursor, so entries after it may have been trimmed away.
@@ -77,11 +77,25 @@ type ClaimFilter struct {
 	// Hashes are the machine versions this worker runs.
 	Hashes []string
 	// Runnable lists, per machine hash, the actions this worker has a
-	// handler for; task attempts it cannot run are never claimed. nil
-	// means every action.
+	// handler for; task attempts it cannot run are never claimed (on a
+	// HandlerDirectory, unless no engine can run them). nil means every
+	// action.
 	Runnable map[string][]int
 	Now      time.Time
 	Lease    time.Duration
+}
+
+// HandlerDirectory is a store that knows which actions every engine
+// using it has handlers for: the embedded store, whose engines share one
+// process. There a task attempt that no engine can run does not wait
+// for one that never comes: a worker claims it and fails it with "no
+// handler for action X", and it is retried or parked like any failure.
+// (On a shared store such as Redis, an engine without the handler leaves
+// the attempt to engines that have one, which may be on other hosts.)
+type HandlerDirectory interface {
+	// Announce records, per machine hash, the actions engine has
+	// handlers for, replacing what it announced before.
+	Announce(engine any, runnable map[string][]int)
 }
 
 // Commit is the result of handling one instance work item: the new

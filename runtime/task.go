@@ -34,12 +34,18 @@ func (e *Engine) attempt(ctx context.Context, w *worker) error {
 	if task == nil || task.Action != item.Action {
 		return e.complete(ctx, w)
 	}
+	action := &m.ir.Actions[item.Action]
 	handler := m.handlers[item.Action]
 	if handler == nil {
-		_ = e.store.Release(ctx, &w.lease)
-		return nil
+		if _, ok := e.store.(HandlerDirectory); !ok {
+			_ = e.store.Release(ctx, &w.lease) // for an engine that has one
+			return nil
+		}
+		// The store gave it out because no engine has a handler.
+		handler = func(context.Context, *Call) (Result, error) {
+			return Result{}, fmt.Errorf("no handler for action %s", action.Name)
+		}
 	}
-	action := &m.ir.Actions[item.Action]
 	timeout := time.Duration(task.Timeout)
 	call := &Call{
 		Machine:        m.ir.Name,

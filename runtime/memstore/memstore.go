@@ -57,6 +57,9 @@ type Store struct {
 	wake       chan struct{}
 	inline     runtime.Commit // Inline's commit, reused
 	changelog  bool
+	// announced: per engine, per machine hash, the actions it has
+	// handlers for (runtime.HandlerDirectory).
+	announced map[any]map[string][]int
 }
 
 // entry is one instance.
@@ -92,6 +95,7 @@ func New(opts Options) *Store {
 		timeline:   indexedHeap{less: byDue},
 		ready:      indexedHeap{less: byUrgency},
 		leased:     map[*item]uint64{},
+		announced:  map[any]map[string][]int{},
 		historyCap: historyCap,
 		changelog:  opts.Changelog,
 		wake:       make(chan struct{}, 1),
@@ -99,9 +103,29 @@ func New(opts Options) *Store {
 }
 
 var (
-	_ runtime.Store       = (*Store)(nil)
-	_ runtime.QueueStater = (*Store)(nil)
+	_ runtime.Store            = (*Store)(nil)
+	_ runtime.QueueStater      = (*Store)(nil)
+	_ runtime.HandlerDirectory = (*Store)(nil)
 )
+
+// Announce implements runtime.HandlerDirectory.
+func (s *Store) Announce(engine any, runnable map[string][]int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.announced[engine] = runnable
+	s.signal() // work that waited for a handler may be claimable now
+}
+
+// orphan reports whether no engine announced a handler for action of
+// machine hash.
+func (s *Store) orphan(hash string, action int) bool {
+	for _, runnable := range s.announced {
+		if contains(runnable[hash], action) {
+			return false
+		}
+	}
+	return true
+}
 
 func (s *Store) signal() {
 	select {
@@ -378,16 +402,22 @@ func hashAllowed(hashes []string, hash string) bool {
 	return false
 }
 
-// eligible reports whether the filter lets a worker take it.
-func eligible(it *item, f runtime.ClaimFilter) bool {
+// eligible reports whether the filter lets a worker take it: a task
+// attempt needs a handler in the worker, or none in any engine (it
+// fails for want of one).
+func (s *Store) eligible(it *item, f runtime.ClaimFilter) bool {
 	inst := &it.entry.inst
 	if inst.Status != runtime.Active || !hashAllowed(f.Hashes, inst.Hash) {
 		return false
 	}
-	return it.task == nil || f.Runnable == nil || runnable(f.Runnable[inst.Hash], it.task.work.Action)
+	if it.task == nil || f.Runnable == nil {
+		return true
+	}
+	action := it.task.work.Action
+	return contains(f.Runnable[inst.Hash], action) || s.orphan(inst.Hash, action)
 }
 
-func runnable(actions []int, action int) bool {
+func contains(actions []int, action int) bool {
 	for _, a := range actions {
 		if a == action {
 			return true
@@ -415,7 +445,7 @@ func (s *Store) Claim(ctx context.Context, f runtime.ClaimFilter, l *runtime.Lea
 		if it == nil {
 			return false, nil
 		}
-		if eligible(it, f) {
+		if s.eligible(it, f) {
 			s.lease(it, f, l)
 			l.More = s.ready.top() != nil
 			return true, nil
@@ -436,12 +466,12 @@ func (s *Store) ClaimInstance(ctx context.Context, id string, f runtime.ClaimFil
 	if e == nil {
 		return false, runtime.ErrNotFound
 	}
-	if h := &e.head; h.heap != nil && !h.due.After(f.Now) && eligible(h, f) {
+	if h := &e.head; h.heap != nil && !h.due.After(f.Now) && s.eligible(h, f) {
 		s.lease(h, f, l)
 		return true, nil
 	}
 	for _, t := range e.tasks {
-		if it := &t.item; it.heap != nil && !it.due.After(f.Now) && eligible(it, f) {
+		if it := &t.item; it.heap != nil && !it.due.After(f.Now) && s.eligible(it, f) {
 			s.lease(it, f, l)
 			return true, nil
 		}
@@ -657,12 +687,12 @@ func (s *Store) NextDue(_ context.Context, f runtime.ClaimFilter) (time.Time, bo
 		}
 	}
 	for _, h := range [...]*indexedHeap{&s.ready, &s.timeline} {
-		if it := h.top(); it != nil && eligible(it, f) {
+		if it := h.top(); it != nil && s.eligible(it, f) {
 			consider(it.due)
 			continue
 		}
 		for _, it := range h.items {
-			if eligible(it, f) {
+			if s.eligible(it, f) {
 				consider(it.due)
 			}
 		}

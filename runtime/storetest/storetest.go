@@ -85,6 +85,7 @@ func RunEngine(t *testing.T, newStore NewStore) {
 		{"Cancel", testCancel},
 		{"BadHandlerResults", testBadHandlerResults},
 		{"MisbehavingHandlers", testMisbehavingHandlers},
+		{"NoHandlerAnywhere", testNoHandlerAnywhere},
 		{"HandlerTimeout", testHandlerTimeout},
 		{"ReenteringRestarts", testReenteringRestarts},
 		{"ParkedWithARetryPending", testParkedWithARetryPending},
@@ -467,6 +468,9 @@ func testTasksNeedAHandler(t *testing.T, newStore NewStore) {
 	create(t, s, m, "a", 0, runtime.Work{Kind: runtime.WorkTask, Due: epoch, Visit: 1, Action: 0, Attempt: 1})
 	f := filter(epoch)
 	f.Runnable = map[string][]int{m.Hash: {1}}
+	if d, ok := s.(runtime.HandlerDirectory); ok {
+		d.Announce("another engine", map[string][]int{m.Hash: {0}}) // it has the handler
+	}
 	var l runtime.Lease
 	// Work a worker cannot take is not due for it either: it would wake
 	// for it again and again.
@@ -1244,6 +1248,28 @@ func testMisbehavingHandlers(t *testing.T, newStore NewStore) {
 		if !strings.Contains(msgs[k], want[k]) {
 			t.Errorf("failure %d: %q, want it to contain %q", k, msgs[k], want[k])
 		}
+	}
+}
+
+// testNoHandlerAnywhere: an engine registers a machine without the
+// handler of one of its actions. On a store that knows every engine (a
+// HandlerDirectory: the embedded store) no handler will ever come, so
+// the attempts fail with "no handler for action Work" and the task ends
+// in error; on a shared store they wait for an engine that has one.
+func testNoHandlerAnywhere(t *testing.T, newStore NewStore) {
+	h := newHarness(t, newStore, strings.Replace(parks, "retry 5", "retry 1", 1), nil)
+	h.start("p", nil)
+	h.advance(time.Minute)
+	if _, directory := h.engine.Store().(runtime.HandlerDirectory); !directory {
+		v := h.expect("p", "A", runtime.Active)
+		if n := CountKind(v, runtime.HistAttemptFailed); n != 0 {
+			t.Fatalf("%d attempts failed on a shared store; want them left for an engine with the handler", n)
+		}
+		return
+	}
+	v := h.expect("p", "A", runtime.Failed)
+	if n := CountKind(v, runtime.HistAttemptFailed); n != 2 || !strings.Contains(v.Failure, "no handler for action Work") {
+		t.Fatalf("%d failed attempts, failure %q; want 2 (retry 1), for want of a handler", n, v.Failure)
 	}
 }
 
