@@ -358,7 +358,7 @@ func (e *Engine) Fire(ctx context.Context, id, event string, payload map[string]
 		w.firePay = nil
 		switch {
 		case err != nil:
-			return err
+			return named(id, err)
 		case w.fireErr != nil:
 			return w.fireErr
 		case ran && !w.fireQueue:

@@ -2,6 +2,7 @@ package runtime_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"testing"
@@ -54,6 +55,19 @@ func TestFireAllocatesNothing(t *testing.T) {
 	}
 	if v.Version != 1+300+1000+1 { // AllocsPerRun runs once more to warm up
 		t.Fatalf("version %d: not every event was handled", v.Version)
+	}
+}
+
+// TestFireAndSendNameAMissingInstance: both say which instance is missing,
+// as ErrNotFound.
+func TestFireAndSendNameAMissingInstance(t *testing.T) {
+	e := toggleEngine(t)
+	ctx := context.Background()
+	for name, send := range map[string]func(context.Context, string, string, map[string]any) error{"Fire": e.Fire, "Send": e.Send} {
+		err := send(ctx, "nope", "Flip", nil)
+		if !errors.Is(err, runtime.ErrNotFound) || err.Error() != `instance "nope": no such instance` {
+			t.Errorf("%s to a missing instance: %v", name, err)
+		}
 	}
 }
 

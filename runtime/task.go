@@ -86,7 +86,11 @@ func (e *Engine) attempt(ctx context.Context, w *worker) error {
 		return e.complete(ctx, w)
 	}
 	msg := runErr.Error()
-	w.history = append(w.history, HistoryEntry{Time: now, Kind: HistAttemptFailed, Version: inst.Version, From: inst.State, To: -1, Event: -1, Attempt: item.Attempt, Message: msg})
+	noted := msg
+	if IsPermanent(runErr) {
+		noted += " (permanent: no retries)"
+	}
+	w.history = append(w.history, HistoryEntry{Time: now, Kind: HistAttemptFailed, Version: inst.Version, From: inst.State, To: -1, Event: -1, Attempt: item.Attempt, Message: noted})
 	if item.Attempt > task.Retry || IsPermanent(runErr) {
 		errPayload := []ir.Value{{T: ir.TypeString, S: msg}, {T: ir.TypeInt, I: int64(item.Attempt)}}
 		w.schedule = append(w.schedule, Work{Kind: WorkEvent, Due: now, Visit: item.Visit, Event: ir.EventError, Payload: errPayload})

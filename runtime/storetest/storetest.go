@@ -967,6 +967,11 @@ func testPermanentFailureParks(t *testing.T, newStore NewStore) {
 	if calls.Load() != 1 || !strings.Contains(v.Failure, "account closed") {
 		t.Fatalf("calls %d, failure %q", calls.Load(), v.Failure)
 	}
+	for _, e := range v.History {
+		if e.Kind == runtime.HistAttemptFailed && e.Message != "account closed (permanent: no retries)" {
+			t.Fatalf("the failed attempt's history says %q; want it to say the failure was permanent", e.Message)
+		}
+	}
 	// Events wait while it is parked.
 	if err := h.engine.Send(ctx(), "p", "Go", nil); err != nil {
 		t.Fatal(err)
