@@ -181,9 +181,12 @@ func (f *formatter) emit() []byte {
 				newline(f.commentIndent(i, indent), t.Pos, false)
 			}
 			out.WriteString(strings.TrimRight(t.Value, " \t\r"))
-			mustBreak = strings.HasPrefix(t.Value, "//") || t.Pos.Line != lastLine || !started
-			started = true
 			end := grammar.TokenEnd(*t)
+			// What follows a comment stays on its line unless the
+			// author broke the line there (a line comment always does).
+			next := &tokens[i+1] // the EOF token at the latest
+			mustBreak = strings.HasPrefix(t.Value, "//") || !started || next.Type != grammar.EOF && next.Pos.Line > end.Line
+			started = true
 			lastLine, lastEnd = end.Line, end.Offset
 			continue
 		}
