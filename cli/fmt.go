@@ -105,10 +105,14 @@ func (f *formatRun) file(name string, src []byte, perm os.FileMode) {
 	}
 }
 
-// writeFileAtomic replaces path with data through a temporary file in
-// the same directory, so a crash leaves the old or the new file, never a
+// writeFileAtomic replaces path (the file it points to, if it is a
+// symbolic link) with data through a temporary file in the same
+// directory, so a crash leaves the old or the new file, never a
 // half-written one.
 func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	if real, err := filepath.EvalSymlinks(path); err == nil {
+		path = real // write the file a link points to, and keep the link
+	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
 	if err != nil {
 		return err
