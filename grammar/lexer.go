@@ -1,6 +1,7 @@
 package grammar
 
 import (
+	"bytes"
 	"fmt"
 	"strconv"
 	"time"
@@ -92,8 +93,15 @@ func Lex(file string, src []byte) ([]lexer.Token, error) {
 }
 
 func newScanner(file string, src []byte) *scanner {
-	return &scanner{src: src, text: string(src), file: file, line: 1, col: 1}
+	s := &scanner{src: src, text: string(src), file: file, line: 1, col: 1}
+	if bytes.HasPrefix(src, byteOrderMark) {
+		s.off = len(byteOrderMark) // as Go does, ignore a leading byte order mark
+	}
+	return s
 }
+
+// byteOrderMark is U+FEFF in UTF-8, which some editors put first.
+var byteOrderMark = []byte("\xef\xbb\xbf")
 
 // Next implements lexer.Lexer: it returns the next token, comments
 // included, and an EOF token at the end. At a lexical error it records
@@ -224,7 +232,20 @@ func (s *scanner) next() error {
 	if r < ' ' || r == 0x7f {
 		return s.errorf(start, "unexpected control character %U", r)
 	}
+	if hint, ok := characterHints[r]; ok {
+		return s.errorf(start, "unexpected character %q: %s", r, hint)
+	}
 	return s.errorf(start, "unexpected character %q", r)
+}
+
+// characterHints say what was probably meant by a character the
+// language does not use.
+var characterHints = map[rune]string{
+	'&':  `did you mean "&&"?`,
+	'|':  `did you mean "||"?`,
+	';':  "declarations and items need no separator",
+	'\'': `strings are written in double quotes ("...")`,
+	'#':  "comments start with // or /*",
 }
 
 // stepRune moves over one character inside a comment, tracking lines.
