@@ -183,7 +183,7 @@ func TestLexErrors(t *testing.T) {
 		{"a & b", `1:3: unexpected character '&': did you mean "&&"?`},
 		{"a | b", `1:3: unexpected character '|': did you mean "||"?`},
 		{"state Z ;", `1:9: unexpected character ';': declarations and items need no separator`},
-		{"\xef\xbb\xbfmachine M {}", ``}, // a byte order mark first is ignored
+		{"\xef\xbb\xbfmachine M {}", ``},                         // a byte order mark first is ignored
 		{"a \xef\xbb\xbf", `1:3: unexpected character '\ufeff'`}, // but not elsewhere
 		{"ok\xff", `1:3: invalid UTF-8 encoding (byte 0xff)`},
 		{"a\x00", `1:2: unexpected control character U+0000`},
