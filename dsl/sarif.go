@@ -95,11 +95,20 @@ func sarifLevel(s Severity) string {
 	return "warning"
 }
 
-// sarifURI turns a file path into a relative URI reference.
+// sarifURI turns a file path into a URI: a relative path into a
+// relative reference (each segment escaped, ':' too, or "x:y.fsm" would
+// read as scheme "x"), an absolute one into a file: URI.
 func sarifURI(path string) string {
-	parts := strings.Split(filepath.ToSlash(path), "/")
+	slashed := filepath.ToSlash(path)
+	if filepath.IsAbs(path) {
+		if !strings.HasPrefix(slashed, "/") {
+			slashed = "/" + slashed // a Windows drive: file:///C:/...
+		}
+		return (&url.URL{Scheme: "file", Path: slashed}).String()
+	}
+	parts := strings.Split(slashed, "/")
 	for i, p := range parts {
-		parts[i] = url.PathEscape(p)
+		parts[i] = strings.ReplaceAll(url.PathEscape(p), ":", "%3A")
 	}
 	return strings.Join(parts, "/")
 }
