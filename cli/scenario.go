@@ -162,7 +162,11 @@ func (s *scenario) start(ctx context.Context, args string) {
 	}
 	m := s.machines[name]
 	if m == nil {
-		s.refuse("start: unknown machine %q (have %s)", name, strings.Join(s.machineNames(), ", "))
+		if names := s.machineNames(); len(names) > 0 {
+			s.refuse("start: unknown machine %q (have %s)", name, strings.Join(names, ", "))
+		} else {
+			s.refuse("start: unknown machine %q (the files given define no machines)", name)
+		}
 		return
 	}
 	values, err := runtime.DecodeJSON(m.Context, nil, raw)

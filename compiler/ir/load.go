@@ -95,6 +95,9 @@ func (f *File) Encode() ([]byte, error) {
 	if err := f.SetHashes(); err != nil {
 		return nil, err
 	}
+	if f.Machines == nil {
+		f.Machines = []*Machine{} // a file with no machines: [], not null
+	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
@@ -163,9 +166,6 @@ func Load(data []byte) (*File, error) {
 	}
 	if f.FormatVersion != FormatVersion {
 		return nil, fmt.Errorf("IR format_version %d is not supported (this fsmc reads %d)", f.FormatVersion, FormatVersion)
-	}
-	if len(f.Machines) == 0 {
-		return nil, fmt.Errorf("IR has no machines")
 	}
 	names := map[string]bool{}
 	for i, m := range f.Machines {
