@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -10,7 +11,9 @@ import (
 
 // fsmFiles expands paths into files: a file stays as given; a directory
 // is searched recursively for *.fsm files (hidden directories skipped),
-// in lexical order. Paths that cannot be read are returned as errors.
+// in lexical order. Paths that cannot be read, and directories with no
+// .fsm files (a mistyped path in CI would otherwise pass), are returned
+// as errors.
 func fsmFiles(paths []string) (files []string, errs []error) {
 	for _, p := range paths {
 		info, err := os.Stat(p)
@@ -22,6 +25,7 @@ func fsmFiles(paths []string) (files []string, errs []error) {
 			files = append(files, p)
 			continue
 		}
+		before := len(files)
 		err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
 			if err != nil {
 				errs = append(errs, err)
@@ -40,6 +44,8 @@ func fsmFiles(paths []string) (files []string, errs []error) {
 		})
 		if err != nil {
 			errs = append(errs, err)
+		} else if len(files) == before {
+			errs = append(errs, fmt.Errorf("%s: no .fsm files in this directory", p))
 		}
 	}
 	return files, errs

@@ -409,7 +409,7 @@ func (mc *machineChecker) checkSets(sets []*grammar.Assign, scope exprScope) []*
 		}
 		a.Field = f
 		if ty := a.Value.Type(); ty != f.Type && ty != Invalid {
-			mc.errorf(a.Value.Span(), TypeMismatch, "cannot set %s field %q to a %s", f.Type, f.Name, ty)
+			mc.errorf(a.Value.Span(), TypeMismatch, "cannot set %s field %q to %s", f.Type, f.Name, withArticle(ty.String()))
 		}
 		out = append(out, a)
 	}
@@ -671,4 +671,12 @@ func keys[V any](m map[string]V) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// withArticle puts "a" or "an" before a type's name: "an int".
+func withArticle(name string) string {
+	if name != "" && (name[0] == 'a' || name[0] == 'e' || name[0] == 'i' || name[0] == 'o' || name[0] == 'u') {
+		return "an " + name
+	}
+	return "a " + name
 }

@@ -262,7 +262,7 @@ func spaceBetween(prev2, prev, cur *lexer.Token) bool {
 			return false
 		case "-":
 			if isUnaryMinus(prev2) {
-				return false
+				return cv == "-" // - -b, not --b
 			}
 		}
 	}
