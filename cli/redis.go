@@ -188,7 +188,7 @@ func lsCommand(e *env) *cli.Command {
 		Name: "ls", Usage: "list instances on the Redis deployment",
 		Flags: []cli.Flag{redisFlag(), prefixFlag(),
 			&cli.StringFlag{Name: "machine", Usage: "only instances of machine `M`"},
-			&cli.StringFlag{Name: "state", Usage: "only instances in state `S` (with --machine)"},
+			&cli.StringFlag{Name: "state", Usage: "only instances in state `S`"},
 			&cli.StringFlag{Name: "status", Usage: "only active, failed, completed or cancelled instances"},
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON object per instance"},
 		},
@@ -206,6 +206,9 @@ func lsCommand(e *env) *cli.Command {
 			}
 			return operator(c, func(ctx context.Context, store *redisstore.Store, engine *runtime.Engine) error {
 				insts, err := engine.List(ctx, f)
+				if err == nil && len(insts) == 0 {
+					err = checkListFilter(ctx, store, f) // nothing: perhaps a misspelt name
+				}
 				if err != nil {
 					return refused(c, err)
 				}
@@ -229,6 +232,31 @@ func lsCommand(e *env) *cli.Command {
 			})
 		},
 	}
+}
+
+// checkListFilter says what is wrong with a filter's machine or state
+// name: a machine nobody registered, or a state its latest version does
+// not have.
+func checkListFilter(ctx context.Context, store *redisstore.Store, f runtime.ListFilter) error {
+	if f.Machine == "" {
+		return nil
+	}
+	hash, err := store.Latest(ctx, f.Machine)
+	if err != nil || f.State == "" {
+		return err
+	}
+	m, err := store.Machine(ctx, hash)
+	if err != nil {
+		return err
+	}
+	names := make([]string, len(m.States))
+	for i, st := range m.States {
+		if st.Name == f.State {
+			return nil
+		}
+		names[i] = st.Name
+	}
+	return fmt.Errorf("machine %s has no state %q (its states: %s)", f.Machine, f.State, strings.Join(names, ", "))
 }
 
 func watchCommand(e *env) *cli.Command {
