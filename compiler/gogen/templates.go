@@ -157,6 +157,10 @@ func Register{{$m.Go}}(ctx context.Context, engine *runtime.Engine, actions {{$m
 	return &{{$m.Go}}{engine: engine}, nil
 }
 
+// Engine returns the engine {{$m.Name}} is registered with, for what
+// the typed API leaves to it: Fire, Retry, Cancel, List and Run.
+func (m *{{$m.Go}}) Engine() *runtime.Engine { return m.engine }
+
 // Start creates an instance of {{$m.Name}} called id, with context c: every
 // field as c has it, so build c from New{{$m.Go}}Context() to keep the .fsm
 // defaults of the fields you do not set.

@@ -526,6 +526,10 @@ func RegisterOrder(ctx context.Context, engine *runtime.Engine, actions OrderAct
 	return &Order{engine: engine}, nil
 }
 
+// Engine returns the engine Order is registered with, for what
+// the typed API leaves to it: Fire, Retry, Cancel, List and Run.
+func (m *Order) Engine() *runtime.Engine { return m.engine }
+
 // Start creates an instance of Order called id, with context c: every
 // field as c has it, so build c from NewOrderContext() to keep the .fsm
 // defaults of the fields you do not set.
