@@ -140,7 +140,9 @@ type Store interface {
 	// List returns instances matching f, by ID.
 	List(ctx context.Context, f ListFilter) ([]*Instance, error)
 
-	// Enqueue adds work for an existing instance; ErrNotFound.
+	// Enqueue adds work for an existing instance; ErrNotFound, or
+	// ErrRejected when it has completed or been cancelled (checked with
+	// the write, so work racing the instance's end is never left behind).
 	Enqueue(ctx context.Context, w Work) error
 	// Claim leases the most urgent due work the filter allows: highest
 	// instance priority first, then earliest due, then arrival. Instance

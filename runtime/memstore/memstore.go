@@ -246,6 +246,9 @@ func (s *Store) Enqueue(ctx context.Context, w runtime.Work) error {
 	if e == nil {
 		return runtime.ErrNotFound
 	}
+	if st := e.inst.Status; st == runtime.Completed || st == runtime.Cancelled {
+		return fmt.Errorf("%w: instance %s is %s", runtime.ErrRejected, w.Instance, st)
+	}
 	s.schedule(e, w)
 	s.reschedule(e)
 	s.signal()

@@ -665,6 +665,10 @@ func (s *Store) List(ctx context.Context, f runtime.ListFilter) ([]*runtime.Inst
 func (s *Store) Enqueue(ctx context.Context, w runtime.Work) error {
 	kind, value := encodeWork(w)
 	out, err := s.result(s.run(ctx, "enqueue", s.partitionOf(w.Instance), w.Instance, 1, kind, value))
+	if st, ok := strings.CutPrefix(out, "ended:"); ok {
+		n, _ := strconv.Atoi(st)
+		return fmt.Errorf("%w: instance %s is %s", runtime.ErrRejected, w.Instance, runtime.Status(n))
+	}
 	s.pokeIf(out, err)
 	return err
 }

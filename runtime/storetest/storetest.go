@@ -51,6 +51,7 @@ func RunStore(t *testing.T, newStore NewStore) {
 		{"InstanceQueueIsFIFO", testInstanceQueueIsFIFO},
 		{"EarlierWorkWhileLeased", testEarlierWorkWhileLeased},
 		{"CancelledContext", testCancelledContext},
+		{"NoWorkAfterTheEnd", testNoWorkAfterTheEnd},
 		{"NothingBeforeDue", testNothingBeforeDue},
 		{"PriorityFirst", testPriorityFirst},
 		{"OneClaimPerInstance", testOneClaimPerInstance},
@@ -280,6 +281,34 @@ func testCancelledContext(t *testing.T, newStore NewStore) {
 	}
 	if _, ok := claim(t, s, epoch); ok {
 		t.Fatal("an Enqueue with a cancelled context left work")
+	}
+}
+
+// testNoWorkAfterTheEnd: Enqueue checks, with its write, that the
+// instance has not ended. An event that raced a cancel or a final
+// transition (its sender saw the instance active) is refused, not left
+// in a queue that nothing will ever read.
+func testNoWorkAfterTheEnd(t *testing.T, newStore NewStore) {
+	s := newStore(t)
+	m := compile(t, toggle)
+	for _, end := range []runtime.Status{runtime.Completed, runtime.Cancelled} {
+		id := end.String()
+		create(t, s, m, id, 0)
+		var inst runtime.Instance
+		if err := s.Load(ctx(), id, &inst); err != nil {
+			t.Fatal(err)
+		}
+		inst.Status = end
+		if err := s.Update(ctx(), &runtime.Commit{Instance: &inst, DropWork: true}); err != nil {
+			t.Fatal(err)
+		}
+		err := s.Enqueue(ctx(), event(id, epoch, 2))
+		if !errors.Is(err, runtime.ErrRejected) || !strings.Contains(err.Error(), "instance "+id+" is "+id) {
+			t.Fatalf("Enqueue to a %s instance: %v, want ErrRejected naming it", end, err)
+		}
+	}
+	if l, ok := claim(t, s, epoch); ok {
+		t.Fatalf("claimed %+v from ended instances", l.Work)
 	}
 }
 

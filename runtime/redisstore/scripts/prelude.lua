@@ -48,7 +48,8 @@ local function bind(G)
   gsub, gmatch = G.string.gsub, G.string.gmatch
   tonumber, unpack, pairs, ipairs = G.tonumber, G.unpack, G.pairs, G.ipairs
 end
-local ACTIVE = "1"
+-- Statuses, as runtime.Status numbers them.
+local ACTIVE, COMPLETED, CANCELLED = "1", "3", "4"
 -- The bytes of "w", "t", ":" and "q" (a function library's definitions may not
 -- call the string library while it loads).
 local BYTE_W, BYTE_T, BYTE_COLON, BYTE_Q = 119, 116, 58, 113
