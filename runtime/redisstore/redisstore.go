@@ -426,6 +426,9 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		closeAll()
 		return nil, fmt.Errorf("cannot reach Redis at %s: %v", redactURL(url), err)
 	}
+	// Redlock needs a majority of its nodes: a store starts with one
+	// down (and uses it again when it answers), not without a majority.
+	var down []string
 	for _, lockURL := range opts.LockURLs {
 		o, err := redis.ParseURL(lockURL)
 		if err != nil {
@@ -435,13 +438,19 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		c := redis.NewClient(o)
 		owned = append(owned, c)
 		if err := c.Ping(pingCtx).Err(); err != nil {
-			closeAll()
-			return nil, fmt.Errorf("cannot reach the lock node at %s: %v", redactURL(lockURL), err)
+			down = append(down, fmt.Sprintf("%s (%v)", redactURL(lockURL), err))
 		}
 		opts.LockNodes = append(opts.LockNodes, c)
 	}
+	if n := len(opts.LockURLs); len(down) > 0 && n-len(down) < n/2+1 {
+		closeAll()
+		return nil, fmt.Errorf("cannot reach a majority of the %d lock nodes (%d of %d needed): %s", n, n/2+1, n, strings.Join(down, "; "))
+	}
 	s := New(rdb, opts)
 	s.owned = owned
+	for _, node := range down {
+		s.log.Warn("a lock node does not answer; the others make a majority", "node", node)
+	}
 	return s, nil
 }
 

@@ -420,3 +420,29 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 	defer w.mu.Unlock()
 	return w.b.Write(p)
 }
+
+// TestLockNodeDownAtStart: Redlock needs a majority of its nodes, so a
+// store opens with one of three lock nodes down (saying so), and refuses
+// to open without a majority.
+func TestLockNodeDownAtStart(t *testing.T) {
+	url := redistest.URL(t)
+	ctx := context.Background()
+	down := "redis://127.0.0.1:1" // nothing listens there
+	var logged strings.Builder
+	var mu sync.Mutex
+	log := slog.New(slog.NewTextHandler(lockedWriter{&mu, &logged}, nil))
+	store, err := redisstore.Open(ctx, url, redisstore.Options{Prefix: fmt.Sprintf("t%d", prefixes.Add(1)), LockURLs: []string{url, down, url}, Logger: log})
+	if err != nil {
+		t.Fatalf("one lock node of three down: %v", err)
+	}
+	store.Close()
+	mu.Lock()
+	if !strings.Contains(logged.String(), "a lock node does not answer") || !strings.Contains(logged.String(), "127.0.0.1:1") {
+		t.Errorf("the store did not say which lock node is down:\n%s", logged.String())
+	}
+	mu.Unlock()
+	_, err = redisstore.Open(ctx, url, redisstore.Options{LockURLs: []string{url, down, down}})
+	if err == nil || !strings.Contains(err.Error(), "cannot reach a majority of the 3 lock nodes") {
+		t.Fatalf("two lock nodes of three down: %v, want a refusal", err)
+	}
+}
