@@ -65,6 +65,9 @@ func refused(c *cli.Context, err error) error {
 	if errors.As(err, &netErr) || errors.Is(err, context.DeadlineExceeded) {
 		return usageError("fsmc %s: Redis: %v", c.Command.Name, err)
 	}
+	if strings.Contains(err.Error(), "NOPERM") {
+		return usageError("fsmc %s: Redis refused this user: %v (docs/distributed.md lists the ACL rights fsmc needs)", c.Command.Name, err)
+	}
 	switch {
 	case errors.Is(err, runtime.ErrBadCursor):
 		return usageError("fsmc %s: --since: %v", c.Command.Name, err)

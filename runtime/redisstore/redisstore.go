@@ -316,6 +316,19 @@ func (s *Store) lockInstance(ctx context.Context, id string, d time.Duration, tr
 	return m, nil
 }
 
+// lockRefusal explains why an instance's Redlock could not be taken:
+// someone holds it, or a lock node answered with an error (a user
+// without the right to SET, say) and so gave no verdict.
+func lockRefusal(id string, err error) error {
+	var taken *redsync.ErrTaken
+	var nodeTaken *redsync.ErrNodeTaken
+	var node *redsync.RedisError
+	if !errors.As(err, &taken) && !errors.As(err, &nodeTaken) && errors.As(err, &node) {
+		return fmt.Errorf("cannot take instance %s's lock: %w", id, node.Err)
+	}
+	return fmt.Errorf("instance %s is busy: a worker holds its lock", id)
+}
+
 // lockKey names a lease: fences count per partition, so the unit (which
 // names the instance) is part of it.
 func lockKey(l *runtime.Lease) string { return l.Token + "#" + strconv.FormatUint(l.Fence, 10) }
@@ -942,7 +955,7 @@ func (s *Store) Update(ctx context.Context, c *runtime.Commit) error {
 	if s.redlock != nil {
 		m, err := s.lockInstance(ctx, c.Instance.ID, 5*time.Second, 50)
 		if err != nil {
-			return fmt.Errorf("instance %s is busy: %w", c.Instance.ID, err)
+			return lockRefusal(c.Instance.ID, err)
 		}
 		defer m.UnlockContext(ctx)
 	}

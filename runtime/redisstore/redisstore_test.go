@@ -446,3 +446,32 @@ func TestLockNodeDownAtStart(t *testing.T) {
 		t.Fatalf("two lock nodes of three down: %v, want a refusal", err)
 	}
 }
+
+// TestLockRefusedIsNotBusy: a user who may not take the instance's lock
+// is told that, not that the instance is busy.
+func TestLockRefusedIsNotBusy(t *testing.T) {
+	c := redisClient(t)
+	ctx := context.Background()
+	prefix := fmt.Sprintf("t%d", prefixes.Add(1))
+	if err := c.Do(ctx, "ACL", "SETUSER", "fsmc-read-only", "reset", "on", ">secret", "~*", "&*", "+@read", "+@connection", "+fcall", "+evalsha", "+function").Err(); err != nil {
+		t.Skipf("no ACL users on this Redis: %v", err)
+	}
+	m := irtest.Compile(t, "toggle.fsm", []byte(irtest.Toggle)).Machines[0]
+	admin := runtime.New(redisstore.New(c, redisstore.Options{Prefix: prefix}), runtime.Options{})
+	if err := admin.Register(ctx, m, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.Start(ctx, m.Name, "a", nil, runtime.StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	opts := *c.(*redis.Client).Options()
+	opts.Username, opts.Password = "fsmc-read-only", "secret"
+	user := redis.NewClient(&opts)
+	t.Cleanup(func() { user.Close() })
+	store := redisstore.New(user, redisstore.Options{Prefix: prefix})
+	t.Cleanup(func() { store.Close() })
+	err := runtime.New(store, runtime.Options{}).Cancel(ctx, "a")
+	if err == nil || !strings.Contains(err.Error(), "cannot take instance a's lock") || !strings.Contains(err.Error(), "NOPERM") {
+		t.Fatalf("cancel by a user who may not lock: %v", err)
+	}
+}
