@@ -3,6 +3,7 @@ package runtime
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"sort"
@@ -72,6 +73,10 @@ func DecodeObject(data []byte) (map[string]any, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	if err := dec.Decode(&in); err != nil {
+		var wrong *json.UnmarshalTypeError
+		if errors.As(err, &wrong) && wrong.Field == "" {
+			return nil, fmt.Errorf("not a JSON object: got a JSON %s", wrong.Value)
+		}
 		return nil, fmt.Errorf("not a JSON object: %v", err)
 	}
 	if in == nil {
@@ -105,10 +110,7 @@ func fieldNames(fields []ir.Field) string {
 
 func convert(t ir.Type, v any) (ir.Value, error) {
 	bad := func() (ir.Value, error) {
-		if s, ok := v.(string); ok {
-			return ir.Value{}, fmt.Errorf("want %s, got string %q", t, s)
-		}
-		return ir.Value{}, fmt.Errorf("want %s, got %v (%T)", t, v, v)
+		return ir.Value{}, fmt.Errorf("want %s, got %s", t, describe(v))
 	}
 	if n, ok := goInt(v); ok && (t == ir.TypeInt || t == ir.TypeFloat) {
 		if t == ir.TypeFloat {
@@ -124,6 +126,10 @@ func convert(t ir.Type, v any) (ir.Value, error) {
 		case json.Number:
 			n, err := x.Int64()
 			if err != nil {
+				// 1e3 is a whole number too.
+				if f, ferr := x.Float64(); ferr == nil && f == math.Trunc(f) && math.Abs(f) < 1<<53 {
+					return ir.Value{T: t, I: int64(f)}, nil
+				}
 				return ir.Value{}, fmt.Errorf("want int, got %s", x)
 			}
 			return ir.Value{T: t, I: n}, nil
@@ -176,6 +182,24 @@ func convert(t ir.Type, v any) (ir.Value, error) {
 		}
 	}
 	return bad()
+}
+
+// describe names a value that has the wrong type: in JSON's terms for
+// what JSON decodes to, in Go's for other Go values.
+func describe(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return "null"
+	case string:
+		return fmt.Sprintf("string %q", x)
+	case json.Number:
+		return "number " + x.String()
+	case []any:
+		return "a list"
+	case map[string]any:
+		return "an object"
+	}
+	return fmt.Sprintf("%v (%T)", v, v)
 }
 
 // goInt reads v if it is one of Go's integer types that fits an int64.

@@ -32,6 +32,13 @@ func TestValuesConvert(t *testing.T) {
 		{map[string]any{"s": "bad \xff"}, `field "s": want UTF-8 text, got "bad \xff"`},
 		{map[string]any{"d": 90 * time.Second}, "1m30s"},
 		{map[string]any{"d": "soon"}, `field "d": want a duration such as "90s", got "soon"`},
+		// What JSON decodes to is named in JSON's terms.
+		{map[string]any{"i": json.Number("1e3")}, "1000"},
+		{map[string]any{"i": json.Number("1.5e0")}, `field "i": want int, got 1.5e0`},
+		{map[string]any{"d": json.Number("5")}, `field "d": want duration, got number 5`},
+		{map[string]any{"i": nil}, `field "i": want int, got null`},
+		{map[string]any{"s": []any{"a"}}, `field "s": want string, got a list`},
+		{map[string]any{"s": map[string]any{}}, `field "s": want string, got an object`},
 	} {
 		vs, err := runtime.Values(fields, nil, c.in)
 		got := ""
@@ -53,6 +60,19 @@ func TestValuesConvert(t *testing.T) {
 // TestNonFiniteFloatsInJSON: a context holding a float JSON has no
 // number for still has a JSON form (external commands get it on stdin,
 // inspect --json prints it), and that form reads back.
+func TestDecodeObjectRefusals(t *testing.T) {
+	for in, want := range map[string]string{
+		`[1, 2]`:      "not a JSON object: got a JSON array",
+		`"text"`:      "not a JSON object: got a JSON string",
+		`null`:        "not a JSON object: null",
+		`{"a": 1} {}`: "not a JSON object: data after it",
+	} {
+		if _, err := runtime.DecodeObject([]byte(in)); err == nil || err.Error() != want {
+			t.Errorf("DecodeObject(%s) = %v, want %s", in, err, want)
+		}
+	}
+}
+
 func TestNonFiniteFloatsInJSON(t *testing.T) {
 	fields := []ir.Field{{Name: "a", Type: ir.TypeFloat}, {Name: "b", Type: ir.TypeFloat}, {Name: "c", Type: ir.TypeFloat}}
 	in := []ir.Value{{T: ir.TypeFloat, F: math.Inf(1)}, {T: ir.TypeFloat, F: math.Inf(-1)}, {T: ir.TypeFloat, F: math.NaN()}}
