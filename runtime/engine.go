@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/fsmc/fsmc/compiler/ir"
 )
@@ -281,8 +283,8 @@ func (e *Engine) StartValues(ctx context.Context, machineName, id string, values
 	if err != nil {
 		return err
 	}
-	if id == "" {
-		return errors.New("an instance needs an ID")
+	if err := checkID(id); err != nil {
+		return err
 	}
 	if opts.Priority < 0 || opts.Priority > 9 {
 		return fmt.Errorf("priority %d is out of range (0-9)", opts.Priority)
@@ -577,6 +579,29 @@ func (e *Engine) notify(id string, inst *Instance, history []HistoryEntry) {
 			}
 		}
 	}
+}
+
+// MaxIDLength is the longest instance ID, in bytes.
+const MaxIDLength = 255
+
+// checkID refuses an instance ID that every listing and log line could
+// not show as one word of one line: empty, over MaxIDLength bytes, not
+// UTF-8, or with control characters or white space.
+func checkID(id string) error {
+	switch {
+	case id == "":
+		return errors.New("an instance needs an ID")
+	case len(id) > MaxIDLength:
+		return fmt.Errorf("instance ID of %d bytes is too long (at most %d)", len(id), MaxIDLength)
+	case !utf8.ValidString(id):
+		return fmt.Errorf("instance ID %q is not UTF-8 text", id)
+	}
+	for _, r := range id {
+		if unicode.IsSpace(r) || unicode.IsControl(r) {
+			return fmt.Errorf("instance ID %q has white space or a control character (%U)", id, r)
+		}
+	}
+	return nil
 }
 
 // named says which instance was not found.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -67,6 +68,27 @@ func TestFireAndSendNameAMissingInstance(t *testing.T) {
 		err := send(ctx, "nope", "Flip", nil)
 		if !errors.Is(err, runtime.ErrNotFound) || err.Error() != `instance "nope": no such instance` {
 			t.Errorf("%s to a missing instance: %v", name, err)
+		}
+	}
+}
+
+// TestInstanceIDs: an ID must show as one word of one line wherever it
+// is listed or logged.
+func TestInstanceIDs(t *testing.T) {
+	e := toggleEngine(t)
+	ctx := context.Background()
+	for id, want := range map[string]string{
+		"":                       "an instance needs an ID",
+		"a\nb":                   `instance ID "a\nb" has white space or a control character (U+000A)`,
+		"a b":                    `instance ID "a b" has white space or a control character (U+0020)`,
+		"bad\xff":                `instance ID "bad\xff" is not UTF-8 text`,
+		strings.Repeat("x", 256): "instance ID of 256 bytes is too long (at most 255)",
+		strings.Repeat("x", 255): "",
+		"order:7|é,{x}":          "",
+	} {
+		err := e.Start(ctx, "Toggle", id, nil, runtime.StartOptions{})
+		if got := fmt.Sprint(err); want == "" && err != nil || want != "" && got != want {
+			t.Errorf("Start(%q) = %v, want %q", id, err, want)
 		}
 	}
 }

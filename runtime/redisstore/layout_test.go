@@ -96,7 +96,7 @@ func TestFreeTextSurvives(t *testing.T) {
 	if err := e.Register(ctx, m, map[string]runtime.Handler{"Post": post}); err != nil {
 		t.Fatal(err)
 	}
-	id := "t|x|1|q|y,z\nw"
+	id := "t|x|1|q|y,z:w" // the layout's separators; IDs have no white space
 	if err := e.Start(ctx, "Note", id, nil, runtime.StartOptions{}); err != nil {
 		t.Fatal(err)
 	}
