@@ -405,7 +405,9 @@ func (s *Store) Latest(ctx context.Context, name string) (string, error) {
 
 // Open connects to the deployment at url and checks that it answers:
 // redis://[user:password@]host:port[/db] or rediss:// (TLS) for one node;
-// for Cluster, redis://host1:port?addr=host2:port&addr=host3:port.
+// for Cluster, redis://host1:port?addr=host2:port&addr=host3:port. A
+// rediss:// URL may add tls_ca=PATH (certificates to trust) and
+// tls_cert=PATH&tls_key=PATH (a client certificate).
 func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	var rdb redis.UniversalClient
 	if strings.HasPrefix(url, "redis+sentinel://") {
@@ -415,13 +417,20 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		}
 		rdb = redis.NewFailoverClient(fo)
 	} else if strings.Contains(url, "addr=") {
-		copts, err := redis.ParseClusterURL(url)
+		rest, applyTLS, err := takeTLSParams(url)
+		if err != nil {
+			return nil, fmt.Errorf("bad Redis URL: %v", err)
+		}
+		copts, err := redis.ParseClusterURL(rest)
+		if err == nil && applyTLS != nil {
+			err = applyTLS(copts.TLSConfig)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("bad Redis URL: %v", err)
 		}
 		rdb = redis.NewClusterClient(copts)
 	} else {
-		o, err := redis.ParseURL(url)
+		o, err := parseNodeURL(url)
 		if err != nil {
 			return nil, fmt.Errorf("bad Redis URL: %v", err)
 		}
@@ -443,7 +452,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	// down (and uses it again when it answers), not without a majority.
 	var down []string
 	for _, lockURL := range opts.LockURLs {
-		o, err := redis.ParseURL(lockURL)
+		o, err := parseNodeURL(lockURL)
 		if err != nil {
 			closeAll()
 			return nil, fmt.Errorf("bad lock node URL: %v", err)
@@ -465,6 +474,20 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		s.log.Warn("a lock node does not answer; the others make a majority", "node", node)
 	}
 	return s, nil
+}
+
+// parseNodeURL reads the URL of one Redis node, with fsmc's TLS
+// parameters (see takeTLSParams).
+func parseNodeURL(raw string) (*redis.Options, error) {
+	rest, applyTLS, err := takeTLSParams(raw)
+	if err != nil {
+		return nil, err
+	}
+	o, err := redis.ParseURL(rest)
+	if err == nil && applyTLS != nil {
+		err = applyTLS(o.TLSConfig)
+	}
+	return o, err
 }
 
 // LogClientTo sends the Redis client's own messages (a lost connection, a
