@@ -117,7 +117,7 @@ func writeInspect(w io.Writer, v *runtime.View) {
 	fmt.Fprintf(&b, "instance %s (machine %s)\n", v.ID, v.Machine)
 	fmt.Fprintf(&b, "  state    %s\n", v.StateName)
 	fmt.Fprintf(&b, "  status   %s\n", v.Status)
-	if v.Failure != "" {
+	if v.Failure != "" && v.Status == runtime.Failed {
 		fmt.Fprintf(&b, "  failure  %s\n", v.Failure)
 	}
 	fmt.Fprintf(&b, "  version  %d\n", v.Version)

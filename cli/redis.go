@@ -378,7 +378,9 @@ func (e *env) runWorker(c *cli.Context, machines map[string]*ir.Machine, handler
 		if err != nil {
 			return usageError("fsmc run: --metrics-addr %s: %v", addr, err)
 		}
-		srv := &http.Server{Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		go srv.Serve(ln)
 		defer srv.Close()
 		logger.Info("serving metrics", "addr", ln.Addr().String())

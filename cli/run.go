@@ -70,6 +70,9 @@ func runCommand(e *env) *cli.Command {
 				return err
 			}
 			if c.String("redis") != "" {
+				if c.Bool("virtual-time") {
+					return usageError("fsmc run: --virtual-time is for the embedded store; a worker on Redis runs on the real clock")
+				}
 				return e.runWorker(c, files, handlers, c.Bool("json"))
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
