@@ -1224,17 +1224,23 @@ func testBadHandlerResults(t *testing.T, newStore NewStore) {
 	h.send("o", "Submit", map[string]any{"amount": 1})
 	h.advance(time.Minute)
 	v := h.expect("o", "Failed", runtime.Completed)
+	expectFailures(t, v, `returned event "Cancel", which the action does not emit (it emits Paid, Declined)`,
+		`returned event Paid with a bad payload: field "tx": want string`,
+		`returned no event, but the action emits Paid, Declined`)
+}
+
+// expectFailures checks that v's failed attempts, in order, say what
+// want says (each contains its want).
+func expectFailures(t *testing.T, v *runtime.View, want ...string) {
+	t.Helper()
 	var msgs []string
 	for _, e := range v.History {
 		if e.Kind == runtime.HistAttemptFailed {
 			msgs = append(msgs, e.Message)
 		}
 	}
-	want := []string{`returned event "Cancel", which the action does not emit (it emits Paid, Declined)`,
-		`returned event Paid with a bad payload: field "tx": want string`,
-		`returned no event, but the action emits Paid, Declined`}
-	if len(msgs) != 3 {
-		t.Fatalf("failures %q", msgs)
+	if len(msgs) != len(want) {
+		t.Fatalf("failed attempts %q; want %d", msgs, len(want))
 	}
 	for k := range want {
 		if !strings.Contains(msgs[k], want[k]) {
@@ -1268,21 +1274,10 @@ func testMisbehavingHandlers(t *testing.T, newStore NewStore) {
 	h.start("p", nil)
 	h.advance(time.Minute)
 	v := h.expect("p", "A", runtime.Failed)
-	var msgs []string
-	for _, e := range v.History {
-		if e.Kind == runtime.HistAttemptFailed {
-			msgs = append(msgs, e.Message)
-		}
+	if calls.Load() != 3 {
+		t.Fatalf("%d calls; want 3 (retry 5, the third permanent)", calls.Load())
 	}
-	want := []string{"handler panicked: boom", "handler returned an error (*storetest.nilError) whose Error method panicked", "permanent failure"}
-	if calls.Load() != 3 || len(msgs) != 3 {
-		t.Fatalf("%d calls, failures %q; want 3 (retry 5, the third permanent)", calls.Load(), msgs)
-	}
-	for k := range want {
-		if !strings.Contains(msgs[k], want[k]) {
-			t.Errorf("failure %d: %q, want it to contain %q", k, msgs[k], want[k])
-		}
-	}
+	expectFailures(t, v, "handler panicked: boom", "handler returned an error (*storetest.nilError) whose Error method panicked", "permanent failure")
 }
 
 // testNoHandlerAnywhere: an engine registers a machine without the
