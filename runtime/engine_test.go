@@ -242,3 +242,48 @@ func TestStaleSnapshotIsDecidedAgain(t *testing.T) {
 		t.Fatalf("state %s priority %d version %d with %d transitions; want On, 5, 3, 1", v.StateName, v.Priority, v.Version, transitions)
 	}
 }
+
+// replyLost is the embedded store, except that one Commit writes and
+// then fails as if its reply were lost on the way back.
+type replyLost struct {
+	runtime.Store
+	lose atomic.Bool
+}
+
+func (s *replyLost) Commit(ctx context.Context, l *runtime.Lease, c *runtime.Commit) error {
+	err := s.Store.Commit(ctx, l, c)
+	if err == nil && s.lose.CompareAndSwap(true, false) {
+		return errors.New("read tcp: i/o timeout")
+	}
+	return err
+}
+
+// TestLostCommitReplyIsReported: a commit that was written although its
+// reply was lost is still reported (OnChange, and so the metrics) once.
+func TestLostCommitReplyIsReported(t *testing.T) {
+	store := &replyLost{Store: memstore.New(memstore.Options{})}
+	var changes []string
+	e := runtime.New(store, runtime.Options{Clock: runtime.NewFakeClock(time.Unix(0, 0)), OnChange: func(c runtime.Change) {
+		changes = append(changes, fmt.Sprintf("v%d %d->%d", c.Version, c.From, c.To))
+	}})
+	ctx := context.Background()
+	if err := e.Register(ctx, compileMachine(t, toggle), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(ctx, "Toggle", "t", nil, runtime.StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Send(ctx, "t", "Flip", nil); err != nil {
+		t.Fatal(err)
+	}
+	store.lose.Store(true)
+	if _, err := e.RunDue(ctx); err == nil {
+		t.Fatal("the lost reply's error did not reach RunDue")
+	}
+	if n, err := e.RunDue(ctx); n != 0 || err != nil {
+		t.Fatalf("after the written commit, RunDue handled %d (%v): the work was not finished", n, err)
+	}
+	if got := strings.Join(changes, ", "); got != "v1 -1->0, v2 0->1" {
+		t.Fatalf("changes reported: %s; want the start and the flip, once each", got)
+	}
+}

@@ -268,7 +268,37 @@ func (e *Engine) commit(ctx context.Context, w *worker) error {
 		return nil
 	}
 	e.opts.Observer.StoreError(err)
+	e.notifyIfLanded(ctx, w)
 	return err
+}
+
+// notifyIfLanded reports w's commit (metrics, OnChange, OnHistory) when
+// the store failed to answer (a lost connection, a timeout) but wrote
+// it: the instance has the version the commit wrote, and its history the
+// commit's first entry. Otherwise the work is done again later, and
+// reported then.
+func (e *Engine) notifyIfLanded(ctx context.Context, w *worker) {
+	if len(w.history) == 0 || w.commit.Instance == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	var inst Instance
+	if err := e.store.Load(ctx, w.inst.ID, &inst); err != nil || inst.Version != w.commit.Instance.Version+1 {
+		return
+	}
+	history, err := e.store.History(ctx, w.inst.ID)
+	if err != nil {
+		return
+	}
+	ours := w.history[0]
+	for _, h := range history {
+		if h.Kind == ours.Kind && h.Version == ours.Version && h.Time.UnixMilli() == ours.Time.UnixMilli() &&
+			h.From == ours.From && h.To == ours.To && h.Event == ours.Event && h.Attempt == ours.Attempt {
+			e.notify(w.inst.ID, &w.inst, w.history)
+			return
+		}
+	}
 }
 
 // complete finishes w's work without changing the instance.

@@ -136,6 +136,7 @@ func (e *Engine) deliver(ctx context.Context, w *worker, m *machine, result *Wor
 		return true, nil // the attempt is someone else's now
 	}
 	e.opts.Observer.StoreError(err)
+	e.notifyIfLanded(ctx, w)
 	return true, err
 }
 
