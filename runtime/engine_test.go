@@ -213,15 +213,7 @@ func TestStaleSnapshotIsDecidedAgain(t *testing.T) {
 	store := &racyStore{Store: memstore.New(memstore.Options{})}
 	obs := &staleCount{}
 	e := runtime.New(store, runtime.Options{Observer: obs})
-	if err := e.Register(ctx, compileMachine(t, toggle), nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Start(ctx, "Toggle", "t", nil, runtime.StartOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Send(ctx, "t", "Flip", nil); err != nil {
-		t.Fatal(err)
-	}
+	flipQueued(t, e)
 	if _, err := e.RunDue(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -267,15 +259,7 @@ func TestLostCommitReplyIsReported(t *testing.T) {
 		changes = append(changes, fmt.Sprintf("v%d %d->%d", c.Version, c.From, c.To))
 	}})
 	ctx := context.Background()
-	if err := e.Register(ctx, compileMachine(t, toggle), nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Start(ctx, "Toggle", "t", nil, runtime.StartOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Send(ctx, "t", "Flip", nil); err != nil {
-		t.Fatal(err)
-	}
+	flipQueued(t, e)
 	store.lose.Store(true)
 	if _, err := e.RunDue(ctx); err == nil {
 		t.Fatal("the lost reply's error did not reach RunDue")
@@ -285,5 +269,21 @@ func TestLostCommitReplyIsReported(t *testing.T) {
 	}
 	if got := strings.Join(changes, ", "); got != "v1 -1->0, v2 0->1" {
 		t.Fatalf("changes reported: %s; want the start and the flip, once each", got)
+	}
+}
+
+// flipQueued registers the toggle with e, starts instance t and sends
+// it Flip, which waits for a worker.
+func flipQueued(t *testing.T, e *runtime.Engine) {
+	t.Helper()
+	ctx := context.Background()
+	if err := e.Register(ctx, compileMachine(t, toggle), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(ctx, "Toggle", "t", nil, runtime.StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Send(ctx, "t", "Flip", nil); err != nil {
+		t.Fatal(err)
 	}
 }
