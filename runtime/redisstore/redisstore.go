@@ -28,6 +28,7 @@ package redisstore
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -417,14 +418,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		}
 		rdb = redis.NewFailoverClient(fo)
 	} else if strings.Contains(url, "addr=") {
-		rest, applyTLS, err := takeTLSParams(url)
-		if err != nil {
-			return nil, fmt.Errorf("bad Redis URL: %v", err)
-		}
-		copts, err := redis.ParseClusterURL(rest)
-		if err == nil && applyTLS != nil {
-			err = applyTLS(copts.TLSConfig)
-		}
+		copts, err := parseWithTLS(url, redis.ParseClusterURL, func(o *redis.ClusterOptions) *tls.Config { return o.TLSConfig })
 		if err != nil {
 			return nil, fmt.Errorf("bad Redis URL: %v", err)
 		}
@@ -479,15 +473,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 // parseNodeURL reads the URL of one Redis node, with fsmc's TLS
 // parameters (see takeTLSParams).
 func parseNodeURL(raw string) (*redis.Options, error) {
-	rest, applyTLS, err := takeTLSParams(raw)
-	if err != nil {
-		return nil, err
-	}
-	o, err := redis.ParseURL(rest)
-	if err == nil && applyTLS != nil {
-		err = applyTLS(o.TLSConfig)
-	}
-	return o, err
+	return parseWithTLS(raw, redis.ParseURL, func(o *redis.Options) *tls.Config { return o.TLSConfig })
 }
 
 // LogClientTo sends the Redis client's own messages (a lost connection, a

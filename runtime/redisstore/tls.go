@@ -63,3 +63,19 @@ func takeTLSParams(raw string) (rest string, apply func(*tls.Config) error, err 
 	}
 	return u.String(), apply, nil
 }
+
+// parseWithTLS parses raw with parse (go-redis's, for one node or a
+// Cluster) once fsmc's TLS parameters are taken out, and applies those
+// to the TLS configuration that parse made (tlsOf).
+func parseWithTLS[T any](raw string, parse func(string) (T, error), tlsOf func(T) *tls.Config) (T, error) {
+	rest, applyTLS, err := takeTLSParams(raw)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	o, err := parse(rest)
+	if err == nil && applyTLS != nil {
+		err = applyTLS(tlsOf(o))
+	}
+	return o, err
+}

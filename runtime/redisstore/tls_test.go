@@ -63,6 +63,7 @@ func TestTLS(t *testing.T) {
 	for url, want := range map[string]string{
 		base + "&tls_cert=x.pem": "tls_cert and tls_key go together",
 		"redis://127.0.0.1:1/0?tls_ca=" + filepath.Join(dir, "ca.pem"):                               "need a rediss:// URL",
+		"redis://127.0.0.1:1?addr=127.0.0.1:2&tls_ca=" + filepath.Join(dir, "ca.pem"):                "need a rediss:// URL", // a Cluster
 		fmt.Sprintf("rediss://127.0.0.1:%d/0?tls_ca=%s", tlsPort, filepath.Join(dir, "missing.pem")): "tls_ca: open",
 	} {
 		if _, err := redisstore.Open(ctx, url, redisstore.Options{}); err == nil || !strings.Contains(err.Error(), want) {
