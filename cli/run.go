@@ -52,6 +52,9 @@ func runCommand(e *env) *cli.Command {
 			if g := c.Duration("grace"); g < 0 {
 				return usageError("fsmc run: --grace %v: want 0 (no grace) or more", g)
 			}
+			if c.Bool("virtual-time") && c.String("redis") != "" {
+				return usageError("fsmc run: --virtual-time is for the embedded store; a worker on Redis runs on the real clock")
+			}
 			files := map[string]*ir.Machine{}
 			for _, path := range c.Args().Slice() {
 				f, err := e.loadMachines(path)
@@ -70,9 +73,6 @@ func runCommand(e *env) *cli.Command {
 				return err
 			}
 			if c.String("redis") != "" {
-				if c.Bool("virtual-time") {
-					return usageError("fsmc run: --virtual-time is for the embedded store; a worker on Redis runs on the real clock")
-				}
 				return e.runWorker(c, files, handlers, c.Bool("json"))
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -331,6 +331,8 @@ func (e *Engine) Send(ctx context.Context, id, event string, payload map[string]
 	if !ok || ev < 2 {
 		return fmt.Errorf("machine %s has no event %q", m.ir.Name, event)
 	}
+	// Refused here before the payload is checked; the store checks
+	// again with its write, as the end may come in between.
 	if inst.Status == Completed || inst.Status == Cancelled {
 		return fmt.Errorf("%w: instance %s is %s", ErrRejected, id, inst.Status)
 	}
