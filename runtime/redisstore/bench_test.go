@@ -95,3 +95,46 @@ func scriptMicros(ctx context.Context, c redis.UniversalClient) float64 {
 	}
 	return usec / calls
 }
+
+// BenchmarkScriptOverhead measures, for scale beside BenchmarkScripts,
+// what any function call costs Redis with as many arguments as the
+// create script gets (redis-µs/call, a function that does nothing) and
+// what each redis.call inside one adds (redis-µs/inner-call, from a
+// function making ten GETs). The scripts' time is mostly neither: it
+// is the work of their calls and of their Lua.
+//
+//	go test ./runtime/redisstore -run '^$' -bench ScriptOverhead -benchtime 20000x
+func BenchmarkScriptOverhead(b *testing.B) {
+	c := redisClient(b)
+	ctx := context.Background()
+	const lib = "#!lua name=fsmcoverhead\n" +
+		"redis.register_function('fsmcoverhead_none', function(keys, args) return 'ok' end)\n" +
+		"redis.register_function('fsmcoverhead_ten', function(keys, args)\n" +
+		"  local call = redis.call\n" +
+		"  for _ = 1, 10 do call('GET', keys[1]) end\n" +
+		"  return 'ok'\n" +
+		"end)\n"
+	if err := c.FunctionLoadReplace(ctx, lib).Err(); err != nil {
+		b.Skipf("this Redis loads no functions: %v", err)
+	}
+	b.Cleanup(func() { c.FunctionDelete(context.Background(), "fsmcoverhead") })
+	args := make([]any, 16) // as many as a create's
+	for i := range args {
+		args[i] = strconv.Itoa(1795378448673 + i)
+	}
+	key := fmt.Sprintf("b%d:{b}:seq", prefixes.Add(1))
+	per := func(fn string) float64 {
+		c.ConfigResetStat(ctx)
+		for i := 0; i < b.N; i++ {
+			if err := c.FCall(ctx, fn, []string{key}, args...).Err(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		return scriptMicros(ctx, c)
+	}
+	b.ResetTimer()
+	none := per("fsmcoverhead_none")
+	ten := per("fsmcoverhead_ten")
+	b.ReportMetric(none, "redis-µs/call")
+	b.ReportMetric((ten-none)/10, "redis-µs/inner-call")
+}
