@@ -1082,7 +1082,15 @@ func (s *Store) Changes(ctx context.Context, cursor string, limit int) ([]runtim
 	for p := 0; p < s.parts; p++ {
 		if firsts[p] != nil {
 			if first := firsts[p].Val(); len(first) > 0 && streamBefore(last[p], first[0].ID) {
-				return nil, "", fmt.Errorf("%w (partition %d: cursor %s; the oldest entry kept is %s)", runtime.ErrCursorTrimmed, p, last[p], first[0].ID)
+				// Older than the oldest entry kept: trimmed, unless the
+				// stream never lost an entry (a cursor such as 0-0).
+				info, err := s.rdb.XInfoStream(ctx, s.partitionPrefix(p)+"changes").Result()
+				if err != nil {
+					return nil, "", err
+				}
+				if info.EntriesAdded != info.Length {
+					return nil, "", fmt.Errorf("%w (partition %d: cursor %s; the oldest entry kept is %s)", runtime.ErrCursorTrimmed, p, last[p], first[0].ID)
+				}
 			}
 		}
 		msgs := reads[p].Val()

@@ -350,6 +350,11 @@ func TestTrimmedCursor(t *testing.T) {
 	if err != nil || len(changes) != 5 {
 		t.Fatalf("Changes = %d entries, %v", len(changes), err)
 	}
+	// A cursor before every entry reads them all while none is trimmed.
+	zero := strings.Repeat("0-0,", strings.Count(changes[0].Cursor, ",")) + "0-0"
+	if all, _, err := store.Changes(ctx, zero, 0); err != nil || len(all) != 5 {
+		t.Fatalf("from %s: %d entries, %v; want all 5", zero, len(all), err)
+	}
 	keys, err := c.Keys(ctx, prefix+"*changes").Result()
 	if err != nil || len(keys) != 1 {
 		t.Fatalf("changelog keys %v %v", keys, err)
@@ -359,6 +364,9 @@ func TestTrimmedCursor(t *testing.T) {
 	}
 	if _, _, err := store.Changes(ctx, changes[0].Cursor, 0); !errors.Is(err, runtime.ErrCursorTrimmed) {
 		t.Fatalf("from a trimmed cursor: %v, want ErrCursorTrimmed", err)
+	}
+	if _, _, err := store.Changes(ctx, zero, 0); !errors.Is(err, runtime.ErrCursorTrimmed) {
+		t.Fatalf("from %s after trimming: %v, want ErrCursorTrimmed", zero, err)
 	}
 	rest, _, err := store.Changes(ctx, changes[3].Cursor, 0)
 	if err != nil || len(rest) != 1 || rest[0].Version != changes[4].Version {
