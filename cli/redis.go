@@ -51,7 +51,11 @@ func openRedis(ctx context.Context, c *cli.Context, clientLog, storeLog *slog.Lo
 	if url == "" {
 		return nil, usageError("fsmc %s: no Redis deployment: give --redis URL or set FSMC_REDIS_URL", c.Command.Name)
 	}
-	store, err := redisstore.Open(ctx, url, redisstore.Options{Prefix: c.String("prefix"), LockURLs: c.StringSlice("lock-redis"), Logger: storeLog})
+	prefix := c.String("prefix")
+	if prefix == "" || strings.ContainsAny(prefix, "{} \t\r\n") {
+		return nil, usageError("fsmc %s: --prefix (or FSMC_PREFIX) %q: want a non-empty key prefix without braces or white space (braces would put every partition in one Cluster slot)", c.Command.Name, prefix)
+	}
+	store, err := redisstore.Open(ctx, url, redisstore.Options{Prefix: prefix, LockURLs: c.StringSlice("lock-redis"), Logger: storeLog})
 	if err != nil {
 		return nil, usageError("fsmc %s: %v", c.Command.Name, err)
 	}
