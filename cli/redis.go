@@ -79,8 +79,6 @@ func refused(c *cli.Context, err error) error {
 		err = fmt.Errorf("--since: %w; resume with --since start to read from the oldest entry kept", err)
 	case errors.Is(err, runtime.ErrNotFound):
 		err = fmt.Errorf("no instance %q", c.Args().First())
-	case errors.Is(err, runtime.ErrExists):
-		err = fmt.Errorf("instance %q already exists (--if-absent accepts that)", c.Args().Get(1))
 	}
 	return &exitError{code: ExitFound, msg: fmt.Sprintf("fsmc %s: %v", c.Command.Name, err)}
 }
@@ -110,18 +108,18 @@ func wantArgs(c *cli.Context, n int, usage string) error {
 
 func startCommand(e *env) *cli.Command {
 	return &cli.Command{
-		Name: "start", Usage: "start an instance on the Redis deployment", ArgsUsage: "MACHINE ID",
+		Name: "start", Usage: "start instances on the Redis deployment (one per ID, with the same context)", ArgsUsage: "MACHINE ID...",
 		Flags: []cli.Flag{redisFlag(), prefixFlag(),
 			&cli.StringFlag{Name: "context", Usage: "the context as a JSON object"},
 			&cli.IntFlag{Name: "priority", Usage: "0 (lowest) to 9"},
 			&cli.BoolFlag{Name: "if-absent", Usage: "an existing ID is not an error"},
 		},
 		Action: func(c *cli.Context) error {
-			if err := wantArgs(c, 2, "[--context JSON] [--priority N] [--if-absent] MACHINE ID"); err != nil {
-				return err
+			if c.NArg() < 2 {
+				return usageError("fsmc start: usage: fsmc start [--context JSON] [--priority N] [--if-absent] MACHINE ID...")
 			}
 			return operator(c, func(ctx context.Context, store *redisstore.Store, engine *runtime.Engine) error {
-				name, id := c.Args().Get(0), c.Args().Get(1)
+				name, ids := c.Args().First(), c.Args().Tail()
 				hash, err := store.Latest(ctx, name)
 				if err != nil {
 					return refused(c, err)
@@ -134,14 +132,47 @@ func startCommand(e *env) *cli.Command {
 				if err != nil {
 					return refused(c, fmt.Errorf("context: %w", err))
 				}
-				err = engine.StartValues(ctx, name, id, values, runtime.StartOptions{Priority: c.Int("priority"), IfAbsent: c.Bool("if-absent")})
-				if err != nil {
-					return refused(c, err)
-				}
-				return nil
+				opts := runtime.StartOptions{Priority: c.Int("priority"), IfAbsent: c.Bool("if-absent")}
+				return startEach(c, ids, func(id string) error {
+					return engine.StartValues(ctx, name, id, values, opts)
+				})
 			})
 		},
 	}
+}
+
+// startEach starts every ID in turn. An ID the runtime refuses (one
+// already taken) is named on stderr and the others still start; the
+// exit status is then 1. A lost connection stops at once (exit 2),
+// naming the IDs not known to be started.
+func startEach(c *cli.Context, ids []string, start func(id string) error) error {
+	refusedIDs := 0
+	for i, id := range ids {
+		err := start(id)
+		if err == nil {
+			continue
+		}
+		if errors.Is(err, runtime.ErrExists) {
+			err = fmt.Errorf("instance %q already exists (--if-absent accepts that)", id)
+		}
+		out := refused(c, err)
+		var exit *exitError
+		if !errors.As(out, &exit) || exit.code != ExitFound {
+			if len(ids) > 1 {
+				fmt.Fprintf(c.App.ErrWriter, "fsmc start: started %d of %d; not known to be started: %s\n", i-refusedIDs, len(ids), strings.Join(ids[i:], " "))
+			}
+			return out
+		}
+		if len(ids) == 1 {
+			return out
+		}
+		fmt.Fprintln(c.App.ErrWriter, exit.msg)
+		refusedIDs++
+	}
+	if refusedIDs > 0 {
+		return &exitError{code: ExitFound, msg: fmt.Sprintf("fsmc start: %d of %d instances not started", refusedIDs, len(ids))}
+	}
+	return nil
 }
 
 func sendCommand(e *env) *cli.Command {
