@@ -112,9 +112,21 @@ func historyLine(m *ir.Machine, h runtime.HistoryEntry) string {
 	return h.Kind.String()
 }
 
+// machineVersion names a version of a machine as NAME@HASH, with the
+// first 12 hex digits of its IR hash: what `fsmc run` logs for the
+// machines it runs, so an instance can be matched with the workers that
+// advance it.
+func machineVersion(name, hash string) string {
+	h := strings.TrimPrefix(hash, "sha256:")
+	if len(h) > 12 {
+		h = h[:12]
+	}
+	return name + "@" + h
+}
+
 func writeInspect(w io.Writer, v *runtime.View) {
 	var b strings.Builder
-	fmt.Fprintf(&b, "instance %s (machine %s)\n", v.ID, v.Machine)
+	fmt.Fprintf(&b, "instance %s (machine %s)\n", v.ID, machineVersion(v.Machine, v.Hash))
 	fmt.Fprintf(&b, "  state    %s\n", v.StateName)
 	fmt.Fprintf(&b, "  status   %s\n", v.Status)
 	if v.Failure != "" && v.Status == runtime.Failed {

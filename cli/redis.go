@@ -451,7 +451,7 @@ func (e *env) runWorker(c *cli.Context, machines map[string]*ir.Machine, handler
 			return usageError("fsmc run: %v", err)
 		}
 		byHash[m.Hash] = m
-		names = append(names, name)
+		names = append(names, machineVersion(name, m.Hash))
 	}
 	sort.Strings(names)
 	logger.Info("worker started", "machines", strings.Join(names, ","), "concurrency", c.Int("concurrency"))
