@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"os"
 	"os/signal"
@@ -68,24 +69,33 @@ func runCommand(e *env) *cli.Command {
 					files[m.Name] = m
 				}
 			}
-			handlers, err := bindExec(files, c.StringSlice("exec"), c.String("redis") == "")
+			if c.String("redis") != "" {
+				handlers, err := bindExec(files, c.StringSlice("exec"), false, nil)
+				if err != nil {
+					return err
+				}
+				return e.runWorker(c, files, handlers, c.Bool("json"))
+			}
+			var virtual *runtime.FakeClock
+			if c.Bool("virtual-time") {
+				virtual = runtime.NewFakeClock(virtualEpoch)
+			}
+			handlers, err := bindExec(files, c.StringSlice("exec"), true, virtual)
 			if err != nil {
 				return err
 			}
-			if c.String("redis") != "" {
-				return e.runWorker(c, files, handlers, c.Bool("json"))
-			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return e.runScenario(ctx, files, handlers, c.Bool("virtual-time"), c.Bool("json"))
+			return e.runScenario(ctx, files, handlers, virtual, c.Bool("json"))
 		},
 	}
 }
 
 // bindExec turns --exec ACTION=CMD flags into handlers, per machine; with
 // manualOthers every other action is manual (the embedded store), else it
-// has no handler (a Redis worker does not run it).
-func bindExec(machines map[string]*ir.Machine, specs []string, manualOthers bool) (map[string]map[string]runtime.Handler, error) {
+// has no handler (a Redis worker does not run it). With a virtual clock,
+// an attempt that times out takes its timeout on it (see elapsing).
+func bindExec(machines map[string]*ir.Machine, specs []string, manualOthers bool, virtual *runtime.FakeClock) (map[string]map[string]runtime.Handler, error) {
 	commands := map[string][]string{}
 	for _, spec := range specs {
 		action, cmdline, ok := strings.Cut(spec, "=")
@@ -104,7 +114,7 @@ func bindExec(machines map[string]*ir.Machine, specs []string, manualOthers bool
 		out[name] = map[string]runtime.Handler{}
 		for _, a := range m.Actions {
 			if argv, ok := commands[a.Name]; ok {
-				out[name][a.Name] = runtime.CommandHandler(argv)
+				out[name][a.Name] = elapsing(virtual, runtime.CommandHandler(argv))
 				used[a.Name] = true
 				continue
 			}
@@ -132,6 +142,24 @@ func manual(emits bool) runtime.Handler {
 	}
 }
 
+// elapsing makes an attempt that times out take its timeout on the
+// virtual clock, as it does on the real one, so that a shorter timer of
+// the state fires first and the late result is discarded. Other attempts
+// take no virtual time, however long the command ran: a scenario's output
+// stays the same from run to run. Without a virtual clock it returns h.
+func elapsing(virtual *runtime.FakeClock, h runtime.Handler) runtime.Handler {
+	if virtual == nil {
+		return h
+	}
+	return func(ctx context.Context, call *runtime.Call) (runtime.Result, error) {
+		r, err := h(ctx, call)
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			virtual.Set(call.Deadline)
+		}
+		return r, err
+	}
+}
+
 // virtualEpoch is where virtual time starts, so that a scenario's output
 // is the same on every run.
 var virtualEpoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -148,12 +176,12 @@ func virtualJitter() func() float64 {
 	}
 }
 
-func (e *env) runScenario(ctx context.Context, machines map[string]*ir.Machine, handlers map[string]map[string]runtime.Handler, virtual, asJSON bool) error {
+func (e *env) runScenario(ctx context.Context, machines map[string]*ir.Machine, handlers map[string]map[string]runtime.Handler, virtual *runtime.FakeClock, asJSON bool) error {
 	opts := runtime.Options{Clock: runtime.RealClock{}, Worker: "fsmc-run"}
-	if virtual {
-		opts.Clock, opts.Jitter = runtime.NewFakeClock(virtualEpoch), virtualJitter()
+	if virtual != nil {
+		opts.Clock, opts.Jitter = virtual, virtualJitter()
 	}
-	s := &scenario{env: e, clock: opts.Clock, virtual: virtual, json: asJSON, machines: machines, machine: map[string]string{}}
+	s := &scenario{env: e, clock: opts.Clock, virtual: virtual != nil, json: asJSON, machines: machines, machine: map[string]string{}}
 	opts.OnChange, opts.OnHistory = s.printChange, s.printHistory
 	s.engine = runtime.New(memstore.New(memstore.Options{}), opts)
 	for name, m := range machines {
