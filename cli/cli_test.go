@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	goruntime "runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -173,5 +174,26 @@ func TestExampleScenarios(t *testing.T) {
 				t.Fatalf("no changelog:\n%s", stdout.String())
 			}
 		})
+	}
+}
+
+// TestExampleExecScenario runs the order example with its card charger,
+// as docs/runtime.md shows: every expectation must hold.
+func TestExampleExecScenario(t *testing.T) {
+	if goruntime.GOOS == "windows" {
+		t.Skip("the charger is a shell script")
+	}
+	in, err := os.Open("../examples/actions/order.scenario")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	var stdout, stderr strings.Builder
+	args := []string{"fsmc", "run", "--virtual-time", "--exec", "ChargeCard=../examples/actions/charge-card", "../examples/order.fsm"}
+	if code := Main(args, in, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "o1 Order Charging --Paid--> Receipt") {
+		t.Fatalf("the charger's event did not drive o1:\n%s", stdout.String())
 	}
 }
