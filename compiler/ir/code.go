@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 )
@@ -358,7 +359,11 @@ func (e *Expr) Eval(context, payload []Value, stack []Value) (Value, error) {
 		case OpNot:
 			stack[len(stack)-1].I ^= 1
 		case OpNegI:
-			stack[len(stack)-1].I = -stack[len(stack)-1].I
+			top := &stack[len(stack)-1]
+			if top.I == math.MinInt64 {
+				return Value{}, &Fault{Msg: overflow(top.T).Error(), Src: e.Src, Pos: e.Pos}
+			}
+			top.I = -top.I
 		case OpNegF:
 			stack[len(stack)-1].F = -stack[len(stack)-1].F
 		case OpJumpFalse, OpJumpTrue:
@@ -378,23 +383,53 @@ func (e *Expr) Eval(context, payload []Value, stack []Value) (Value, error) {
 	return stack[0], nil
 }
 
-var errDivZero = errors.New("integer division by zero")
+var (
+	errDivZero          = errors.New("integer division by zero")
+	errIntOverflow      = errors.New("integer overflow (beyond the 64-bit range)")
+	errDurationOverflow = errors.New("duration overflow (beyond about 292 years)")
+)
 
-// binary applies op to x and y, leaving the result in x.
+// overflow is the fault of an int or duration result out of range.
+func overflow(t Type) error {
+	if t == TypeDuration {
+		return errDurationOverflow
+	}
+	return errIntOverflow
+}
+
+// binary applies op to x and y, leaving the result in x. Int and
+// duration arithmetic is checked: a result out of the 64-bit range is a
+// fault, as a division by zero is, rather than a wrapped value (a timer
+// that wrapped negative would fire at once).
 func binary(op Op, x *Value, y Value) error {
 	switch op {
 	case OpAddI:
-		x.I += y.I
+		r := x.I + y.I
+		if (r > x.I) != (y.I > 0) {
+			return overflow(x.T)
+		}
+		x.I = r
 	case OpSubI:
-		x.I -= y.I
+		r := x.I - y.I
+		if (r < x.I) != (y.I > 0) {
+			return overflow(x.T)
+		}
+		x.I = r
 	case OpMulI:
 		if x.T != y.T {
 			x.T = TypeDuration
 		}
-		x.I *= y.I
+		r := x.I * y.I
+		if x.I != 0 && (r/x.I != y.I || (x.I == -1 && y.I == math.MinInt64)) {
+			return overflow(x.T)
+		}
+		x.I = r
 	case OpDivI:
 		if y.I == 0 {
 			return errDivZero
+		}
+		if x.I == math.MinInt64 && y.I == -1 {
+			return overflow(x.T)
 		}
 		x.I /= y.I
 	case OpModI:

@@ -244,6 +244,41 @@ func TestEvalFaultAndAllocations(t *testing.T) {
 	}
 }
 
+// TestEvalOverflow: int and duration arithmetic out of the 64-bit range
+// is a fault, as a division by zero is; results at the edges of the
+// range are not.
+func TestEvalOverflow(t *testing.T) {
+	const maxInt = "9223372036854775807"
+	for _, c := range []struct{ expr, fault string }{
+		{maxInt + " + i > 0", "integer overflow"},
+		{"-" + maxInt + " - i < 0", "integer overflow"},
+		{maxInt + " * i > 0", "integer overflow"},
+		{"-(-" + maxInt + " - 1) > 0", "integer overflow"},
+		{"(-" + maxInt + " - 1) / -1 > 0", "integer overflow"},
+		{"(-" + maxInt + " - 1) * -1 > 0", "integer overflow"},
+		{"-1 * (-" + maxInt + " - 1) > 0", "integer overflow"},
+		{"d * 102481912 > 0s", "duration overflow"},
+		{"1h * 9223372036 > 0s", "duration overflow"},
+		{maxInt + " - i > 0", ""},
+		{"-" + maxInt + " - 1 < 0", ""},
+		{"(-" + maxInt + " - 1) * 1 < 0 && (-" + maxInt + " - 1) % -1 == 0", ""},
+		{"d * 102481911 > 0s && -" + maxInt + " * -1 > 0", ""},
+	} {
+		m, g := exprMachine(t, c.expr)
+		ctx := make([]ir.Value, len(m.Context))
+		for i, f := range m.Context {
+			ctx[i] = *f.Default
+		}
+		v, err := g.Eval(ctx, nil, make([]ir.Value, 0, m.MaxStack()))
+		switch {
+		case c.fault == "" && (err != nil || v.I != 1):
+			t.Errorf("%s = %v, %v; want true", c.expr, v, err)
+		case c.fault != "" && (err == nil || !strings.Contains(err.Error(), c.fault)):
+			t.Errorf("%s: %v, want a fault %q", c.expr, err, c.fault)
+		}
+	}
+}
+
 func asFault(err error, f **ir.Fault) bool {
 	v, ok := err.(*ir.Fault)
 	*f = v
