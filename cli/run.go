@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/signal"
@@ -28,6 +29,7 @@ func runCommand(e *env) *cli.Command {
 			"  sleep DURATION        (instant with --virtual-time)\n" +
 			"  inspect ID\n" +
 			"  expect ID STATE       (exit 1 at the end if any expectation failed)\n" +
+			"  retry ID, cancel ID   (as fsmc retry and fsmc cancel do on Redis)\n" +
 			"Blank lines and # comments are skipped. Each transition prints a line\n" +
 			"ID MACHINE FROM --EVENT--> TO (or JSON with --json). Actions without --exec\n" +
 			"are manual: one without emits succeeds at once, one with emits stays\n" +
@@ -64,7 +66,7 @@ func runCommand(e *env) *cli.Command {
 				}
 				for _, m := range f.Machines {
 					if _, dup := files[m.Name]; dup {
-						return usageError("fsmc run: machine %s is defined twice", m.Name)
+						return &exitError{code: ExitFound, msg: fmt.Sprintf("fsmc run: machine %s is defined twice (in %s and an earlier file)", m.Name, path)}
 					}
 					files[m.Name] = m
 				}
@@ -101,6 +103,9 @@ func bindExec(machines map[string]*ir.Machine, specs []string, manualOthers bool
 		action, cmdline, ok := strings.Cut(spec, "=")
 		if !ok || action == "" || strings.TrimSpace(cmdline) == "" {
 			return nil, usageError("fsmc run: --exec %q: want ACTION=CMD", spec)
+		}
+		if _, dup := commands[action]; dup {
+			return nil, usageError("fsmc run: --exec %s is given twice", action)
 		}
 		argv, err := runtime.SplitCommand(cmdline)
 		if err != nil {

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/fsmc/fsmc/compiler/ir"
 	"github.com/fsmc/fsmc/runtime"
@@ -85,8 +86,10 @@ func (s *scenario) command(ctx context.Context, line string) {
 	if line == "" || strings.HasPrefix(line, "#") {
 		return
 	}
-	verb, rest, _ := strings.Cut(line, " ")
-	rest = strings.TrimSpace(rest)
+	verb, rest := line, ""
+	if i := strings.IndexFunc(line, unicode.IsSpace); i >= 0 {
+		verb, rest = line[:i], strings.TrimSpace(line[i:])
+	}
 	switch verb {
 	case "start":
 		s.start(ctx, rest)
@@ -103,8 +106,10 @@ func (s *scenario) command(ctx context.Context, line string) {
 		s.inspect(ctx, rest)
 	case "expect":
 		s.expect(ctx, rest)
+	case "retry", "cancel":
+		s.operate(ctx, verb, rest)
 	default:
-		s.refuse("unknown command %q (want start, send, sleep, inspect or expect)", verb)
+		s.refuse("unknown command %q (want start, send, sleep, inspect, expect, retry or cancel)", verb)
 	}
 	s.runDue(ctx)
 }
@@ -197,7 +202,10 @@ func (s *scenario) send(ctx context.Context, args string) {
 		return
 	}
 	if err != nil || rest != "" {
-		if err == nil {
+		switch {
+		case err == nil && raw == nil:
+			err = fmt.Errorf("payload: want a JSON object, got %q", rest)
+		case err == nil:
 			err = fmt.Errorf("unexpected %q after the payload", rest)
 		}
 		s.refuse("send %s %s: %v", id, event, err)
@@ -213,6 +221,30 @@ func (s *scenario) send(ctx context.Context, args string) {
 			err = fmt.Errorf("no instance %q", id)
 		}
 		s.refuse("send %s %s: %v", id, event, err)
+		return
+	}
+	if v, err := s.engine.Get(ctx, id); err == nil && v.Status == runtime.Failed {
+		fmt.Fprintf(s.stderr, "%s: %s waits: the instance is failed until it is retried\n", id, event)
+	}
+}
+
+// operate runs retry or cancel on an instance, as `fsmc retry` and
+// `fsmc cancel` do on Redis.
+func (s *scenario) operate(ctx context.Context, verb, args string) {
+	fields := strings.Fields(args)
+	if len(fields) != 1 {
+		s.refuse("%s: want ID", verb)
+		return
+	}
+	op := s.engine.Retry
+	if verb == "cancel" {
+		op = s.engine.Cancel
+	}
+	if err := op(ctx, fields[0]); err != nil {
+		if errors.Is(err, runtime.ErrNotFound) {
+			err = fmt.Errorf("no instance %q", fields[0])
+		}
+		s.refuse("%s %s: %v", verb, fields[0], err)
 	}
 }
 
