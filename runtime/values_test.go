@@ -22,7 +22,7 @@ func TestValuesConvert(t *testing.T) {
 		{map[string]any{"i": int32(-7)}, "-7"},
 		{map[string]any{"i": uint8(200)}, "200"},
 		{map[string]any{"i": uint64(math.MaxUint64)}, `field "i": want int, got 18446744073709551615 (out of range)`},
-		{map[string]any{"f": int16(3)}, "3"},
+		{map[string]any{"f": int16(3)}, "3.0"},
 		{map[string]any{"f": float32(1.5)}, "1.5"},
 		{map[string]any{"f": math.Inf(-1)}, "-Inf"},
 		{map[string]any{"f": "+Inf"}, "+Inf"}, // JSONValue's forms of the floats JSON has no number for

@@ -318,7 +318,13 @@ func (v Value) String() string {
 	case TypeInt:
 		return strconv.FormatInt(v.I, 10)
 	case TypeFloat:
-		return strconv.FormatFloat(v.F, 'g', -1, 64)
+		// A float keeps its dot, as a .fsm float literal does (1.0, not
+		// the int-looking 1).
+		s := strconv.FormatFloat(v.F, 'g', -1, 64)
+		if !strings.ContainsAny(s, ".eIN") {
+			s += ".0"
+		}
+		return s
 	case TypeString:
 		return strconv.Quote(v.S)
 	case TypeBool:
