@@ -128,7 +128,11 @@ func writeInspect(w io.Writer, v *runtime.View) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "instance %s (machine %s)\n", v.ID, machineVersion(v.Machine, v.Hash))
 	fmt.Fprintf(&b, "  state    %s\n", v.StateName)
-	fmt.Fprintf(&b, "  status   %s\n", v.Status)
+	if v.Priority != 0 {
+		fmt.Fprintf(&b, "  status   %s (priority %d)\n", v.Status, v.Priority)
+	} else {
+		fmt.Fprintf(&b, "  status   %s\n", v.Status)
+	}
 	if v.Failure != "" && v.Status == runtime.Failed {
 		fmt.Fprintf(&b, "  failure  %s\n", v.Failure)
 	}
