@@ -186,7 +186,7 @@ func (e *env) runScenario(ctx context.Context, machines map[string]*ir.Machine, 
 	if virtual != nil {
 		opts.Clock, opts.Jitter = virtual, virtualJitter()
 	}
-	s := &scenario{env: e, clock: opts.Clock, virtual: virtual != nil, json: asJSON, machines: machines, machine: map[string]string{}}
+	s := &scenario{env: e, clock: opts.Clock, virtual: virtual != nil, json: asJSON, machines: machines, machine: map[string]string{}, instant: map[string]int{}}
 	opts.OnChange, opts.OnHistory = s.printChange, s.printHistory
 	s.engine = runtime.New(memstore.New(memstore.Options{}), opts)
 	for name, m := range machines {

@@ -29,7 +29,19 @@ type scenario struct {
 	line     int
 	failed   bool              // an expectation failed or a command was refused
 	machine  map[string]string // instance ID -> machine name, for notes
+
+	// With virtual time, each instance's transitions in one runDue (at
+	// one instant); an instance past loopLimit is looping, and the
+	// scenario stops (stopDue ends the runDue).
+	instant map[string]int
+	looping string
+	stopDue context.CancelFunc
 }
+
+// loopLimit is how many transitions one instance may take at one
+// virtual instant: only a loop of zero-delay timers takes more, and
+// virtual time would never move on.
+const loopLimit = 10000
 
 func (s *scenario) run(ctx context.Context) error {
 	in := bufio.NewScanner(s.stdin)
@@ -77,13 +89,26 @@ func (s *scenario) refuse(format string, args ...any) {
 }
 
 func (s *scenario) runDue(ctx context.Context) {
-	if _, err := s.engine.RunDue(ctx); err != nil && ctx.Err() == nil {
+	if s.looping != "" {
+		return
+	}
+	due, stop := context.WithCancel(ctx)
+	defer stop()
+	s.stopDue = stop
+	clear(s.instant)
+	_, err := s.engine.RunDue(due)
+	if s.looping != "" {
+		s.refuse("%s took %d transitions at %s with no time passing (a loop of timers with no delay?); the scenario stops here",
+			s.looping, loopLimit, s.clock.Now().UTC().Format("2006-01-02 15:04:05.000"))
+		return
+	}
+	if err != nil && ctx.Err() == nil {
 		s.refuse("%v", err)
 	}
 }
 
 func (s *scenario) command(ctx context.Context, line string) {
-	if line == "" || strings.HasPrefix(line, "#") {
+	if line == "" || strings.HasPrefix(line, "#") || s.looping != "" {
 		return
 	}
 	verb, rest := line, ""
@@ -328,6 +353,12 @@ func (s *scenario) inspect(ctx context.Context, args string) {
 
 // printChange writes one changelog line per transition.
 func (s *scenario) printChange(c runtime.Change) {
+	if s.virtual && s.looping == "" {
+		if s.instant[c.Instance]++; s.instant[c.Instance] >= loopLimit {
+			s.looping = c.Instance
+			s.stopDue()
+		}
+	}
 	m := s.machines[c.Machine]
 	if s.json {
 		printJSON(s.stdout, changeJSON(m, c))
