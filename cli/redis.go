@@ -46,6 +46,23 @@ func lockFlag() *cli.StringSliceFlag {
 // openRedis connects to the deployment; an unreachable one is exit 2.
 // The client's own messages go to clientLog, the store's to storeLog.
 func openRedis(ctx context.Context, c *cli.Context, clientLog, storeLog *slog.Logger) (*redisstore.Store, error) {
+	store, err := dialRedis(ctx, c, clientLog, storeLog)
+	return store, openError(c, err)
+}
+
+// openError is dialRedis's error as exit 2, named by the command.
+func openError(c *cli.Context, err error) error {
+	var exit *exitError
+	if err != nil && !errors.As(err, &exit) {
+		return usageError("fsmc %s: %v", c.Command.Name, err)
+	}
+	return err
+}
+
+// dialRedis is openRedis with Open's error as it is (an *exitError for
+// a usage error), so that a worker can tell an unreachable Redis from a
+// refusal.
+func dialRedis(ctx context.Context, c *cli.Context, clientLog, storeLog *slog.Logger) (*redisstore.Store, error) {
 	redisstore.LogClientTo(clientLog)
 	url := c.String("redis")
 	if url == "" {
@@ -55,11 +72,28 @@ func openRedis(ctx context.Context, c *cli.Context, clientLog, storeLog *slog.Lo
 	if prefix == "" || strings.ContainsAny(prefix, "{} \t\r\n") {
 		return nil, usageError("fsmc %s: --prefix (or FSMC_PREFIX) %q: want a non-empty key prefix without braces or white space (braces would put every partition in one Cluster slot)", c.Command.Name, prefix)
 	}
-	store, err := redisstore.Open(ctx, url, redisstore.Options{Prefix: prefix, LockURLs: c.StringSlice("lock-redis"), Logger: storeLog})
-	if err != nil {
-		return nil, usageError("fsmc %s: %v", c.Command.Name, err)
+	return redisstore.Open(ctx, url, redisstore.Options{Prefix: prefix, LockURLs: c.StringSlice("lock-redis"), Logger: storeLog})
+}
+
+// waitForRedis opens the deployment for a worker. While Redis does not
+// answer, it logs that and tries again with backoff, as a running worker
+// does (a fleet may start before its Redis); a refusal or a bad URL ends
+// it at once, as does a stop signal (exit 2, naming the last error).
+func waitForRedis(ctx context.Context, c *cli.Context, logger *slog.Logger) (*redisstore.Store, error) {
+	wait := 100 * time.Millisecond
+	for {
+		store, err := dialRedis(ctx, c, logger, logger)
+		if !errors.Is(err, redisstore.ErrUnreachable) {
+			return store, openError(c, err)
+		}
+		logger.Warn("waiting for Redis", "err", err, "retry_in", wait)
+		select {
+		case <-ctx.Done():
+			return nil, usageError("fsmc run: stopped before Redis answered: %v", err)
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 5*time.Second)
 	}
-	return store, nil
 }
 
 // refused turns an operation's error into the exit status of cli.md: a
@@ -67,6 +101,12 @@ func openRedis(ctx context.Context, c *cli.Context, clientLog, storeLog *slog.Lo
 func refused(c *cli.Context, err error) error {
 	var netErr net.Error
 	if errors.As(err, &netErr) || errors.Is(err, context.DeadlineExceeded) {
+		switch c.Command.Name {
+		case "start", "send", "retry", "cancel":
+			// The write may have landed before its reply was lost; it
+			// is never sent twice (see redisstore's noRetries).
+			return usageError("fsmc %s: Redis: %v (the change may have been made before the reply was lost: see fsmc inspect)", c.Command.Name, err)
+		}
 		return usageError("fsmc %s: Redis: %v", c.Command.Name, err)
 	}
 	if strings.Contains(err.Error(), "NOPERM") {
@@ -391,7 +431,7 @@ func (e *env) runWorker(c *cli.Context, machines map[string]*ir.Machine, handler
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	logger := slog.New(slog.NewTextHandler(e.stderr, nil))
-	store, err := openRedis(ctx, c, logger, logger)
+	store, err := waitForRedis(ctx, c, logger)
 	if err != nil {
 		return err
 	}

@@ -145,7 +145,7 @@ func closeStores() {
 func engines(ctx context.Context, addr, prefix string, m *ir.Machine, handlers map[string]runtime.Handler, onChange func(runtime.Change)) []*runtime.Engine {
 	var out []*runtime.Engine
 	for i := 0; i < *workers; i++ {
-		c := redis.NewClient(&redis.Options{Addr: addr, PoolSize: 4 * *concurrency})
+		c := redis.NewClient(&redis.Options{Addr: addr, PoolSize: 4 * *concurrency, MaxRetries: -1})
 		store := redisstore.New(c, redisstore.Options{Prefix: prefix, NoRedlock: *noRedlock})
 		stores = append(stores, store)
 		e := runtime.New(store, runtime.Options{Worker: fmt.Sprintf("bench-%d", i), OnChange: onChange})

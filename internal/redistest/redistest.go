@@ -54,6 +54,7 @@ func Client(t testing.TB) *redis.Client {
 	if e != nil {
 		t.Fatal(e)
 	}
+	opts.MaxRetries = -1 // as redisstore.Open's clients: a script is never sent twice
 	c := redis.NewClient(opts)
 	t.Cleanup(func() { c.Close() })
 	return c

@@ -35,6 +35,7 @@ import (
 	"hash/crc32"
 	"io"
 	"log/slog"
+	"net"
 	neturl "net/url"
 	"regexp"
 	"sort"
@@ -111,7 +112,10 @@ var errNoMachine = errors.New("the machine registry has no machine with id")
 
 var _ runtime.Store = (*Store)(nil)
 
-// New returns a store on rdb.
+// New returns a store on rdb. rdb should not retry commands itself
+// (MaxRetries -1, as Open's clients are): a script whose reply is late
+// may have run, and sent again it would apply twice. New logs a warning
+// when rdb is a go-redis client that retries.
 func New(rdb redis.UniversalClient, opts Options) *Store {
 	if opts.Prefix == "" {
 		opts.Prefix = "fsmc"
@@ -130,6 +134,9 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 	}
 	s := &Store{rdb: rdb, prefix: opts.Prefix, parts: opts.Partitions, history: opts.History, scripts: &scripts{},
 		pokes: make(chan struct{}, 1), closed: make(chan struct{}), log: opts.Logger}
+	if n, ok := retriesOf(rdb); ok && n >= 0 {
+		s.log.Warn("the Redis client retries commands whose reply is late (MaxRetries); a script retried after it ran applies twice: set MaxRetries to -1", "max_retries", n)
+	}
 	if !opts.NoRedlock {
 		nodes := opts.LockNodes
 		if len(nodes) == 0 {
@@ -416,12 +423,14 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		if err != nil {
 			return nil, fmt.Errorf("bad Redis URL: %v", err)
 		}
+		fo.MaxRetries = noRetries
 		rdb = redis.NewFailoverClient(fo)
 	} else if strings.Contains(url, "addr=") {
 		copts, err := parseWithTLS(url, redis.ParseClusterURL, func(o *redis.ClusterOptions) *tls.Config { return o.TLSConfig })
 		if err != nil {
 			return nil, fmt.Errorf("bad Redis URL: %v", err)
 		}
+		copts.MaxRetries = noRetries
 		rdb = redis.NewClusterClient(copts)
 	} else {
 		o, err := parseNodeURL(url)
@@ -440,7 +449,10 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	defer cancel()
 	if err := rdb.Ping(pingCtx).Err(); err != nil {
 		closeAll()
-		return nil, fmt.Errorf("cannot reach Redis at %s: %v", redactURL(url), err)
+		if unreachable(err) {
+			return nil, fmt.Errorf("%w at %s: %w", ErrUnreachable, redactURL(url), err)
+		}
+		return nil, fmt.Errorf("Redis at %s refused: %w", redactURL(url), err)
 	}
 	// Redlock needs a majority of its nodes: a store starts with one
 	// down (and uses it again when it answers), not without a majority.
@@ -460,7 +472,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	}
 	if n := len(opts.LockURLs); len(down) > 0 && n-len(down) < n/2+1 {
 		closeAll()
-		return nil, fmt.Errorf("cannot reach a majority of the %d lock nodes (%d of %d needed): %s", n, n/2+1, n, strings.Join(down, "; "))
+		return nil, fmt.Errorf("%w: not a majority of the %d lock nodes (%d of %d needed): %s", ErrUnreachable, n, n/2+1, n, strings.Join(down, "; "))
 	}
 	s := New(rdb, opts)
 	s.owned = owned
@@ -470,10 +482,42 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	return s, nil
 }
 
+// ErrUnreachable is Open's error when Redis (or a majority of the lock
+// nodes) does not answer: a network error or a timeout, which may pass,
+// unlike a bad URL or a refused password.
+var ErrUnreachable = errors.New("cannot reach Redis")
+
+func unreachable(err error) bool {
+	var netErr net.Error
+	return errors.As(err, &netErr) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, io.EOF)
+}
+
 // parseNodeURL reads the URL of one Redis node, with fsmc's TLS
-// parameters (see takeTLSParams).
+// parameters (see takeTLSParams), for a client that does not retry.
 func parseNodeURL(raw string) (*redis.Options, error) {
-	return parseWithTLS(raw, redis.ParseURL, func(o *redis.Options) *tls.Config { return o.TLSConfig })
+	o, err := parseWithTLS(raw, redis.ParseURL, func(o *redis.Options) *tls.Config { return o.TLSConfig })
+	if err == nil {
+		o.MaxRetries = noRetries
+	}
+	return o, err
+}
+
+// noRetries turns off the client's own retries. go-redis sends a command
+// again when its reply is late or lost, and a script that already ran
+// (an enqueue, a start) would then apply twice. fsmc retries where that
+// is safe: workers claim again; an operator's command reports the error.
+const noRetries = -1
+
+// retriesOf returns the MaxRetries of the clients go-redis makes (0
+// means its default of 3), and whether rdb is one of them.
+func retriesOf(rdb redis.UniversalClient) (int, bool) {
+	switch c := rdb.(type) {
+	case *redis.Client:
+		return c.Options().MaxRetries, true
+	case *redis.ClusterClient:
+		return c.Options().MaxRetries, true
+	}
+	return 0, false
 }
 
 // LogClientTo sends the Redis client's own messages (a lost connection, a

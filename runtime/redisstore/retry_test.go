@@ -1,0 +1,99 @@
+package redisstore_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fsmc/fsmc/internal/irtest"
+	"github.com/fsmc/fsmc/internal/redistest"
+	"github.com/fsmc/fsmc/runtime"
+	"github.com/fsmc/fsmc/runtime/redisstore"
+)
+
+// holdingProxy forwards TCP connections to upstream, holding the first
+// client write that contains marker for hold before passing it on: the
+// command runs late, after the client has given up waiting.
+func holdingProxy(t *testing.T, upstream, marker string, hold time.Duration) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	var once sync.Once
+	go func() {
+		for {
+			client, err := l.Accept()
+			if err != nil {
+				return
+			}
+			server, err := net.Dial("tcp", upstream)
+			if err != nil {
+				client.Close()
+				continue
+			}
+			go func() { io.Copy(client, server); client.Close() }()
+			go func() {
+				buf := make([]byte, 64<<10)
+				for {
+					n, err := client.Read(buf)
+					if n > 0 {
+						if bytes.Contains(buf[:n], []byte(marker)) {
+							once.Do(func() { time.Sleep(hold) })
+						}
+						server.Write(buf[:n])
+					}
+					if err != nil {
+						time.Sleep(100 * time.Millisecond) // let Redis run what it was sent
+						server.Close()
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return l.Addr().String()
+}
+
+// TestLateReplyIsNotRetried: when the reply to an enqueue comes too late,
+// Send reports the error, and the event is queued once: the client does
+// not send the script again (it had run), so one send never delivers its
+// event twice.
+func TestLateReplyIsNotRetried(t *testing.T) {
+	ctx := context.Background()
+	direct := redisClient(t)
+	prefix := fmt.Sprintf("t%d", prefixes.Add(1))
+	e := irtest.StartToggle(t, redisstore.New(direct, redisstore.Options{Prefix: prefix, NoRedlock: true}), "t")
+	upstream := strings.TrimSuffix(strings.TrimPrefix(redistest.URL(t), "redis://"), "/0")
+	addr := holdingProxy(t, upstream, "_enqueue\r\n", 600*time.Millisecond) // the FCALL, not the library
+	store, err := redisstore.Open(ctx, "redis://"+addr+"/0?read_timeout=200ms", redisstore.Options{Prefix: prefix, NoRedlock: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	sender := runtime.New(store, runtime.Options{})
+	if err := sender.Register(ctx, irtest.Compile(t, "toggle.fsm", []byte(irtest.Toggle)).Machines[0], nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := sender.Send(ctx, "t", "Flip", nil); err == nil {
+		t.Fatal("Send succeeded although its reply came after the read timeout")
+	}
+	time.Sleep(time.Second) // the held command runs
+	if _, err := e.RunDue(ctx); err != nil {
+		t.Fatal(err)
+	}
+	v, err := e.Get(ctx, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Version != 2 {
+		t.Fatalf("instance at version %d after one Flip (history %v); want 2: the event was queued %d times", v.Version, v.History, v.Version-1)
+	}
+}
