@@ -56,6 +56,9 @@ func CommandHandler(argv []string) Handler {
 		if len(out) == 0 {
 			return Result{}, nil
 		}
+		if err := jsonText(out); err != nil {
+			return Result{}, fmt.Errorf("%s: output: %v", argv[0], err)
+		}
 		var res commandOutput
 		dec := json.NewDecoder(bytes.NewReader(out))
 		dec.UseNumber()

@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/fsmc/fsmc/compiler/ir"
@@ -70,9 +72,16 @@ func DecodeObject(data []byte) (map[string]any, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return in, nil
 	}
+	if err := jsonText(data); err != nil {
+		return nil, err
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	if err := dec.Decode(&in); err != nil {
+		var syntax *json.SyntaxError
+		if errors.As(err, &syntax) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, fmt.Errorf("bad JSON: %v", err)
+		}
 		var wrong *json.UnmarshalTypeError
 		if errors.As(err, &wrong) && wrong.Field == "" {
 			return nil, fmt.Errorf("not a JSON object: got a JSON %s", wrong.Value)
@@ -86,6 +95,52 @@ func DecodeObject(data []byte) (map[string]any, error) {
 		return nil, fmt.Errorf("not a JSON object: data after it")
 	}
 	return in, nil
+}
+
+// jsonText refuses JSON that is not UTF-8 text, or whose strings escape
+// half a surrogate pair (\ud800 alone): Go's decoder would turn either
+// into U+FFFD, storing text that differs from what was sent.
+func jsonText(data []byte) error {
+	if !utf8.Valid(data) {
+		at := 0
+		for at < len(data) {
+			r, n := utf8.DecodeRune(data[at:])
+			if r == utf8.RuneError && n <= 1 {
+				break
+			}
+			at += n
+		}
+		return fmt.Errorf("not UTF-8 text (byte %d is 0x%02x)", at, data[at])
+	}
+	// Outside strings a backslash is a syntax error the decoder reports;
+	// inside, it and the byte after it are an escape.
+	for i := 0; i+1 < len(data); i++ {
+		if data[i] != '\\' {
+			continue
+		}
+		i++
+		r, ok := hex4(data, i)
+		if !ok || !utf16.IsSurrogate(r) {
+			continue
+		}
+		if r < 0xdc00 && i+5 < len(data) && data[i+5] == '\\' { // a high half, then a low?
+			if low, ok := hex4(data, i+6); ok && low >= 0xdc00 && utf16.IsSurrogate(low) {
+				i += 10
+				continue
+			}
+		}
+		return fmt.Errorf("a string escapes \\u%04x, half of a UTF-16 surrogate pair: not a character", r)
+	}
+	return nil
+}
+
+// hex4 reads the rune of a \uXXXX escape whose 'u' is at data[i].
+func hex4(data []byte, i int) (rune, bool) {
+	if i+4 >= len(data) || data[i] != 'u' {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(string(data[i+1:i+5]), 16, 16)
+	return rune(n), err == nil
 }
 
 func fieldIndex(fields []ir.Field, name string) int {

@@ -57,22 +57,42 @@ func TestValuesConvert(t *testing.T) {
 	}
 }
 
-// TestNonFiniteFloatsInJSON: a context holding a float JSON has no
-// number for still has a JSON form (external commands get it on stdin,
-// inspect --json prints it), and that form reads back.
+// TestDecodeObjectRefusals: what is not one JSON object of UTF-8 text is
+// refused with a message saying what it is; nothing is rewritten (Go's
+// decoder would turn bad bytes and half surrogate pairs into U+FFFD).
 func TestDecodeObjectRefusals(t *testing.T) {
 	for in, want := range map[string]string{
-		`[1, 2]`:      "not a JSON object: got a JSON array",
-		`"text"`:      "not a JSON object: got a JSON string",
-		`null`:        "not a JSON object: null",
-		`{"a": 1} {}`: "not a JSON object: data after it",
+		`[1, 2]`:                "not a JSON object: got a JSON array",
+		`"text"`:                "not a JSON object: got a JSON string",
+		`null`:                  "not a JSON object: null",
+		`{"a": 1} {}`:           "not a JSON object: data after it",
+		`{"a": 1`:               "bad JSON: unexpected EOF",
+		`{"a" 1}`:               "bad JSON: invalid character '1' after object key",
+		"{\"s\": \"caf\xe9\"}":  "not UTF-8 text (byte 10 is 0xe9)",
+		`{"s": "\ud800"}`:       `a string escapes \ud800, half of a UTF-16 surrogate pair: not a character`,
+		`{"s": "\ud800\u0041"}`: `a string escapes \ud800, half of a UTF-16 surrogate pair: not a character`,
+		`{"s": "x\udc00"}`:      `a string escapes \udc00, half of a UTF-16 surrogate pair: not a character`,
 	} {
 		if _, err := runtime.DecodeObject([]byte(in)); err == nil || err.Error() != want {
 			t.Errorf("DecodeObject(%s) = %v, want %s", in, err, want)
 		}
 	}
+	// A pair, a literal backslash before "ud800", and U+FFFD itself are text.
+	for in, want := range map[string]string{
+		`{"s": "\ud83d\ude00"}`: "\U0001F600",
+		`{"s": "\\ud800"}`:      `\ud800`,
+		`{"s": "\ufffd"}`:       "\ufffd",
+	} {
+		got, err := runtime.DecodeObject([]byte(in))
+		if err != nil || got["s"] != want {
+			t.Errorf("DecodeObject(%s) = %q, %v; want %q", in, got["s"], err, want)
+		}
+	}
 }
 
+// TestNonFiniteFloatsInJSON: a context holding a float JSON has no
+// number for still has a JSON form (external commands get it on stdin,
+// inspect --json prints it), and that form reads back.
 func TestNonFiniteFloatsInJSON(t *testing.T) {
 	fields := []ir.Field{{Name: "a", Type: ir.TypeFloat}, {Name: "b", Type: ir.TypeFloat}, {Name: "c", Type: ir.TypeFloat}}
 	in := []ir.Value{{T: ir.TypeFloat, F: math.Inf(1)}, {T: ir.TypeFloat, F: math.Inf(-1)}, {T: ir.TypeFloat, F: math.NaN()}}
