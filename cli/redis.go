@@ -148,7 +148,7 @@ func wantArgs(c *cli.Context, n int, usage string) error {
 
 func startCommand(e *env) *cli.Command {
 	return &cli.Command{
-		Name: "start", Usage: "start instances on the Redis deployment (one per ID, with the same context)", ArgsUsage: "MACHINE ID...",
+		Name: "start", Usage: "start instances on the Redis deployment (one per ID, with the same context); MACHINE is a name (its latest version) or NAME@ID (a version, as inspect names it)", ArgsUsage: "MACHINE ID...",
 		Flags: []cli.Flag{redisFlag(), prefixFlag(),
 			&cli.StringFlag{Name: "context", Usage: "the context as a JSON object"},
 			&cli.IntFlag{Name: "priority", Usage: "0 (lowest) to 9"},
@@ -159,8 +159,17 @@ func startCommand(e *env) *cli.Command {
 				return usageError("fsmc start: usage: fsmc start [--context JSON] [--priority N] [--if-absent] MACHINE ID...")
 			}
 			return operator(c, func(ctx context.Context, store *redisstore.Store, engine *runtime.Engine) error {
+				// MACHINE is a name (its latest version) or NAME@ID, a
+				// version as inspect names it.
 				name, ids := c.Args().First(), c.Args().Tail()
-				hash, err := store.Latest(ctx, name)
+				var hash string
+				var err error
+				if n, id, pinned := strings.Cut(name, "@"); pinned {
+					name = n
+					hash, err = store.Version(ctx, name, id)
+				} else {
+					hash, err = store.Latest(ctx, name)
+				}
 				if err != nil {
 					return refused(c, err)
 				}

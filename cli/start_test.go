@@ -2,12 +2,19 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/fsmc/fsmc/compiler/ir"
+	"github.com/fsmc/fsmc/internal/irtest"
+	"github.com/fsmc/fsmc/internal/redistest"
 	"github.com/fsmc/fsmc/runtime"
+	"github.com/fsmc/fsmc/runtime/redisstore"
 	"github.com/urfave/cli/v2"
 )
 
@@ -58,5 +65,50 @@ func TestStartEach(t *testing.T) {
 				t.Errorf("%s: stderr %q lacks %q", tc.name, stderr.String(), m)
 			}
 		}
+	}
+}
+
+// TestStartVersion: `start` uses the version of a machine registered
+// first most recently, even after an older worker registers its version
+// again; NAME@ID starts a given version, and an unknown one is refused.
+func TestStartVersion(t *testing.T) {
+	ctx := context.Background()
+	c := redistest.Client(t)
+	prefix := fmt.Sprintf("ver%d", time.Now().UnixNano())
+	store := redisstore.New(c, redisstore.Options{Prefix: prefix})
+	v1 := irtest.Compile(t, "v1.fsm", []byte(irtest.Toggle)).Machines[0]
+	v2 := irtest.Compile(t, "v2.fsm", []byte(strings.Replace(irtest.Toggle, "event Flip", "event Flip\n    event Flop", 1))).Machines[0]
+	for _, m := range []*ir.Machine{v1, v2, v1} { // v1's worker restarts last
+		if err := runtime.New(store, runtime.Options{}).Register(ctx, m, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fsmc := func(args ...string) (int, string) {
+		var stdout, stderr bytes.Buffer
+		code := Main(append([]string{"fsmc", args[0], "--redis", redistest.URL(t), "--prefix", prefix}, args[1:]...), strings.NewReader(""), &stdout, &stderr)
+		return code, stderr.String()
+	}
+	v1ID := strings.TrimPrefix(v1.Hash, "sha256:")[:12]
+	for _, tc := range []struct {
+		machine, id string
+		hash        string
+	}{
+		{"Toggle", "new", v2.Hash},
+		{"Toggle@" + v1ID, "old", v1.Hash},
+		{"Toggle@" + v2.Hash, "full", v2.Hash},
+	} {
+		if code, stderr := fsmc("start", tc.machine, tc.id); code != 0 {
+			t.Fatalf("start %s %s: exit %d: %s", tc.machine, tc.id, code, stderr)
+		}
+		v, err := runtime.New(store, runtime.Options{}).Get(ctx, tc.id)
+		if err != nil || v.Hash != tc.hash {
+			t.Errorf("start %s %s: instance of %v (%v), want %s", tc.machine, tc.id, v.Hash, err, tc.hash)
+		}
+	}
+	if code, stderr := fsmc("start", "Toggle@000000000000", "x"); code != 1 || !strings.Contains(stderr, "no version 000000000000 of machine Toggle is registered") {
+		t.Errorf("start of an unknown version: exit %d: %s", code, stderr)
+	}
+	if code, stderr := fsmc("start", "Other@"+v1ID, "x"); code != 1 || !strings.Contains(stderr, "no version "+v1ID+" of machine Other") {
+		t.Errorf("start of another machine's version: exit %d: %s", code, stderr)
 	}
 }

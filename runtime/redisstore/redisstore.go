@@ -348,9 +348,11 @@ func (s *Store) unlock(ctx context.Context, l *runtime.Lease) {
 	}
 }
 
-// PutMachine implements runtime.Store. A version the registry holds
-// already is only made the latest of its name; one whose id another
-// version holds is refused.
+// PutMachine implements runtime.Store. A version registered for the
+// first time becomes the latest of its name (what Latest gives); one the
+// registry holds already does not, so an older worker that restarts does
+// not move new starts back to its version. One whose id another version
+// holds is refused.
 func (s *Store) PutMachine(ctx context.Context, m *ir.Machine) error {
 	mid := machineID(m.Hash)
 	data, err := m.Encode()
@@ -368,17 +370,43 @@ func (s *Store) PutMachine(ctx context.Context, m *ir.Machine) error {
 			return fmt.Errorf("machine %s version %s: its id %s is taken by %s version %s", m.Name, m.Hash, mid, other.Name, other.Hash)
 		}
 	case errors.Is(err, redis.Nil):
-		if err := s.rdb.Set(ctx, s.machineKey(mid), data, 0).Err(); err != nil {
+		created, err := s.rdb.SetNX(ctx, s.machineKey(mid), data, 0).Result()
+		if err != nil {
 			return err
+		}
+		if created {
+			// A version registered for the first time is the newest.
+			if err := s.rdb.Set(ctx, s.latestKey(m.Name), m.Hash, 0).Err(); err != nil {
+				return err
+			}
+			s.machines.Store(mid, m)
+			return nil
 		}
 	default:
 		return err
 	}
-	if err := s.rdb.Set(ctx, s.latestKey(m.Name), m.Hash, 0).Err(); err != nil {
+	// A version registered before (an older worker restarting) does not
+	// take the name back from a newer one; it is the newest only if the
+	// name has none.
+	if err := s.rdb.SetNX(ctx, s.latestKey(m.Name), m.Hash, 0).Err(); err != nil {
 		return err
 	}
 	s.machines.Store(mid, m)
 	return nil
+}
+
+// Version returns the hash of the version of machine name whose id (the
+// hash's first 12 hex digits, or all of it) is given, as `fsmc inspect`
+// names it: NAME@ID.
+func (s *Store) Version(ctx context.Context, name, id string) (string, error) {
+	m, err := s.machine(ctx, machineID(id))
+	if errors.Is(err, errNoMachine) || err == nil && m.Name != name {
+		return "", fmt.Errorf("no version %s of machine %s is registered", id, name)
+	}
+	if err != nil {
+		return "", err
+	}
+	return m.Hash, nil
 }
 
 // machine returns the machine version with id mid: from this store's
