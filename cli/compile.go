@@ -46,7 +46,7 @@ func compileCommand(e *env) *cli.Command {
 			if pkg := c.String("package"); pkg != "" && !gogen.IsPackageName(pkg) {
 				return usageError("fsmc compile: --package %q is not a Go package name (want an identifier that is not a Go keyword)", pkg)
 			}
-			f, err := e.loadMachines(source)
+			f, err := e.loadMachines("compile", source)
 			if err != nil {
 				return err
 			}

@@ -14,10 +14,10 @@ import (
 // loadMachines reads a .fsm file (checked and compiled on the fly) or an
 // IR .json file (validated). Diagnostics are printed to stderr; the error
 // it returns carries the exit status.
-func (e *env) loadMachines(path string) (*ir.File, error) {
+func (e *env) loadMachines(command, path string) (*ir.File, error) {
 	src, err := os.ReadFile(path)
 	if err != nil {
-		return nil, usageError("fsmc: %v", err)
+		return nil, usageError("fsmc %s: %v", command, err)
 	}
 	if strings.HasSuffix(path, ".json") {
 		f, err := ir.Load(src)

@@ -40,7 +40,7 @@ func prefixFlag() *cli.StringFlag {
 
 // lockFlag names the independent Redlock nodes.
 func lockFlag() *cli.StringSliceFlag {
-	return &cli.StringSliceFlag{Name: "lock-redis", Usage: "a Redlock node (`URL`), repeated for a quorum of independent nodes; the main Redis if none"}
+	return &cli.StringSliceFlag{Name: "lock-redis", EnvVars: []string{"FSMC_LOCK_REDIS"}, Usage: "a Redlock node (`URL`), repeated for a quorum of independent nodes; the main Redis if none"}
 }
 
 // openRedis connects to the deployment; an unreachable one is exit 2.
@@ -72,7 +72,18 @@ func dialRedis(ctx context.Context, c *cli.Context, clientLog, storeLog *slog.Lo
 	if prefix == "" || strings.ContainsAny(prefix, "{} \t\r\n") {
 		return nil, usageError("fsmc %s: --prefix (or FSMC_PREFIX) %q: want a non-empty key prefix without braces or white space (braces would put every partition in one Cluster slot)", c.Command.Name, prefix)
 	}
-	return redisstore.Open(ctx, url, redisstore.Options{Prefix: prefix, LockURLs: c.StringSlice("lock-redis"), Logger: storeLog})
+	// The app keeps commas in flag values (an --exec command may hold
+	// them), so lock nodes given together (FSMC_LOCK_REDIS) are split
+	// here; a comma in a URL's password is written %2C.
+	var locks []string
+	for _, v := range c.StringSlice("lock-redis") {
+		for _, u := range strings.Split(v, ",") {
+			if u = strings.TrimSpace(u); u != "" {
+				locks = append(locks, u)
+			}
+		}
+	}
+	return redisstore.Open(ctx, url, redisstore.Options{Prefix: prefix, LockURLs: locks, Logger: storeLog})
 }
 
 // waitForRedis opens the deployment for a worker. While Redis does not
@@ -157,6 +168,9 @@ func startCommand(e *env) *cli.Command {
 		Action: func(c *cli.Context) error {
 			if c.NArg() < 2 {
 				return usageError("fsmc start: usage: fsmc start [--context JSON] [--priority N] [--if-absent] MACHINE ID...")
+			}
+			if p := c.Int("priority"); p < 0 || p > 9 {
+				return usageError("fsmc start: --priority %d: want 0 (lowest) to 9", p)
 			}
 			return operator(c, func(ctx context.Context, store *redisstore.Store, engine *runtime.Engine) error {
 				// MACHINE is a name (its latest version) or NAME@ID, a
@@ -360,6 +374,11 @@ func watchCommand(e *env) *cli.Command {
 				return err
 			}
 			return operator(c, func(ctx context.Context, store *redisstore.Store, _ *runtime.Engine) error {
+				// A misspelt machine would wait for ever, as ls would list
+				// nothing: both say so.
+				if err := checkListFilter(ctx, store, runtime.ListFilter{Machine: c.String("machine")}); err != nil {
+					return refused(c, err)
+				}
 				cursor := c.String("since")
 				if cursor == "start" {
 					cursor = ""

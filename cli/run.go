@@ -60,7 +60,7 @@ func runCommand(e *env) *cli.Command {
 			}
 			files := map[string]*ir.Machine{}
 			for _, path := range c.Args().Slice() {
-				f, err := e.loadMachines(path)
+				f, err := e.loadMachines("run", path)
 				if err != nil {
 					return err
 				}

@@ -54,7 +54,7 @@ func visualizeCommand(e *env) *cli.Command {
 			if format == "png" && (out == "" || out == "-") && isTerminal(e.stdout) {
 				return usageError("fsmc visualize: not writing PNG to a terminal; use -o FILE.png")
 			}
-			f, err := e.loadMachines(c.Args().First())
+			f, err := e.loadMachines("visualize", c.Args().First())
 			if err != nil {
 				return err
 			}

@@ -62,6 +62,7 @@ type Engine struct {
 	mainMu     sync.Mutex
 	runnable   map[string][]int // per machine hash, the actions with a handler
 	generation atomic.Uint64    // bumped by Register
+	claimFails atomic.Bool      // a worker's last claim failed (see workLoop)
 	instances  sync.Pool        // *Instance scratch for Send
 }
 

@@ -84,12 +84,16 @@ func (e *Engine) workLoop(ctx, work context.Context, b wakeups) {
 				return
 			}
 			e.opts.Observer.StoreError(err)
+			e.claimFails.Store(true)
 			e.opts.Logger.Error("claiming work", "err", err, "retry_in", retry)
 			e.opts.Clock.Sleep(retry, ctx.Done())
 			retry = min(retry*2, 5*time.Second)
 			continue
 		}
 		retry = 10 * time.Millisecond
+		if e.claimFails.CompareAndSwap(true, false) {
+			e.opts.Logger.Info("claiming work again: the store answers")
+		}
 		if ok {
 			e.opts.Observer.Claimed(w.lease.Work.Kind, e.opts.Clock.Now().Sub(w.lease.Work.Due))
 			if w.lease.More {

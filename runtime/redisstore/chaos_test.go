@@ -2,9 +2,11 @@ package redisstore_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -68,7 +70,8 @@ func chaosWorker() {
 	if id := os.Getenv("FSMC_CHAOS_PAUSE_ID"); id != "" {
 		rs = &pausingStore{Store: store, id: id}
 	}
-	engine := runtime.New(rs, runtime.Options{Worker: "chaos-" + strconv.Itoa(os.Getpid()), Lease: time.Second})
+	engine := runtime.New(rs, runtime.Options{Worker: "chaos-" + strconv.Itoa(os.Getpid()), Lease: time.Second,
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))})
 	step := func(ctx context.Context, c *runtime.Call) (runtime.Result, error) {
 		time.Sleep(time.Duration(rand.IntN(2000)) * time.Microsecond)
 		if rand.IntN(10) == 0 {
@@ -213,20 +216,24 @@ func TestRedisRestart(t *testing.T) {
 	const n = 1000
 	prefix := "restart"
 	var cmds []*exec.Cmd
-	for i := 0; i < 2; i++ {
+	logs := make([]bytes.Buffer, 2)
+	for i := range logs {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
 		cmd.Env = append(os.Environ(), "FSMC_CHAOS_WORKER=1", "FSMC_CHAOS_REDIS="+srv.URL(), "FSMC_CHAOS_PREFIX="+prefix)
+		cmd.Stderr = &logs[i]
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
 		cmds = append(cmds, cmd)
 	}
-	t.Cleanup(func() {
+	stopWorkers := func() {
 		for _, cmd := range cmds {
 			_ = cmd.Process.Kill()
 			_ = cmd.Wait()
 		}
-	})
+		cmds = nil
+	}
+	t.Cleanup(stopWorkers)
 	ctx := context.Background()
 	store, err := redisstore.Open(ctx, srv.URL(), redisstore.Options{Prefix: prefix, Partitions: 8})
 	if err != nil {
@@ -261,6 +268,14 @@ func TestRedisRestart(t *testing.T) {
 		}
 		if v.Version != 4 {
 			t.Fatalf("%s: version %d, want 4 (start and three transitions, each once)", v.ID, v.Version)
+		}
+	}
+	// Each worker said that it lost Redis, and that it works again.
+	stopWorkers()
+	for i := range logs {
+		log := logs[i].String()
+		if !strings.Contains(log, "claiming work") || !strings.Contains(log, "claiming work again: the store answers") {
+			t.Errorf("worker %d's log does not tell of the outage and the recovery:\n%s", i, log)
 		}
 	}
 }
