@@ -134,7 +134,7 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 	}
 	s := &Store{rdb: rdb, prefix: opts.Prefix, parts: opts.Partitions, history: opts.History, scripts: &scripts{},
 		pokes: make(chan struct{}, 1), closed: make(chan struct{}), log: opts.Logger}
-	if n, ok := retriesOf(rdb); ok && n >= 0 {
+	if n, ok := retriesOf(rdb); ok && n > 0 {
 		s.log.Warn("the Redis client retries commands whose reply is late (MaxRetries); a script retried after it ran applies twice: set MaxRetries to -1", "max_retries", n)
 	}
 	if !opts.NoRedlock {
@@ -536,8 +536,9 @@ func parseNodeURL(raw string) (*redis.Options, error) {
 // is safe: workers claim again; an operator's command reports the error.
 const noRetries = -1
 
-// retriesOf returns the MaxRetries of the clients go-redis makes (0
-// means its default of 3), and whether rdb is one of them.
+// retriesOf returns how many times a go-redis client retries a command
+// (its Options after NewClient: -1 has become 0, and 0 the default 3),
+// and whether rdb is such a client.
 func retriesOf(rdb redis.UniversalClient) (int, bool) {
 	switch c := rdb.(type) {
 	case *redis.Client:

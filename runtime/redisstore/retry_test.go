@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"strings"
 	"sync"
@@ -15,6 +16,7 @@ import (
 	"github.com/fsmc/fsmc/internal/redistest"
 	"github.com/fsmc/fsmc/runtime"
 	"github.com/fsmc/fsmc/runtime/redisstore"
+	"github.com/redis/go-redis/v9"
 )
 
 // holdingProxy forwards TCP connections to upstream, holding the first
@@ -73,11 +75,23 @@ func TestLateReplyIsNotRetried(t *testing.T) {
 	e := irtest.StartToggle(t, redisstore.New(direct, redisstore.Options{Prefix: prefix, NoRedlock: true}), "t")
 	upstream := strings.TrimSuffix(strings.TrimPrefix(redistest.URL(t), "redis://"), "/0")
 	addr := holdingProxy(t, upstream, "_enqueue\r\n", 600*time.Millisecond) // the FCALL, not the library
-	store, err := redisstore.Open(ctx, "redis://"+addr+"/0?read_timeout=200ms", redisstore.Options{Prefix: prefix, NoRedlock: true})
+	var log bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&log, nil))
+	store, err := redisstore.Open(ctx, "redis://"+addr+"/0?read_timeout=200ms", redisstore.Options{Prefix: prefix, NoRedlock: true, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer store.Close()
+	if strings.Contains(log.String(), "MaxRetries") {
+		t.Fatalf("Open's client retries: %s", log.String())
+	}
+	// A client made with go-redis's defaults retries: New says so.
+	retrying := redis.NewClient(&redis.Options{Addr: upstream})
+	defer retrying.Close()
+	redisstore.New(retrying, redisstore.Options{Prefix: prefix, Logger: logger})
+	if !strings.Contains(log.String(), "set MaxRetries to -1") {
+		t.Fatalf("no warning about a client that retries: %q", log.String())
+	}
 	sender := runtime.New(store, runtime.Options{})
 	if err := sender.Register(ctx, irtest.Compile(t, "toggle.fsm", []byte(irtest.Toggle)).Machines[0], nil); err != nil {
 		t.Fatal(err)
