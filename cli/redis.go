@@ -161,7 +161,7 @@ func startCommand(e *env) *cli.Command {
 	return &cli.Command{
 		Name: "start", Usage: "start instances on the Redis deployment (one per ID, with the same context); MACHINE is a name (its latest version) or NAME@ID (a version, as inspect names it)", ArgsUsage: "MACHINE ID...",
 		Flags: []cli.Flag{redisFlag(), prefixFlag(),
-			&cli.StringFlag{Name: "context", Usage: "the context as a JSON object"},
+			&cli.StringFlag{Name: "context", Usage: "the context as a JSON object, or @FILE to read it from FILE (@- for stdin)"},
 			&cli.IntFlag{Name: "priority", Usage: "0 (lowest) to 9"},
 			&cli.BoolFlag{Name: "if-absent", Usage: "an existing ID is not an error"},
 		},
@@ -191,7 +191,11 @@ func startCommand(e *env) *cli.Command {
 				if err != nil {
 					return refused(c, err)
 				}
-				values, err := runtime.DecodeJSON(m.Context, nil, []byte(c.String("context")))
+				data, err := e.jsonFlag(c, "context")
+				if err != nil {
+					return err
+				}
+				values, err := runtime.DecodeJSON(m.Context, nil, data)
 				if err != nil {
 					return refused(c, fmt.Errorf("context: %w", err))
 				}
@@ -238,15 +242,41 @@ func startEach(c *cli.Context, ids []string, start func(id string) error) error 
 	return nil
 }
 
+// jsonFlag is the JSON of flag name: its value, or with @FILE the file's
+// contents (@- reads stdin), for a context or payload too long for a
+// command line. A file that cannot be read is exit 2.
+func (e *env) jsonFlag(c *cli.Context, name string) ([]byte, error) {
+	v := c.String(name)
+	path, fromFile := strings.CutPrefix(v, "@")
+	if !fromFile {
+		return []byte(v), nil
+	}
+	var data []byte
+	var err error
+	if path == "-" {
+		data, err = io.ReadAll(e.stdin)
+	} else {
+		data, err = os.ReadFile(path)
+	}
+	if err != nil {
+		return nil, usageError("fsmc %s: --%s: %v", c.Command.Name, name, err)
+	}
+	return data, nil
+}
+
 func sendCommand(e *env) *cli.Command {
 	return &cli.Command{
 		Name: "send", Usage: "send an event to an instance on the Redis deployment", ArgsUsage: "ID EVENT",
-		Flags: []cli.Flag{redisFlag(), prefixFlag(), &cli.StringFlag{Name: "payload", Usage: "the payload as a JSON object"}},
+		Flags: []cli.Flag{redisFlag(), prefixFlag(), &cli.StringFlag{Name: "payload", Usage: "the payload as a JSON object, or @FILE to read it from FILE (@- for stdin)"}},
 		Action: func(c *cli.Context) error {
 			if err := wantArgs(c, 2, "[--payload JSON] ID EVENT"); err != nil {
 				return err
 			}
-			payload, err := runtime.DecodeObject([]byte(c.String("payload")))
+			data, err := e.jsonFlag(c, "payload")
+			if err != nil {
+				return err
+			}
+			payload, err := runtime.DecodeObject(data)
 			if err != nil {
 				return &exitError{code: ExitFound, msg: fmt.Sprintf("fsmc send: payload: %v", err)}
 			}
