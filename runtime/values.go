@@ -94,7 +94,36 @@ func DecodeObject(data []byte) (map[string]any, error) {
 	if dec.More() {
 		return nil, fmt.Errorf("not a JSON object: data after it")
 	}
+	if err := uniqueKeys(data); err != nil {
+		return nil, err
+	}
 	return in, nil
+}
+
+// uniqueKeys refuses an object (valid JSON, decoded once already) that
+// names a field twice: Go's decoder keeps the last, silently.
+func uniqueKeys(data []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if _, err := dec.Token(); err != nil { // {
+		return err
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		key, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		name, _ := key.(string)
+		if seen[name] {
+			return fmt.Errorf("field %q is given twice", name)
+		}
+		seen[name] = true
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // jsonText refuses JSON that is not UTF-8 text, or whose strings escape
