@@ -3,12 +3,10 @@
 package cli
 
 import (
-	"bytes"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -16,24 +14,6 @@ import (
 	"github.com/fsmc/fsmc/internal/irtest"
 	"github.com/fsmc/fsmc/internal/redistest"
 )
-
-// lockedBuffer is a bytes.Buffer that a command writes while a test reads.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestWorkerWaitsForRedis: a worker started before its Redis says it is
 // waiting, and starts serving when Redis answers, as a worker whose
@@ -51,7 +31,7 @@ func TestWorkerWaitsForRedis(t *testing.T) {
 	if err := os.WriteFile(file, []byte(irtest.Toggle), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var stderr lockedBuffer
+	var stderr redistest.Output
 	exited := make(chan int, 1)
 	go func() {
 		exited <- Main([]string{"fsmc", "run", "--redis", srv.URL(), file}, strings.NewReader(""), io.Discard, &stderr)
