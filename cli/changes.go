@@ -112,17 +112,10 @@ func historyLine(m *ir.Machine, h runtime.HistoryEntry) string {
 	return h.Kind.String()
 }
 
-// machineVersion names a version of a machine as NAME@HASH, with the
-// first 12 hex digits of its IR hash: what `fsmc run` logs for the
-// machines it runs, so an instance can be matched with the workers that
-// advance it.
-func machineVersion(name, hash string) string {
-	h := strings.TrimPrefix(hash, "sha256:")
-	if len(h) > 12 {
-		h = h[:12]
-	}
-	return name + "@" + h
-}
+// machineVersion names a version of a machine as NAME@ID (ir.ShortHash):
+// what `fsmc run` logs for the machines it runs, so an instance can be
+// matched with the workers that advance it.
+func machineVersion(name, hash string) string { return name + "@" + ir.ShortHash(hash) }
 
 func writeInspect(w io.Writer, v *runtime.View) {
 	var b strings.Builder

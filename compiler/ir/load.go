@@ -141,6 +141,18 @@ func (m *Machine) canonicalHash() (string, error) {
 	return "sha256:" + hex.EncodeToString(sum[:]), nil
 }
 
+// ShortHash is a machine hash's first 12 hex digits (48 bits): how
+// operators name a version (NAME@ID in fsmc inspect, fsmc start and a
+// worker's log), and the id the Redis store keeps in every instance.
+// A hash already that short is returned as it is.
+func ShortHash(hash string) string {
+	h := strings.TrimPrefix(hash, "sha256:")
+	if len(h) > 12 {
+		h = h[:12]
+	}
+	return h
+}
+
 // fileHash covers the format version and the machines' hashes in order.
 func (f *File) fileHash() string {
 	h := sha256.New()

@@ -230,16 +230,10 @@ func decodeChange(rec string) (runtime.Change, string, error) {
 		Version: uint64(n[5]), Status: runtime.Status(n[6])}, mid, nil
 }
 
-// machineID is the short form of a machine hash that instances store:
-// its first 12 hex digits (48 bits; PutMachine refuses a version whose
-// id another version has).
-func machineID(hash string) string {
-	h := strings.TrimPrefix(hash, "sha256:")
-	if len(h) > 12 {
-		h = h[:12]
-	}
-	return h
-}
+// machineID is the short form of a machine hash that instances store
+// (ir.ShortHash; PutMachine refuses a version whose id another version
+// has).
+func machineID(hash string) string { return ir.ShortHash(hash) }
 
 // atoi reads a number the scripts wrote (0 if absent).
 func atoi(s string) int {
