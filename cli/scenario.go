@@ -353,7 +353,7 @@ func (s *scenario) inspect(ctx context.Context, args string) {
 
 // printChange writes one changelog line per transition.
 func (s *scenario) printChange(c runtime.Change) {
-	if s.virtual && s.looping == "" {
+	if s.virtual && s.looping == "" && s.stopDue != nil {
 		if s.instant[c.Instance]++; s.instant[c.Instance] >= loopLimit {
 			s.looping = c.Instance
 			s.stopDue()

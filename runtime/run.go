@@ -91,7 +91,9 @@ func (e *Engine) workLoop(ctx, work context.Context, b wakeups) {
 			continue
 		}
 		retry = 10 * time.Millisecond
-		if e.claimFails.CompareAndSwap(true, false) {
+		// A plain load first: the swap writes the line every worker
+		// shares, and a claim is the hot path.
+		if e.claimFails.Load() && e.claimFails.CompareAndSwap(true, false) {
 			e.opts.Logger.Info("claiming work again: the store answers")
 		}
 		if ok {
