@@ -55,7 +55,7 @@ import (
 
 // Options configure a Store.
 type Options struct {
-	Prefix string // key prefix ("fsmc" if empty)
+	Prefix string // key prefix ("fsmc" if empty; Open refuses braces and white space)
 	// Partitions spread instances over Cluster slots: 16 on a Cluster,
 	// 1 on a single Redis (where more only add round trips) if 0. All
 	// workers of a deployment must agree.
@@ -445,6 +445,9 @@ func (s *Store) Latest(ctx context.Context, name string) (string, error) {
 // rediss:// URL may add tls_ca=PATH (certificates to trust) and
 // tls_cert=PATH&tls_key=PATH (a client certificate).
 func Open(ctx context.Context, url string, opts Options) (*Store, error) {
+	if strings.ContainsAny(opts.Prefix, "{} \t\r\n") {
+		return nil, fmt.Errorf("key prefix %q: want one without braces or white space (braces would put every partition in one Cluster slot)", opts.Prefix)
+	}
 	var rdb redis.UniversalClient
 	if strings.HasPrefix(url, "redis+sentinel://") {
 		fo, err := ParseSentinelURL(url)
