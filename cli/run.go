@@ -2,10 +2,10 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"os/signal"
 	"strings"
 	"sync"
@@ -72,7 +72,7 @@ func runCommand(e *env) *cli.Command {
 				}
 			}
 			if c.String("redis") != "" {
-				handlers, err := bindExec(files, c.StringSlice("exec"), false, nil)
+				handlers, err := bindExec(files, c.StringSlice("exec"), false)
 				if err != nil {
 					return err
 				}
@@ -82,7 +82,7 @@ func runCommand(e *env) *cli.Command {
 			if c.Bool("virtual-time") {
 				virtual = runtime.NewFakeClock(virtualEpoch)
 			}
-			handlers, err := bindExec(files, c.StringSlice("exec"), true, virtual)
+			handlers, err := bindExec(files, c.StringSlice("exec"), true)
 			if err != nil {
 				return err
 			}
@@ -95,9 +95,9 @@ func runCommand(e *env) *cli.Command {
 
 // bindExec turns --exec ACTION=CMD flags into handlers, per machine; with
 // manualOthers every other action is manual (the embedded store), else it
-// has no handler (a Redis worker does not run it). With a virtual clock,
-// an attempt that times out takes its timeout on it (see elapsing).
-func bindExec(machines map[string]*ir.Machine, specs []string, manualOthers bool, virtual *runtime.FakeClock) (map[string]map[string]runtime.Handler, error) {
+// has no handler (a Redis worker does not run it). A command that cannot
+// be run (not found, not executable) is refused here, before any attempt.
+func bindExec(machines map[string]*ir.Machine, specs []string, manualOthers bool) (map[string]map[string]runtime.Handler, error) {
 	commands := map[string][]string{}
 	for _, spec := range specs {
 		action, cmdline, ok := strings.Cut(spec, "=")
@@ -111,6 +111,9 @@ func bindExec(machines map[string]*ir.Machine, specs []string, manualOthers bool
 		if err != nil {
 			return nil, usageError("fsmc run: --exec %s: %v", action, err)
 		}
+		if _, err := exec.LookPath(argv[0]); err != nil {
+			return nil, usageError("fsmc run: --exec %s: %v", action, err)
+		}
 		commands[action] = argv
 	}
 	out := map[string]map[string]runtime.Handler{}
@@ -119,7 +122,7 @@ func bindExec(machines map[string]*ir.Machine, specs []string, manualOthers bool
 		out[name] = map[string]runtime.Handler{}
 		for _, a := range m.Actions {
 			if argv, ok := commands[a.Name]; ok {
-				out[name][a.Name] = elapsing(virtual, runtime.CommandHandler(argv))
+				out[name][a.Name] = runtime.CommandHandler(argv)
 				used[a.Name] = true
 				continue
 			}
@@ -144,24 +147,6 @@ func manual(emits bool) runtime.Handler {
 			return runtime.Pending, nil
 		}
 		return runtime.Result{}, nil
-	}
-}
-
-// elapsing makes an attempt that times out take its timeout on the
-// virtual clock, as it does on the real one, so that a shorter timer of
-// the state fires first and the late result is discarded. Other attempts
-// take no virtual time, however long the command ran: a scenario's output
-// stays the same from run to run. Without a virtual clock it returns h.
-func elapsing(virtual *runtime.FakeClock, h runtime.Handler) runtime.Handler {
-	if virtual == nil {
-		return h
-	}
-	return func(ctx context.Context, call *runtime.Call) (runtime.Result, error) {
-		r, err := h(ctx, call)
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			virtual.Set(call.Deadline)
-		}
-		return r, err
 	}
 }
 

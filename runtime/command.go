@@ -2,12 +2,17 @@ package runtime
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"os/exec"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -17,9 +22,9 @@ import (
 // call as one JSON object on stdin. On exit 0 its stdout is the result:
 // empty for none, or {"event": "Paid", "payload": {...}}. A non-zero
 // exit, bad JSON or the task's timeout (which kills the command and its
-// children) is a failed attempt; stderr is kept in the message,
-// truncated. A command that exits non-zero printing
-// {"error": "...", "permanent": true} fails for good.
+// children) is a failed attempt, and so is {"error": "..."} on stdout,
+// a permanent one with "permanent": true. The end of stderr is kept in
+// the message of any failure.
 func CommandHandler(argv []string) Handler {
 	return func(ctx context.Context, call *Call) (Result, error) {
 		input, err := json.Marshal(commandInput{
@@ -30,47 +35,206 @@ func CommandHandler(argv []string) Handler {
 		if err != nil {
 			return Result{}, err
 		}
-		cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-		cmd.Stdin = bytes.NewReader(input)
-		var stdout, stderr bytes.Buffer
-		cmd.Stdout = &stdout
-		cmd.Stderr = &stderr
-		killGroup(cmd)
-		cmd.WaitDelay = time.Second
-		runErr := cmd.Run()
-		if ctx.Err() != nil {
-			return Result{}, fmt.Errorf("%s: %w%s", argv[0], ctx.Err(), stderrNote(&stderr))
+		out, runErr := runCommand(ctx, argv, input)
+		note := out.stderrNote()
+		fail := func(format string, args ...any) error {
+			return fmt.Errorf("%s: %s%s", argv[0], fmt.Sprintf(format, args...), note)
 		}
-		if runErr != nil {
-			var out commandError
-			if json.Unmarshal(bytes.TrimSpace(stdout.Bytes()), &out) == nil && out.Error != "" {
-				err := fmt.Errorf("%s: %s%s", argv[0], out.Error, stderrNote(&stderr))
-				if out.Permanent {
-					err = Permanent(err)
-				}
-				return Result{}, err
+		switch {
+		case ctx.Err() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded):
+			return Result{}, fail("killed")
+		case ctx.Err() != nil:
+			return Result{}, fail("stopped")
+		case runErr != nil && out.started:
+			// It ran and failed; what it printed may say why, and
+			// whether to stop retrying.
+			msg, permanent := runErr.Error(), false
+			if res, err := parseOutput(out.stdout.Bytes()); err == nil && (res.err != "" || res.permanent) {
+				msg, permanent = cmp.Or(res.err, msg), res.permanent
 			}
-			return Result{}, fmt.Errorf("%s: %v%s", argv[0], runErr, stderrNote(&stderr))
+			if permanent {
+				return Result{}, Permanent(fail("%s", msg))
+			}
+			return Result{}, fail("%s", msg)
+		case runErr != nil:
+			return Result{}, fail("%v", runErr)
+		case out.stdout.over:
+			return Result{}, fail("output is over %d bytes, more than an event's", outputLimit)
 		}
-		out := bytes.TrimSpace(stdout.Bytes())
-		if len(out) == 0 {
-			return Result{}, nil
+		res, err := parseOutput(out.stdout.Bytes())
+		switch {
+		case err != nil:
+			return Result{}, fail("%v", err)
+		case res.err != "" && res.permanent:
+			return Result{}, Permanent(fail("%s", res.err))
+		case res.err != "":
+			return Result{}, fail("%s", res.err)
 		}
-		if err := jsonText(out); err != nil {
-			return Result{}, fmt.Errorf("%s: output: %v", argv[0], err)
-		}
-		var res commandOutput
-		dec := json.NewDecoder(bytes.NewReader(out))
-		dec.UseNumber()
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&res); err != nil || dec.More() {
-			return Result{}, fmt.Errorf("%s: output is not {\"event\": ..., \"payload\": {...}}: %s", argv[0], truncate(string(out), 200))
-		}
-		if res.Event == "" {
-			return Result{}, nil
-		}
-		return Emit(res.Event, res.Payload), nil
+		return Result{Event: res.event, Payload: res.payload, note: note}, nil
 	}
+}
+
+// Limits on what a command's output may fill: a result over outputLimit
+// bytes fails the attempt, and of stderr the last stderrKept bytes go
+// into a failure's message. The rest is read and dropped, so a chatty
+// command neither blocks nor fills memory. After the command exits, its
+// output is read for at most drainAfterExit more (a child that escaped
+// its process group may hold the pipes open).
+const (
+	outputLimit    = 1 << 20
+	stderrKept     = 500
+	drainAfterExit = 100 * time.Millisecond
+)
+
+// commandOutput is what a command wrote.
+type commandOutput struct {
+	started bool
+	stdout  headBuffer
+	stderr  tailBuffer
+}
+
+// runCommand runs argv with input on stdin until it exits or ctx ends
+// (which kills it and its process group). When the command exits, what
+// it left running in its group is killed too: an attempt ends with its
+// command.
+func runCommand(ctx context.Context, argv []string, input []byte) (*commandOutput, error) {
+	out := &commandOutput{stdout: headBuffer{limit: outputLimit}, stderr: tailBuffer{keep: stderrKept}}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return out, err
+	}
+	defer outR.Close()
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		outW.Close()
+		return out, err
+	}
+	defer errR.Close()
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Stdin = bytes.NewReader(input)
+	cmd.Stdout, cmd.Stderr = outW, errW
+	cmd.WaitDelay = drainAfterExit // for stdin, should a child hold it unread
+	ownGroup(cmd)
+	err = cmd.Start()
+	outW.Close()
+	errW.Close()
+	if err != nil {
+		return out, err
+	}
+	out.started = true
+	var reading sync.WaitGroup
+	reading.Add(2)
+	go func() { defer reading.Done(); _, _ = io.Copy(&out.stdout, outR) }()
+	go func() { defer reading.Done(); _, _ = io.Copy(&out.stderr, errR) }()
+	err = cmd.Wait()
+	if errors.Is(err, exec.ErrWaitDelay) {
+		err = nil // it exited 0; only its stdin was still open
+	}
+	killLeftovers(cmd)
+	_ = outR.SetReadDeadline(time.Now().Add(drainAfterExit))
+	_ = errR.SetReadDeadline(time.Now().Add(drainAfterExit))
+	reading.Wait()
+	return out, err
+}
+
+// stderrNote is the end of stderr, quoted onto one line, for a
+// failure's message ("" when there was none).
+func (o *commandOutput) stderrNote() string {
+	s := strings.TrimSpace(o.stderr.String())
+	if s == "" {
+		return ""
+	}
+	if o.stderr.cut {
+		s = "…" + s
+	}
+	return "; stderr: " + strconv.Quote(s)
+}
+
+// headBuffer keeps the first limit bytes written to it and notes
+// whether more came.
+type headBuffer struct {
+	buf   []byte
+	limit int
+	over  bool
+}
+
+func (b *headBuffer) Write(p []byte) (int, error) {
+	n := min(len(p), b.limit-len(b.buf))
+	b.buf = append(b.buf, p[:n]...)
+	b.over = b.over || n < len(p)
+	return len(p), nil
+}
+
+func (b *headBuffer) Bytes() []byte { return b.buf }
+
+// tailBuffer keeps the last keep bytes written to it (from the start of
+// a character) and notes whether any were cut.
+type tailBuffer struct {
+	buf  []byte
+	keep int
+	cut  bool
+}
+
+func (b *tailBuffer) Write(p []byte) (int, error) {
+	b.buf = append(b.buf, p...)
+	if over := len(b.buf) - b.keep; over > 0 {
+		for over < len(b.buf) && !utf8.RuneStart(b.buf[over]) {
+			over++
+		}
+		b.buf = append(b.buf[:0], b.buf[over:]...)
+		b.cut = true
+	}
+	return len(p), nil
+}
+
+func (b *tailBuffer) String() string { return string(b.buf) }
+
+// commandResult is a command's stdout, read by parseOutput.
+type commandResult struct {
+	event     string
+	payload   map[string]any
+	err       string
+	permanent bool
+}
+
+// parseOutput reads a command's stdout: nothing, or one JSON object
+// with exactly the fields "event" and "payload", or "error" and
+// "permanent" (names as written: JSON's usual decoding would take
+// "EVENT" too).
+func parseOutput(out []byte) (commandResult, error) {
+	var res commandResult
+	out = bytes.TrimSpace(out)
+	if len(out) == 0 {
+		return res, nil
+	}
+	fields, err := DecodeObject(out)
+	if err != nil {
+		return res, fmt.Errorf("output is not {\"event\": ..., \"payload\": {...}}: %v: %s", err, strconv.Quote(truncate(string(out), 200)))
+	}
+	for name, v := range fields {
+		ok := true
+		switch name {
+		case "event":
+			res.event, ok = v.(string)
+		case "payload":
+			if v != nil {
+				res.payload, ok = v.(map[string]any)
+			}
+		case "error":
+			res.err, ok = v.(string)
+		case "permanent":
+			res.permanent, ok = v.(bool)
+		default:
+			return res, fmt.Errorf("output has field %q; it may have event and payload, or error and permanent", name)
+		}
+		if !ok {
+			return res, fmt.Errorf("output field %q is %s, want %s", name, describe(v), map[string]string{"event": "a string", "payload": "an object", "error": "a string", "permanent": "true or false"}[name])
+		}
+	}
+	if res.event != "" && (res.err != "" || res.permanent) {
+		return res, fmt.Errorf("output has both an event and an error")
+	}
+	return res, nil
 }
 
 type commandInput struct {
@@ -82,24 +246,6 @@ type commandInput struct {
 	Attempt        int            `json:"attempt"`
 	IdempotencyKey string         `json:"idempotency_key"`
 	Deadline       string         `json:"deadline"`
-}
-
-type commandOutput struct {
-	Event   string         `json:"event"`
-	Payload map[string]any `json:"payload"`
-}
-
-type commandError struct {
-	Error     string `json:"error"`
-	Permanent bool   `json:"permanent"`
-}
-
-func stderrNote(stderr *bytes.Buffer) string {
-	s := strings.TrimSpace(stderr.String())
-	if s == "" {
-		return ""
-	}
-	return ": " + truncate(s, 500)
 }
 
 func truncate(s string, n int) string {

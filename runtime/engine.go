@@ -90,6 +90,7 @@ type Result struct {
 	Event   string
 	Payload map[string]any
 	pending bool
+	note    string // for a failure's message: what an external command wrote on stderr
 }
 
 // Emit returns a Result delivering event with payload.

@@ -65,6 +65,13 @@ func (e *Engine) attempt(ctx context.Context, w *worker) error {
 		return ctx.Err()
 	}
 	now := e.opts.Clock.Now()
+	if errors.Is(runErr, errTimedOut) && call.Deadline.After(now) {
+		// A timed-out attempt fails at its deadline. On a virtual clock,
+		// which a handler's run does not move, that is still ahead: the
+		// failure's follow-up work (the retry, or error) is due then,
+		// and what is due before it (a shorter timer) comes first.
+		now = call.Deadline
+	}
 	if runErr == nil && result.pending || errors.Is(runErr, ErrPending) {
 		return e.complete(ctx, w)
 	}
@@ -140,6 +147,9 @@ func (e *Engine) deliver(ctx context.Context, w *worker, m *machine, result *Wor
 	return true, err
 }
 
+// errTimedOut marks an attempt that ran past its task's timeout.
+var errTimedOut = errors.New("timed out")
+
 // handlerGrace is how long a handler whose deadline passed has to
 // return, so that what it says (a command's stderr) reaches the failure
 // message; one that ignores its context is abandoned after it.
@@ -172,7 +182,7 @@ func (e *Engine) runHandler(ctx context.Context, w *worker, handler Handler, cal
 		select {
 		case o := <-done:
 			if o.err != nil && errors.Is(hctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
-				return Result{}, fmt.Errorf("timed out after %s: %w", ir.FormatDuration(timeout), o.err)
+				return Result{}, fmt.Errorf("%w after %s: %w", errTimedOut, ir.FormatDuration(timeout), o.err)
 			}
 			return o.r, o.err
 		case <-hctx.Done():
@@ -184,12 +194,12 @@ func (e *Engine) runHandler(ctx context.Context, w *worker, handler Handler, cal
 			select {
 			case o := <-done:
 				if o.err != nil {
-					return Result{}, fmt.Errorf("timed out after %s: %w", ir.FormatDuration(timeout), o.err)
+					return Result{}, fmt.Errorf("%w after %s: %w", errTimedOut, ir.FormatDuration(timeout), o.err)
 				}
 				return o.r, nil // it finished at the same moment
 			case <-grace.C:
 			}
-			return Result{}, fmt.Errorf("timed out after %s", ir.FormatDuration(timeout))
+			return Result{}, fmt.Errorf("%w after %s", errTimedOut, ir.FormatDuration(timeout))
 		case <-renew.C:
 			_ = e.store.Extend(ctx, &w.lease, e.opts.Clock.Now().Add(e.opts.Lease))
 		}
@@ -199,7 +209,12 @@ func (e *Engine) runHandler(ctx context.Context, w *worker, handler Handler, cal
 // checkResult validates what a handler returned against the action's
 // declaration: an event it emits with a valid payload, or nothing when it
 // emits none.
-func (e *Engine) checkResult(m *machine, action *ir.Action, r Result) (int, []ir.Value, error) {
+func (e *Engine) checkResult(m *machine, action *ir.Action, r Result) (event int, payload []ir.Value, err error) {
+	defer func() {
+		if err != nil && r.note != "" {
+			err = fmt.Errorf("%w%s", err, r.note)
+		}
+	}()
 	if r.Event == "" {
 		if len(action.Emits) > 0 {
 			return 0, nil, fmt.Errorf("handler for %s returned no event, but the action emits %s", action.Name, emitsList(m, action))
@@ -217,7 +232,7 @@ func (e *Engine) checkResult(m *machine, action *ir.Action, r Result) (int, []ir
 		}
 		return 0, nil, fmt.Errorf("handler for %s returned event %q, which the action does not emit (it emits %s)", action.Name, r.Event, emitsList(m, action))
 	}
-	payload, err := Values(m.ir.Events[ev].Params, nil, r.Payload)
+	payload, err = Values(m.ir.Events[ev].Params, nil, r.Payload)
 	if err != nil {
 		return 0, nil, fmt.Errorf("handler for %s returned event %s with a bad payload: %v", action.Name, r.Event, err)
 	}
