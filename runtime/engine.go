@@ -177,6 +177,9 @@ func (e *Engine) Clock() Clock { return e.opts.Clock }
 // same name becomes the version that Start uses; instances of the older
 // version keep running on it.
 func (e *Engine) Register(ctx context.Context, m *ir.Machine, handlers map[string]Handler) error {
+	if m == nil {
+		return errors.New("register: no machine (nil)")
+	}
 	if m.Hash == "" {
 		return fmt.Errorf("machine %s has no hash: encode or load its IR first", m.Name)
 	}
@@ -320,10 +323,29 @@ func (e *Engine) StartValues(ctx context.Context, machineName, id string, values
 // for an unknown instance or event, a wrong payload, or an instance that
 // has completed or been cancelled.
 func (e *Engine) Send(ctx context.Context, id, event string, payload map[string]any) error {
+	return e.send(ctx, "", id, event, payload)
+}
+
+// SendTo is Send to an instance of the named machine only: an instance
+// of another machine is refused (ErrWrongMachine), and nothing is sent.
+// The typed API of generated code sends this way, since two machines may
+// have events of one name.
+func (e *Engine) SendTo(ctx context.Context, machine, id, event string, payload map[string]any) error {
+	return e.send(ctx, machine, id, event, payload)
+}
+
+// ErrWrongMachine: the instance belongs to another machine than the one
+// named.
+var ErrWrongMachine = errors.New("wrong machine")
+
+func (e *Engine) send(ctx context.Context, machine, id, event string, payload map[string]any) error {
 	inst := e.instances.Get().(*Instance)
 	defer e.instances.Put(inst)
 	if err := e.store.Load(ctx, id, inst); err != nil {
 		return named(id, err)
+	}
+	if machine != "" && inst.Machine != machine {
+		return fmt.Errorf("%w: instance %s belongs to machine %s, not %s", ErrWrongMachine, id, inst.Machine, machine)
 	}
 	m, err := e.machineFor(ctx, inst)
 	if err != nil {

@@ -72,6 +72,38 @@ func TestFireAndSendNameAMissingInstance(t *testing.T) {
 	}
 }
 
+// TestSendTo: an event sent to an instance of another machine that has an
+// event of that name is refused, and the instance does not move; Send,
+// which names no machine, delivers it.
+func TestSendTo(t *testing.T) {
+	e := toggleEngine(t)
+	ctx := context.Background()
+	if err := e.Register(ctx, compileMachine(t, `machine Switch {
+    event Flip
+    initial state Off { on Flip -> On }
+    final state On
+}`), nil); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := e.Get(ctx, "t")
+	err := e.SendTo(ctx, "Switch", "t", "Flip", nil)
+	if !errors.Is(err, runtime.ErrWrongMachine) || !strings.Contains(err.Error(), "instance t belongs to machine Toggle, not Switch") {
+		t.Fatalf("SendTo another machine's instance: %v", err)
+	}
+	if _, err := e.RunDue(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := e.Get(ctx, "t"); after.Version != before.Version {
+		t.Errorf("the refused event moved the instance: version %d -> %d", before.Version, after.Version)
+	}
+	if err := e.SendTo(ctx, "Toggle", "t", "Flip", nil); err != nil {
+		t.Errorf("SendTo its own machine: %v", err)
+	}
+	if err := e.Register(ctx, nil, nil); err == nil {
+		t.Errorf("Register(nil) returned no error")
+	}
+}
+
 // TestInstanceIDs: an ID must show as one word of one line wherever it
 // is listed or logged.
 func TestInstanceIDs(t *testing.T) {

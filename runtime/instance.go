@@ -74,7 +74,7 @@ const (
 	HistStale                                // a timer or task result of an earlier visit, discarded
 	HistAttempt                              // task attempt Attempt succeeded
 	HistAttemptFailed                        // task attempt Attempt failed: Message
-	HistFault                                // an expression fault parked the instance: Message
+	HistFault                                // the instance was parked (an expression fault, or a task that failed for good with no on error): Message
 	HistRetry                                // an operator resumed the instance
 	HistCancel                               // an operator cancelled the instance
 	HistRejected                             // Event arrived after the instance ended

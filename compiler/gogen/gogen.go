@@ -43,6 +43,15 @@ import (
 	"github.com/fsmc/fsmc/compiler/ir"
 )
 
+// commentText is s as it can stand in a // comment: quoted, if it holds
+// a line break or another character that is not printable.
+func commentText(s string) string {
+	if strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) && r != ' ' }) >= 0 {
+		return strconv.Quote(s)
+	}
+	return s
+}
+
 // Generate returns the Go source for every machine of f in package pkg;
 // source is the .fsm path named in the header.
 func Generate(f *ir.File, pkg, source string) ([]byte, error) {
@@ -54,7 +63,7 @@ func Generate(f *ir.File, pkg, source string) ([]byte, error) {
 		return nil, err
 	}
 	machines, top := machinesData(f)
-	data := fileData{Package: pkg, Source: source, IR: goString(string(irJSON)), Machines: machines}
+	data := fileData{Package: pkg, Source: commentText(source), IR: goString(string(irJSON)), Machines: machines}
 	if len(machines) > 0 {
 		// Named after the file's first machine, so that several
 		// generated files can share a package.

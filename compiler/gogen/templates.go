@@ -128,8 +128,10 @@ type {{$m.Go}}Actions interface {
 type {{$m.Go}} struct{ engine *runtime.Engine }
 
 // Register{{$m.Go}} registers {{$m.Name}} with engine, its actions run by
-// actions. With nil actions this engine runs none of them: their attempts
-// wait for an engine that does.
+// actions. With nil actions this engine runs none of them. On Redis their
+// attempts wait for an engine that does; on the embedded store, where no
+// other engine can take them, they fail ("no handler for action X") and
+// are retried or parked like any failure.
 func Register{{$m.Go}}(ctx context.Context, engine *runtime.Engine, actions {{$m.Go}}Actions) (*{{$m.Go}}, error) {
 	f, err := {{$.LoadFunc}}()
 	if err != nil {
@@ -168,9 +170,10 @@ func (m *{{$m.Go}}) Start(ctx context.Context, id string, c {{$m.Go}}Context, op
 	return m.engine.Start(ctx, {{$m.Go}}Name, id, c.fields(), opts)
 }
 {{range $m.Events}}
-// {{.Send}} sends {{.Name}} to instance id.
+// {{.Send}} sends {{.Name}} to instance id, which must be an instance of
+// {{$m.Name}} (runtime.ErrWrongMachine if not).
 func (m *{{$m.Go}}) {{.Send}}(ctx context.Context, id string, e {{.Go}}) error {
-	return m.engine.Send(ctx, id, "{{.Name}}", e.payload())
+	return m.engine.SendTo(ctx, {{$m.Go}}Name, id, "{{.Name}}", e.payload())
 }
 {{end}}
 // {{$m.Go}}Instance is a typed view of an instance of {{$m.Name}}.
@@ -191,7 +194,7 @@ func (m *{{$m.Go}}) Get(ctx context.Context, id string) (*{{$m.Go}}Instance, err
 		return nil, err
 	}
 	if v.Machine != {{$m.Go}}Name {
-		return nil, fmt.Errorf("instance %s is a %s, not a {{$m.Name}}", id, v.Machine)
+		return nil, fmt.Errorf("%w: instance %s belongs to machine %s, not {{$m.Name}}", runtime.ErrWrongMachine, id, v.Machine)
 	}
 	return &{{$m.Go}}Instance{ID: v.ID, State: {{$m.Go}}State(v.StateName), Status: v.Status, Failure: v.Failure,
 		Version: v.Version, Context: {{lower $m.Go}}ContextOf(v.Fields), History: v.History}, nil

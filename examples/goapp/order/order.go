@@ -500,8 +500,10 @@ type OrderActions interface {
 type Order struct{ engine *runtime.Engine }
 
 // RegisterOrder registers Order with engine, its actions run by
-// actions. With nil actions this engine runs none of them: their attempts
-// wait for an engine that does.
+// actions. With nil actions this engine runs none of them. On Redis their
+// attempts wait for an engine that does; on the embedded store, where no
+// other engine can take them, they fail ("no handler for action X") and
+// are retried or parked like any failure.
 func RegisterOrder(ctx context.Context, engine *runtime.Engine, actions OrderActions) (*Order, error) {
 	f, err := orderLoad()
 	if err != nil {
@@ -537,24 +539,28 @@ func (m *Order) Start(ctx context.Context, id string, c OrderContext, opts runti
 	return m.engine.Start(ctx, OrderName, id, c.fields(), opts)
 }
 
-// SendSubmit sends Submit to instance id.
+// SendSubmit sends Submit to instance id, which must be an instance of
+// Order (runtime.ErrWrongMachine if not).
 func (m *Order) SendSubmit(ctx context.Context, id string, e OrderSubmitEvent) error {
-	return m.engine.Send(ctx, id, "Submit", e.payload())
+	return m.engine.SendTo(ctx, OrderName, id, "Submit", e.payload())
 }
 
-// SendPaid sends Paid to instance id.
+// SendPaid sends Paid to instance id, which must be an instance of
+// Order (runtime.ErrWrongMachine if not).
 func (m *Order) SendPaid(ctx context.Context, id string, e OrderPaidEvent) error {
-	return m.engine.Send(ctx, id, "Paid", e.payload())
+	return m.engine.SendTo(ctx, OrderName, id, "Paid", e.payload())
 }
 
-// SendDeclined sends Declined to instance id.
+// SendDeclined sends Declined to instance id, which must be an instance of
+// Order (runtime.ErrWrongMachine if not).
 func (m *Order) SendDeclined(ctx context.Context, id string, e OrderDeclinedEvent) error {
-	return m.engine.Send(ctx, id, "Declined", e.payload())
+	return m.engine.SendTo(ctx, OrderName, id, "Declined", e.payload())
 }
 
-// SendCancel sends Cancel to instance id.
+// SendCancel sends Cancel to instance id, which must be an instance of
+// Order (runtime.ErrWrongMachine if not).
 func (m *Order) SendCancel(ctx context.Context, id string, e OrderCancelEvent) error {
-	return m.engine.Send(ctx, id, "Cancel", e.payload())
+	return m.engine.SendTo(ctx, OrderName, id, "Cancel", e.payload())
 }
 
 // OrderInstance is a typed view of an instance of Order.
@@ -575,7 +581,7 @@ func (m *Order) Get(ctx context.Context, id string) (*OrderInstance, error) {
 		return nil, err
 	}
 	if v.Machine != OrderName {
-		return nil, fmt.Errorf("instance %s is a %s, not a Order", id, v.Machine)
+		return nil, fmt.Errorf("%w: instance %s belongs to machine %s, not Order", runtime.ErrWrongMachine, id, v.Machine)
 	}
 	return &OrderInstance{ID: v.ID, State: OrderState(v.StateName), Status: v.Status, Failure: v.Failure,
 		Version: v.Version, Context: orderContextOf(v.Fields), History: v.History}, nil
