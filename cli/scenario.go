@@ -45,7 +45,7 @@ const loopLimit = 10000
 
 func (s *scenario) run(ctx context.Context) error {
 	in := bufio.NewScanner(s.stdin)
-	in.Buffer(make([]byte, 64*1024), 16*1024*1024)
+	in.Buffer(make([]byte, 64*1024), maxLine)
 	lines := make(chan string)
 	done := make(chan error, 1)
 	go func() {
@@ -58,24 +58,39 @@ func (s *scenario) run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			return s.finish(ctx, true)
+			return s.finish(ctx)
 		case line, ok := <-lines:
 			if !ok {
-				if err := <-done; err != nil {
+				err := <-done
+				if errors.Is(err, bufio.ErrTooLong) {
+					s.line++
+					s.refuse("longer than %d MiB; the scenario stops here", maxLine>>20)
+					return exit(ExitFound)
+				}
+				if err != nil {
 					return usageError("fsmc run: reading stdin: %v", err)
 				}
-				return s.finish(ctx, false)
+				return s.finish(ctx)
 			}
 			s.line++
-			s.command(ctx, strings.TrimSpace(line))
+			s.command(ctx, strings.TrimSpace(stripComment(line)))
 		}
 	}
 }
 
-// finish handles the work that is due, then reports.
-func (s *scenario) finish(ctx context.Context, interrupted bool) error {
-	if !interrupted {
+// maxLine is the longest line a scenario may have.
+const maxLine = 16 << 20
+
+// finish handles the work that is due, then reports. A scenario stopped
+// by a signal did not run to its end (its expectations are unchecked):
+// it fails.
+func (s *scenario) finish(ctx context.Context) error {
+	if ctx.Err() == nil {
 		s.runDue(ctx)
+	}
+	if ctx.Err() != nil {
+		fmt.Fprintf(s.stderr, "fsmc run: stopped by a signal at line %d: the scenario did not finish\n", s.line)
+		return exit(ExitFound)
 	}
 	if s.failed {
 		return exit(ExitFound)
@@ -137,6 +152,34 @@ func (s *scenario) command(ctx context.Context, line string) {
 		s.refuse("unknown command %q (want start, send, sleep, inspect, expect, retry or cancel)", verb)
 	}
 	s.runDue(ctx)
+}
+
+// stripComment cuts a # comment off the end of a line: a # after white
+// space, outside a JSON object.
+func stripComment(line string) string {
+	depth, inString, escaped := 0, false, false
+	for i, r := range line {
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case r == '\\':
+				escaped = true
+			case r == '"':
+				inString = false
+			}
+		case depth > 0 && r == '"':
+			inString = true
+		case r == '{':
+			depth++
+		case r == '}' && depth > 0:
+			depth--
+		case r == '#' && depth == 0 && (i == 0 || line[i-1] == ' ' || line[i-1] == '\t'):
+			return line[:i]
+		}
+	}
+	return line
 }
 
 // jsonArg splits "{...} rest" into the JSON object and what follows.
@@ -302,14 +345,15 @@ func (s *scenario) sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
-func (s *scenario) view(ctx context.Context, id string) *runtime.View {
+// view reads instance id for command (its words, for messages).
+func (s *scenario) view(ctx context.Context, command, id string) *runtime.View {
 	v, err := s.engine.Get(ctx, id)
 	if errors.Is(err, runtime.ErrNotFound) {
-		s.refuse("no instance %q", id)
+		s.refuse("%s: no instance %q", command, id)
 		return nil
 	}
 	if err != nil {
-		s.refuse("%v", err)
+		s.refuse("%s: %v", command, err)
 		return nil
 	}
 	return v
@@ -321,8 +365,13 @@ func (s *scenario) expect(ctx context.Context, args string) {
 		s.refuse("expect: want ID STATE")
 		return
 	}
-	v := s.view(ctx, fields[0])
+	command := "expect " + fields[0] + " " + fields[1]
+	v := s.view(ctx, command, fields[0])
 	if v == nil {
+		return
+	}
+	if m := s.machines[v.Machine]; m != nil && !hasState(m, fields[1]) {
+		s.refuse("%s: machine %s has no state %q (the instance is in %s)", command, v.Machine, fields[1], v.StateName)
 		return
 	}
 	if v.StateName != fields[1] {
@@ -334,13 +383,22 @@ func (s *scenario) expect(ctx context.Context, args string) {
 	}
 }
 
+func hasState(m *ir.Machine, name string) bool {
+	for _, st := range m.States {
+		if st.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
 func (s *scenario) inspect(ctx context.Context, args string) {
 	fields := strings.Fields(args)
 	if len(fields) != 1 {
 		s.refuse("inspect: want ID")
 		return
 	}
-	v := s.view(ctx, fields[0])
+	v := s.view(ctx, "inspect "+fields[0], fields[0])
 	if v == nil {
 		return
 	}

@@ -5,13 +5,11 @@ package cli
 import (
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/fsmc/fsmc/internal/irtest"
 	"github.com/fsmc/fsmc/internal/redistest"
 )
 
@@ -27,10 +25,7 @@ func TestWorkerWaitsForRedis(t *testing.T) {
 		t.Skip(err)
 	}
 	defer os.RemoveAll(srv.Dir)
-	file := filepath.Join(t.TempDir(), "toggle.fsm")
-	if err := os.WriteFile(file, []byte(irtest.Toggle), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	file := writeToggle(t)
 	var stderr redistest.Output
 	exited := make(chan int, 1)
 	go func() {

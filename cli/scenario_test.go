@@ -1,0 +1,48 @@
+package cli
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/fsmc/fsmc/internal/irtest"
+)
+
+// writeToggle writes the toggle machine to a file and returns its path.
+func writeToggle(t *testing.T) string {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "toggle.fsm")
+	if err := os.WriteFile(file, []byte(irtest.Toggle), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return file
+}
+
+func TestStripComment(t *testing.T) {
+	for line, want := range map[string]string{
+		"expect o1 Done # done by now":                  "expect o1 Done ",
+		"expect o1 Done\t# after a tab":                 "expect o1 Done\t",
+		"# a whole line":                                "",
+		"inspect order#7":                               "inspect order#7",
+		`send o1 Note {"text": "a # b"} # c`:            `send o1 Note {"text": "a # b"} `,
+		`send o1 Note {"text": "} # \" #", "n": {}} #c`: `send o1 Note {"text": "} # \" #", "n": {}} `,
+		`start M m1 {"a": 1}`:                           `start M m1 {"a": 1}`,
+	} {
+		if got := stripComment(line); got != want {
+			t.Errorf("stripComment(%q) = %q, want %q", line, got, want)
+		}
+	}
+}
+
+// TestScenarioLineTooLong: a line past the limit is refused with its
+// number, and the scenario stops (exit 1).
+func TestScenarioLineTooLong(t *testing.T) {
+	in := "start Toggle t\n" + strings.Repeat("x", maxLine+1) + "\nexpect t On\n"
+	var stdout, stderr bytes.Buffer
+	code := Main([]string{"fsmc", "run", "--virtual-time", writeToggle(t)}, strings.NewReader(in), &stdout, &stderr)
+	if code != ExitFound || !strings.Contains(stderr.String(), "line 2: longer than 16 MiB; the scenario stops here") {
+		t.Fatalf("exit %d:\n%s", code, stderr.String())
+	}
+}
