@@ -13,6 +13,7 @@ import (
 	"github.com/fsmc/fsmc/internal/irtest"
 	"github.com/fsmc/fsmc/runtime"
 	"github.com/fsmc/fsmc/runtime/memstore"
+	"github.com/fsmc/fsmc/runtime/storetest"
 )
 
 func compileMachine(t testing.TB, src string) *ir.Machine {
@@ -228,22 +229,13 @@ func (s *racyStore) Claim(ctx context.Context, f runtime.ClaimFilter, l *runtime
 	return true, s.Update(ctx, &runtime.Commit{Instance: update})
 }
 
-// staleCount is an Observer that counts stale commits.
-type staleCount struct{ stale atomic.Int64 }
-
-func (o *staleCount) Stale(string)                                   { o.stale.Add(1) }
-func (o *staleCount) Transitioned(string)                            {}
-func (o *staleCount) Attempted(string, string, error, time.Duration) {}
-func (o *staleCount) Claimed(runtime.WorkKind, time.Duration)        {}
-func (o *staleCount) StoreError(error)                               {}
-
 // TestStaleSnapshotIsDecidedAgain: a commit against a snapshot that an
 // update overtook is refused, and the work is decided again at once on
 // the new version: one transition, nothing lost or doubled.
 func TestStaleSnapshotIsDecidedAgain(t *testing.T) {
 	ctx := context.Background()
 	store := &racyStore{Store: memstore.New(memstore.Options{})}
-	obs := &staleCount{}
+	obs := &storetest.StaleCount{}
 	e := runtime.New(store, runtime.Options{Observer: obs})
 	flipQueued(t, e)
 	if _, err := e.RunDue(ctx); err != nil {
@@ -253,8 +245,8 @@ func TestStaleSnapshotIsDecidedAgain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !store.raced || obs.stale.Load() != 1 {
-		t.Fatalf("raced %v, %d stale commits; want one", store.raced, obs.stale.Load())
+	if !store.raced || obs.N.Load() != 1 {
+		t.Fatalf("raced %v, %d stale commits; want one", store.raced, obs.N.Load())
 	}
 	transitions := 0
 	for _, h := range v.History {

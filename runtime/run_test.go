@@ -196,7 +196,7 @@ func (noRenew) Extend(context.Context, *runtime.Lease, time.Time) error { return
 // and counted as a refused commit.
 func TestLateResultIsCounted(t *testing.T) {
 	var calls atomic.Int32
-	obs := &staleCount{}
+	obs := &storetest.StaleCount{}
 	e := runtime.New(noRenew{memstore.New(memstore.Options{})}, runtime.Options{Lease: 50 * time.Millisecond, Observer: obs})
 	err := e.Register(context.Background(), compileMachine(t, slowJob), map[string]runtime.Handler{
 		"Work": func(context.Context, *runtime.Call) (runtime.Result, error) {
@@ -217,9 +217,9 @@ func TestLateResultIsCounted(t *testing.T) {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for obs.stale.Load() == 0 || calls.Load() < 2 {
+	for obs.N.Load() == 0 || calls.Load() < 2 {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d calls, %d refused commits; want 2 calls and the late one refused", calls.Load(), obs.stale.Load())
+			t.Fatalf("%d calls, %d refused commits; want 2 calls and the late one refused", calls.Load(), obs.N.Load())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

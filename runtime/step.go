@@ -261,7 +261,7 @@ func (e *Engine) commit(ctx context.Context, w *worker) error {
 		e.notify(w.inst.ID, &w.inst, w.history)
 		return nil
 	case errors.Is(err, ErrStale), errors.Is(err, ErrLostLease):
-		e.rejected(w, err)
+		e.rejected(ctx, w, err)
 		if errors.Is(err, ErrStale) {
 			_ = e.store.Release(ctx, &w.lease)
 		}
@@ -309,7 +309,7 @@ func (e *Engine) complete(ctx context.Context, w *worker) error {
 		return nil
 	}
 	if errors.Is(err, ErrLostLease) {
-		e.rejected(w, err)
+		e.rejected(ctx, w, err)
 		return nil
 	}
 	return err
@@ -317,13 +317,23 @@ func (e *Engine) complete(ctx context.Context, w *worker) error {
 
 // rejected logs and counts a commit the store refused: the instance
 // moved on since w read it, or w's lease ran out (a paused or slow
-// worker) and the work is someone else's.
-func (e *Engine) rejected(w *worker, err error) {
+// worker) and the work is someone else's. A lease that ended because an
+// operator cancelled the instance is no fence at work: that is logged
+// plainly, and not counted as stale.
+func (e *Engine) rejected(ctx context.Context, w *worker, err error) {
+	id := w.lease.Work.Instance
+	if errors.Is(err, ErrLostLease) {
+		var now Instance
+		if e.store.Load(ctx, id, &now) == nil && now.Status == Cancelled {
+			e.opts.Logger.Info("instance cancelled while its work ran; the result is dropped", "instance", id)
+			return
+		}
+	}
 	machine := ""
-	if w.inst.ID == w.lease.Work.Instance {
+	if w.inst.ID == id {
 		machine = w.inst.Machine
 	}
-	e.opts.Logger.Warn("commit rejected", "instance", w.lease.Work.Instance, "version", w.inst.Version, "reason", err)
+	e.opts.Logger.Warn("commit rejected", "instance", id, "version", w.inst.Version, "reason", err)
 	e.opts.Observer.Stale(machine)
 }
 

@@ -139,7 +139,7 @@ func (e *Engine) deliver(ctx context.Context, w *worker, m *machine, result *Wor
 	case err == nil, errors.Is(err, ErrStale):
 		return queue()
 	case errors.Is(err, ErrLostLease):
-		e.rejected(w, err)
+		e.rejected(ctx, w, err)
 		return true, nil // the attempt is someone else's now
 	}
 	e.opts.Observer.StoreError(err)

@@ -84,6 +84,7 @@ func RunEngine(t *testing.T, newStore NewStore) {
 		{"UnhandledAndIgnored", testUnhandledAndIgnored},
 		{"CompletedRejects", testCompletedRejects},
 		{"Cancel", testCancel},
+		{"CancelWhileATaskRuns", testCancelWhileATaskRuns},
 		{"BadHandlerResults", testBadHandlerResults},
 		{"MisbehavingHandlers", testMisbehavingHandlers},
 		{"NoHandlerAnywhere", testNoHandlerAnywhere},
@@ -1203,6 +1204,54 @@ func testCancel(t *testing.T, newStore NewStore) {
 	}
 	if err := h.engine.Send(ctx(), "c", "Go", nil); !errors.Is(err, runtime.ErrRejected) {
 		t.Fatalf("event to a cancelled instance: %v", err)
+	}
+}
+
+// StaleCount is an Observer that counts stale commits (in N).
+type StaleCount struct{ N atomic.Int64 }
+
+func (o *StaleCount) Transitioned(string)                            {}
+func (o *StaleCount) Attempted(string, string, error, time.Duration) {}
+func (o *StaleCount) Claimed(runtime.WorkKind, time.Duration)        {}
+func (o *StaleCount) Stale(string)                                   { o.N.Add(1) }
+func (o *StaleCount) StoreError(error)                               {}
+
+// testCancelWhileATaskRuns: an instance an operator cancels while its
+// task runs stays cancelled; the attempt's result is dropped, and that
+// is not counted as a stale commit (the fence had nothing to stop).
+func testCancelWhileATaskRuns(t *testing.T, newStore NewStore) {
+	stale := &StaleCount{}
+	e := runtime.New(newStore(t), runtime.Options{Clock: runtime.NewFakeClock(epoch), Observer: stale})
+	m := compile(t, `machine D {
+    action Work
+    initial state A {
+        do Work
+        on done -> B
+    }
+    final state B
+}`)
+	if err := e.Register(ctx(), m, map[string]runtime.Handler{
+		"Work": func(ctx context.Context, call *runtime.Call) (runtime.Result, error) {
+			return runtime.Result{}, e.Cancel(ctx, call.Instance) // as an operator would, meanwhile
+		},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(ctx(), "D", "d", nil, runtime.StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.RunDue(ctx()); err != nil {
+		t.Fatal(err)
+	}
+	v, err := e.Get(ctx(), "d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.StateName != "A" || v.Status != runtime.Cancelled {
+		t.Fatalf("d is %s/%s, want A/cancelled:\n%s", v.StateName, v.Status, describe(v))
+	}
+	if n := stale.N.Load(); n != 0 {
+		t.Errorf("%d stale commits counted for a cancel", n)
 	}
 }
 
