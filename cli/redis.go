@@ -112,8 +112,7 @@ func waitForRedis(ctx context.Context, c *cli.Context, logger *slog.Logger) (*re
 // refused turns an operation's error into the exit status of cli.md: a
 // lost connection is 2, anything the runtime refused is 1.
 func refused(c *cli.Context, err error) error {
-	var netErr net.Error
-	if errors.As(err, &netErr) || errors.Is(err, context.DeadlineExceeded) {
+	if redisstore.Unreachable(err) {
 		switch c.Command.Name {
 		case "start", "send", "retry", "cancel":
 			// The write may have landed before its reply was lost; it
@@ -223,6 +222,8 @@ func startEach(c *cli.Context, ids []string, start func(id string) error) error 
 		}
 		if errors.Is(err, runtime.ErrExists) {
 			err = fmt.Errorf("instance %q already exists (--if-absent accepts that)", id)
+		} else if len(ids) > 1 {
+			err = fmt.Errorf("%s: %w", id, err)
 		}
 		out := refused(c, err)
 		var exit *exitError

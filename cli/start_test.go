@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"testing"
@@ -38,6 +39,11 @@ func TestStartEach(t *testing.T) {
 			[]string{`instance "b" already exists`, "1 of 4 instances not started"}},
 		{"lost", map[string]error{"c": lost}, ExitUsage, "a b",
 			[]string{"started 2 of 4; not known to be started: c d", "connection reset"}},
+		// Redis closing the connection is a lost reply too.
+		{"closed", map[string]error{"b": fmt.Errorf("start b: %w", io.EOF)}, ExitUsage, "a",
+			[]string{"started 1 of 4; not known to be started: b c d", "the change may have been made"}},
+		{"bad context", map[string]error{"c": errors.New(`field "n": want int`)}, ExitFound, "a b d",
+			[]string{`fsmc start: c: field "n": want int`}},
 	}
 	for _, tc := range cases {
 		stderr.Reset()

@@ -441,7 +441,8 @@ func (s *Store) Latest(ctx context.Context, name string) (string, error) {
 
 // Open connects to the deployment at url and checks that it answers:
 // redis://[user:password@]host:port[/db] or rediss:// (TLS) for one node;
-// for Cluster, redis://host1:port?addr=host2:port&addr=host3:port. A
+// for Cluster, redis://host1:port?addr=host2:port&addr=host3:port, or
+// any one node, from which the others are found. A
 // rediss:// URL may add tls_ca=PATH (certificates to trust) and
 // tls_cert=PATH&tls_key=PATH (a client certificate).
 func Open(ctx context.Context, url string, opts Options) (*Store, error) {
@@ -478,12 +479,37 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	}
 	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if err := rdb.Ping(pingCtx).Err(); err != nil {
-		closeAll()
-		if unreachable(err) {
-			return nil, fmt.Errorf("%w at %s: %w", ErrUnreachable, redactURL(url), err)
+	ping := func() error {
+		err := rdb.Ping(pingCtx).Err()
+		switch {
+		case err == nil:
+			return nil
+		case Unreachable(err):
+			return fmt.Errorf("%w at %s: %w", ErrUnreachable, redactURL(url), err)
 		}
-		return nil, fmt.Errorf("Redis at %s refused: %w", redactURL(url), err)
+		return fmt.Errorf("Redis at %s refused: %w", redactURL(url), err)
+	}
+	if err := ping(); err != nil {
+		closeAll()
+		return nil, err
+	}
+	// One node of a Cluster, named alone, is a seed: the client finds
+	// the others (as one with addr= would), or every command on a key of
+	// another shard would fail, and listings would miss those keys.
+	if node, single := rdb.(*redis.Client); single && clusterEnabled(pingCtx, node) {
+		copts, err := parseWithTLS(url, redis.ParseClusterURL, func(o *redis.ClusterOptions) *tls.Config { return o.TLSConfig })
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("bad Redis URL for a Cluster node: %v", err)
+		}
+		copts.MaxRetries = noRetries
+		node.Close()
+		rdb = redis.NewClusterClient(copts)
+		owned[0] = rdb
+		if err := ping(); err != nil {
+			closeAll()
+			return nil, err
+		}
 	}
 	// Redlock needs a majority of its nodes: a store starts with one
 	// down (and uses it again when it answers), not without a majority.
@@ -513,14 +539,26 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	return s, nil
 }
 
+// clusterEnabled reports whether node says it is a Cluster node (a user
+// not allowed INFO is taken at its word as a single Redis).
+func clusterEnabled(ctx context.Context, node *redis.Client) bool {
+	info, err := node.Info(ctx, "cluster").Result()
+	return err == nil && strings.Contains(info, "cluster_enabled:1")
+}
+
 // ErrUnreachable is Open's error when Redis (or a majority of the lock
 // nodes) does not answer: a network error or a timeout, which may pass,
 // unlike a bad URL or a refused password.
 var ErrUnreachable = errors.New("cannot reach Redis")
 
-func unreachable(err error) bool {
+// Unreachable reports whether err says the connection to Redis failed
+// (a network error, a timeout, or Redis closing the connection) rather
+// than Redis answering: a write may then have been made without its
+// reply arriving.
+func Unreachable(err error) bool {
 	var netErr net.Error
-	return errors.As(err, &netErr) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, io.EOF)
+	return errors.As(err, &netErr) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed)
 }
 
 // parseNodeURL reads the URL of one Redis node, with fsmc's TLS

@@ -224,6 +224,29 @@ func TestCluster(t *testing.T) {
 	}
 	t.Run("Store", func(t *testing.T) { storetest.RunStore(t, newStore(false)) })
 	t.Run("Engine", func(t *testing.T) { storetest.RunEngine(t, newStore(true)) })
+	// A URL naming one node of the Cluster finds the rest: instances on
+	// every shard can be started and listed.
+	t.Run("OneSeed", func(t *testing.T) {
+		ctx := context.Background()
+		s, err := redisstore.Open(ctx, "redis://"+addrs[0], redisstore.Options{Prefix: fmt.Sprintf("c%d", prefixes.Add(1))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		e := runtime.New(s, runtime.Options{})
+		if err := e.Register(ctx, compileJob(t), nil); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 32; i++ {
+			if err := e.Start(ctx, "Job", fmt.Sprintf("j%d", i), nil, runtime.StartOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		list, err := e.List(ctx, runtime.ListFilter{})
+		if err != nil || len(list) != 32 {
+			t.Fatalf("listed %d of 32 instances: %v", len(list), err)
+		}
+	})
 }
 
 // TestShortLivedStoreWakesWorkers: work started through a store that is
