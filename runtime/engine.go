@@ -42,6 +42,11 @@ type Options struct {
 	// told to stop (10s if 0; negative: not at all); what is still
 	// running then is cancelled and given back.
 	StopGrace time.Duration
+	// RegistryCheck is how often Run registers its machines again, in
+	// case the store lost them (a Redis restarted without its data, or
+	// flushed), and at once when the store answers after failing (10s
+	// if 0). Registering a machine the store holds costs one round trip.
+	RegistryCheck time.Duration
 }
 
 // Engine runs machines on a Store. Its methods are safe for concurrent
@@ -63,6 +68,7 @@ type Engine struct {
 	runnable   map[string][]int // per machine hash, the actions with a handler
 	generation atomic.Uint64    // bumped by Register
 	claimFails atomic.Bool      // a worker's last claim failed (see workLoop)
+	recovered  chan struct{}    // the store answers again after failing (see keepRegistered)
 	instances  sync.Pool        // *Instance scratch for Send
 }
 
@@ -150,13 +156,16 @@ func New(store Store, opts Options) *Engine {
 	if opts.StopGrace == 0 {
 		opts.StopGrace = 10 * time.Second
 	}
+	if opts.RegistryCheck <= 0 {
+		opts.RegistryCheck = 10 * time.Second
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	if opts.Observer == nil {
 		opts.Observer = noObserver{}
 	}
-	e := &Engine{store: store, opts: opts, byHash: map[string]*machine{}, byName: map[string]*machine{}}
+	e := &Engine{store: store, opts: opts, byHash: map[string]*machine{}, byName: map[string]*machine{}, recovered: make(chan struct{}, 1)}
 	e.mainWorker = e.newWorker()
 	e.instances.New = func() any { return &Instance{} }
 	return e

@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/fsmc/fsmc/compiler/ir"
 )
 
 // idleWait bounds how long an idle worker sleeps without news, so that
@@ -34,6 +36,7 @@ func (e *Engine) Run(ctx context.Context, workers int) error {
 		}
 	}()
 	defer close(stopForward)
+	go e.keepRegistered(ctx)
 	work, stopWork := e.graceful(ctx)
 	defer stopWork()
 	var wg sync.WaitGroup
@@ -95,6 +98,10 @@ func (e *Engine) workLoop(ctx, work context.Context, b wakeups) {
 		// shares, and a claim is the hot path.
 		if e.claimFails.Load() && e.claimFails.CompareAndSwap(true, false) {
 			e.opts.Logger.Info("claiming work again: the store answers")
+			select {
+			case e.recovered <- struct{}{}:
+			default:
+			}
 		}
 		if ok {
 			e.opts.Observer.Claimed(w.lease.Work.Kind, e.opts.Clock.Now().Sub(w.lease.Work.Due))
@@ -116,6 +123,35 @@ func (e *Engine) workLoop(ctx, work context.Context, b wakeups) {
 		}
 		if wait > 0 {
 			e.sleep(ctx, wait, b)
+		}
+	}
+}
+
+// keepRegistered registers the engine's machines again every
+// RegistryCheck, and when the store answers after failing, until ctx
+// ends: a store that lost its data (a Redis restarted without
+// persistence) would otherwise have no machine for `fsmc start` to
+// start until a worker restarts.
+func (e *Engine) keepRegistered(ctx context.Context) {
+	tick := time.NewTicker(e.opts.RegistryCheck)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		case <-e.recovered:
+		}
+		e.mu.RLock()
+		machines := make([]*ir.Machine, 0, len(e.hashes))
+		for _, h := range e.hashes {
+			machines = append(machines, e.byHash[h].ir)
+		}
+		e.mu.RUnlock()
+		for _, m := range machines {
+			if err := e.store.PutMachine(ctx, m); err != nil && ctx.Err() == nil {
+				e.opts.Logger.Warn("registering machine again", "machine", m.Name, "err", err)
+			}
 		}
 	}
 }

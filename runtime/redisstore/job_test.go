@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/fsmc/fsmc/compiler/ir"
 	"github.com/fsmc/fsmc/internal/irtest"
@@ -51,4 +52,41 @@ func committedVersions(v *runtime.View) []uint64 {
 		}
 	}
 	return out
+}
+
+// TestRegistryLostAndRestored: a running worker registers its machine
+// again when the registry loses it (a Redis restarted without its data,
+// or flushed), so that new instances can be started without restarting
+// a worker.
+func TestRegistryLostAndRestored(t *testing.T) {
+	c := redisClient(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	store, prefix, m := jobStore(t, c)
+	e := runtime.New(store, runtime.Options{RegistryCheck: 20 * time.Millisecond})
+	if err := e.Register(ctx, m, nil); err != nil {
+		t.Fatal(err)
+	}
+	go e.Run(ctx, 1)
+	keys, err := c.Keys(ctx, prefix+":machine:*").Result()
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("registry keys %v: %v", keys, err)
+	}
+	if err := c.Del(ctx, keys[0], prefix+":latest:Job").Err(); err != nil {
+		t.Fatal(err)
+	}
+	// What `fsmc start` asks the registry: the latest version of Job.
+	operator := redisstore.New(c, redisstore.Options{Prefix: prefix, Partitions: 2})
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		hash, err := operator.Latest(ctx, "Job")
+		if err == nil && hash == m.Hash {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the registry was not restored: %q, %v", hash, err)
+		}
+	}
+	if n, err := c.Exists(ctx, keys[0]).Result(); err != nil || n != 1 {
+		t.Fatalf("the machine's IR is not back in the registry (%d, %v)", n, err)
+	}
 }

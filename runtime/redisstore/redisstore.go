@@ -105,6 +105,9 @@ type Store struct {
 	lockHere bool
 	locks    sync.Map // lockKey(lease) -> *redsync.Mutex held for that lease
 	machines sync.Map // machine id -> *ir.Machine, read from the registry once (validated)
+	// registered holds the ids of the machines this store registered
+	// (PutMachine), so that registering one again is cheap.
+	registered sync.Map
 }
 
 // errNoMachine: the registry has no machine with the id.
@@ -355,6 +358,30 @@ func (s *Store) unlock(ctx context.Context, l *runtime.Lease) {
 // holds is refused.
 func (s *Store) PutMachine(ctx context.Context, m *ir.Machine) error {
 	mid := machineID(m.Hash)
+	if _, put := s.registered.Load(mid); put {
+		// Again (a running engine makes sure the registry has not lost
+		// it): two EXISTS, not the machine's whole IR, when nothing is
+		// missing.
+		var machine, latest *redis.IntCmd
+		_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			machine, latest = p.Exists(ctx, s.machineKey(mid)), p.Exists(ctx, s.latestKey(m.Name))
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if machine.Val() == 1 && latest.Val() == 1 {
+			return nil
+		}
+	}
+	err := s.putMachine(ctx, mid, m)
+	if err == nil {
+		s.registered.Store(mid, struct{}{})
+	}
+	return err
+}
+
+func (s *Store) putMachine(ctx context.Context, mid string, m *ir.Machine) error {
 	data, err := m.Encode()
 	if err != nil {
 		return err
