@@ -176,15 +176,8 @@ func startCommand(e *env) *cli.Command {
 			return operator(c, func(ctx context.Context, store *redisstore.Store, engine *runtime.Engine) error {
 				// MACHINE is a name (its latest version) or NAME@ID, a
 				// version as inspect names it.
-				name, ids := c.Args().First(), c.Args().Tail()
-				var hash string
-				var err error
-				if n, id, pinned := strings.Cut(name, "@"); pinned {
-					name = n
-					hash, err = store.Version(ctx, name, id)
-				} else {
-					hash, err = store.Latest(ctx, name)
-				}
+				name, hash, err := resolveVersion(ctx, store, c.Args().First())
+				ids := c.Args().Tail()
 				if err != nil {
 					return refused(c, err)
 				}
@@ -321,7 +314,7 @@ func lsCommand(e *env) *cli.Command {
 	return &cli.Command{
 		Name: "ls", Usage: "list instances on the Redis deployment",
 		Flags: []cli.Flag{redisFlag(), prefixFlag(),
-			&cli.StringFlag{Name: "machine", Usage: "only instances of machine `M`"},
+			&cli.StringFlag{Name: "machine", Usage: "only instances of machine `M` (NAME, or NAME@ID for one version)"},
 			&cli.StringFlag{Name: "state", Usage: "only instances in state `S`"},
 			&cli.StringFlag{Name: "status", Usage: "only active, failed, completed or cancelled instances"},
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON object per instance"},
@@ -339,6 +332,14 @@ func lsCommand(e *env) *cli.Command {
 				f.Status = status
 			}
 			return operator(c, func(ctx context.Context, store *redisstore.Store, engine *runtime.Engine) error {
+				version := "" // with --machine NAME@ID, that version's hash
+				if strings.Contains(f.Machine, "@") {
+					name, hash, err := resolveVersion(ctx, store, f.Machine)
+					if err != nil {
+						return refused(c, err)
+					}
+					f.Machine, version = name, hash
+				}
 				insts, err := engine.List(ctx, f)
 				if err == nil && len(insts) == 0 {
 					err = checkListFilter(ctx, store, f) // nothing: perhaps a misspelt name
@@ -350,7 +351,11 @@ func lsCommand(e *env) *cli.Command {
 				if !c.Bool("json") {
 					fmt.Fprintln(tw, "ID\tMACHINE\tSTATE\tSTATUS\tVERSION\tPRIORITY")
 				}
+				latest := map[string]string{} // machine name -> its latest version's hash
 				for _, inst := range insts {
+					if version != "" && inst.Hash != version {
+						continue
+					}
 					state := fmt.Sprint(inst.State)
 					if m, _ := store.Machine(ctx, inst.Hash); m != nil && inst.State < len(m.States) {
 						state = m.States[inst.State].Name
@@ -360,12 +365,33 @@ func lsCommand(e *env) *cli.Command {
 							"status": inst.Status.String(), "version": inst.Version, "priority": inst.Priority, "hash": inst.Hash})
 						continue
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\n", inst.ID, inst.Machine, state, inst.Status, inst.Version, inst.Priority)
+					// An instance of another version than the latest (which
+					// only workers of its version advance) shows which.
+					machine := inst.Machine
+					if _, known := latest[machine]; !known {
+						latest[machine], _ = store.Latest(ctx, machine)
+					}
+					if inst.Hash != latest[machine] {
+						machine = machineVersion(machine, inst.Hash)
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\n", inst.ID, machine, state, inst.Status, inst.Version, inst.Priority)
 				}
 				return tw.Flush()
 			})
 		},
 	}
+}
+
+// resolveVersion reads a machine as the commands name it: NAME (its
+// latest version) or NAME@ID (a version, as inspect names it). It
+// returns the name and the version's hash.
+func resolveVersion(ctx context.Context, store *redisstore.Store, spec string) (name, hash string, err error) {
+	if n, id, pinned := strings.Cut(spec, "@"); pinned {
+		hash, err = store.Version(ctx, n, id)
+		return n, hash, err
+	}
+	hash, err = store.Latest(ctx, spec)
+	return spec, hash, err
 }
 
 // checkListFilter says what is wrong with a filter's machine or state
@@ -411,6 +437,14 @@ func watchCommand(e *env) *cli.Command {
 				// nothing: both say so.
 				if err := checkListFilter(ctx, store, runtime.ListFilter{Machine: c.String("machine")}); err != nil {
 					return refused(c, err)
+				}
+				// An instance that does not exist (yet) may be started
+				// later: watch waits for it, but says so.
+				if id := c.String("instance"); id != "" {
+					var inst runtime.Instance
+					if err := store.Load(ctx, id, &inst); errors.Is(err, runtime.ErrNotFound) {
+						fmt.Fprintf(e.stderr, "fsmc watch: no instance %q yet; waiting for its changes\n", id)
+					}
 				}
 				cursor := c.String("since")
 				if cursor == "start" {

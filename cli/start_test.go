@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -89,8 +90,10 @@ func TestStartVersion(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	var stdout bytes.Buffer
 	fsmc := func(args ...string) (int, string) {
-		var stdout, stderr bytes.Buffer
+		var stderr bytes.Buffer
+		stdout.Reset()
 		code := Main(append([]string{"fsmc", args[0], "--redis", redistest.URL(t), "--prefix", prefix}, args[1:]...), strings.NewReader(""), &stdout, &stderr)
 		return code, stderr.String()
 	}
@@ -116,5 +119,14 @@ func TestStartVersion(t *testing.T) {
 	}
 	if code, stderr := fsmc("start", "Other@"+v1ID, "x"); code != 1 || !strings.Contains(stderr, "no version "+v1ID+" of machine Other") {
 		t.Errorf("start of another machine's version: exit %d: %s", code, stderr)
+	}
+	// ls names the version of an instance that is not of the latest, and
+	// lists one version's instances with --machine NAME@ID.
+	if code, stderr := fsmc("ls"); code != 0 || !regexp.MustCompile(`(?m)^old +Toggle@`+v1ID+` `).MatchString(stdout.String()) ||
+		!regexp.MustCompile(`(?m)^new +Toggle `).MatchString(stdout.String()) {
+		t.Errorf("ls: exit %d: %s%s", code, stdout.String(), stderr)
+	}
+	if code, stderr := fsmc("ls", "--machine", "Toggle@"+v1ID); code != 0 || strings.Count(stdout.String(), "\n") != 2 || !strings.Contains(stdout.String(), "old ") {
+		t.Errorf("ls --machine Toggle@%s: exit %d: %s%s", v1ID, code, stdout.String(), stderr)
 	}
 }
