@@ -60,6 +60,9 @@ func (s *scenario) run(ctx context.Context) error {
 		case <-ctx.Done():
 			return s.finish(ctx)
 		case line, ok := <-lines:
+			if ctx.Err() != nil { // both were ready: the signal wins
+				return s.finish(ctx)
+			}
 			if !ok {
 				err := <-done
 				if errors.Is(err, bufio.ErrTooLong) {
