@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -39,7 +40,7 @@ func runCommand(e *env) *cli.Command {
 			prefixFlag(),
 			lockFlag(),
 			&cli.StringSliceFlag{Name: "exec", Usage: "run `ACTION=CMD` as an external command (argv, no shell)"},
-			&cli.IntFlag{Name: "concurrency", Value: 4, Usage: "workers (with --redis)"},
+			&cli.IntFlag{Name: "concurrency", Value: 4, Usage: "workers: attempts run at once (with --redis, or a scenario on the real clock)"},
 			&cli.BoolFlag{Name: "virtual-time", Usage: "sleep advances a virtual clock instantly"},
 			&cli.BoolFlag{Name: "json", Usage: "print the changelog as JSON lines"},
 			&cli.StringFlag{Name: "metrics-addr", Usage: "serve Prometheus metrics on `ADDR` (host:port) at /metrics (with --redis)"},
@@ -88,7 +89,7 @@ func runCommand(e *env) *cli.Command {
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return e.runScenario(ctx, files, handlers, virtual, c.Bool("json"))
+			return e.runScenario(ctx, files, handlers, virtual, c.Bool("json"), c.Int("concurrency"))
 		},
 	}
 }
@@ -166,10 +167,22 @@ func virtualJitter() func() float64 {
 	}
 }
 
-func (e *env) runScenario(ctx context.Context, machines map[string]*ir.Machine, handlers map[string]map[string]runtime.Handler, virtual *runtime.FakeClock, asJSON bool) error {
-	opts := runtime.Options{Clock: runtime.RealClock{}, Worker: "fsmc-run"}
+// runScenario runs the scenario on stdin. With a virtual clock every
+// piece of work runs on the scenario's goroutine, in order, so a run
+// prints the same every time. On the real clock, workers (concurrency of
+// them) handle the work as a worker on Redis does, so that a long
+// command does not hold back other instances' timers; after each command
+// the scenario waits until they are idle.
+func (e *env) runScenario(ctx context.Context, machines map[string]*ir.Machine, handlers map[string]map[string]runtime.Handler, virtual *runtime.FakeClock, asJSON bool, concurrency int) error {
+	opts := runtime.Options{Clock: runtime.RealClock{}, Worker: "fsmc-run", StopGrace: -1}
 	if virtual != nil {
 		opts.Clock, opts.Jitter = virtual, virtualJitter()
+	} else {
+		// Workers print from their goroutines: one line at a time.
+		var mu sync.Mutex
+		out := *e
+		out.stdout, out.stderr = &lockedWriter{mu: &mu, w: e.stdout}, &lockedWriter{mu: &mu, w: e.stderr}
+		e = &out
 	}
 	s := &scenario{env: e, clock: opts.Clock, virtual: virtual != nil, json: asJSON, machines: machines, machine: map[string]string{}, instant: map[string]int{}}
 	opts.OnChange, opts.OnHistory = s.printChange, s.printHistory
@@ -179,5 +192,26 @@ func (e *env) runScenario(ctx context.Context, machines map[string]*ir.Machine, 
 			return err
 		}
 	}
+	if virtual == nil {
+		workers, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			s.engine.Run(workers, concurrency)
+		}()
+		defer func() { stop(); <-done }()
+	}
 	return s.run(ctx)
+}
+
+// lockedWriter serialises writes to w.
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 
@@ -27,8 +28,11 @@ type scenario struct {
 	json     bool
 	machines map[string]*ir.Machine
 	line     int
-	failed   bool              // an expectation failed or a command was refused
-	machine  map[string]string // instance ID -> machine name, for notes
+	failed   bool // an expectation failed or a command was refused
+	// machine maps instance IDs to machine names, for notes (workers
+	// read it on the real clock: machineMu).
+	machine   map[string]string
+	machineMu sync.Mutex
 
 	// With virtual time, each instance's transitions in one runDue (at
 	// one instant); an instance past loopLimit is looping, and the
@@ -106,7 +110,13 @@ func (s *scenario) refuse(format string, args ...any) {
 	s.failed = true
 }
 
+// runDue handles the work that is due: on the scenario's goroutine with
+// virtual time; on the real clock it waits until Run's workers have.
 func (s *scenario) runDue(ctx context.Context) {
+	if !s.virtual {
+		s.settle(ctx)
+		return
+	}
 	if s.looping != "" {
 		return
 	}
@@ -122,6 +132,24 @@ func (s *scenario) runDue(ctx context.Context) {
 	}
 	if err != nil && ctx.Err() == nil {
 		s.refuse("%v", err)
+	}
+}
+
+// settle waits until the workers hold no work and none is due.
+func (s *scenario) settle(ctx context.Context) {
+	for ctx.Err() == nil {
+		idle, err := s.engine.Idle(ctx)
+		if err != nil {
+			s.refuse("%v", err)
+			return
+		}
+		if idle {
+			return
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(2 * time.Millisecond):
+		}
 	}
 }
 
@@ -254,7 +282,9 @@ func (s *scenario) start(ctx context.Context, args string) {
 		s.refuse("start %s: %v", id, err)
 		return
 	}
+	s.machineMu.Lock()
 	s.machine[id] = name
+	s.machineMu.Unlock()
 }
 
 func (s *scenario) machineNames() []string {
@@ -437,7 +467,10 @@ func (s *scenario) printHistory(id string, h runtime.HistoryEntry) {
 		return
 	}
 	msg := h.Kind.String()
-	if m := s.machines[s.machine[id]]; m != nil {
+	s.machineMu.Lock()
+	name := s.machine[id]
+	s.machineMu.Unlock()
+	if m := s.machines[name]; m != nil {
 		msg = historyLine(m, h)
 	}
 	fmt.Fprintf(s.stderr, "%s: %s\n", id, msg)

@@ -69,6 +69,7 @@ type Engine struct {
 	generation atomic.Uint64    // bumped by Register
 	claimFails atomic.Bool      // a worker's last claim failed (see workLoop)
 	recovered  chan struct{}    // the store answers again after failing (see keepRegistered)
+	busy       atomic.Int64     // Run's workers claiming or handling work (see Idle)
 	instances  sync.Pool        // *Instance scratch for Send
 }
 
@@ -659,6 +660,22 @@ func (e *Engine) filter() ClaimFilter {
 // can take falls due (or a lease on some expires).
 func (e *Engine) NextDue(ctx context.Context) (time.Time, bool, error) {
 	return e.store.NextDue(ctx, e.filter())
+}
+
+// Idle reports whether Run's workers hold no work and none is due now:
+// what a caller of Start or Send waits for to see all that follows
+// from it, while Run handles the work.
+func (e *Engine) Idle(ctx context.Context) (bool, error) {
+	if e.busy.Load() > 0 {
+		return false, nil
+	}
+	next, found, err := e.NextDue(ctx)
+	if err != nil || found && !next.After(e.opts.Clock.Now()) {
+		return false, err
+	}
+	// A worker counts itself busy before it claims: one that took the
+	// due work meanwhile is seen here.
+	return e.busy.Load() == 0, nil
 }
 
 // RunDue handles work until nothing is due, on the calling goroutine,

@@ -81,8 +81,10 @@ func (e *Engine) workLoop(ctx, work context.Context, b wakeups) {
 	retry := 10 * time.Millisecond
 	for ctx.Err() == nil {
 		w.lease.NextKnown = false
+		e.busy.Add(1) // before the claim, for Idle
 		ok, err := e.store.Claim(ctx, e.filter(), &w.lease)
 		if err != nil {
+			e.busy.Add(-1)
 			if ctx.Err() != nil {
 				return
 			}
@@ -108,11 +110,14 @@ func (e *Engine) workLoop(ctx, work context.Context, b wakeups) {
 			if w.lease.More {
 				b.signal() // let an idle worker take the next
 			}
-			if err := e.process(work, w); err != nil && work.Err() == nil {
+			err := e.process(work, w)
+			e.busy.Add(-1)
+			if err != nil && work.Err() == nil {
 				e.opts.Logger.Error("handling work", "instance", w.lease.Work.Instance, "err", err)
 			}
 			continue
 		}
+		e.busy.Add(-1)
 		wait := idleWait
 		next, found := w.lease.Next, !w.lease.Next.IsZero()
 		if !w.lease.NextKnown {
