@@ -35,43 +35,53 @@ func (e *Engine) attempt(ctx context.Context, w *worker) error {
 		return e.complete(ctx, w)
 	}
 	action := &m.ir.Actions[item.Action]
-	handler := m.handlers[item.Action]
-	if handler == nil {
-		if _, ok := e.store.(HandlerDirectory); !ok {
-			_ = e.store.Release(ctx, &w.lease) // for an engine that has one
-			return nil
+	var result Result
+	var runErr error
+	var took time.Duration
+	if msg, ok := deferredTimeout(item); ok {
+		runErr = errors.New(msg) // the attempt ran and timed out; it fails now, at its deadline
+	} else {
+		handler := m.handlers[item.Action]
+		if handler == nil {
+			if _, ok := e.store.(HandlerDirectory); !ok {
+				_ = e.store.Release(ctx, &w.lease) // for an engine that has one
+				return nil
+			}
+			// The store gave it out because no engine has a handler.
+			handler = func(context.Context, *Call) (Result, error) {
+				return Result{}, fmt.Errorf("no handler for action %s", action.Name)
+			}
 		}
-		// The store gave it out because no engine has a handler.
-		handler = func(context.Context, *Call) (Result, error) {
-			return Result{}, fmt.Errorf("no handler for action %s", action.Name)
+		timeout := time.Duration(task.Timeout)
+		call := &Call{
+			Machine:        m.ir.Name,
+			Instance:       inst.ID,
+			State:          st.Name,
+			Action:         action.Name,
+			Context:        Fields{schema: m.ir.Context, values: append([]ir.Value(nil), inst.Context...)},
+			Attempt:        item.Attempt,
+			IdempotencyKey: inst.ID + "/" + strconv.FormatUint(inst.Visit, 10),
+			Deadline:       e.opts.Clock.Now().Add(timeout),
 		}
-	}
-	timeout := time.Duration(task.Timeout)
-	call := &Call{
-		Machine:        m.ir.Name,
-		Instance:       inst.ID,
-		State:          st.Name,
-		Action:         action.Name,
-		Context:        Fields{schema: m.ir.Context, values: append([]ir.Value(nil), inst.Context...)},
-		Attempt:        item.Attempt,
-		IdempotencyKey: inst.ID + "/" + strconv.FormatUint(inst.Visit, 10),
-		Deadline:       e.opts.Clock.Now().Add(timeout),
-	}
-	began := time.Now()
-	result, runErr := e.runHandler(ctx, w, handler, call, timeout)
-	took := time.Since(began)
-	if ctx.Err() != nil {
-		_ = e.store.Release(context.WithoutCancel(ctx), &w.lease) // stopping: give it back
-		return ctx.Err()
+		began := time.Now()
+		result, runErr = e.runHandler(ctx, w, handler, call, timeout)
+		took = time.Since(began)
+		if ctx.Err() != nil {
+			_ = e.store.Release(context.WithoutCancel(ctx), &w.lease) // stopping: give it back
+			return ctx.Err()
+		}
+		if errors.Is(runErr, errTimedOut) && call.Deadline.After(e.opts.Clock.Now()) {
+			// A timed-out attempt fails at its deadline. On a virtual
+			// clock, which a handler's run does not move, that is still
+			// ahead: the failure is recorded then, as work due at the
+			// deadline, and what is due before it (a shorter timer)
+			// comes first.
+			w.schedule = append(w.schedule, Work{Kind: WorkTask, Due: call.Deadline, Visit: item.Visit, Action: item.Action,
+				Attempt: item.Attempt, Payload: []ir.Value{{T: ir.TypeString, S: runErr.Error()}}})
+			return e.complete(ctx, w)
+		}
 	}
 	now := e.opts.Clock.Now()
-	if errors.Is(runErr, errTimedOut) && call.Deadline.After(now) {
-		// A timed-out attempt fails at its deadline. On a virtual clock,
-		// which a handler's run does not move, that is still ahead: the
-		// failure's follow-up work (the retry, or error) is due then,
-		// and what is due before it (a shorter timer) comes first.
-		now = call.Deadline
-	}
 	if runErr == nil && result.pending || errors.Is(runErr, ErrPending) {
 		return e.complete(ctx, w)
 	}
@@ -149,6 +159,16 @@ func (e *Engine) deliver(ctx context.Context, w *worker, m *machine, result *Wor
 
 // errTimedOut marks an attempt that ran past its task's timeout.
 var errTimedOut = errors.New("timed out")
+
+// deferredTimeout reads a task attempt that already ran and timed out
+// before its deadline came on the engine's clock: it carries its
+// failure's message as its payload, to be recorded at the deadline.
+func deferredTimeout(item *Work) (msg string, ok bool) {
+	if item.Kind != WorkTask || len(item.Payload) != 1 || item.Payload[0].T != ir.TypeString {
+		return "", false
+	}
+	return item.Payload[0].S, true
+}
 
 // handlerGrace is how long a handler whose deadline passed has to
 // return, so that what it says (a command's stderr) reaches the failure

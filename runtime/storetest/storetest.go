@@ -1372,8 +1372,11 @@ func testHandlerTimeout(t *testing.T, newStore NewStore) {
 	})
 	h.start("s", nil)
 	// The attempt fails at its deadline, which the fake clock, still
-	// while the handler ran, has not reached: error is due then.
-	h.expect("s", "A", runtime.Active)
+	// while the handler ran, has not reached: the failure is recorded,
+	// and error delivered, then.
+	if v := h.expect("s", "A", runtime.Active); CountKind(v, runtime.HistAttemptFailed) != 0 {
+		t.Fatalf("the failure is recorded before its deadline:\n%s", describe(v))
+	}
 	h.advance(20 * time.Millisecond)
 	v := h.expect("s", "C", runtime.Completed)
 	found := false
