@@ -65,8 +65,8 @@ func CommandHandler(argv []string) Handler {
 		switch {
 		case err != nil:
 			return Result{}, fail("%v", err)
-		case res.err != "" && res.permanent:
-			return Result{}, Permanent(fail("%s", res.err))
+		case res.permanent:
+			return Result{}, Permanent(fail("%s", cmp.Or(res.err, "permanent failure")))
 		case res.err != "":
 			return Result{}, fail("%s", res.err)
 		}

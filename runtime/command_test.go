@@ -101,6 +101,8 @@ func TestCommandOutcomes(t *testing.T) {
 			want: []string{"busy"}},
 		{name: "permanent with no message", script: `echo '{"error": "", "permanent": true}'; exit 1`,
 			permanent: true, want: []string{"exit status 1"}},
+		{name: "permanent alone on exit 0", script: `echo '{"permanent": true}'`,
+			permanent: true, want: []string{"permanent failure"}},
 		{name: "exit status and stderr", script: "echo 'card network down' >&2; exit 3",
 			want: []string{`exit status 3; stderr: "card network down"`}},
 		{name: "stderr on one line", script: "printf 'one\\ntwo\\n' >&2; exit 2",
