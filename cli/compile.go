@@ -55,7 +55,7 @@ func compileCommand(e *env) *cli.Command {
 				if err != nil {
 					return err
 				}
-				return e.writeOutput(out, data)
+				return e.writeOutput("compile", out, data)
 			}
 			pkg := c.String("package")
 			if pkg == "" {
@@ -65,7 +65,7 @@ func compileCommand(e *env) *cli.Command {
 			if err != nil {
 				return err
 			}
-			if err := e.writeOutput(out, code); err != nil {
+			if err := e.writeOutput("compile", out, code); err != nil {
 				return err
 			}
 			if c.Bool("stubs") {
@@ -90,5 +90,5 @@ func (e *env) writeStubs(f *ir.File, pkg, out string) error {
 	if err != nil {
 		return err
 	}
-	return e.writeOutput(path, code)
+	return e.writeOutput("compile", path, code)
 }

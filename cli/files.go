@@ -15,6 +15,19 @@ import (
 // .fsm files (a mistyped path in CI would otherwise pass), are returned
 // as errors.
 func fsmFiles(paths []string) (files []string, errs []error) {
+	// A file named twice (a.fsm and ./a.fsm, or a file and its
+	// directory) is read once, so that it is reported once.
+	seen := map[string]bool{}
+	add := func(path string) {
+		key, err := filepath.Abs(path)
+		if err != nil {
+			key = filepath.Clean(path)
+		}
+		if !seen[key] {
+			seen[key] = true
+			files = append(files, path)
+		}
+	}
 	for _, p := range paths {
 		info, err := os.Stat(p)
 		if err != nil {
@@ -22,10 +35,10 @@ func fsmFiles(paths []string) (files []string, errs []error) {
 			continue
 		}
 		if !info.IsDir() {
-			files = append(files, p)
+			add(p)
 			continue
 		}
-		before := len(files)
+		found := false
 		err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
 			if err != nil {
 				errs = append(errs, err)
@@ -38,13 +51,14 @@ func fsmFiles(paths []string) (files []string, errs []error) {
 				return nil
 			}
 			if strings.HasSuffix(d.Name(), ".fsm") {
-				files = append(files, path)
+				found = true
+				add(path)
 			}
 			return nil
 		})
 		if err != nil {
 			errs = append(errs, err)
-		} else if len(files) == before {
+		} else if !found {
 			errs = append(errs, fmt.Errorf("%s: no .fsm files in this directory", p))
 		}
 	}

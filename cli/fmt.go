@@ -96,7 +96,7 @@ func (f *formatRun) file(name string, src []byte, perm os.FileMode) {
 		}
 		if f.write {
 			if err := writeFileAtomic(name, out, perm); err != nil {
-				f.fail(err)
+				f.fail(fmt.Errorf("cannot write %s: %w", name, pathCause(err)))
 			}
 		}
 	}

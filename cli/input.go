@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -39,16 +41,30 @@ func (e *env) loadMachines(command, path string) (*ir.File, error) {
 }
 
 // writeOutput writes data to path, or to stdout when path is "" or "-".
-func (e *env) writeOutput(path string, data []byte) error {
+func (e *env) writeOutput(command, path string, data []byte) error {
 	if path == "" || path == "-" {
 		_, err := e.stdout.Write(data)
 		return err
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return usageError("fsmc: writing %s: %v", path, err)
+		return usageError("fsmc %s: cannot write %s: %v", command, path, pathCause(err))
 	}
 	if err := writeFileAtomic(path, data, 0o644); err != nil {
-		return usageError("fsmc: writing %s: %v", path, err)
+		return usageError("fsmc %s: cannot write %s: %v", command, path, pathCause(err))
 	}
 	return nil
+}
+
+// pathCause is the cause of a file operation's error, without the path
+// it names (the temporary file an atomic write made, say).
+func pathCause(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	var le *os.LinkError
+	if errors.As(err, &le) {
+		return le.Err
+	}
+	return err
 }

@@ -77,7 +77,7 @@ func visualizeCommand(e *env) *cli.Command {
 					return err
 				}
 			}
-			return e.writeOutput(out, data)
+			return e.writeOutput("visualize", out, data)
 		},
 	}
 }

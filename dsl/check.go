@@ -338,7 +338,8 @@ func (mc *machineChecker) eventRef(en *grammar.EventName) *Event {
 	e := mc.m.Event(en.Text)
 	if e == nil {
 		d := mc.errorf(mc.nameRange(en.Pos, en.Text), UndefinedEvent, "undefined event %q", en.Text)
-		d.Suggestion = suggest(en.Text, keys(mc.m.events))
+		// on and ignore also take the built-in events.
+		d.Suggestion = suggest(en.Text, append(keys(mc.m.events), "done", "error"))
 		return nil
 	}
 	mc.usedEvents[e] = true

@@ -180,7 +180,8 @@ func (f *formatter) emit() []byte {
 			} else {
 				newline(f.commentIndent(i, indent), t.Pos, false)
 			}
-			out.WriteString(strings.TrimRight(t.Value, " \t\r"))
+			// (A block comment of a CRLF file keeps its lines, in LF.)
+			out.WriteString(strings.ReplaceAll(strings.TrimRight(t.Value, " \t\r"), "\r\n", "\n"))
 			end := grammar.TokenEnd(*t)
 			// What follows a comment stays on its line unless the
 			// author broke the line there (a line comment always does).

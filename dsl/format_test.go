@@ -50,6 +50,22 @@ func TestExamplesAreCanonicalAndClean(t *testing.T) {
 // TestFormatGolden formats each testdata/format case: in.fsm must give
 // want.fsm, formatting want.fsm again must change nothing, and the
 // tokens (comments included) must be the same as the input's.
+// TestFormatCRLF: a CRLF file comes out in LF throughout, block
+// comments included.
+func TestFormatCRLF(t *testing.T) {
+	in := "machine M {\r\n    /* a\r\n       b */\r\n    event Go\r\n    initial state A {\r\n        on Go -> B\r\n    }\r\n    final state B\r\n}\r\n"
+	got, diags := dsl.Format("crlf.fsm", []byte(in))
+	if diags != nil {
+		t.Fatal(diags)
+	}
+	if bytes.Contains(got, []byte("\r")) {
+		t.Fatalf("a CR is left:\n%q", got)
+	}
+	if !bytes.Contains(got, []byte("/* a\n       b */")) {
+		t.Fatalf("the comment's lines changed:\n%q", got)
+	}
+}
+
 func TestFormatGolden(t *testing.T) {
 	cases, _ := filepath.Glob("testdata/format/*.txtar")
 	if len(cases) == 0 {

@@ -63,11 +63,11 @@ func WriteText(w io.Writer, r *Report, color bool) error {
 		if d.Severity == Warning {
 			sevColor = p.yellow
 		}
-		fmt.Fprintf(&b, "%s%s:%d:%d:%s %s%s[%s]%s: %s%s%s\n", p.bold, d.Range.File, d.Range.Start.Line, d.Range.Start.Column, p.reset,
-			sevColor, d.Severity, d.Code, p.reset, p.bold, d.Message, p.reset)
+		fmt.Fprintf(&b, "%s%s:%d:%d:%s %s%s[%s]%s: %s%s%s\n", p.bold, terminalSafe(d.Range.File), d.Range.Start.Line, d.Range.Start.Column, p.reset,
+			sevColor, d.Severity, d.Code, p.reset, p.bold, terminalSafe(d.Message), p.reset)
 		writeSnippet(&b, r.Sources[d.Range.File], d.Range, p)
 		for _, n := range d.Related {
-			fmt.Fprintf(&b, "   %snote%s: %s: %s\n", p.blue, p.reset, n.Range, n.Message)
+			fmt.Fprintf(&b, "   %snote%s: %s: %s\n", p.blue, p.reset, terminalSafe(n.Range.String()), terminalSafe(n.Message))
 		}
 		if d.Suggestion != "" {
 			fmt.Fprintf(&b, "   %shelp%s: did you mean %q?\n", p.green, p.reset, d.Suggestion)
@@ -79,6 +79,21 @@ func WriteText(w io.Writer, r *Report, color bool) error {
 	}
 	_, err := w.Write(b.Bytes())
 	return err
+}
+
+// terminalSafe replaces the control characters of s (a name from the
+// source may hold escape sequences) with U+FFFD, so that a diagnostic
+// cannot drive the terminal it is printed on.
+func terminalSafe(s string) string {
+	if strings.IndexFunc(s, unicode.IsControl) < 0 {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return '\uFFFD'
+		}
+		return r
+	}, s)
 }
 
 func plural(n int, word string) string {

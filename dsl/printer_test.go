@@ -149,3 +149,19 @@ func TestTextColourOnlyWhenAsked(t *testing.T) {
 		t.Errorf("no suggestion in:\n%s", plain.String())
 	}
 }
+
+// TestTextControlCharacters: a name holding escape sequences (a machine
+// called "\x1b]0;title\x07") cannot drive the terminal through a
+// diagnostic's message or its source line.
+func TestTextControlCharacters(t *testing.T) {
+	src := "machine \"\x1b]0;pwned\x07\x1b[2J\" {}\n"
+	_, diags := dsl.Check("e.fsm", []byte(src))
+	if len(diags) == 0 {
+		t.Fatal("no diagnostic")
+	}
+	var out bytes.Buffer
+	dsl.WriteText(&out, &dsl.Report{Diagnostics: diags, Sources: map[string][]byte{"e.fsm": []byte(src)}}, false)
+	if strings.ContainsAny(out.String(), "\x1b\x07") {
+		t.Errorf("control characters in:\n%q", out.String())
+	}
+}
