@@ -53,20 +53,37 @@ func TaskLines(m *ir.Machine, t *ir.Task) []string {
 		lines = append(lines, strings.Join(policy, ", "))
 	}
 	if t.Retry > 0 {
-		b := t.Backoff
-		switch b.Kind {
-		case "constant":
-			lines = append(lines, "backoff constant("+durationText(b.Initial)+")")
-		case "linear":
-			lines = append(lines, "backoff linear("+durationText(b.Initial)+" + "+durationText(b.Step)+"/retry)")
-		default:
-			lines = append(lines, fmt.Sprintf("backoff exponential(%s × %g)", durationText(b.Initial), b.Factor))
+		var retry []string
+		if b, def := t.Backoff, dsl.DefaultBackoff; b.Kind != def.Kind.String() || b.Initial != ir.Duration(def.Initial) ||
+			b.Factor != def.Factor || b.Max != ir.Duration(def.Max) {
+			retry = append(retry, backoffText(b))
 		}
 		if t.Jitter != "full" {
-			lines[len(lines)-1] += ", jitter " + t.Jitter
+			retry = append(retry, "jitter "+t.Jitter)
+		}
+		if len(retry) > 0 {
+			lines = append(lines, strings.Join(retry, ", "))
 		}
 	}
 	return lines
+}
+
+// backoffText is a backoff as a drawing shows it: its kind, numbers and
+// cap (no cap: it grows without bound).
+func backoffText(b ir.Backoff) string {
+	var text string
+	switch b.Kind {
+	case "constant":
+		return "backoff constant(" + durationText(b.Initial) + ")"
+	case "linear":
+		text = "backoff linear(" + durationText(b.Initial) + " + " + durationText(b.Step) + "/retry"
+	default:
+		text = fmt.Sprintf("backoff exponential(%s × %g", durationText(b.Initial), b.Factor)
+	}
+	if b.Max > 0 {
+		text += ", max " + durationText(b.Max)
+	}
+	return text + ")"
 }
 
 func durationText(d ir.Duration) string { return ir.FormatDuration(time.Duration(d)) }
