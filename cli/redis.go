@@ -121,6 +121,9 @@ func refused(c *cli.Context, err error) error {
 		}
 		return usageError("fsmc %s: Redis: %v", c.Command.Name, err)
 	}
+	if redisstore.Unavailable(err) {
+		return usageError("fsmc %s: Redis cannot serve it now: %v", c.Command.Name, err)
+	}
 	if strings.Contains(err.Error(), "NOPERM") {
 		return usageError("fsmc %s: Redis refused this user: %v (docs/distributed.md lists the ACL rights fsmc needs)", c.Command.Name, err)
 	}

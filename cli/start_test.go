@@ -45,6 +45,10 @@ func TestStartEach(t *testing.T) {
 			[]string{"started 1 of 4; not known to be started: b c d", "the change may have been made"}},
 		{"bad context", map[string]error{"c": errors.New(`field "n": want int`)}, ExitFound, "a b d",
 			[]string{`fsmc start: c: field "n": want int`}},
+		// Redis out of memory is no fault of the input: exit 2, as for
+		// an unreachable Redis.
+		{"out of memory", map[string]error{"b": redisAnswer("OOM command not allowed when used memory > 'maxmemory'.")}, ExitUsage, "a",
+			[]string{"started 1 of 4; not known to be started: b c d", "Redis cannot serve it now: b: OOM"}},
 	}
 	for _, tc := range cases {
 		stderr.Reset()
@@ -74,6 +78,12 @@ func TestStartEach(t *testing.T) {
 		}
 	}
 }
+
+// redisAnswer is an error Redis answered with (go-redis's Error).
+type redisAnswer string
+
+func (e redisAnswer) Error() string { return string(e) }
+func (redisAnswer) RedisError()     {}
 
 // TestStartVersion: `start` uses the version of a machine registered
 // first most recently, even after an older worker registers its version

@@ -2,6 +2,9 @@ package redisstore
 
 import (
 	"context"
+	"errors"
+	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -145,5 +148,99 @@ func eachLockPlacement(t *testing.T, m *ir.Machine, test func(t *testing.T, s *S
 			}
 			test(t, s)
 		})
+	}
+}
+
+// hungNode is a lock node that accepts connections and never answers,
+// as a paused or partitioned Redis does; its client gives up after
+// timeout.
+func hungNode(t *testing.T, timeout time.Duration) redis.UniversalClient {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	c := redis.NewClient(&redis.Options{Addr: ln.Addr().String(), MaxRetries: -1, ReadTimeout: timeout})
+	t.Cleanup(func() {
+		c.Close()
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, conn := range conns {
+			conn.Close()
+		}
+	})
+	return c
+}
+
+// otherDB is a client of the test Redis's database n: a lock node with
+// keys of its own.
+func otherDB(t *testing.T, n int) redis.UniversalClient {
+	opts := redistest.Client(t).Options()
+	o := *opts
+	o.DB = n
+	c := redis.NewClient(&o)
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// TestHungLockNode: with one of three lock nodes hung, instance work is
+// claimed, committed and its lock released on the other two's answers,
+// without waiting for the hung node's timeout (3s here) at each step.
+// With two hung, a claim fails as an outage (which the worker reports
+// and backs off from), not as a busy instance to try again at once.
+func TestHungLockNode(t *testing.T) {
+	m := irtest.Compile(t, "toggle.fsm", []byte(irtest.Toggle)).Machines[0]
+	c := redistest.Client(t)
+	ctx := context.Background()
+	newStore := func(nodes ...redis.UniversalClient) *Store {
+		s := New(c, Options{Prefix: testPrefix("hung"), LockNodes: nodes})
+		if err := s.PutMachine(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	now := time.Now()
+	create := func(s *Store) {
+		inst, start := irtest.NewInstance(m, "a", 0, now)
+		flip := runtime.Work{Kind: runtime.WorkEvent, Instance: "a", Due: now, Event: 2}
+		if err := s.Create(ctx, inst, []runtime.Work{flip}, start); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	s := newStore(otherDB(t, 1), otherDB(t, 2), hungNode(t, 3*time.Second))
+	create(s)
+	began := time.Now()
+	var l runtime.Lease
+	if ok, err := s.Claim(ctx, runtime.ClaimFilter{Now: now, Lease: time.Minute}, &l); !ok || err != nil {
+		t.Fatalf("claim with two of three lock nodes: %v %v", ok, err)
+	}
+	next := *l.Instance
+	next.State = 1
+	if err := s.Commit(ctx, &l, &runtime.Commit{Instance: &next}); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(began); took > 2*time.Second {
+		t.Errorf("claim and commit took %v: they waited for the hung node", took)
+	}
+
+	s = newStore(otherDB(t, 3), hungNode(t, 200*time.Millisecond), hungNode(t, 200*time.Millisecond))
+	create(s)
+	ok, err := s.Claim(ctx, runtime.ClaimFilter{Now: now, Lease: 2 * time.Second}, &l)
+	if ok || !errors.Is(err, ErrUnreachable) {
+		t.Fatalf("claim with one of three lock nodes: %v, %v; want ErrUnreachable", ok, err)
 	}
 }

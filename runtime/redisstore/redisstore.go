@@ -318,23 +318,44 @@ func (s *Store) Close() error {
 func (s *Store) lockName(id string) string { return s.instanceKey(id, "lock") }
 
 // lockInstance takes the instance's Redlock for d; tries is how often to
-// try (1: give up at once).
+// try (1: give up at once). The mutex decides on a majority of the lock
+// nodes' answers (fail fast), so a node that hangs (a partition) does
+// not hold up every lock, unlock and extension.
 func (s *Store) lockInstance(ctx context.Context, id string, d time.Duration, tries int) (*redsync.Mutex, error) {
-	m := s.redlock.NewMutex(s.lockName(id), redsync.WithExpiry(d), redsync.WithTries(tries), redsync.WithRetryDelay(20*time.Millisecond))
+	m := s.redlock.NewMutex(s.lockName(id), redsync.WithExpiry(d), redsync.WithTries(tries), redsync.WithRetryDelay(20*time.Millisecond),
+		redsync.WithFailFast(true))
 	if err := m.LockContext(ctx); err != nil {
 		return nil, err
 	}
 	return m, nil
 }
 
+// lockCallTimeout bounds an unlock or an extension of a Redlock: a lock
+// not released in time expires on its own.
+const lockCallTimeout = time.Second
+
+// releaseLock releases m, waiting at most lockCallTimeout.
+func releaseLock(ctx context.Context, m *redsync.Mutex) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lockCallTimeout)
+	defer cancel()
+	_, _ = m.UnlockContext(ctx)
+}
+
+// lockUnavailable reports whether a Redlock could not be taken because
+// too few lock nodes answered, rather than because someone holds it.
+func lockUnavailable(err error) bool {
+	var taken *redsync.ErrTaken
+	var nodeTaken *redsync.ErrNodeTaken
+	var node *redsync.RedisError
+	return !errors.As(err, &taken) && !errors.As(err, &nodeTaken) && errors.As(err, &node)
+}
+
 // lockRefusal explains why an instance's Redlock could not be taken:
 // someone holds it, or a lock node answered with an error (a user
 // without the right to SET, say) and so gave no verdict.
 func lockRefusal(id string, err error) error {
-	var taken *redsync.ErrTaken
-	var nodeTaken *redsync.ErrNodeTaken
 	var node *redsync.RedisError
-	if !errors.As(err, &taken) && !errors.As(err, &nodeTaken) && errors.As(err, &node) {
+	if lockUnavailable(err) && errors.As(err, &node) {
 		return fmt.Errorf("cannot take instance %s's lock: %w", id, node.Err)
 	}
 	return fmt.Errorf("instance %s is busy: a worker holds its lock", id)
@@ -347,7 +368,7 @@ func lockKey(l *runtime.Lease) string { return l.Token + "#" + strconv.FormatUin
 // unlock releases the Redlock held for a lease, if any.
 func (s *Store) unlock(ctx context.Context, l *runtime.Lease) {
 	if m, ok := s.locks.LoadAndDelete(lockKey(l)); ok {
-		_, _ = m.(*redsync.Mutex).UnlockContext(ctx)
+		releaseLock(ctx, m.(*redsync.Mutex))
 	}
 }
 
@@ -540,8 +561,11 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	}
 	// Redlock needs a majority of its nodes: a store starts with one
 	// down (and uses it again when it answers), not without a majority.
-	var down []string
-	for _, lockURL := range opts.LockURLs {
+	// The nodes are asked at once, each with its own time: a hung one
+	// does not use up the others' time.
+	nodeErrs := make([]error, len(opts.LockURLs))
+	var asked sync.WaitGroup
+	for i, lockURL := range opts.LockURLs {
 		o, err := parseNodeURL(lockURL)
 		if err != nil {
 			closeAll()
@@ -549,10 +573,21 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		}
 		c := redis.NewClient(o)
 		owned = append(owned, c)
-		if err := c.Ping(pingCtx).Err(); err != nil {
-			down = append(down, fmt.Sprintf("%s (%v)", redactURL(lockURL), err))
-		}
 		opts.LockNodes = append(opts.LockNodes, c)
+		asked.Add(1)
+		go func() {
+			defer asked.Done()
+			nodeCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			nodeErrs[i] = c.Ping(nodeCtx).Err()
+		}()
+	}
+	asked.Wait()
+	var down []string
+	for i, err := range nodeErrs {
+		if err != nil {
+			down = append(down, fmt.Sprintf("%s (%v)", redactURL(opts.LockURLs[i]), err))
+		}
 	}
 	if n := len(opts.LockURLs); len(down) > 0 && n-len(down) < n/2+1 {
 		closeAll()
@@ -586,6 +621,23 @@ func Unreachable(err error) bool {
 	var netErr net.Error
 	return errors.As(err, &netErr) || errors.Is(err, context.DeadlineExceeded) ||
 		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed)
+}
+
+// Unavailable reports whether err is Redis answering that it cannot
+// serve a command now: out of memory, loading its data, a replica that
+// takes no writes, a Cluster or master that is down. Not the command's
+// fault; the same command may succeed later.
+func Unavailable(err error) bool {
+	var answer redis.Error
+	if !errors.As(err, &answer) {
+		return false
+	}
+	for _, code := range []string{"OOM", "LOADING", "READONLY", "MASTERDOWN", "BUSY", "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS", "MISCONF"} {
+		if strings.HasPrefix(answer.Error(), code+" ") {
+			return true
+		}
+	}
+	return false
 }
 
 // parseNodeURL reads the URL of one Redis node, with fsmc's TLS
@@ -1009,6 +1061,11 @@ func (s *Store) claimFrom(ctx context.Context, p int, l *runtime.Lease, now, lea
 		m, err := s.lockInstance(ctx, instID, time.Duration(lease)*time.Millisecond, 1)
 		if err != nil {
 			_ = s.Release(ctx, l)
+			if lockUnavailable(err) {
+				// Too few lock nodes answer: an outage, which the
+				// worker reports and waits out, not a busy instance.
+				return false, fmt.Errorf("%w: instance %s's Redlock: too few lock nodes answer: %w", ErrUnreachable, instID, err)
+			}
 			return false, nil
 		}
 		s.locks.Store(lockKey(l), m)
@@ -1030,7 +1087,9 @@ func (s *Store) Extend(ctx context.Context, l *runtime.Lease, until time.Time) e
 	if err == nil {
 		l.Until = until
 		if m, ok := s.locks.Load(lockKey(l)); ok {
+			ctx, cancel := context.WithTimeout(ctx, lockCallTimeout)
 			_, _ = m.(*redsync.Mutex).ExtendContext(ctx)
+			cancel()
 		}
 	}
 	return err
@@ -1092,7 +1151,7 @@ func (s *Store) CompleteDirect(ctx context.Context, l *runtime.Lease, c *runtime
 		if err != nil {
 			return false, nil
 		}
-		defer m.UnlockContext(ctx)
+		defer releaseLock(ctx, m)
 	}
 	out, err := s.commit(ctx, l, c, due)
 	return err == nil && (out == "ok" || out == "ready"), err
@@ -1107,7 +1166,7 @@ func (s *Store) Update(ctx context.Context, c *runtime.Commit) error {
 		if err != nil {
 			return lockRefusal(c.Instance.ID, err)
 		}
-		defer m.UnlockContext(ctx)
+		defer releaseLock(ctx, m)
 	}
 	_, err := s.commit(ctx, nil, c, time.Time{})
 	return err
