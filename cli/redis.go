@@ -465,13 +465,32 @@ func watchCommand(e *env) *cli.Command {
 						}
 					}
 				}
+				retry, outage := 100*time.Millisecond, false
 				for ctx.Err() == nil {
 					batch, next, err := store.Changes(ctx, cursor, 1000)
 					if err != nil {
 						if ctx.Err() != nil {
 							return nil
 						}
-						return refused(c, err)
+						if !redisstore.Unreachable(err) && !redisstore.Unavailable(err) {
+							return refused(c, err)
+						}
+						// An outage: like a worker, watch waits it out, and
+						// resumes after the last entry it printed.
+						if !outage {
+							fmt.Fprintf(e.stderr, "fsmc watch: Redis: %v; trying again\n", err)
+							outage = true
+						}
+						select {
+						case <-ctx.Done():
+						case <-time.After(retry):
+						}
+						retry = min(2*retry, 5*time.Second)
+						continue
+					}
+					if outage {
+						fmt.Fprintln(e.stderr, "fsmc watch: Redis answers again")
+						retry, outage = 100*time.Millisecond, false
 					}
 					for _, ch := range batch {
 						if c.String("machine") != "" && ch.Machine != c.String("machine") || c.String("instance") != "" && ch.Instance != c.String("instance") {
