@@ -12,32 +12,59 @@ import (
 	"github.com/fsmc/fsmc/internal/redistest"
 )
 
-// TestScenarioInterrupted: a scenario stopped by a signal did not reach
-// its expectations, so it fails (exit 1) and says where it stopped.
-func TestScenarioInterrupted(t *testing.T) {
-	file := writeToggle(t)
-	var stdout, stderr redistest.Output
-	exited := make(chan int, 1)
+// background is fsmc's Main running on a goroutine, as a process would:
+// tests read its output as it comes and stop it with SIGINT.
+type background struct {
+	stdout, stderr redistest.Output
+	exited         chan int
+}
+
+func runInBackground(stdin string, args ...string) *background {
+	b := &background{exited: make(chan int, 1)}
 	go func() {
-		in := strings.NewReader("start Toggle t\nsleep 1h\nexpect t On\n")
-		exited <- Main([]string{"fsmc", "run", file}, in, &stdout, &stderr)
+		b.exited <- Main(append([]string{"fsmc"}, args...), strings.NewReader(stdin), &b.stdout, &b.stderr)
 	}()
-	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(stdout.String(), "--start-->"); time.Sleep(10 * time.Millisecond) {
+	return b
+}
+
+// waitFor waits until out (b.stdout or b.stderr) holds text; it fails if
+// the command exits first.
+func (b *background) waitFor(t *testing.T, out *redistest.Output, text string) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(out.String(), text); time.Sleep(10 * time.Millisecond) {
+		select {
+		case code := <-b.exited:
+			t.Fatalf("exit %d before %q:\nstdout:\n%s\nstderr:\n%s", code, text, b.stdout.String(), b.stderr.String())
+		default:
+		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the scenario did not start:\n%s", stderr.String())
+			t.Fatalf("no %q:\nstdout:\n%s\nstderr:\n%s", text, b.stdout.String(), b.stderr.String())
 		}
 	}
-	// The scenario's signal handler takes the interrupt (it is registered
-	// before the first line runs).
+}
+
+// interrupt sends SIGINT, which the command's signal handler takes (it
+// is registered while the command runs), and returns the exit status.
+func (b *background) interrupt(t *testing.T) int {
+	t.Helper()
 	if err := syscall.Kill(os.Getpid(), syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
 	select {
-	case code := <-exited:
-		if code != ExitFound || !strings.Contains(stderr.String(), "fsmc run: stopped by a signal at line 2: the scenario did not finish") {
-			t.Fatalf("exit %d:\n%s", code, stderr.String())
-		}
+	case code := <-b.exited:
+		return code
 	case <-time.After(20 * time.Second):
-		t.Fatal("the scenario did not stop on SIGINT")
+		t.Fatalf("no stop on SIGINT:\n%s", b.stderr.String())
+		return 0
+	}
+}
+
+// TestScenarioInterrupted: a scenario stopped by a signal did not reach
+// its expectations, so it fails (exit 1) and says where it stopped.
+func TestScenarioInterrupted(t *testing.T) {
+	b := runInBackground("start Toggle t\nsleep 1h\nexpect t On\n", "run", writeToggle(t))
+	b.waitFor(t, &b.stdout, "--start-->")
+	if code := b.interrupt(t); code != ExitFound || !strings.Contains(b.stderr.String(), "fsmc run: stopped by a signal at line 2: the scenario did not finish") {
+		t.Fatalf("exit %d:\n%s", code, b.stderr.String())
 	}
 }

@@ -112,6 +112,25 @@ func NewServer(args ...string) (*Server, error) {
 	return &Server{Port: port, Dir: dir, Args: args}, nil
 }
 
+// Own prepares a server of the test's own (NewServer), killed and its
+// directory removed when the test ends; without redis-server the test
+// skips, or fails under FSMC_REQUIRE_REDIS=1. Start starts it.
+func Own(t testing.TB, args ...string) *Server {
+	t.Helper()
+	srv, err := NewServer(args...)
+	if err != nil {
+		if os.Getenv("FSMC_REQUIRE_REDIS") == "1" {
+			t.Fatalf("Redis is required (FSMC_REQUIRE_REDIS=1): %v", err)
+		}
+		t.Skip(err)
+	}
+	t.Cleanup(func() {
+		srv.Kill()
+		os.RemoveAll(srv.Dir)
+	})
+	return srv
+}
+
 // URL is the server's address.
 func (s *Server) URL() string { return fmt.Sprintf("redis://127.0.0.1:%d/0", s.Port) }
 

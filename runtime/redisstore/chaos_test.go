@@ -203,15 +203,10 @@ func TestRedisRestart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("restarts a redis-server")
 	}
-	redistest.URL(t) // skips, or fails under FSMC_REQUIRE_REDIS, without Redis
-	srv, err := redistest.NewServer("--appendonly", "yes", "--appendfsync", "always")
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := redistest.Own(t, "--appendonly", "yes", "--appendfsync", "always")
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(srv.Kill)
 	const n = 1000
 	prefix := "restart"
 	var cmds []*exec.Cmd

@@ -293,15 +293,10 @@ func TestShortLivedStoreWakesWorkers(t *testing.T) {
 // TestSentinel: a redis+sentinel:// URL finds the master through a real
 // Sentinel, and a worker runs a job there.
 func TestSentinel(t *testing.T) {
-	redistest.URL(t) // skips, or fails under FSMC_REQUIRE_REDIS=1, without redis-server
-	master, err := redistest.NewServer()
-	if err != nil {
-		t.Fatal(err)
-	}
+	master := redistest.Own(t)
 	if err := master.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(master.Kill)
 	masterAddr := fmt.Sprintf("127.0.0.1:%d", master.Port)
 	sentinel := redistest.Sentinel(t, "fsmc-main", masterAddr)
 	ctx, cancel := context.WithCancel(context.Background())
