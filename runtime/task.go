@@ -39,7 +39,8 @@ func (e *Engine) attempt(ctx context.Context, w *worker) error {
 	var runErr error
 	var took time.Duration
 	if msg, ok := deferredTimeout(item); ok {
-		runErr = errors.New(msg) // the attempt ran and timed out; it fails now, at its deadline
+		// The attempt ran and timed out; it fails now, at its deadline.
+		runErr, took = errors.New(msg), time.Duration(task.Timeout)
 	} else {
 		handler := m.handlers[item.Action]
 		if handler == nil {

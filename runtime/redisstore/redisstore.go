@@ -506,11 +506,10 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		fo.MaxRetries = noRetries
 		rdb = redis.NewFailoverClient(fo)
 	} else if strings.Contains(url, "addr=") {
-		copts, err := parseWithTLS(url, redis.ParseClusterURL, func(o *redis.ClusterOptions) *tls.Config { return o.TLSConfig })
+		copts, err := parseClusterURL(url)
 		if err != nil {
 			return nil, fmt.Errorf("bad Redis URL: %v", err)
 		}
-		copts.MaxRetries = noRetries
 		rdb = redis.NewClusterClient(copts)
 	} else {
 		o, err := parseNodeURL(url)
@@ -545,12 +544,11 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	// the others (as one with addr= would), or every command on a key of
 	// another shard would fail, and listings would miss those keys.
 	if node, single := rdb.(*redis.Client); single && clusterEnabled(pingCtx, node) {
-		copts, err := parseWithTLS(url, redis.ParseClusterURL, func(o *redis.ClusterOptions) *tls.Config { return o.TLSConfig })
+		copts, err := parseClusterURL(url)
 		if err != nil {
 			closeAll()
 			return nil, fmt.Errorf("bad Redis URL for a Cluster node: %v", err)
 		}
-		copts.MaxRetries = noRetries
 		node.Close()
 		rdb = redis.NewClusterClient(copts)
 		owned[0] = rdb
@@ -644,6 +642,16 @@ func Unavailable(err error) bool {
 // parameters (see takeTLSParams), for a client that does not retry.
 func parseNodeURL(raw string) (*redis.Options, error) {
 	o, err := parseWithTLS(raw, redis.ParseURL, func(o *redis.Options) *tls.Config { return o.TLSConfig })
+	if err == nil {
+		o.MaxRetries = noRetries
+	}
+	return o, err
+}
+
+// parseClusterURL reads the URL of a Cluster (seed nodes), as
+// parseNodeURL reads one node's.
+func parseClusterURL(raw string) (*redis.ClusterOptions, error) {
+	o, err := parseWithTLS(raw, redis.ParseClusterURL, func(o *redis.ClusterOptions) *tls.Config { return o.TLSConfig })
 	if err == nil {
 		o.MaxRetries = noRetries
 	}
