@@ -79,17 +79,13 @@ func runCommand(e *env) *cli.Command {
 				}
 				return e.runWorker(c, files, handlers, c.Bool("json"))
 			}
-			var virtual *runtime.FakeClock
-			if c.Bool("virtual-time") {
-				virtual = runtime.NewFakeClock(virtualEpoch)
-			}
 			handlers, err := bindExec(files, c.StringSlice("exec"), true)
 			if err != nil {
 				return err
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return e.runScenario(ctx, files, handlers, virtual, c.Bool("json"), c.Int("concurrency"))
+			return e.runScenario(ctx, files, handlers, c.Bool("virtual-time"), c.Bool("json"), c.Int("concurrency"))
 		},
 	}
 }
@@ -173,10 +169,10 @@ func virtualJitter() func() float64 {
 // them) handle the work as a worker on Redis does, so that a long
 // command does not hold back other instances' timers; after each command
 // the scenario waits until they are idle.
-func (e *env) runScenario(ctx context.Context, machines map[string]*ir.Machine, handlers map[string]map[string]runtime.Handler, virtual *runtime.FakeClock, asJSON bool, concurrency int) error {
+func (e *env) runScenario(ctx context.Context, machines map[string]*ir.Machine, handlers map[string]map[string]runtime.Handler, virtual, asJSON bool, concurrency int) error {
 	opts := runtime.Options{Clock: runtime.RealClock{}, Worker: "fsmc-run", StopGrace: -1}
-	if virtual != nil {
-		opts.Clock, opts.Jitter = virtual, virtualJitter()
+	if virtual {
+		opts.Clock, opts.Jitter = runtime.NewFakeClock(virtualEpoch), virtualJitter()
 	} else {
 		// Workers print from their goroutines: one line at a time.
 		var mu sync.Mutex
@@ -184,7 +180,7 @@ func (e *env) runScenario(ctx context.Context, machines map[string]*ir.Machine, 
 		out.stdout, out.stderr = &lockedWriter{mu: &mu, w: e.stdout}, &lockedWriter{mu: &mu, w: e.stderr}
 		e = &out
 	}
-	s := &scenario{env: e, clock: opts.Clock, virtual: virtual != nil, json: asJSON, machines: machines, machine: map[string]string{}, instant: map[string]int{}}
+	s := &scenario{env: e, clock: opts.Clock, virtual: virtual, json: asJSON, machines: machines, machine: map[string]string{}, instant: map[string]int{}}
 	opts.OnChange, opts.OnHistory = s.printChange, s.printHistory
 	s.engine = runtime.New(memstore.New(memstore.Options{}), opts)
 	for name, m := range machines {
@@ -192,7 +188,7 @@ func (e *env) runScenario(ctx context.Context, machines map[string]*ir.Machine, 
 			return err
 		}
 	}
-	if virtual == nil {
+	if !virtual {
 		workers, stop := context.WithCancel(ctx)
 		done := make(chan struct{})
 		go func() {

@@ -154,7 +154,7 @@ func (s *scenario) settle(ctx context.Context) {
 }
 
 func (s *scenario) command(ctx context.Context, line string) {
-	if line == "" || strings.HasPrefix(line, "#") || s.looping != "" {
+	if line == "" || s.looping != "" { // (comments were cut off: stripComment)
 		return
 	}
 	verb, rest := line, ""
