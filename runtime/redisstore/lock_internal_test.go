@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -242,5 +243,8 @@ func TestHungLockNode(t *testing.T) {
 	ok, err := s.Claim(ctx, runtime.ClaimFilter{Now: now, Lease: 2 * time.Second}, &l)
 	if ok || !errors.Is(err, ErrUnreachable) {
 		t.Fatalf("claim with one of three lock nodes: %v, %v; want ErrUnreachable", ok, err)
+	}
+	if strings.Count(err.Error(), "node #") != 2 || strings.Contains(err.Error(), "\n") {
+		t.Errorf("want both hung nodes named, on one line: %q", err)
 	}
 }

@@ -50,6 +50,7 @@ import (
 	"github.com/go-redsync/redsync/v4"
 	redsyncredis "github.com/go-redsync/redsync/v4/redis"
 	"github.com/go-redsync/redsync/v4/redis/goredis/v9"
+	"github.com/hashicorp/go-multierror"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -348,6 +349,20 @@ func lockUnavailable(err error) bool {
 	var nodeTaken *redsync.ErrNodeTaken
 	var node *redsync.RedisError
 	return !errors.As(err, &taken) && !errors.As(err, &nodeTaken) && errors.As(err, &node)
+}
+
+// oneLine is redsync's error, whose nodes' errors are one per line, on
+// one line (for a log line).
+func oneLine(err error) string {
+	var many *multierror.Error
+	if !errors.As(err, &many) {
+		return err.Error()
+	}
+	parts := make([]string, len(many.Errors))
+	for i, e := range many.Errors {
+		parts[i] = e.Error()
+	}
+	return strings.Join(parts, "; ")
 }
 
 // lockRefusal explains why an instance's Redlock could not be taken:
@@ -1072,7 +1087,7 @@ func (s *Store) claimFrom(ctx context.Context, p int, l *runtime.Lease, now, lea
 			if lockUnavailable(err) {
 				// Too few lock nodes answer: an outage, which the
 				// worker reports and waits out, not a busy instance.
-				return false, fmt.Errorf("%w: instance %s's Redlock: too few lock nodes answer: %w", ErrUnreachable, instID, err)
+				return false, fmt.Errorf("%w: instance %s's Redlock: too few lock nodes answer: %s", ErrUnreachable, instID, oneLine(err))
 			}
 			return false, nil
 		}
