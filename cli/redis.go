@@ -553,6 +553,15 @@ func (e *env) runWorker(c *cli.Context, machines map[string]*ir.Machine, handler
 		return err
 	}
 	defer store.Close()
+	if c.IsSet("retain") {
+		if err := store.SetRetention(ctx, c.Duration("retain")); err != nil {
+			return refused(c, err)
+		}
+	}
+	retain, err := store.Retention(ctx)
+	if err != nil {
+		return refused(c, err)
+	}
 	host, _ := os.Hostname()
 	byHash := map[string]*ir.Machine{}
 	var observer runtime.Observer
@@ -611,7 +620,11 @@ func (e *env) runWorker(c *cli.Context, machines map[string]*ir.Machine, handler
 		names = append(names, machineVersion(name, m.Hash))
 	}
 	sort.Strings(names)
-	logger.Info("worker started", "machines", strings.Join(names, ","), "concurrency", c.Int("concurrency"))
+	kept := "until deleted"
+	if retain > 0 {
+		kept = retain.String()
+	}
+	logger.Info("worker started", "machines", strings.Join(names, ","), "concurrency", c.Int("concurrency"), "ended_instances_kept", kept)
 	_ = engine.Run(ctx, c.Int("concurrency"))
 	logger.Info("worker stopped")
 	return nil

@@ -45,6 +45,7 @@ func runCommand(e *env) *cli.Command {
 			&cli.BoolFlag{Name: "json", Usage: "print the changelog as JSON lines"},
 			&cli.StringFlag{Name: "metrics-addr", Usage: "serve Prometheus metrics on `ADDR` (host:port) at /metrics (with --redis)"},
 			&cli.DurationFlag{Name: "grace", Value: 10 * time.Second, Usage: "on SIGINT/SIGTERM, let running tasks finish for up to `DURATION`, then give them back (with --redis)"},
+			&cli.DurationFlag{Name: "retain", Usage: "remove an instance `DURATION` after it completes or is cancelled (0: keep it); with --redis this sets the deployment's retention, for every worker and fsmc cancel, until it is set again"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() == 0 {
@@ -55,6 +56,9 @@ func runCommand(e *env) *cli.Command {
 			}
 			if g := c.Duration("grace"); g < 0 {
 				return usageError("fsmc run: --grace %v: want 0 (no grace) or more", g)
+			}
+			if r := c.Duration("retain"); r < 0 {
+				return usageError("fsmc run: --retain %v: want 0 (keep ended instances) or more", r)
 			}
 			if c.Bool("virtual-time") && c.String("redis") != "" {
 				return usageError("fsmc run: --virtual-time is for the embedded store; a worker on Redis runs on the real clock")
@@ -85,7 +89,8 @@ func runCommand(e *env) *cli.Command {
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return e.runScenario(ctx, files, handlers, c.Bool("virtual-time"), c.Bool("json"), c.Int("concurrency"))
+			return e.runScenario(ctx, files, handlers, scenarioFlags{
+				virtual: c.Bool("virtual-time"), json: c.Bool("json"), concurrency: c.Int("concurrency"), retain: c.Duration("retain")})
 		},
 	}
 }
@@ -163,13 +168,21 @@ func virtualJitter() func() float64 {
 	}
 }
 
+// scenarioFlags are the flags of `fsmc run` a scenario heeds.
+type scenarioFlags struct {
+	virtual, json bool
+	concurrency   int
+	retain        time.Duration // memstore.Options.Retention
+}
+
 // runScenario runs the scenario on stdin. With a virtual clock every
 // piece of work runs on the scenario's goroutine, in order, so a run
 // prints the same every time. On the real clock, workers (concurrency of
 // them) handle the work as a worker on Redis does, so that a long
 // command does not hold back other instances' timers; after each command
 // the scenario waits until they are idle.
-func (e *env) runScenario(ctx context.Context, machines map[string]*ir.Machine, handlers map[string]map[string]runtime.Handler, virtual, asJSON bool, concurrency int) error {
+func (e *env) runScenario(ctx context.Context, machines map[string]*ir.Machine, handlers map[string]map[string]runtime.Handler, flags scenarioFlags) error {
+	virtual := flags.virtual
 	opts := runtime.Options{Clock: runtime.RealClock{}, Worker: "fsmc-run", StopGrace: -1}
 	if virtual {
 		opts.Clock, opts.Jitter = runtime.NewFakeClock(virtualEpoch), virtualJitter()
@@ -180,9 +193,9 @@ func (e *env) runScenario(ctx context.Context, machines map[string]*ir.Machine, 
 		out.stdout, out.stderr = &lockedWriter{mu: &mu, w: e.stdout}, &lockedWriter{mu: &mu, w: e.stderr}
 		e = &out
 	}
-	s := &scenario{env: e, clock: opts.Clock, virtual: virtual, json: asJSON, machines: machines, machine: map[string]string{}, instant: map[string]int{}}
+	s := &scenario{env: e, clock: opts.Clock, virtual: virtual, json: flags.json, machines: machines, machine: map[string]string{}, instant: map[string]int{}}
 	opts.OnChange, opts.OnHistory = s.printChange, s.printHistory
-	s.engine = runtime.New(memstore.New(memstore.Options{}), opts)
+	s.engine = runtime.New(memstore.New(memstore.Options{Retention: flags.retain}), opts)
 	for name, m := range machines {
 		if err := s.engine.Register(ctx, m, handlers[name]); err != nil {
 			return err
@@ -193,7 +206,7 @@ func (e *env) runScenario(ctx context.Context, machines map[string]*ir.Machine, 
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			s.engine.Run(workers, concurrency)
+			s.engine.Run(workers, flags.concurrency)
 		}()
 		defer func() { stop(); <-done }()
 	}

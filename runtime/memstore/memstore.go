@@ -9,6 +9,11 @@
 // time, arrival), from which Claim takes. A claimed item leaves both heaps
 // until its lease is committed, completed, released or expires.
 //
+// With Options.Retention, instances that complete or are cancelled join
+// a queue in the order they ended, and leave the store from its front
+// once the retention has passed (checked as commits end instances and
+// workers claim, at the times they carry).
+//
 // A write whose context is done fails with the context's error and
 // changes nothing, as on every store.
 //
@@ -36,6 +41,11 @@ const DefaultHistory = 100
 type Options struct {
 	History   int  // history entries kept per instance (DefaultHistory if 0)
 	Changelog bool // keep the last 4096 changes for Changes
+	// Retention is how long an instance is kept after it completes or is
+	// cancelled, counted from the time its ending was stamped with (the
+	// engine's clock); it is then removed, and its ID may be started
+	// again. 0 keeps ended instances.
+	Retention time.Duration
 }
 
 // changeRing is how many changelog entries the store keeps.
@@ -60,6 +70,17 @@ type Store struct {
 	// announced: per engine, per machine hash, the actions it has
 	// handlers for (runtime.HandlerDirectory).
 	announced map[any]map[string][]int
+	// With a retention, ended holds the instances that ended, in the
+	// order they did, from endedAt on; expire removes them in turn.
+	retention time.Duration
+	ended     []endedEntry
+	endedAt   int
+}
+
+// endedEntry is an instance that completed or was cancelled at a time.
+type endedEntry struct {
+	e  *entry
+	at time.Time
 }
 
 // entry is one instance.
@@ -98,6 +119,7 @@ func New(opts Options) *Store {
 		announced:  map[any]map[string][]int{},
 		historyCap: historyCap,
 		changelog:  opts.Changelog,
+		retention:  opts.Retention,
 		wake:       make(chan struct{}, 1),
 	}
 }
@@ -176,6 +198,9 @@ func (s *Store) Create(ctx context.Context, inst *runtime.Instance, work []runti
 		s.schedule(e, w)
 	}
 	s.recordChanges(e, history)
+	if inst.Status == runtime.Completed || inst.Status == runtime.Cancelled {
+		s.noteEnded(e)
+	}
 	s.reschedule(e)
 	s.signal()
 	return nil
@@ -436,6 +461,7 @@ func (s *Store) Claim(ctx context.Context, f runtime.ClaimFilter, l *runtime.Lea
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.expire(f.Now)
 	s.promote(f.Now)
 	var skipped []*item
 	defer func() {
@@ -615,6 +641,37 @@ func (s *Store) writeVersion(e *entry, c *runtime.Commit) {
 	}
 	s.add(e, c.History, c.Schedule)
 	s.recordChanges(e, c.History)
+	if c.DropWork {
+		s.noteEnded(e)
+	}
+}
+
+// ended_ notes that e has just completed or been cancelled (at its
+// Updated time), for expire to remove it when the retention has passed.
+func (s *Store) noteEnded(e *entry) {
+	if s.retention <= 0 {
+		return
+	}
+	s.ended = append(s.ended, endedEntry{e, e.inst.Updated})
+	s.expire(e.inst.Updated)
+}
+
+// expire removes the instances whose retention has passed by now.
+// They ended in order, so they are the oldest of ended.
+func (s *Store) expire(now time.Time) {
+	for s.endedAt < len(s.ended) {
+		x := s.ended[s.endedAt]
+		if x.at.Add(s.retention).After(now) {
+			break
+		}
+		delete(s.entries, x.e.inst.ID)
+		s.ended[s.endedAt] = endedEntry{}
+		s.endedAt++
+	}
+	if s.endedAt > 1024 && s.endedAt*2 > len(s.ended) {
+		s.ended = s.ended[:copy(s.ended, s.ended[s.endedAt:])]
+		s.endedAt = 0
+	}
 }
 
 // Complete implements runtime.Store.

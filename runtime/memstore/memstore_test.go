@@ -3,7 +3,9 @@ package memstore_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/fsmc/fsmc/internal/irtest"
 	"github.com/fsmc/fsmc/runtime"
@@ -39,5 +41,87 @@ func TestTrimmedCursor(t *testing.T) {
 	}
 	if more, _, err := store.Changes(ctx, last, 0); err != nil || len(more) != 0 {
 		t.Fatalf("from the latest cursor: %v %v", more, err)
+	}
+}
+
+// TestRetention: an instance that completed or was cancelled is removed
+// once the retention has passed since it ended, on the engine's clock
+// (its ID may then be started again); active instances stay, and
+// without a retention ended ones do too.
+func TestRetention(t *testing.T) {
+	ctx := context.Background()
+	m := irtest.Compile(t, "ends.fsm", []byte(`machine Ends {
+    event Finish
+    initial state Open {
+        on Finish -> Closed
+    }
+    final state Closed
+}`)).Machines[0]
+	setup := func(retention time.Duration) (*runtime.Engine, *memstore.Store, *runtime.FakeClock) {
+		clock := runtime.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+		store := memstore.New(memstore.Options{Retention: retention})
+		e := runtime.New(store, runtime.Options{Clock: clock})
+		if err := e.Register(ctx, m, nil); err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range []string{"finished", "cancelled", "open"} {
+			if err := e.Start(ctx, "Ends", id, nil, runtime.StartOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return e, store, clock
+	}
+	// expireAt lets the store see the time (a worker's claim does) and
+	// lists who is left.
+	expireAt := func(e *runtime.Engine, store *memstore.Store, clock *runtime.FakeClock) string {
+		var l runtime.Lease
+		if _, err := store.Claim(ctx, runtime.ClaimFilter{Now: clock.Now()}, &l); err != nil {
+			t.Fatal(err)
+		}
+		var left []string
+		for _, id := range []string{"finished", "cancelled", "open"} {
+			if _, err := e.Get(ctx, id); err == nil {
+				left = append(left, id)
+			} else if !errors.Is(err, runtime.ErrNotFound) {
+				t.Fatal(err)
+			}
+		}
+		return strings.Join(left, " ")
+	}
+
+	e, store, clock := setup(time.Hour)
+	if err := e.Fire(ctx, "finished", "Finish", nil); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(30 * time.Minute)
+	if err := e.Cancel(ctx, "cancelled"); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(30*time.Minute - time.Millisecond)
+	if left := expireAt(e, store, clock); left != "finished cancelled open" {
+		t.Errorf("just before the first's retention passed, left: %s", left)
+	}
+	clock.Advance(time.Millisecond)
+	if left := expireAt(e, store, clock); left != "cancelled open" {
+		t.Errorf("when the first's retention passed, left: %s", left)
+	}
+	clock.Advance(30 * time.Minute)
+	if left := expireAt(e, store, clock); left != "open" {
+		t.Errorf("when the second's passed, left: %s", left)
+	}
+	if err := e.Start(ctx, "Ends", "finished", nil, runtime.StartOptions{}); err != nil {
+		t.Errorf("starting a removed instance's ID again: %v", err)
+	}
+
+	e, store, clock = setup(0)
+	if err := e.Fire(ctx, "finished", "Finish", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Cancel(ctx, "cancelled"); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(1000 * time.Hour)
+	if left := expireAt(e, store, clock); left != "finished cancelled open" {
+		t.Errorf("with no retention, left: %s", left)
 	}
 }

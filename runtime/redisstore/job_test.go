@@ -2,6 +2,7 @@ package redisstore_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -88,5 +89,85 @@ func TestRegistryLostAndRestored(t *testing.T) {
 	}
 	if n, err := c.Exists(ctx, keys[0]).Result(); err != nil || n != 1 {
 		t.Fatalf("the machine's IR is not back in the registry (%d, %v)", n, err)
+	}
+}
+
+// TestRetention: with the deployment's retention set, an instance that
+// completes or is cancelled gets it as its expiry (and is gone once it
+// has passed); an active instance has none, and with the retention unset
+// ended instances stay.
+func TestRetention(t *testing.T) {
+	c := redisClient(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	store, prefix, m := jobStore(t, c)
+	key := func(id string) string { return prefix + ":{" + prefix + "-" + partitionOf(id, 2) + "}:i:" + id }
+	ttl := func(id string) time.Duration {
+		t.Helper()
+		d, err := c.PTTL(ctx, key(id)).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	if err := store.SetRetention(ctx, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := store.Retention(ctx); err != nil || d != time.Hour {
+		t.Fatalf("Retention() = %v, %v; want 1h", d, err)
+	}
+	e := runtime.New(store, runtime.Options{})
+	work := func(ctx context.Context, c *runtime.Call) (runtime.Result, error) { return runtime.Result{}, nil }
+	if err := e.Register(ctx, m, map[string]runtime.Handler{"Work": work}); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"done", "cancelled"} {
+		if err := e.Start(ctx, "Job", id, nil, runtime.StartOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d := ttl("done"); d != -1 {
+		t.Errorf("an active instance expires in %v", d)
+	}
+	if err := e.Cancel(ctx, "cancelled"); err != nil {
+		t.Fatal(err)
+	}
+	go e.Run(ctx, 2)
+	waitListed(t, e, runtime.ListFilter{Machine: "Job", State: "Finished"}, 1, 10*time.Second)
+	for _, id := range []string{"done", "cancelled"} {
+		if d := ttl(id); d <= 59*time.Minute || d > time.Hour {
+			t.Errorf("%s expires in %v, want about an hour", id, d)
+		}
+	}
+
+	// A retention set later holds for instances that end from then on.
+	if err := store.SetRetention(ctx, time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(ctx, "Job", "brief", nil, runtime.StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		_, err := e.Get(ctx, "brief")
+		if errors.Is(err, runtime.ErrNotFound) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the ended instance is still there (%v)", err)
+		}
+	}
+
+	if err := store.SetRetention(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := store.Retention(ctx); err != nil || d != 0 {
+		t.Fatalf("Retention() = %v, %v; want 0", d, err)
+	}
+	if err := e.Start(ctx, "Job", "kept", nil, runtime.StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitListed(t, e, runtime.ListFilter{Machine: "Job", State: "Finished"}, 2, 10*time.Second)
+	if d := ttl("kept"); d != -1 {
+		t.Errorf("with no retention, an ended instance expires in %v", d)
 	}
 }

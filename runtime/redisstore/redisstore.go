@@ -502,6 +502,38 @@ func (s *Store) Latest(ctx context.Context, name string) (string, error) {
 	return hash, err
 }
 
+// SetRetention sets how long the deployment keeps an instance after it
+// completes or is cancelled: Redis removes it d after it ended (its ID
+// may then be started again). d <= 0 keeps ended instances until they
+// are deleted by hand, as when it was never set. The setting is the
+// deployment's, in every partition: it holds for whoever ends an
+// instance (any worker, or an operator's cancel) until it is set again,
+// and applies to instances that end from then on.
+func (s *Store) SetRetention(ctx context.Context, d time.Duration) error {
+	_, err := s.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+		for p := 0; p < s.parts; p++ {
+			key := s.partitionPrefix(p) + "retain"
+			if d <= 0 {
+				pipe.Del(ctx, key)
+			} else {
+				pipe.Set(ctx, key, max(d.Milliseconds(), 1), 0)
+			}
+		}
+		return nil
+	})
+	return err
+}
+
+// Retention returns the deployment's retention of ended instances (see
+// SetRetention); 0 if they are kept.
+func (s *Store) Retention(ctx context.Context) (time.Duration, error) {
+	ms, err := s.rdb.Get(ctx, s.partitionPrefix(0)+"retain").Int64()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	}
+	return time.Duration(ms) * time.Millisecond, err
+}
+
 // Open connects to the deployment at url and checks that it answers:
 // redis://[user:password@]host:port[/db] or rediss:// (TLS) for one node;
 // for Cluster, redis://host1:port?addr=host2:port&addr=host3:port, or

@@ -8,10 +8,11 @@
 -- KEYS[1]  the partition's seq key (routing)
 -- ARGV[1]  prefix; ARGV[2] id; ARGV[3] unit ("" for an update);
 -- ARGV[4]  lease token; ARGV[5] the version read; ARGV[6] status;
--- ARGV[7]  priority; ARGV[8] drop work ("1"); ARGV[9..11] d, c, f (see
---          writeData); ARGV[12] the result's due time (ms) for a task
---          unit; ARGV[13] the new version; ARGV[14] check the Redlock
---          ("1"); ARGV[15..] history, cap, work, changes (see applyLists)
+-- ARGV[7]  priority; ARGV[8] drop work ("1": the instance has ended);
+-- ARGV[9..11] d, c, f (see writeData); ARGV[12] the result's due time
+--          (ms) for a task unit; ARGV[13] the new version; ARGV[14]
+--          check the Redlock ("1"); ARGV[15..] history, cap, work,
+--          changes (see applyLists)
 -- Returns "ok", "stale" (the version moved on; nothing written), "busy",
 -- "lost" (the lease is gone) or "notfound".
 local id, unit = ARGV[2], ARGV[3]
@@ -41,5 +42,6 @@ writeData(inst, 9)
 if ARGV[8] == "1" then dropAll(inst) end
 applyLists(inst, 15)
 save(inst)
+if ARGV[8] == "1" then expireEnded(inst) end
 reschedule(inst, sub(unit, 1, 2) == "q|")
 return done()

@@ -17,5 +17,6 @@ put(inst, "h", ARGV[5])
 writeData(inst, 6)
 applyLists(inst, 9)
 save(inst)
+if ARGV[3] == COMPLETED or ARGV[3] == CANCELLED then expireEnded(inst) end
 reschedule(inst, true)
 return done()

@@ -12,6 +12,8 @@
 --                 P.."changes"   stream of changelog entries
 --                 P.."ready:"..p zset unit -> due (ms), for priority p 0-9
 --                 P.."top"       the highest priority work was ever ready at
+--                 P.."retain"    ms an ended instance is kept (SetRetention);
+--                                absent: kept until deleted
 -- Per instance, one hash P.."i:"..id (small values, so Redis keeps it as
 -- a compact listpack while the instance is quiet):
 --   v version   st status   pr priority   h machine id
@@ -381,6 +383,14 @@ local function appendHistory(inst, entries, cap)
   end
   if cut > 0 then text = sub(text, cut + 1) end
   put(inst, "hi", text)
+end
+
+-- expireEnded gives an instance that has just completed or been
+-- cancelled the deployment's retention: Redis removes its hash when
+-- that has passed. (Nothing writes to an ended instance again.)
+local function expireEnded(inst)
+  local ms = call("GET", P .. "retain")
+  if ms then call("PEXPIRE", inst.key, ms) end
 end
 
 -- applyLists reads, from ARGV starting at i, what a commit writes:
