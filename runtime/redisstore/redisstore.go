@@ -833,9 +833,13 @@ func (s *Store) Create(ctx context.Context, inst *runtime.Instance, work []runti
 	return err
 }
 
+// instanceFields are the fields of an instance's hash that Load reads,
+// in decodeInstance's order.
+var instanceFields = []string{"v", "st", "pr", "d", "c", "f", "h"}
+
 // Load implements runtime.Store.
 func (s *Store) Load(ctx context.Context, id string, inst *runtime.Instance) error {
-	vals, err := s.rdb.HMGet(ctx, s.instanceKey(id, "i"), "v", "st", "pr", "d", "c", "f", "h").Result()
+	vals, err := s.rdb.HMGet(ctx, s.instanceKey(id, "i"), instanceFields...).Result()
 	if err != nil {
 		return err
 	}
@@ -892,37 +896,51 @@ func (s *Store) History(ctx context.Context, id string) ([]runtime.HistoryEntry,
 }
 
 // List implements runtime.Store. It scans the instance keys, so it suits
-// operators' listings rather than hot paths.
+// operators' listings rather than hot paths: each page of the scan (up
+// to 1,000 keys) is read in one pipelined round trip.
 func (s *Store) List(ctx context.Context, f runtime.ListFilter) ([]*runtime.Instance, error) {
 	pattern := s.prefix + ":{" + s.prefix + "-*}:i:*"
 	var mu sync.Mutex
 	var out []*runtime.Instance
 	scan := func(ctx context.Context, c redis.UniversalClient) error {
-		iter := c.Scan(ctx, 0, pattern, 500).Iterator()
-		for iter.Next(ctx) {
-			key := iter.Val()
-			id := key[strings.Index(key, "}:i:")+4:]
-			inst := &runtime.Instance{}
-			if err := s.Load(ctx, id, inst); err != nil {
-				if errors.Is(err, runtime.ErrNotFound) {
-					continue
-				}
+		var cursor uint64
+		for {
+			keys, next, err := c.Scan(ctx, cursor, pattern, 1000).Result()
+			if err != nil {
 				return err
 			}
-			if f.Machine != "" && inst.Machine != f.Machine || f.Status != 0 && inst.Status != f.Status {
-				continue
-			}
-			if f.State != "" {
-				m, _ := s.Machine(ctx, inst.Hash) // Load has read it into the store's cache
-				if m == nil || inst.State >= len(m.States) || m.States[inst.State].Name != f.State {
-					continue
+			reads := make([]*redis.SliceCmd, len(keys))
+			if len(keys) > 0 {
+				_, err = c.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+					for i, key := range keys {
+						reads[i] = pipe.HMGet(ctx, key, instanceFields...)
+					}
+					return nil
+				})
+				if err != nil {
+					return err
 				}
 			}
-			mu.Lock()
-			out = append(out, inst)
-			mu.Unlock()
+			for i, key := range keys {
+				vals := reads[i].Val()
+				if vals[0] == nil {
+					continue // gone since the scan saw it
+				}
+				inst := &runtime.Instance{}
+				if err := s.decodeInstance(ctx, key[strings.Index(key, "}:i:")+4:], vals, inst); err != nil {
+					return err
+				}
+				if !s.listed(ctx, f, inst) {
+					continue
+				}
+				mu.Lock()
+				out = append(out, inst)
+				mu.Unlock()
+			}
+			if cursor = next; cursor == 0 {
+				return nil
+			}
 		}
-		return iter.Err()
 	}
 	var err error
 	if cc, ok := s.rdb.(*redis.ClusterClient); ok {
@@ -938,6 +956,20 @@ func (s *Store) List(ctx context.Context, f runtime.ListFilter) ([]*runtime.Inst
 		out = out[:f.Limit]
 	}
 	return out, nil
+}
+
+// listed reports whether inst passes f.
+func (s *Store) listed(ctx context.Context, f runtime.ListFilter, inst *runtime.Instance) bool {
+	if f.Machine != "" && inst.Machine != f.Machine || f.Status != 0 && inst.Status != f.Status {
+		return false
+	}
+	if f.State != "" {
+		m, _ := s.Machine(ctx, inst.Hash) // decodeInstance has read it into the store's cache
+		if m == nil || inst.State >= len(m.States) || m.States[inst.State].Name != f.State {
+			return false
+		}
+	}
+	return true
 }
 
 // Enqueue implements runtime.Store.
