@@ -84,6 +84,7 @@ type Store struct {
 	parts    int
 	history  int
 	scripts  *scripts
+	batch    *batcher // runs the scripts
 	rotate   atomic.Uint32
 	wakeOnce sync.Once
 	wake     chan struct{}
@@ -138,6 +139,7 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 	}
 	s := &Store{rdb: rdb, prefix: opts.Prefix, parts: opts.Partitions, history: opts.History, scripts: &scripts{},
 		pokes: make(chan struct{}, 1), closed: make(chan struct{}), log: opts.Logger}
+	s.batch = newBatcher(rdb, s.scripts, s.closed)
 	if n, ok := retriesOf(rdb); ok && n > 0 {
 		s.log.Warn("the Redis client retries commands whose reply is late (MaxRetries); a script retried after it ran applies twice: set MaxRetries to -1", "max_retries", n)
 	}
@@ -177,7 +179,7 @@ func (s *Store) latestKey(name string) string { return s.prefix + ":latest:" + n
 // run runs a script on partition p.
 func (s *Store) run(ctx context.Context, name string, p int, args ...any) *redis.Cmd {
 	pfx := s.partitionPrefix(p)
-	return s.scripts.run(ctx, s.rdb, name, []string{pfx + "seq"}, append([]any{pfx}, args...)...)
+	return s.batch.run(ctx, name, []string{pfx + "seq"}, append([]any{pfx}, args...)...)
 }
 
 func (s *Store) result(cmd *redis.Cmd) (string, error) {
@@ -306,6 +308,7 @@ func (s *Store) wakeTrouble(err error) []any {
 func (s *Store) Close() error {
 	s.close.Do(func() { close(s.closed) })
 	s.poker.Wait()
+	s.batch.senders.Wait()
 	if s.sub != nil {
 		s.sub.Close()
 	}
