@@ -7,7 +7,14 @@ import (
 
 	graphviz "github.com/goccy/go-graphviz"
 	"github.com/goccy/go-graphviz/gvc"
+
+	"github.com/fsmc/fsmc/internal/graphvizcache"
 )
+
+// go-graphviz compiled its WebAssembly in its init, before this
+// package's, with graphvizcache's TMPDIR where needed; the environment
+// goes back as it was.
+func init() { graphvizcache.Restore() }
 
 // Render lays out DOT text with Graphviz's dot engine and renders it as
 // "svg" or "png".
