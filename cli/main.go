@@ -13,6 +13,7 @@ import (
 	"os"
 	"runtime/debug"
 	"strings"
+	"sync"
 
 	"github.com/fsmc/fsmc/runtime"
 	"github.com/urfave/cli/v2"
@@ -63,17 +64,59 @@ type env struct {
 	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
+	output *outputWriter // stdout, keeping its first failed write
+}
+
+// outputWriter is stdout as the commands see it. The first write that
+// fails (a full disk, a closed pipe) is kept, and every later write
+// refused with it, so that Main reports the lost output rather than
+// exiting 0, and a command that prints for ever (watch) can stop.
+type outputWriter struct {
+	w   io.Writer
+	mu  sync.Mutex
+	err error
+}
+
+func (o *outputWriter) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.err != nil {
+		return 0, o.err
+	}
+	n, err := o.w.Write(p)
+	if err != nil {
+		o.err = err
+	}
+	return n, err
+}
+
+// lost returns the error of the first write that failed, if any.
+func (o *outputWriter) lost() error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.err
 }
 
 // Main runs fsmc with args (args[0] is the program name) and returns the
 // exit status.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	e := &env{stdin: stdin, stdout: stdout, stderr: stderr}
+	output := &outputWriter{w: stdout}
+	code := run(&env{stdin: stdin, stdout: output, stderr: stderr, output: output}, args)
+	if err := output.lost(); err != nil && code != ExitUsage {
+		fmt.Fprintf(stderr, "fsmc: cannot write the output: %v\n", err)
+		return ExitUsage
+	}
+	return code
+}
+
+// run runs the command args name, and returns its exit status.
+func run(e *env, args []string) int {
+	stderr := e.stderr
 	app := &cli.App{
 		Name:                 "fsmc",
 		Usage:                "check, format, compile, draw and run .fsm state machines",
 		Version:              version(),
-		Writer:               stdout,
+		Writer:               e.stdout,
 		ErrWriter:            stderr,
 		HideHelpCommand:      true,
 		EnableBashCompletion: false,

@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -510,6 +511,9 @@ func watchCommand(e *env) *cli.Command {
 							fmt.Fprintln(e.stdout, changeLine(m, ch))
 						}
 					}
+					if err := e.output.lost(); err != nil {
+						return usageError("fsmc watch: cannot write the output: %v", err)
+					}
 					cursor = next
 					if len(batch) == 0 {
 						select {
@@ -586,6 +590,7 @@ func (e *env) runWorker(c *cli.Context, machines map[string]*ir.Machine, handler
 		defer srv.Close()
 		logger.Info("serving metrics", "addr", ln.Addr().String())
 	}
+	var lostOutput atomic.Bool
 	grace := c.Duration("grace")
 	if grace <= 0 {
 		grace = -1 // runtime.Options: no grace at all
@@ -601,6 +606,10 @@ func (e *env) runWorker(c *cli.Context, machines map[string]*ir.Machine, handler
 					printJSON(e.stdout, changeJSON(m, ch))
 				} else {
 					fmt.Fprintln(e.stdout, changeLine(m, ch))
+				}
+				// The worker's work goes on; its changelog is lost.
+				if err := e.output.lost(); err != nil && lostOutput.CompareAndSwap(false, true) {
+					logger.Error("cannot write the changelog to stdout; the worker goes on without it", "err", err)
 				}
 			}
 		},
