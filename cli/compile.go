@@ -55,7 +55,7 @@ func compileCommand(e *env) *cli.Command {
 				if err != nil {
 					return err
 				}
-				return e.writeOutput("compile", out, data)
+				return e.writeOutput("compile", source, out, data)
 			}
 			pkg := c.String("package")
 			if pkg == "" {
@@ -65,11 +65,11 @@ func compileCommand(e *env) *cli.Command {
 			if err != nil {
 				return err
 			}
-			if err := e.writeOutput("compile", out, code); err != nil {
+			if err := e.writeOutput("compile", source, out, code); err != nil {
 				return err
 			}
 			if c.Bool("stubs") {
-				return e.writeStubs(f, pkg, out)
+				return e.writeStubs(f, pkg, source, out)
 			}
 			return nil
 		},
@@ -78,7 +78,7 @@ func compileCommand(e *env) *cli.Command {
 
 // writeStubs writes the actions skeleton beside out (order.go ->
 // order_actions.go), only if that file does not exist yet.
-func (e *env) writeStubs(f *ir.File, pkg, out string) error {
+func (e *env) writeStubs(f *ir.File, pkg, source, out string) error {
 	path := strings.TrimSuffix(out, ".go") + "_actions.go"
 	if _, err := os.Stat(path); err == nil {
 		fmt.Fprintf(e.stderr, "fsmc compile: %s exists; not overwriting it\n", path)
@@ -90,5 +90,5 @@ func (e *env) writeStubs(f *ir.File, pkg, out string) error {
 	if err != nil {
 		return err
 	}
-	return e.writeOutput("compile", path, code)
+	return e.writeOutput("compile", source, path, code)
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 
 	"github.com/fsmc/fsmc/dsl"
 	"github.com/urfave/cli/v2"
@@ -103,31 +102,4 @@ func (f *formatRun) file(name string, src []byte, perm os.FileMode) {
 	if !f.quiet {
 		f.stdout.Write(out)
 	}
-}
-
-// writeFileAtomic replaces path (the file it points to, if it is a
-// symbolic link) with data through a temporary file in the same
-// directory, so a crash leaves the old or the new file, never a
-// half-written one.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	if real, err := filepath.EvalSymlinks(path); err == nil {
-		path = real // write the file a link points to, and keep the link
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(perm); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

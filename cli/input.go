@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/fsmc/fsmc/compiler"
 	"github.com/fsmc/fsmc/compiler/ir"
@@ -40,11 +41,17 @@ func (e *env) loadMachines(command, path string) (*ir.File, error) {
 	return f, nil
 }
 
-// writeOutput writes data to path, or to stdout when path is "" or "-".
-func (e *env) writeOutput(command, path string, data []byte) error {
+// writeOutput writes data, made from the file source, to path, or to
+// stdout when path is "" or "-". It never writes over source.
+func (e *env) writeOutput(command, source, path string, data []byte) error {
 	if path == "" || path == "-" {
 		_, err := e.stdout.Write(data)
 		return err
+	}
+	if in, err := os.Stat(source); err == nil {
+		if out, err := os.Stat(path); err == nil && os.SameFile(in, out) {
+			return usageError("fsmc %s: -o %s is the input file; not writing over it", command, path)
+		}
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return usageError("fsmc %s: cannot write %s: %v", command, path, pathCause(err))
@@ -67,4 +74,67 @@ func pathCause(err error) error {
 		return le.Err
 	}
 	return err
+}
+
+// writeFileAtomic replaces path (the file it points to, if it is a
+// symbolic link, even one to a file not there yet) with data through a
+// temporary file in the same directory, so a crash leaves the old or the
+// new file, never a half-written one. A path that is not a regular file
+// (a device such as /dev/null, a named pipe) is written to, not replaced.
+func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	path, err := followLinks(path)
+	if err != nil {
+		return err
+	}
+	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() {
+		if fi.IsDir() {
+			return &fs.PathError{Op: "write", Path: path, Err: syscall.EISDIR}
+		}
+		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		if err != nil {
+			return err
+		}
+		_, err = f.Write(data)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(perm); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// followLinks follows path while it is a symbolic link, to the file it
+// names in the end, which need not exist.
+func followLinks(path string) (string, error) {
+	for range 40 {
+		fi, err := os.Lstat(path)
+		if err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+			return path, nil
+		}
+		target, err := os.Readlink(path)
+		if err != nil {
+			return "", err
+		}
+		if !filepath.IsAbs(target) {
+			target = filepath.Join(filepath.Dir(path), target)
+		}
+		path = target
+	}
+	return "", &fs.PathError{Op: "write", Path: path, Err: syscall.ELOOP}
 }

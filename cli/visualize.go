@@ -77,7 +77,7 @@ func visualizeCommand(e *env) *cli.Command {
 					return err
 				}
 			}
-			return e.writeOutput("visualize", out, data)
+			return e.writeOutput("visualize", c.Args().First(), out, data)
 		},
 	}
 }

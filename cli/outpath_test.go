@@ -1,0 +1,98 @@
+//go:build unix
+
+package cli
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestOutputPaths: -o writes what a path names without replacing what
+// is not a regular file, follows a link to a file not there yet, and
+// refuses to write over its input or onto a directory.
+func TestOutputPaths(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "order.fsm")
+	data, err := os.ReadFile("../examples/order.fsm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(src, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	compile := func(out string) (int, string) {
+		var stdout, stderr strings.Builder
+		code := Main([]string{"fsmc", "compile", "-o", out, src}, strings.NewReader(""), &stdout, &stderr)
+		return code, stderr.String()
+	}
+
+	t.Run("named pipe", func(t *testing.T) {
+		fifo := filepath.Join(dir, "pipe")
+		if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		read := make(chan string, 1)
+		go func() {
+			f, err := os.Open(fifo)
+			if err != nil {
+				read <- err.Error()
+				return
+			}
+			defer f.Close()
+			b, _ := io.ReadAll(f)
+			read <- string(b)
+		}()
+		if code, stderr := compile(fifo); code != 0 {
+			t.Fatalf("exit %d: %s", code, stderr)
+		}
+		select {
+		case got := <-read:
+			if !strings.Contains(got, `"Order"`) {
+				t.Fatalf("the reader got %.200q", got)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("the pipe's reader got nothing")
+		}
+		if fi, err := os.Lstat(fifo); err != nil || fi.Mode()&os.ModeNamedPipe == 0 {
+			t.Fatalf("the pipe was replaced: %v %v", fi.Mode(), err)
+		}
+	})
+
+	t.Run("link to a file not there yet", func(t *testing.T) {
+		link := filepath.Join(dir, "link.json")
+		if err := os.Symlink("target.json", link); err != nil {
+			t.Fatal(err)
+		}
+		if code, stderr := compile(link); code != 0 {
+			t.Fatalf("exit %d: %s", code, stderr)
+		}
+		if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+			t.Fatalf("the link was replaced: %v %v", fi.Mode(), err)
+		}
+		if b, err := os.ReadFile(filepath.Join(dir, "target.json")); err != nil || !strings.Contains(string(b), "Order") {
+			t.Fatalf("the link's target: %.100q %v", b, err)
+		}
+	})
+
+	t.Run("the input", func(t *testing.T) {
+		code, stderr := compile(src)
+		if code != ExitUsage || !strings.Contains(stderr, "is the input file; not writing over it") {
+			t.Fatalf("exit %d: %s", code, stderr)
+		}
+		if b, _ := os.ReadFile(src); string(b) != string(data) {
+			t.Fatal("the input was overwritten")
+		}
+	})
+
+	t.Run("a directory", func(t *testing.T) {
+		code, stderr := compile(dir)
+		if code != ExitUsage || !strings.Contains(stderr, "cannot write "+dir+": is a directory") {
+			t.Fatalf("exit %d: %s", code, stderr)
+		}
+	})
+}
