@@ -35,9 +35,9 @@ import (
 	"hash/crc32"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	neturl "net/url"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -1335,7 +1335,7 @@ func (s *Store) Changes(ctx context.Context, cursor string, limit int) ([]runtim
 			return nil, "", fmt.Errorf("%w %q (it names %d partitions; this deployment has %d)", runtime.ErrBadCursor, cursor, len(ids), s.parts)
 		}
 		for _, id := range ids {
-			if !streamID.MatchString(id) {
+			if !isStreamID(id) {
 				return nil, "", fmt.Errorf("%w %q: %q is not a stream ID", runtime.ErrBadCursor, cursor, id)
 			}
 		}
@@ -1411,8 +1411,18 @@ func (s *Store) Changes(ctx context.Context, cursor string, limit int) ([]runtim
 	return out, strings.Join(last, ","), nil
 }
 
-// streamID is a stream entry ID ("ms-seq"), or "-" for the start.
-var streamID = regexp.MustCompile(`^(-|[0-9]+-[0-9]+)$`)
+// isStreamID reports whether id is a stream entry ID ("ms-seq", each a
+// 64-bit number, the last ID excepted: nothing can follow it), or "-"
+// for the start.
+func isStreamID(id string) bool {
+	if id == "-" {
+		return true
+	}
+	ms, seq, ok := strings.Cut(id, "-")
+	a, errA := strconv.ParseUint(ms, 10, 64)
+	b, errB := strconv.ParseUint(seq, 10, 64)
+	return ok && errA == nil && errB == nil && (a != math.MaxUint64 || b != math.MaxUint64)
+}
 
 // streamBefore orders stream IDs ("ms-seq").
 func streamBefore(a, b string) bool {
