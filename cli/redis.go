@@ -177,6 +177,17 @@ func startCommand(e *env) *cli.Command {
 			if p := c.Int("priority"); p < 0 || p > 9 {
 				return usageError("fsmc start: --priority %d: want 0 (lowest) to 9", p)
 			}
+			// A malformed ID is refused before anything is written, as a
+			// bad context is: no instance of the command starts.
+			var bad []string
+			for _, id := range c.Args().Tail() {
+				if err := runtime.CheckID(id); err != nil {
+					bad = append(bad, "fsmc start: "+err.Error())
+				}
+			}
+			if len(bad) > 0 {
+				return &exitError{code: ExitFound, msg: strings.Join(bad, "\n") + "\nfsmc start: nothing was started"}
+			}
 			return operator(c, func(ctx context.Context, store *redisstore.Store, engine *runtime.Engine) error {
 				// MACHINE is a name (its latest version) or NAME@ID, a
 				// version as inspect names it.

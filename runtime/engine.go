@@ -298,7 +298,7 @@ func (e *Engine) StartValues(ctx context.Context, machineName, id string, values
 	if err != nil {
 		return err
 	}
-	if err := checkID(id); err != nil {
+	if err := CheckID(id); err != nil {
 		return err
 	}
 	if opts.Priority < 0 || opts.Priority > 9 {
@@ -620,10 +620,10 @@ func (e *Engine) notify(id string, inst *Instance, history []HistoryEntry) {
 // MaxIDLength is the longest instance ID, in bytes.
 const MaxIDLength = 255
 
-// checkID refuses an instance ID that every listing and log line could
+// CheckID refuses an instance ID that every listing and log line could
 // not show as one word of one line: empty, over MaxIDLength bytes, not
 // UTF-8, or with control characters or white space.
-func checkID(id string) error {
+func CheckID(id string) error {
 	switch {
 	case id == "":
 		return errors.New("an instance needs an ID")
