@@ -142,13 +142,19 @@ func run(e *env, args []string) int {
 			fmt.Fprintf(stderr, "fsmc: unknown command %q; see 'fsmc --help'\n", name)
 		},
 		OnUsageError: func(c *cli.Context, err error, _ bool) error {
-			return usageError("%v", err)
+			return usageError("fsmc: %v (see 'fsmc --help')", err)
 		},
 	}
 	for _, cmd := range app.Commands {
 		cmd.OnUsageError = func(c *cli.Context, err error, _ bool) error {
 			return usageError("fsmc %s: %v (see 'fsmc %s --help')", c.Command.Name, err, c.Command.Name)
 		}
+	}
+	if len(args) < 2 {
+		// No command is a usage error: the help goes to stderr.
+		app.Writer = stderr
+		_ = app.Run([]string{"fsmc", "--help"})
+		return ExitUsage
 	}
 	args = permuteArgs(app, args)
 	err := app.Run(args)
@@ -172,10 +178,18 @@ func run(e *env, args []string) int {
 // permuteArgs moves a command's flags in front of its arguments, so that
 // flags may come before or after them (`fsmc check a.fsm --strict`);
 // urfave/cli stops reading flags at the first argument. Everything after
-// "--" stays an argument. `fsmc help CMD` is `fsmc CMD --help`.
+// "--" stays an argument. `fsmc help CMD` is `fsmc CMD --help`, and
+// `fsmc help` is `fsmc --help`.
 func permuteArgs(app *cli.App, args []string) []string {
-	if len(args) == 3 && args[1] == "help" && app.Command(args[2]) != nil {
-		return []string{args[0], args[2], "--help"}
+	if len(args) >= 2 && args[1] == "help" {
+		switch {
+		case len(args) == 2:
+			return []string{args[0], "--help"}
+		case len(args) == 3 && app.Command(args[2]) != nil:
+			return []string{args[0], args[2], "--help"}
+		default:
+			return append([]string{args[0]}, args[2:]...) // an unknown command, named as such
+		}
 	}
 	if len(args) < 2 {
 		return args
