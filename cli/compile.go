@@ -29,7 +29,7 @@ func compileCommand(e *env) *cli.Command {
 		Action: func(c *cli.Context) error {
 			batchGC()
 			if c.NArg() != 1 {
-				return usageError("fsmc compile: want one FILE (usage: fsmc compile [--emit ir] [-o PATH] FILE)")
+				return usageError("fsmc compile: want one FILE (usage: fsmc compile [--emit ir|go] [--package NAME] [--stubs] [-o PATH] FILE)")
 			}
 			emit, out, source := c.String("emit"), c.String("o"), c.Args().First()
 			switch emit {

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -29,6 +30,10 @@ func fsmFiles(paths []string) (files []string, errs []error) {
 		}
 	}
 	for _, p := range paths {
+		if p == "" {
+			errs = append(errs, errors.New("an empty path was given"))
+			continue
+		}
 		info, err := os.Stat(p)
 		if err != nil {
 			errs = append(errs, err)

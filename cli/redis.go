@@ -30,7 +30,7 @@ import (
 // and the operators' start, send, inspect, ls, watch, retry and cancel.
 
 func redisFlag() *cli.StringFlag {
-	return &cli.StringFlag{Name: "redis", EnvVars: []string{"FSMC_REDIS_URL"}, Usage: "the Redis deployment (`URL`: redis://[user:pass@]host:port, rediss:// for TLS, redis+sentinel://h1:26379,h2:26379/MASTER for Sentinel)"}
+	return &cli.StringFlag{Name: "redis", EnvVars: []string{"FSMC_REDIS_URL"}, Usage: "the Redis deployment (`URL`: redis://[user:pass@]host:port, rediss:// for TLS, redis://h1:7000?addr=h2:7001 or any one node for a Cluster, redis+sentinel://h1:26379,h2:26379/MASTER for Sentinel)"}
 }
 
 // prefixFlag names the key prefix: workers and operators of one
@@ -261,6 +261,9 @@ func (e *env) jsonFlag(c *cli.Context, name string) ([]byte, error) {
 	path, fromFile := strings.CutPrefix(v, "@")
 	if !fromFile {
 		return []byte(v), nil
+	}
+	if path == "" {
+		return nil, usageError("fsmc %s: --%s @: give a file after the @ (or @- for stdin)", c.Command.Name, name)
 	}
 	var data []byte
 	var err error

@@ -581,6 +581,10 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		switch {
 		case err == nil:
 			return nil
+		case Unreachable(err) && strings.HasPrefix(url, "rediss://") && errors.Is(err, context.DeadlineExceeded):
+			// A TLS client waits for a handshake that a server without
+			// TLS never starts.
+			return fmt.Errorf("%w at %s: %w (no TLS handshake: does the server take TLS on that port?)", ErrUnreachable, redactURL(url), err)
 		case Unreachable(err):
 			return fmt.Errorf("%w at %s: %w", ErrUnreachable, redactURL(url), err)
 		}

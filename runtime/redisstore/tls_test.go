@@ -114,3 +114,15 @@ func writeCert(t *testing.T, dir, name string, parent *x509.Certificate, parentK
 	}
 	return cert, key
 }
+
+// TestTLSToAPlainServer: a rediss:// URL for a server that does not
+// speak TLS says so, rather than only that time ran out.
+func TestTLSToAPlainServer(t *testing.T) {
+	plain := strings.TrimSuffix(strings.TrimPrefix(redistest.URL(t), "redis://"), "/0")
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	_, err := redisstore.Open(ctx, "rediss://"+plain+"?dial_timeout=500ms", redisstore.Options{})
+	if err == nil || !strings.Contains(err.Error(), "does the server take TLS on that port?") {
+		t.Fatalf("Open: %v", err)
+	}
+}
