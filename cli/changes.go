@@ -56,7 +56,9 @@ type changeRecord struct {
 }
 
 func changeJSON(m *ir.Machine, c runtime.Change) changeRecord {
-	out := changeRecord{Time: c.Time.UTC().Format(time.RFC3339Nano), Instance: c.Instance, Machine: c.Machine,
+	// To the millisecond, as the Redis store keeps it: a worker and
+	// watch print one change alike.
+	out := changeRecord{Time: c.Time.UTC().Truncate(time.Millisecond).Format(time.RFC3339Nano), Instance: c.Instance, Machine: c.Machine,
 		Event: eventLabel(m, c), To: m.States[c.To].Name, Version: c.Version, Status: c.Status.String()}
 	if c.From >= 0 {
 		out.From = &m.States[c.From].Name

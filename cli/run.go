@@ -63,6 +63,13 @@ func runCommand(e *env) *cli.Command {
 			if c.Bool("virtual-time") && c.String("redis") != "" {
 				return usageError("fsmc run: --virtual-time is for the embedded store; a worker on Redis runs on the real clock")
 			}
+			if c.String("redis") == "" {
+				for _, name := range []string{"metrics-addr", "grace"} { // (--prefix and --lock-redis may come from the environment)
+					if c.IsSet(name) {
+						return usageError("fsmc run: --%s is for a worker on Redis (give --redis URL)", name)
+					}
+				}
+			}
 			files := map[string]*ir.Machine{}
 			for _, path := range c.Args().Slice() {
 				f, err := e.loadMachines("run", path)
