@@ -43,7 +43,7 @@ type batchCall struct {
 // Senders are how many round trips may be in flight at once, and
 // maxBatch how many scripts one carries.
 const (
-	senders  = 1
+	senders  = 2
 	maxBatch = 64
 )
 
