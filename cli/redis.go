@@ -413,11 +413,25 @@ func resolveVersion(ctx context.Context, store *redisstore.Store, spec string) (
 }
 
 // checkListFilter says what is wrong with a filter's machine or state
-// name: a machine nobody registered, or a state its latest version does
-// not have.
+// name: a machine nobody registered, or a state its latest version (or,
+// with no machine given, every machine's latest version) does not have.
 func checkListFilter(ctx context.Context, store *redisstore.Store, f runtime.ListFilter) error {
 	if f.Machine == "" {
-		return nil
+		if f.State == "" {
+			return nil
+		}
+		machines, err := store.LatestMachines(ctx)
+		if err != nil {
+			return err
+		}
+		for _, m := range machines {
+			for _, st := range m.States {
+				if st.Name == f.State {
+					return nil
+				}
+			}
+		}
+		return fmt.Errorf("no registered machine has a state %q", f.State)
 	}
 	hash, err := store.Latest(ctx, f.Machine)
 	if err != nil || f.State == "" {

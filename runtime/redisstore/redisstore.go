@@ -537,6 +537,37 @@ func (s *Store) Retention(ctx context.Context) (time.Duration, error) {
 	return time.Duration(ms) * time.Millisecond, err
 }
 
+// LatestMachines returns the latest version of every machine name
+// registered (in no particular order).
+func (s *Store) LatestMachines(ctx context.Context) ([]*ir.Machine, error) {
+	var mu sync.Mutex
+	var out []*ir.Machine
+	scan := func(ctx context.Context, c redis.UniversalClient) error {
+		iter := c.Scan(ctx, 0, s.prefix+":latest:*", 100).Iterator()
+		for iter.Next(ctx) {
+			hash, err := c.Get(ctx, iter.Val()).Result()
+			if errors.Is(err, redis.Nil) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			m, err := s.Machine(ctx, hash)
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			out = append(out, m)
+			mu.Unlock()
+		}
+		return iter.Err()
+	}
+	if cc, ok := s.rdb.(*redis.ClusterClient); ok {
+		return out, cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return scan(ctx, c) })
+	}
+	return out, scan(ctx, s.rdb)
+}
+
 // Open connects to the deployment at url and checks that it answers:
 // redis://[user:password@]host:port[/db] or rediss:// (TLS) for one node;
 // for Cluster, redis://host1:port?addr=host2:port&addr=host3:port, or
