@@ -61,10 +61,10 @@ type Engine struct {
 	// versions this engine did not register (hash -> *machine).
 	loaded sync.Map
 	hashes []string
-	// scratch for the single-goroutine paths (Fire, RunDue); Run's
-	// workers have their own.
-	mainWorker *worker
-	mainMu     sync.Mutex
+	// scratch workers for the calling goroutine's paths (Fire, RunDue),
+	// one per call, so that calls run at once, and a handler may call
+	// Fire itself; Run's workers have their own.
+	callers    sync.Pool        // *worker
 	runnable   map[string][]int // per machine hash, the actions with a handler
 	generation atomic.Uint64    // bumped by Register
 	claimFails atomic.Bool      // a worker's last claim failed (see workLoop)
@@ -167,7 +167,7 @@ func New(store Store, opts Options) *Engine {
 		opts.Observer = noObserver{}
 	}
 	e := &Engine{store: store, opts: opts, byHash: map[string]*machine{}, byName: map[string]*machine{}, recovered: make(chan struct{}, 1)}
-	e.mainWorker = e.newWorker()
+	e.callers.New = func() any { return e.newWorker() }
 	e.instances.New = func() any { return &Instance{} }
 	return e
 }
@@ -385,9 +385,8 @@ func (e *Engine) send(ctx context.Context, machine, id, event string, payload ma
 // an instance with nothing queued handles the event without a queue
 // round trip; the outcome is the same as Send followed by RunDue.
 func (e *Engine) Fire(ctx context.Context, id, event string, payload map[string]any) error {
-	e.mainMu.Lock()
-	defer e.mainMu.Unlock()
-	w := e.mainWorker
+	w := e.callers.Get().(*worker)
+	defer e.callers.Put(w)
 	if is, ok := e.store.(InlineStore); ok {
 		w.reset()
 		w.fireName, w.firePay, w.fireErr, w.fireQueue = event, payload, nil, false
@@ -404,24 +403,24 @@ func (e *Engine) Fire(ctx context.Context, id, event string, payload map[string]
 			if len(w.schedule) == 0 {
 				return nil
 			}
-			return e.drainInstance(ctx, id)
+			return e.drainInstance(ctx, w, id)
 		}
 	}
 	if err := e.Send(ctx, id, event, payload); err != nil {
 		return err
 	}
-	return e.drainInstance(ctx, id)
+	return e.drainInstance(ctx, w, id)
 }
 
-// drainInstance handles an instance's due work on the calling goroutine
-// (the caller holds mainMu).
-func (e *Engine) drainInstance(ctx context.Context, id string) error {
+// drainInstance handles an instance's due work on the calling goroutine,
+// with w.
+func (e *Engine) drainInstance(ctx context.Context, w *worker, id string) error {
 	for {
-		ok, err := e.store.ClaimInstance(ctx, id, e.filter(), &e.mainWorker.lease)
+		ok, err := e.store.ClaimInstance(ctx, id, e.filter(), &w.lease)
 		if err != nil || !ok {
 			return err
 		}
-		if err := e.process(ctx, e.mainWorker); err != nil {
+		if err := e.process(ctx, w); err != nil {
 			return err
 		}
 	}
@@ -681,18 +680,18 @@ func (e *Engine) Idle(ctx context.Context) (bool, error) {
 // RunDue handles work until nothing is due, on the calling goroutine,
 // and returns how many items it handled.
 func (e *Engine) RunDue(ctx context.Context) (int, error) {
-	e.mainMu.Lock()
-	defer e.mainMu.Unlock()
+	w := e.callers.Get().(*worker)
+	defer e.callers.Put(w)
 	n := 0
 	for ctx.Err() == nil {
-		ok, err := e.store.Claim(ctx, e.filter(), &e.mainWorker.lease)
+		ok, err := e.store.Claim(ctx, e.filter(), &w.lease)
 		if err != nil {
 			return n, err
 		}
 		if !ok {
 			return n, nil
 		}
-		if err := e.process(ctx, e.mainWorker); err != nil {
+		if err := e.process(ctx, w); err != nil {
 			return n, err
 		}
 		n++

@@ -317,15 +317,20 @@ func (e *Engine) complete(ctx context.Context, w *worker) error {
 
 // rejected logs and counts a commit the store refused: the instance
 // moved on since w read it, or w's lease ran out (a paused or slow
-// worker) and the work is someone else's. A lease that ended because an
-// operator cancelled the instance is no fence at work: that is logged
-// plainly, and not counted as stale.
+// worker) and the work is someone else's. A lease that ended before its
+// time because the instance ended (an event took it to a final state, or
+// an operator cancelled it) is no fence at work: that is logged plainly,
+// and not counted as stale.
 func (e *Engine) rejected(ctx context.Context, w *worker, err error) {
 	id := w.lease.Work.Instance
-	if errors.Is(err, ErrLostLease) {
+	if errors.Is(err, ErrLostLease) && e.opts.Clock.Now().Before(w.lease.Until) {
 		var now Instance
-		if e.store.Load(ctx, id, &now) == nil && now.Status == Cancelled {
-			e.opts.Logger.Info("instance cancelled while its work ran; the result is dropped", "instance", id)
+		switch lerr := e.store.Load(ctx, id, &now); {
+		case lerr == nil && (now.Status == Completed || now.Status == Cancelled):
+			e.opts.Logger.Info("instance ended while its work ran; the result is dropped", "instance", id, "status", now.Status.String())
+			return
+		case errors.Is(lerr, ErrNotFound): // ended, and removed (Retention)
+			e.opts.Logger.Info("instance ended and was removed while its work ran; the result is dropped", "instance", id)
 			return
 		}
 	}

@@ -85,6 +85,7 @@ func RunEngine(t *testing.T, newStore NewStore) {
 		{"CompletedRejects", testCompletedRejects},
 		{"Cancel", testCancel},
 		{"CancelWhileATaskRuns", testCancelWhileATaskRuns},
+		{"EventEndsWhileATaskRuns", testEventEndsWhileATaskRuns},
 		{"BadHandlerResults", testBadHandlerResults},
 		{"MisbehavingHandlers", testMisbehavingHandlers},
 		{"NoHandlerAnywhere", testNoHandlerAnywhere},
@@ -1220,19 +1221,40 @@ func (o *StaleCount) StoreError(error)                               {}
 // task runs stays cancelled; the attempt's result is dropped, and that
 // is not counted as a stale commit (the fence had nothing to stop).
 func testCancelWhileATaskRuns(t *testing.T, newStore NewStore) {
+	endWhileATaskRuns(t, newStore, func(ctx context.Context, e *runtime.Engine, id string) error {
+		return e.Cancel(ctx, id) // as an operator would, meanwhile
+	}, "A", runtime.Cancelled)
+}
+
+// testEventEndsWhileATaskRuns: the same for an event that takes the
+// instance to a final state while its task runs (handled elsewhere,
+// here by Fire on the handler's goroutine).
+func testEventEndsWhileATaskRuns(t *testing.T, newStore NewStore) {
+	endWhileATaskRuns(t, newStore, func(ctx context.Context, e *runtime.Engine, id string) error {
+		return e.Fire(ctx, id, "Stop", nil)
+	}, "Stopped", runtime.Completed)
+}
+
+// endWhileATaskRuns runs a task whose handler ends its instance (end),
+// and checks the instance's state and status, and that no stale commit
+// was counted.
+func endWhileATaskRuns(t *testing.T, newStore NewStore, end func(context.Context, *runtime.Engine, string) error, state string, status runtime.Status) {
 	stale := &StaleCount{}
 	e := runtime.New(newStore(t), runtime.Options{Clock: runtime.NewFakeClock(epoch), Observer: stale})
 	m := compile(t, `machine D {
+    event Stop
     action Work
     initial state A {
         do Work
         on done -> B
+        on Stop -> Stopped
     }
     final state B
+    final state Stopped
 }`)
 	if err := e.Register(ctx(), m, map[string]runtime.Handler{
 		"Work": func(ctx context.Context, call *runtime.Call) (runtime.Result, error) {
-			return runtime.Result{}, e.Cancel(ctx, call.Instance) // as an operator would, meanwhile
+			return runtime.Result{}, end(ctx, e, call.Instance)
 		},
 	}); err != nil {
 		t.Fatal(err)
@@ -1247,11 +1269,11 @@ func testCancelWhileATaskRuns(t *testing.T, newStore NewStore) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v.StateName != "A" || v.Status != runtime.Cancelled {
-		t.Fatalf("d is %s/%s, want A/cancelled:\n%s", v.StateName, v.Status, describe(v))
+	if v.StateName != state || v.Status != status {
+		t.Fatalf("d is %s/%s, want %s/%s:\n%s", v.StateName, v.Status, state, status, describe(v))
 	}
 	if n := stale.N.Load(); n != 0 {
-		t.Errorf("%d stale commits counted for a cancel", n)
+		t.Errorf("%d stale commits counted for an instance that ended while its task ran", n)
 	}
 }
 
