@@ -61,7 +61,7 @@ func runCommand(e *env) *cli.Command {
 				return usageError("fsmc run: --retain %v: want 0 (keep ended instances) or more", r)
 			}
 			if c.Bool("virtual-time") && c.String("redis") != "" {
-				return usageError("fsmc run: --virtual-time is for the embedded store; a worker on Redis runs on the real clock")
+				return usageError("fsmc run: --virtual-time is for the embedded store; a worker on Redis (--redis, or FSMC_REDIS_URL) runs on the real clock; give --redis '' to run a scenario")
 			}
 			if c.String("redis") == "" {
 				for _, name := range []string{"metrics-addr", "grace"} { // (--prefix and --lock-redis may come from the environment)
