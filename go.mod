@@ -12,6 +12,7 @@ require (
 	github.com/rogpeppe/go-internal v1.13.1
 	github.com/urfave/cli/v2 v2.27.7
 	golang.org/x/term v0.27.0
+	golang.org/x/text v0.19.0
 )
 
 require (
@@ -35,7 +36,6 @@ require (
 	github.com/xrash/smetrics v0.0.0-20240521201337-686a1a2994c1 // indirect
 	golang.org/x/image v0.21.0 // indirect
 	golang.org/x/sys v0.28.0 // indirect
-	golang.org/x/text v0.19.0 // indirect
 	golang.org/x/tools v0.26.0 // indirect
 	google.golang.org/protobuf v1.34.2 // indirect
 )

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/text/width"
 )
 
 // Report is what the printers render: diagnostics and the sources they
@@ -166,7 +168,7 @@ func writeSnippet(b *bytes.Buffer, src []byte, r Range, p palette) {
 		if i >= startCol && i < endCol {
 			mark = "^"
 		}
-		marks.WriteString(strings.Repeat(mark, utf8.RuneCountInString(shown)))
+		marks.WriteString(strings.Repeat(mark, cells(shown)))
 	}
 	if to < len(line) {
 		text.WriteString("...")
@@ -178,6 +180,22 @@ func writeSnippet(b *bytes.Buffer, src []byte, r Range, p palette) {
 	pad := strings.Repeat(" ", len(gutter))
 	fmt.Fprintf(b, " %s%s |%s %s\n", p.blue, gutter, p.reset, strings.TrimRight(text.String(), " "))
 	fmt.Fprintf(b, " %s%s |%s %s%s%s\n", p.blue, pad, p.reset, p.red, strings.TrimRight(marks.String(), " "), p.reset)
+}
+
+// cells is how many terminal columns s takes: two for each wide
+// character (CJK, say), none for a combining mark, one for the rest.
+func cells(s string) int {
+	n := 0
+	for _, r := range s {
+		switch k := width.LookupRune(r).Kind(); {
+		case k == width.EastAsianWide || k == width.EastAsianFullwidth:
+			n += 2
+		case unicode.In(r, unicode.Mn, unicode.Me):
+		default:
+			n++
+		}
+	}
+	return n
 }
 
 // jsonDiagnostic is one element of the json format.

@@ -165,3 +165,28 @@ func TestTextControlCharacters(t *testing.T) {
 		t.Errorf("control characters in:\n%q", out.String())
 	}
 }
+
+// TestCaretUnderWideCharacters: the caret line counts terminal columns,
+// two for a wide character, so it stays under the range.
+func TestCaretUnderWideCharacters(t *testing.T) {
+	src := "machine M {\n    context {\n        s: string = \"\"\n    }\n    event Go\n    initial state A {\n        on Go if s == \"日本語\" && zz -> A\n    }\n}\n"
+	_, diags := dsl.Check("w.fsm", []byte(src))
+	var out bytes.Buffer
+	dsl.WriteText(&out, &dsl.Report{Diagnostics: diags, Sources: map[string][]byte{"w.fsm": []byte(src)}}, false)
+	lines := strings.Split(out.String(), "\n")
+	for i, line := range lines {
+		code, found := strings.CutPrefix(line, " 7 | ")
+		if !found || i+1 == len(lines) {
+			continue
+		}
+		marks := strings.TrimPrefix(lines[i+1], "   | ")
+		// Columns before zz: the text before it, with 日本語 two columns each.
+		before := strings.Index(code, "zz")
+		want := before - len("日本語") + 2*3 // bytes of the three, then their columns
+		if got := strings.Index(marks, "^"); got != want {
+			t.Fatalf("caret at column %d, want %d:\n%s", got, want, out.String())
+		}
+		return
+	}
+	t.Fatalf("no snippet of line 7:\n%s", out.String())
+}
