@@ -22,6 +22,7 @@ import (
 	"github.com/fsmc/fsmc/runtime/metrics"
 	"github.com/fsmc/fsmc/runtime/redisstore"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/urfave/cli/v2"
 )
@@ -131,6 +132,8 @@ func refused(c *cli.Context, err error) error {
 	switch {
 	case errors.Is(err, runtime.ErrBadCursor):
 		return usageError("fsmc %s: --since: %v", c.Command.Name, err)
+	case errors.Is(err, runtime.ErrCursorTrimmed) && c.String("since") == "":
+		err = fmt.Errorf("fell behind: %w (the changelog keeps about 10,000 entries per partition); resume with --since start to read from the oldest entry kept", err)
 	case errors.Is(err, runtime.ErrCursorTrimmed):
 		err = fmt.Errorf("--since: %w; resume with --since start to read from the oldest entry kept", err)
 	case errors.Is(err, runtime.ErrNotFound):
@@ -455,7 +458,7 @@ func watchCommand(e *env) *cli.Command {
 	return &cli.Command{
 		Name: "watch", Usage: "stream the changelog: every transition, live",
 		Flags: []cli.Flag{redisFlag(), prefixFlag(),
-			&cli.StringFlag{Name: "machine", Usage: "only machine `M`"},
+			&cli.StringFlag{Name: "machine", Usage: "only machine `M` (NAME, or NAME@ID for one version)"},
 			&cli.StringFlag{Name: "instance", Usage: "only instance `ID`"},
 			&cli.StringFlag{Name: "since", Usage: "resume after `CURSOR` (printed with --json), or \"start\" for everything kept"},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON lines, each with the cursor to resume from"},
@@ -465,9 +468,18 @@ func watchCommand(e *env) *cli.Command {
 				return err
 			}
 			return operator(c, func(ctx context.Context, store *redisstore.Store, _ *runtime.Engine) error {
+				// --machine NAME@ID watches one version, as ls lists it.
+				machine, version := c.String("machine"), ""
+				if strings.Contains(machine, "@") {
+					name, hash, err := resolveVersion(ctx, store, machine)
+					if err != nil {
+						return refused(c, err)
+					}
+					machine, version = name, hash
+				}
 				// A misspelt machine would wait for ever, as ls would list
 				// nothing: both say so.
-				if err := checkListFilter(ctx, store, runtime.ListFilter{Machine: c.String("machine")}); err != nil {
+				if err := checkListFilter(ctx, store, runtime.ListFilter{Machine: machine}); err != nil {
 					return refused(c, err)
 				}
 				// An instance that does not exist (yet) may be started
@@ -522,7 +534,7 @@ func watchCommand(e *env) *cli.Command {
 						retry, outage = 100*time.Millisecond, false
 					}
 					for _, ch := range batch {
-						if c.String("machine") != "" && ch.Machine != c.String("machine") || c.String("instance") != "" && ch.Instance != c.String("instance") {
+						if machine != "" && ch.Machine != machine || version != "" && ch.Hash != version || c.String("instance") != "" && ch.Instance != c.String("instance") {
 							continue
 						}
 						m, _ := store.Machine(ctx, ch.Hash)
@@ -599,6 +611,9 @@ func (e *env) runWorker(c *cli.Context, machines map[string]*ir.Machine, handler
 	var observer runtime.Observer
 	if addr := c.String("metrics-addr"); addr != "" {
 		reg := prometheus.NewRegistry()
+		// The process's and Go's own series (memory, goroutines, open
+		// files), for alerts on the worker itself.
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		collector, err := metrics.New(reg)
 		if err != nil {
 			return err

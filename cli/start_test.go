@@ -139,4 +139,27 @@ func TestStartVersion(t *testing.T) {
 	if code, stderr := fsmc("ls", "--machine", "Toggle@"+v1ID); code != 0 || strings.Count(stdout.String(), "\n") != 2 || !strings.Contains(stdout.String(), "old ") {
 		t.Errorf("ls --machine Toggle@%s: exit %d: %s%s", v1ID, code, stdout.String(), stderr)
 	}
+	// watch takes NAME@ID too: the first change it prints is old's, not
+	// new's (started before it). It stops when a second change cannot be
+	// written.
+	if code, stderr := fsmc("start", "Toggle@"+v1ID, "old2"); code != 0 {
+		t.Fatalf("start old2: exit %d: %s", code, stderr)
+	}
+	var first firstLine
+	var stderr bytes.Buffer
+	args := []string{"fsmc", "watch", "--redis", redistest.URL(t), "--prefix", prefix, "--since", "start", "--machine", "Toggle@" + v1ID}
+	if code := Main(args, strings.NewReader(""), &first, &stderr); code != ExitUsage || !strings.HasPrefix(first.line, "old Toggle ") {
+		t.Errorf("watch --machine Toggle@%s: exit %d, first line %q: %s", v1ID, code, first.line, stderr.String())
+	}
+}
+
+// firstLine keeps the first write, and refuses the others.
+type firstLine struct{ line string }
+
+func (w *firstLine) Write(p []byte) (int, error) {
+	if w.line != "" {
+		return 0, errors.New("one line is enough")
+	}
+	w.line = string(p)
+	return len(p), nil
 }

@@ -155,7 +155,7 @@ func (e *Engine) keepRegistered(ctx context.Context) {
 		e.mu.RUnlock()
 		for _, m := range machines {
 			if err := e.store.PutMachine(ctx, m); err != nil && ctx.Err() == nil {
-				e.opts.Logger.Warn("registering machine again", "machine", m.Name, "err", err)
+				e.opts.Logger.Warn("could not check the machine's registration; trying again later", "machine", m.Name, "err", err)
 			}
 		}
 	}

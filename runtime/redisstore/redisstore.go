@@ -238,8 +238,11 @@ func (s *Store) publishPokes() {
 	failing := false // said so once; again after a message goes out
 	publish := func() {
 		err := s.rdb.Publish(context.Background(), s.wakeChannel(), "1").Err()
-		if err != nil && !failing {
-			s.log.Warn("cannot send wake messages: idle workers see new work within about a second instead of at once", s.wakeTrouble(err)...)
+		switch {
+		case err != nil && !failing:
+			s.log.Warn("cannot send wake messages: until they go out again, idle workers see new work within about a second instead of at once", s.wakeTrouble(err)...)
+		case err == nil && failing:
+			s.log.Info("wake messages go out again", "channel", s.wakeChannel())
 		}
 		failing = err != nil
 	}
