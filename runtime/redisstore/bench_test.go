@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/fsmc/fsmc/compiler/ir"
 	"github.com/fsmc/fsmc/internal/irtest"
 	"github.com/fsmc/fsmc/runtime"
 	"github.com/fsmc/fsmc/runtime/redisstore"
@@ -41,11 +43,7 @@ func BenchmarkScripts(b *testing.B) {
 		b.ReportMetric(scriptMicros(ctx, c), "redis-µs/"+name)
 	}
 	b.ResetTimer()
-	phase("create", func(i int) error {
-		inst, start := irtest.NewInstance(m, "i"+strconv.Itoa(i), 0, now)
-		task := []runtime.Work{{Kind: runtime.WorkTask, Due: now, Visit: 1, Attempt: 1}}
-		return store.Create(ctx, inst, task, start)
-	})
+	phase("create", func(i int) error { return createOneStep(ctx, store, m, "i"+strconv.Itoa(i), now) })
 	phase("claim", func(i int) error {
 		ok, err := store.Claim(ctx, runtime.ClaimFilter{Now: now.Add(time.Second), Lease: time.Minute}, &leases[i])
 		if err == nil && !ok {
@@ -53,17 +51,7 @@ func BenchmarkScripts(b *testing.B) {
 		}
 		return err
 	})
-	phase("commit", func(i int) error {
-		inst := *leases[i].Instance
-		inst.State, inst.Status, inst.Visit = 1, runtime.Completed, 2
-		history := []runtime.HistoryEntry{{Time: now, Kind: runtime.HistAttempt, Version: 1, To: -1, Attempt: 1},
-			{Time: now, Kind: runtime.HistTransition, Version: 2, To: 1}}
-		done, err := store.CompleteDirect(ctx, &leases[i], &runtime.Commit{Instance: &inst, History: history, DropWork: true}, now)
-		if err == nil && !done {
-			err = fmt.Errorf("commit %d was refused", i)
-		}
-		return err
-	})
+	phase("commit", func(i int) error { return finishOneStep(ctx, store, &leases[i], now) })
 }
 
 // scriptMicros is Redis's time per script call (FCALL, or EVALSHA where
@@ -137,4 +125,101 @@ func BenchmarkScriptOverhead(b *testing.B) {
 	ten := per("fsmcoverhead_ten")
 	b.ReportMetric(none, "redis-µs/call")
 	b.ReportMetric((ten-none)/10, "redis-µs/inner-call")
+}
+
+// BenchmarkList lists 10,000 instances that each ran one task and
+// completed (what `fsmc ls` reads), and reports what Redis keeps of
+// each: bytes-per-ended-instance is the growth of used_memory from
+// starting them to their end, over 10,000 (their hashes with their
+// three-entry histories, and the changelog's share, capped at about
+// 10,000 entries).
+//
+//	go test ./runtime/redisstore -run '^$' -bench List -benchtime 10x
+func BenchmarkList(b *testing.B) {
+	const n = 10000
+	c := redisClient(b)
+	ctx := context.Background()
+	m := irtest.Compile(b, "one.fsm", []byte(irtest.OneStep)).Machines[0]
+	store := redisstore.New(c, redisstore.Options{Prefix: fmt.Sprintf("b%d", prefixes.Add(1)), NoRedlock: true})
+	defer store.Close()
+	if err := store.PutMachine(ctx, m); err != nil {
+		b.Fatal(err)
+	}
+	before := usedMemory(ctx, c)
+	now := time.Now()
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := g; i < n; i += 8 {
+				if err := runOneStep(ctx, store, m, "i"+strconv.Itoa(i), now); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		b.Fatal(err)
+	}
+	ended := float64(usedMemory(ctx, c)-before) / n
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		got, err := store.List(ctx, runtime.ListFilter{})
+		if err != nil || len(got) != n {
+			b.Fatalf("listed %d of %d: %v", len(got), n, err)
+		}
+	}
+	b.ReportMetric(ended, "bytes-per-ended-instance")
+}
+
+// runOneStep runs instance id of m (the one-step machine) through its
+// life as a worker would: create, the claim of its task attempt, and the
+// commit of the attempt's result with its transition.
+func runOneStep(ctx context.Context, store *redisstore.Store, m *ir.Machine, id string, now time.Time) error {
+	if err := createOneStep(ctx, store, m, id, now); err != nil {
+		return err
+	}
+	var l runtime.Lease
+	if ok, err := store.ClaimInstance(ctx, id, runtime.ClaimFilter{Now: now.Add(time.Second), Lease: time.Minute}, &l); err != nil || !ok {
+		return fmt.Errorf("claim %s: %v %v", id, ok, err)
+	}
+	return finishOneStep(ctx, store, &l, now)
+}
+
+// createOneStep creates instance id of the one-step machine m, its task
+// attempt due at now.
+func createOneStep(ctx context.Context, store *redisstore.Store, m *ir.Machine, id string, now time.Time) error {
+	inst, start := irtest.NewInstance(m, id, 0, now)
+	task := []runtime.Work{{Kind: runtime.WorkTask, Due: now, Visit: 1, Attempt: 1}}
+	return store.Create(ctx, inst, task, start)
+}
+
+// finishOneStep commits the result of the task attempt l holds, with
+// the transition to the one-step machine's final state.
+func finishOneStep(ctx context.Context, store *redisstore.Store, l *runtime.Lease, now time.Time) error {
+	inst := *l.Instance
+	inst.State, inst.Status, inst.Visit = 1, runtime.Completed, 2
+	history := []runtime.HistoryEntry{{Time: now, Kind: runtime.HistAttempt, Version: 1, To: -1, Attempt: 1},
+		{Time: now, Kind: runtime.HistTransition, Version: 2, To: 1}}
+	done, err := store.CompleteDirect(ctx, l, &runtime.Commit{Instance: &inst, History: history, DropWork: true}, now)
+	if err == nil && !done {
+		err = fmt.Errorf("commit of %s was refused", inst.ID)
+	}
+	return err
+}
+
+// usedMemory is Redis's used_memory.
+func usedMemory(ctx context.Context, c redis.UniversalClient) int64 {
+	for _, line := range strings.Split(c.Info(ctx, "memory").Val(), "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "used_memory:"); ok {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			return n
+		}
+	}
+	return 0
 }
