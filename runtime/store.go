@@ -114,9 +114,18 @@ type Commit struct {
 // ListFilter selects instances; zero fields match everything.
 type ListFilter struct {
 	Machine string
-	State   string // needs Machine's IR to resolve; stores compare names via StateName
+	State   string // a state's name, in the IR of the instance's version
 	Status  Status
 	Limit   int
+}
+
+// Matches reports whether inst, an instance of m (its version's IR, or
+// nil when unknown), passes f (all but Limit, which is the store's).
+func (f ListFilter) Matches(inst *Instance, m *ir.Machine) bool {
+	if f.Machine != "" && inst.Machine != f.Machine || f.Status != 0 && inst.Status != f.Status {
+		return false
+	}
+	return f.State == "" || m != nil && inst.State >= 0 && inst.State < len(m.States) && m.States[inst.State].Name == f.State
 }
 
 // Store keeps instances and their work. Implementations: memstore

@@ -240,14 +240,8 @@ func (s *Store) List(_ context.Context, f runtime.ListFilter) ([]*runtime.Instan
 	defer s.mu.Unlock()
 	var out []*runtime.Instance
 	for _, e := range s.entries {
-		if f.Machine != "" && e.inst.Machine != f.Machine || f.Status != 0 && e.inst.Status != f.Status {
+		if !f.Matches(&e.inst, s.machines[e.inst.Hash]) {
 			continue
-		}
-		if f.State != "" {
-			m := s.machines[e.inst.Hash]
-			if m == nil || m.States[e.inst.State].Name != f.State {
-				continue
-			}
 		}
 		inst := &runtime.Instance{}
 		inst.CopyFrom(&e.inst)
@@ -646,7 +640,7 @@ func (s *Store) writeVersion(e *entry, c *runtime.Commit) {
 	}
 }
 
-// ended_ notes that e has just completed or been cancelled (at its
+// noteEnded notes that e has just completed or been cancelled (at its
 // Updated time), for expire to remove it when the retention has passed.
 func (s *Store) noteEnded(e *entry) {
 	if s.retention <= 0 {

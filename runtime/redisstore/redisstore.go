@@ -565,10 +565,8 @@ func (s *Store) LatestMachines(ctx context.Context) ([]*ir.Machine, error) {
 		}
 		return iter.Err()
 	}
-	if cc, ok := s.rdb.(*redis.ClusterClient); ok {
-		return out, cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return scan(ctx, c) })
-	}
-	return out, scan(ctx, s.rdb)
+	err := eachNode(ctx, s.rdb, scan)
+	return out, err
 }
 
 // Open connects to the deployment at url and checks that it answers:
@@ -971,7 +969,8 @@ func (s *Store) List(ctx context.Context, f runtime.ListFilter) ([]*runtime.Inst
 				if err := s.decodeInstance(ctx, key[strings.Index(key, "}:i:")+4:], vals, inst); err != nil {
 					return err
 				}
-				if !s.listed(ctx, f, inst) {
+				m, _ := s.Machine(ctx, inst.Hash) // decodeInstance has read it into the store's cache
+				if !f.Matches(inst, m) {
 					continue
 				}
 				mu.Lock()
@@ -983,13 +982,7 @@ func (s *Store) List(ctx context.Context, f runtime.ListFilter) ([]*runtime.Inst
 			}
 		}
 	}
-	var err error
-	if cc, ok := s.rdb.(*redis.ClusterClient); ok {
-		err = cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return scan(ctx, c) })
-	} else {
-		err = scan(ctx, s.rdb)
-	}
-	if err != nil {
+	if err := eachNode(ctx, s.rdb, scan); err != nil {
 		return nil, err
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
@@ -997,20 +990,6 @@ func (s *Store) List(ctx context.Context, f runtime.ListFilter) ([]*runtime.Inst
 		out = out[:f.Limit]
 	}
 	return out, nil
-}
-
-// listed reports whether inst passes f.
-func (s *Store) listed(ctx context.Context, f runtime.ListFilter, inst *runtime.Instance) bool {
-	if f.Machine != "" && inst.Machine != f.Machine || f.Status != 0 && inst.Status != f.Status {
-		return false
-	}
-	if f.State != "" {
-		m, _ := s.Machine(ctx, inst.Hash) // decodeInstance has read it into the store's cache
-		if m == nil || inst.State >= len(m.States) || m.States[inst.State].Name != f.State {
-			return false
-		}
-	}
-	return true
 }
 
 // Enqueue implements runtime.Store.

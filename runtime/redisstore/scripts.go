@@ -136,14 +136,8 @@ func (sc *scripts) pipe(ctx context.Context, p redis.Pipeliner, name string, key
 func (sc *scripts) load(ctx context.Context, rdb redis.UniversalClient) error {
 	sc.loadMu.Lock()
 	defer sc.loadMu.Unlock()
-	each := func(load func(context.Context, redis.Cmdable) error) error {
-		if cc, ok := rdb.(*redis.ClusterClient); ok {
-			return cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return load(ctx, c) })
-		}
-		return load(ctx, rdb)
-	}
 	if sc.mode.Load() != modeEvalsha {
-		err := each(func(ctx context.Context, c redis.Cmdable) error {
+		err := eachNode(ctx, rdb, func(ctx context.Context, c redis.UniversalClient) error {
 			// The library's name is its source's hash: one of that name
 			// already there (another worker loaded it) is this one.
 			err := c.FunctionLoad(ctx, library).Err()
@@ -162,7 +156,7 @@ func (sc *scripts) load(ctx context.Context, rdb redis.UniversalClient) error {
 		}
 		sc.mode.Store(modeEvalsha)
 	}
-	return each(func(ctx context.Context, c redis.Cmdable) error {
+	return eachNode(ctx, rdb, func(ctx context.Context, c redis.UniversalClient) error {
 		for _, s := range evalshaScripts {
 			if err := s.Load(ctx, c).Err(); err != nil {
 				return err
@@ -170,6 +164,16 @@ func (sc *scripts) load(ctx context.Context, rdb redis.UniversalClient) error {
 		}
 		return nil
 	})
+}
+
+// eachNode runs fn on every master of a Cluster, at once, or else on
+// rdb itself: for what each node keeps on its own (the function
+// library, the keys a scan finds).
+func eachNode(ctx context.Context, rdb redis.UniversalClient, fn func(context.Context, redis.UniversalClient) error) error {
+	if cc, ok := rdb.(*redis.ClusterClient); ok {
+		return cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return fn(ctx, c) })
+	}
+	return fn(ctx, rdb)
 }
 
 // isNoScript reports whether err says the server lacks a script or the
