@@ -353,14 +353,11 @@ func lsCommand(e *env) *cli.Command {
 				f.Status = status
 			}
 			return operator(c, func(ctx context.Context, store *redisstore.Store, engine *runtime.Engine) error {
-				version := "" // with --machine NAME@ID, that version's hash
-				if strings.Contains(f.Machine, "@") {
-					name, hash, err := resolveVersion(ctx, store, f.Machine)
-					if err != nil {
-						return refused(c, err)
-					}
-					f.Machine, version = name, hash
+				name, version, err := machineFilter(ctx, store, f.Machine)
+				if err != nil {
+					return refused(c, err)
 				}
+				f.Machine = name
 				insts, err := engine.List(ctx, f)
 				if err == nil && len(insts) == 0 {
 					err = checkListFilter(ctx, store, f) // nothing: perhaps a misspelt name
@@ -401,6 +398,15 @@ func lsCommand(e *env) *cli.Command {
 			})
 		},
 	}
+}
+
+// machineFilter reads --machine of ls and watch: NAME, every version of
+// a machine (version ""), or NAME@ID, one version, whose hash it returns.
+func machineFilter(ctx context.Context, store *redisstore.Store, spec string) (name, version string, err error) {
+	if !strings.Contains(spec, "@") {
+		return spec, "", nil
+	}
+	return resolveVersion(ctx, store, spec)
 }
 
 // resolveVersion reads a machine as the commands name it: NAME (its
@@ -469,13 +475,9 @@ func watchCommand(e *env) *cli.Command {
 			}
 			return operator(c, func(ctx context.Context, store *redisstore.Store, _ *runtime.Engine) error {
 				// --machine NAME@ID watches one version, as ls lists it.
-				machine, version := c.String("machine"), ""
-				if strings.Contains(machine, "@") {
-					name, hash, err := resolveVersion(ctx, store, machine)
-					if err != nil {
-						return refused(c, err)
-					}
-					machine, version = name, hash
+				machine, version, err := machineFilter(ctx, store, c.String("machine"))
+				if err != nil {
+					return refused(c, err)
 				}
 				// A misspelt machine would wait for ever, as ls would list
 				// nothing: both say so.
