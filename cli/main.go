@@ -178,17 +178,17 @@ func run(e *env, args []string) int {
 // permuteArgs moves a command's flags in front of its arguments, so that
 // flags may come before or after them (`fsmc check a.fsm --strict`);
 // urfave/cli stops reading flags at the first argument. Everything after
-// "--" stays an argument. `fsmc help CMD` is `fsmc CMD --help`, and
-// `fsmc help` is `fsmc --help`.
+// "--" stays an argument. `fsmc help CMD [...]` is `fsmc CMD --help`
+// (what follows CMD is not run), and `fsmc help` is `fsmc --help`.
 func permuteArgs(app *cli.App, args []string) []string {
 	if len(args) >= 2 && args[1] == "help" {
 		switch {
 		case len(args) == 2:
 			return []string{args[0], "--help"}
-		case len(args) == 3 && app.Command(args[2]) != nil:
-			return []string{args[0], args[2], "--help"}
+		case app.Command(args[2]) != nil:
+			return []string{args[0], args[2], "--help"} // whatever follows: help never acts
 		default:
-			return append([]string{args[0]}, args[2:]...) // an unknown command, named as such
+			return []string{args[0], args[2]} // an unknown command, named as such
 		}
 	}
 	if len(args) < 2 {

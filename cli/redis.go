@@ -132,7 +132,7 @@ func refused(c *cli.Context, err error) error {
 	switch {
 	case errors.Is(err, runtime.ErrBadCursor):
 		return usageError("fsmc %s: --since: %v", c.Command.Name, err)
-	case errors.Is(err, runtime.ErrCursorTrimmed) && c.String("since") == "":
+	case errors.Is(err, runtime.ErrCursorTrimmed) && (c.String("since") == "" || errors.As(err, new(fellBehind))):
 		err = fmt.Errorf("fell behind: %w (the changelog keeps about 10,000 entries per partition); resume with --since start to read from the oldest entry kept", err)
 	case errors.Is(err, runtime.ErrCursorTrimmed):
 		err = fmt.Errorf("--since: %w; resume with --since start to read from the oldest entry kept", err)
@@ -141,6 +141,12 @@ func refused(c *cli.Context, err error) error {
 	}
 	return &exitError{code: ExitFound, msg: fmt.Sprintf("fsmc %s: %v", c.Command.Name, err)}
 }
+
+// fellBehind marks an error of watch's own cursor (not the one --since
+// gave it): a trimmed one means watch fell behind.
+type fellBehind struct{ error }
+
+func (f fellBehind) Unwrap() error { return f.error }
 
 // operator runs fn with an engine on the deployment (no handlers).
 func operator(c *cli.Context, fn func(ctx context.Context, store *redisstore.Store, engine *runtime.Engine) error) error {
@@ -434,13 +440,11 @@ func checkListFilter(ctx context.Context, store *redisstore.Store, f runtime.Lis
 			return err
 		}
 		for _, m := range machines {
-			for _, st := range m.States {
-				if st.Name == f.State {
-					return nil
-				}
+			if hasState(m, f.State) {
+				return nil
 			}
 		}
-		return fmt.Errorf("no registered machine has a state %q", f.State)
+		return fmt.Errorf("no registered machine's latest version has a state %q", f.State)
 	}
 	hash, err := store.Latest(ctx, f.Machine)
 	if err != nil || f.State == "" {
@@ -450,11 +454,11 @@ func checkListFilter(ctx context.Context, store *redisstore.Store, f runtime.Lis
 	if err != nil {
 		return err
 	}
+	if hasState(m, f.State) {
+		return nil
+	}
 	names := make([]string, len(m.States))
 	for i, st := range m.States {
-		if st.Name == f.State {
-			return nil
-		}
 		names[i] = st.Name
 	}
 	return fmt.Errorf("machine %s has no state %q (its states: %s)", f.Machine, f.State, strings.Join(names, ", "))
@@ -508,14 +512,52 @@ func watchCommand(e *env) *cli.Command {
 						}
 					}
 				}
-				retry, outage := 100*time.Millisecond, false
+				// show prints the changes of batch that pass the filters,
+				// and returns the cursor after the last one it dealt with:
+				// next, or, when Redis fails it while it reads a machine
+				// version, the one before that change, with the error.
+				show := func(batch []runtime.Change, next string) (string, error) {
+					for i, ch := range batch {
+						if machine != "" && ch.Machine != machine || version != "" && ch.Hash != version || c.String("instance") != "" && ch.Instance != c.String("instance") {
+							continue
+						}
+						m, err := store.Machine(ctx, ch.Hash)
+						if err != nil && (redisstore.Unreachable(err) || redisstore.Unavailable(err)) {
+							if i == 0 {
+								return cursor, err
+							}
+							return batch[i-1].Cursor, err
+						}
+						if m == nil {
+							continue
+						}
+						if c.Bool("json") {
+							rec := changeJSON(m, ch)
+							printJSON(e.stdout, struct {
+								changeRecord
+								Cursor string `json:"cursor"`
+							}{rec, ch.Cursor})
+						} else {
+							fmt.Fprintln(e.stdout, changeLine(m, ch))
+						}
+					}
+					return next, nil
+				}
+				retry, outage, given := 100*time.Millisecond, false, c.String("since") != ""
 				for ctx.Err() == nil {
 					batch, next, err := store.Changes(ctx, cursor, 1000)
+					if err == nil {
+						given = given && len(batch) == 0 // the cursor is watch's own from here
+						cursor, err = show(batch, next)
+					}
 					if err != nil {
 						if ctx.Err() != nil {
 							return nil
 						}
 						if !redisstore.Unreachable(err) && !redisstore.Unavailable(err) {
+							if !given {
+								err = fellBehind{err}
+							}
 							return refused(c, err)
 						}
 						// An outage: like a worker, watch waits it out, and
@@ -535,28 +577,9 @@ func watchCommand(e *env) *cli.Command {
 						fmt.Fprintln(e.stderr, "fsmc watch: Redis answers again")
 						retry, outage = 100*time.Millisecond, false
 					}
-					for _, ch := range batch {
-						if machine != "" && ch.Machine != machine || version != "" && ch.Hash != version || c.String("instance") != "" && ch.Instance != c.String("instance") {
-							continue
-						}
-						m, _ := store.Machine(ctx, ch.Hash)
-						if m == nil {
-							continue
-						}
-						if c.Bool("json") {
-							rec := changeJSON(m, ch)
-							printJSON(e.stdout, struct {
-								changeRecord
-								Cursor string `json:"cursor"`
-							}{rec, ch.Cursor})
-						} else {
-							fmt.Fprintln(e.stdout, changeLine(m, ch))
-						}
-					}
 					if err := e.output.lost(); err != nil {
 						return usageError("fsmc watch: cannot write the output: %v", err)
 					}
-					cursor = next
 					if len(batch) == 0 {
 						select {
 						case <-ctx.Done():
@@ -604,9 +627,13 @@ func (e *env) runWorker(c *cli.Context, machines map[string]*ir.Machine, handler
 			return refused(c, err)
 		}
 	}
-	retain, err := store.Retention(ctx)
-	if err != nil {
-		return refused(c, err)
+	// The retention is read for the log line only: a Redis that fails
+	// this read now is waited out by the worker like any outage.
+	kept := "until deleted"
+	if retain, err := store.Retention(ctx); err != nil {
+		kept = "unknown (" + err.Error() + ")"
+	} else if retain > 0 {
+		kept = retain.String()
 	}
 	host, _ := os.Hostname()
 	byHash := map[string]*ir.Machine{}
@@ -674,10 +701,6 @@ func (e *env) runWorker(c *cli.Context, machines map[string]*ir.Machine, handler
 		names = append(names, machineVersion(name, m.Hash))
 	}
 	sort.Strings(names)
-	kept := "until deleted"
-	if retain > 0 {
-		kept = retain.String()
-	}
 	logger.Info("worker started", "machines", strings.Join(names, ","), "concurrency", c.Int("concurrency"), "ended_instances_kept", kept)
 	_ = engine.Run(ctx, c.Int("concurrency"))
 	logger.Info("worker stopped")

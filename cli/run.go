@@ -40,7 +40,7 @@ func runCommand(e *env) *cli.Command {
 			prefixFlag(),
 			lockFlag(),
 			&cli.StringSliceFlag{Name: "exec", Usage: "run `ACTION=CMD` as an external command (argv, no shell)"},
-			&cli.IntFlag{Name: "concurrency", Value: 4, Usage: "workers: attempts run at once (with --redis, or a scenario on the real clock)"},
+			&cli.IntFlag{Name: "concurrency", Value: 4, Usage: "task attempts run at once (with --redis, or a scenario on the real clock); one more worker is kept for events and timers"},
 			&cli.BoolFlag{Name: "virtual-time", Usage: "sleep advances a virtual clock instantly"},
 			&cli.BoolFlag{Name: "json", Usage: "print the changelog as JSON lines"},
 			&cli.StringFlag{Name: "metrics-addr", Usage: "serve Prometheus metrics on `ADDR` (host:port) at /metrics (with --redis)"},

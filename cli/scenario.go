@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/fsmc/fsmc/compiler/ir"
 	"github.com/fsmc/fsmc/runtime"
@@ -106,8 +107,27 @@ func (s *scenario) finish(ctx context.Context) error {
 }
 
 func (s *scenario) refuse(format string, args ...any) {
-	fmt.Fprintf(s.stderr, "line %d: %s\n", s.line, fmt.Sprintf(format, args...))
+	fmt.Fprintf(s.stderr, "line %d: %s\n", s.line, graphic(fmt.Sprintf(format, args...)))
 	s.failed = true
+}
+
+// graphic escapes what a terminal would not show as text (control
+// characters, bytes that are not UTF-8), as Go quotes them: a message
+// echoes the scenario's words.
+func graphic(msg string) string {
+	var b strings.Builder
+	for i, r := range msg {
+		switch {
+		case r == utf8.RuneError && !strings.HasPrefix(msg[i:], "\uFFFD"): // a byte that is not UTF-8 (a U+FFFD written out is text)
+			fmt.Fprintf(&b, "\\x%02x", msg[i])
+		case unicode.IsGraphic(r):
+			b.WriteRune(r)
+		default:
+			q := strconv.QuoteRuneToGraphic(r)
+			b.WriteString(q[1 : len(q)-1])
+		}
+	}
+	return b.String()
 }
 
 // runDue handles the work that is due: on the scenario's goroutine with
@@ -278,13 +298,25 @@ func (s *scenario) start(ctx context.Context, args string) {
 		s.refuse("start %s: context: %v", id, err)
 		return
 	}
+	// The instance's machine is noted before it starts: on the real
+	// clock a worker may print its first attempt before StartValues
+	// returns. A start that fails takes the note back, unless the ID was
+	// already another instance's.
+	s.machineMu.Lock()
+	prev, had := s.machine[id]
+	s.machine[id] = name
+	s.machineMu.Unlock()
 	if err := s.engine.StartValues(ctx, name, id, values, runtime.StartOptions{Priority: priority}); err != nil {
+		s.machineMu.Lock()
+		if had {
+			s.machine[id] = prev
+		} else {
+			delete(s.machine, id)
+		}
+		s.machineMu.Unlock()
 		s.refuse("start %s: %v", id, err)
 		return
 	}
-	s.machineMu.Lock()
-	s.machine[id] = name
-	s.machineMu.Unlock()
 }
 
 func (s *scenario) machineNames() []string {

@@ -46,3 +46,19 @@ func TestScenarioLineTooLong(t *testing.T) {
 		t.Fatalf("exit %d:\n%s", code, stderr.String())
 	}
 }
+
+// TestRefusalsAreText: a refused line's message echoes its words with
+// control characters and bytes that are not UTF-8 escaped, so that the
+// terminal shows what was written.
+func TestRefusalsAreText(t *testing.T) {
+	for in, want := range map[string]string{
+		"start a\x01b":   `start a\x01b`,
+		"start \xff\xfe": `start \xff\xfe`,
+		"send \x1b[2J x": `send \x1b[2J x`,
+		"start é�":       "start é�",
+	} {
+		if got := graphic(in); got != want {
+			t.Errorf("graphic(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -58,7 +58,7 @@ func TaskLines(m *ir.Machine, t *ir.Task) []string {
 			b.Factor != def.Factor || b.Max != ir.Duration(def.Max) {
 			retry = append(retry, backoffText(b))
 		}
-		if t.Jitter != "full" {
+		if t.Jitter != dsl.JitterFull.String() {
 			retry = append(retry, "jitter "+t.Jitter)
 		}
 		if len(retry) > 0 {

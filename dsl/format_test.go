@@ -47,9 +47,6 @@ func TestExamplesAreCanonicalAndClean(t *testing.T) {
 	}
 }
 
-// TestFormatGolden formats each testdata/format case: in.fsm must give
-// want.fsm, formatting want.fsm again must change nothing, and the
-// tokens (comments included) must be the same as the input's.
 // TestFormatCRLF: a CRLF file comes out in LF throughout, block
 // comments included.
 func TestFormatCRLF(t *testing.T) {
@@ -66,6 +63,9 @@ func TestFormatCRLF(t *testing.T) {
 	}
 }
 
+// TestFormatGolden formats each testdata/format case: in.fsm must give
+// want.fsm, formatting want.fsm again must change nothing, and the
+// tokens (comments included) must be the same as the input's.
 func TestFormatGolden(t *testing.T) {
 	cases, _ := filepath.Glob("testdata/format/*.txtar")
 	if len(cases) == 0 {

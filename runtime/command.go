@@ -49,7 +49,7 @@ func CommandHandler(argv []string) Handler {
 			// It ran and failed; what it printed may say why, and
 			// whether to stop retrying.
 			msg, permanent := runErr.Error(), false
-			if res, err := parseOutput(out.stdout.Bytes()); err == nil && (res.err != "" || res.permanent) {
+			if res, err := parseOutput(out.stdout.Bytes()); err == nil && res.failed {
 				msg, permanent = cmp.Or(res.err, msg), res.permanent
 			}
 			if permanent {
@@ -59,7 +59,7 @@ func CommandHandler(argv []string) Handler {
 		case runErr != nil:
 			return Result{}, fail("%v", runErr)
 		case out.stdout.over:
-			return Result{}, fail("output is over %d bytes, more than an event's", outputLimit)
+			return Result{}, fail("output is over %d bytes, the most a result may be", outputLimit)
 		}
 		res, err := parseOutput(out.stdout.Bytes())
 		switch {
@@ -67,8 +67,8 @@ func CommandHandler(argv []string) Handler {
 			return Result{}, fail("%v", err)
 		case res.permanent:
 			return Result{}, Permanent(fail("%s", cmp.Or(res.err, "permanent failure")))
-		case res.err != "":
-			return Result{}, fail("%s", res.err)
+		case res.failed:
+			return Result{}, fail("%s", cmp.Or(res.err, "failed (its error is empty)"))
 		}
 		return Result{Event: res.event, Payload: res.payload, note: note}, nil
 	}
@@ -195,6 +195,7 @@ type commandResult struct {
 	payload   map[string]any
 	err       string
 	permanent bool
+	failed    bool // it has "error" (even an empty one) or "permanent": true
 }
 
 // parseOutput reads a command's stdout: nothing, or one JSON object
@@ -231,9 +232,20 @@ func parseOutput(out []byte) (commandResult, error) {
 			return res, fmt.Errorf("output field %q is %s, want %s", name, describe(v), map[string]string{"event": "a string", "payload": "an object", "error": "a string", "permanent": "true or false"}[name])
 		}
 	}
-	if res.event != "" && (res.err != "" || res.permanent) {
+	_, hasEvent := fields["event"]
+	_, hasErr := fields["error"]
+	_, hasPermanent := fields["permanent"]
+	switch {
+	case hasEvent && (hasErr || hasPermanent):
 		return res, fmt.Errorf("output has both an event and an error")
+	case hasEvent && res.event == "":
+		return res, fmt.Errorf("output's event is empty: leave it out for none")
+	case res.payload != nil && !hasEvent:
+		return res, fmt.Errorf("output has a payload but no event")
+	case hasPermanent && !hasErr && !res.permanent:
+		return res, fmt.Errorf("output has permanent but no error")
 	}
+	res.failed = hasErr || res.permanent
 	return res, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	goruntime "runtime"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -63,13 +64,20 @@ type Engine struct {
 	hashes []string
 	// scratch workers for the calling goroutine's paths (Fire, RunDue),
 	// one per call, so that calls run at once, and a handler may call
-	// Fire itself; Run's workers have their own.
-	callers    sync.Pool        // *worker
+	// Fire itself; Run's workers have their own. The first is taken
+	// with a TryLock (the uncontended case costs next to nothing), the
+	// others from a free list. Not a sync.Pool, which a garbage
+	// collection empties (and the race detector drops from at random):
+	// Fire then allocates nothing.
+	callerMu   sync.Mutex
+	firstCall  *worker
+	callers    chan *worker
 	runnable   map[string][]int // per machine hash, the actions with a handler
 	generation atomic.Uint64    // bumped by Register
 	claimFails atomic.Bool      // a worker's last claim failed (see workLoop)
 	recovered  chan struct{}    // the store answers again after failing (see keepRegistered)
 	busy       atomic.Int64     // Run's workers claiming or handling work (see Idle)
+	claims     atomic.Uint64    // claims Run's workers began (see Idle)
 	instances  sync.Pool        // *Instance scratch for Send
 }
 
@@ -167,7 +175,8 @@ func New(store Store, opts Options) *Engine {
 		opts.Observer = noObserver{}
 	}
 	e := &Engine{store: store, opts: opts, byHash: map[string]*machine{}, byName: map[string]*machine{}, recovered: make(chan struct{}, 1)}
-	e.callers.New = func() any { return e.newWorker() }
+	e.firstCall = e.newWorker()
+	e.callers = make(chan *worker, 2*goruntime.GOMAXPROCS(0))
 	e.instances.New = func() any { return &Instance{} }
 	return e
 }
@@ -385,8 +394,8 @@ func (e *Engine) send(ctx context.Context, machine, id, event string, payload ma
 // an instance with nothing queued handles the event without a queue
 // round trip; the outcome is the same as Send followed by RunDue.
 func (e *Engine) Fire(ctx context.Context, id, event string, payload map[string]any) error {
-	w := e.callers.Get().(*worker)
-	defer e.callers.Put(w)
+	w := e.caller()
+	defer e.putCaller(w)
 	if is, ok := e.store.(InlineStore); ok {
 		w.reset()
 		w.fireName, w.firePay, w.fireErr, w.fireQueue = event, payload, nil, false
@@ -661,10 +670,38 @@ func (e *Engine) NextDue(ctx context.Context) (time.Time, bool, error) {
 	return e.store.NextDue(ctx, e.filter())
 }
 
+// caller takes a scratch worker: the first if it is free, else one from
+// the free list, or a new one.
+func (e *Engine) caller() *worker {
+	if e.callerMu.TryLock() {
+		return e.firstCall
+	}
+	select {
+	case w := <-e.callers:
+		return w
+	default:
+		return e.newWorker()
+	}
+}
+
+// putCaller gives a scratch worker back (to the free list, or drops it
+// when the list is full).
+func (e *Engine) putCaller(w *worker) {
+	if w == e.firstCall {
+		e.callerMu.Unlock()
+		return
+	}
+	select {
+	case e.callers <- w:
+	default:
+	}
+}
+
 // Idle reports whether Run's workers hold no work and none is due now:
 // what a caller of Start or Send waits for to see all that follows
 // from it, while Run handles the work.
 func (e *Engine) Idle(ctx context.Context) (bool, error) {
+	claims := e.claims.Load()
 	if e.busy.Load() > 0 {
 		return false, nil
 	}
@@ -672,16 +709,17 @@ func (e *Engine) Idle(ctx context.Context) (bool, error) {
 	if err != nil || found && !next.After(e.opts.Clock.Now()) {
 		return false, err
 	}
-	// A worker counts itself busy before it claims: one that took the
-	// due work meanwhile is seen here.
-	return e.busy.Load() == 0, nil
+	// A worker counts its claim before it makes it: one that took the
+	// due work meanwhile is seen here, busy still or done with it (and
+	// what followed from it may be due).
+	return e.busy.Load() == 0 && e.claims.Load() == claims, nil
 }
 
 // RunDue handles work until nothing is due, on the calling goroutine,
 // and returns how many items it handled.
 func (e *Engine) RunDue(ctx context.Context) (int, error) {
-	w := e.callers.Get().(*worker)
-	defer e.callers.Put(w)
+	w := e.caller()
+	defer e.putCaller(w)
 	n := 0
 	for ctx.Err() == nil {
 		ok, err := e.store.Claim(ctx, e.filter(), &w.lease)

@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fsmc/fsmc/compiler/ir"
@@ -13,7 +14,9 @@ import (
 // an expired lease is picked up.
 const idleWait = time.Second
 
-// Run handles work with the given number of workers until ctx is done.
+// Run handles work until ctx is done, running at most workers task
+// attempts at once, with one worker more for instance work (events,
+// timer firings, results), so that long tasks do not hold back timers.
 // Idle workers sleep until the next due time or until the store reports
 // new work. When ctx is cancelled workers stop claiming and finish what
 // they hold: running tasks get Options.StopGrace to finish and record
@@ -24,8 +27,9 @@ func (e *Engine) Run(ctx context.Context, workers int) error {
 		workers = 1
 	}
 	b := make(wakeups, 1)
-	stopForward := make(chan struct{})
+	stopForward, forwarded := make(chan struct{}), make(chan struct{})
 	go func() {
+		defer close(forwarded)
 		for {
 			select {
 			case <-e.store.Wake():
@@ -35,16 +39,22 @@ func (e *Engine) Run(ctx context.Context, workers int) error {
 			}
 		}
 	}()
-	defer close(stopForward)
-	go e.keepRegistered(ctx)
+	defer func() { close(stopForward); <-forwarded }()
 	work, stopWork := e.graceful(ctx)
 	defer stopWork()
+	// One worker more than task attempts may run, for instance work.
+	slots := &taskSlots{limit: int32(workers)}
 	var wg sync.WaitGroup
-	for i := 0; i < workers; i++ {
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		e.keepRegistered(ctx)
+	}()
+	for i := 0; i <= workers; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			e.workLoop(ctx, work, b)
+			e.workLoop(ctx, work, b, slots)
 		}()
 	}
 	wg.Wait()
@@ -75,14 +85,46 @@ func (e *Engine) graceful(ctx context.Context) (work context.Context, stop func(
 	return work, func() { close(done); cancel() }
 }
 
-// workLoop claims work until ctx ends, and handles it on work.
-func (e *Engine) workLoop(ctx, work context.Context, b wakeups) {
+// taskSlots keeps one of Run's workers for instance work (events, timer
+// firings, task results) while the others run task attempts, so that
+// long tasks do not hold back another instance's timer: Run(ctx, n) runs
+// n+1 workers, of which at most n run task attempts at once.
+type taskSlots struct {
+	running atomic.Int32
+	limit   int32
+}
+
+// take takes a slot for a task attempt, if one is free.
+func (t *taskSlots) take() bool {
+	for {
+		n := t.running.Load()
+		if n >= t.limit {
+			return false
+		}
+		if t.running.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+func (t *taskSlots) give() { t.running.Add(-1) }
+
+// workLoop claims work until ctx ends, and handles it on work. A worker
+// claims task attempts only while it holds one of slots.
+func (e *Engine) workLoop(ctx, work context.Context, b wakeups, slots *taskSlots) {
 	w := e.newWorker()
 	retry := 10 * time.Millisecond
 	for ctx.Err() == nil {
 		w.lease.NextKnown = false
 		e.busy.Add(1) // before the claim, for Idle
-		ok, err := e.store.Claim(ctx, e.filter(), &w.lease)
+		e.claims.Add(1)
+		f, slot := e.filter(), slots.take()
+		f.NoTasks = !slot
+		ok, err := e.store.Claim(ctx, f, &w.lease)
+		if slot && (!ok || w.lease.Work.Kind != WorkTask) {
+			slots.give()
+			slot = false
+		}
 		if err != nil {
 			e.busy.Add(-1)
 			if ctx.Err() != nil {
@@ -111,6 +153,9 @@ func (e *Engine) workLoop(ctx, work context.Context, b wakeups) {
 				b.signal() // let an idle worker take the next
 			}
 			err := e.process(work, w)
+			if slot {
+				slots.give()
+			}
 			e.busy.Add(-1)
 			if err != nil && work.Err() == nil {
 				e.opts.Logger.Error("handling work", "instance", w.lease.Work.Instance, "err", err)
@@ -121,7 +166,7 @@ func (e *Engine) workLoop(ctx, work context.Context, b wakeups) {
 		wait := idleWait
 		next, found := w.lease.Next, !w.lease.Next.IsZero()
 		if !w.lease.NextKnown {
-			next, found, err = e.NextDue(ctx)
+			next, found, err = e.store.NextDue(ctx, f)
 		}
 		if err == nil && found {
 			wait = min(wait, next.Sub(e.opts.Clock.Now()))

@@ -25,7 +25,7 @@ func TestIdleWorkersAllWake(t *testing.T) {
     }
     final state Finished
 }`)
-	const workers = 4
+	const workers, tasks = 4, 4
 	var running atomic.Int32
 	together := make(chan struct{})
 	// A clock that stands still: an idle worker wakes only when told to,
@@ -35,14 +35,14 @@ func TestIdleWorkersAllWake(t *testing.T) {
 	e := runtime.New(store, runtime.Options{Clock: clock})
 	err := e.Register(context.Background(), m, map[string]runtime.Handler{
 		"Work": func(ctx context.Context, _ *runtime.Call) (runtime.Result, error) {
-			if running.Add(1) == workers {
+			if running.Add(1) == tasks {
 				close(together)
 			}
 			select {
 			case <-together:
 				return runtime.Result{}, nil
 			case <-time.After(5 * time.Second):
-				return runtime.Result{}, runtime.Permanent(fmt.Errorf("only %d of %d workers took work", running.Load(), workers))
+				return runtime.Result{}, runtime.Permanent(fmt.Errorf("only %d of %d workers took work", running.Load(), tasks))
 			}
 		},
 	})
@@ -54,7 +54,7 @@ func TestIdleWorkersAllWake(t *testing.T) {
 	go func() { done <- e.Run(ctx, workers) }()
 	defer func() { cancel(); <-done }()
 	time.Sleep(50 * time.Millisecond) // every worker idle, waiting
-	for i := 0; i < workers; i++ {
+	for i := 0; i < tasks; i++ {
 		if err := e.Start(context.Background(), "Job", fmt.Sprintf("j%d", i), nil, runtime.StartOptions{}); err != nil {
 			t.Fatal(err)
 		}
@@ -63,7 +63,7 @@ func TestIdleWorkersAllWake(t *testing.T) {
 	select {
 	case <-together:
 	case <-time.After(10 * time.Second):
-		t.Fatalf("only %d of %d workers took work", running.Load(), workers)
+		t.Fatalf("only %d of %d workers took work", running.Load(), tasks)
 	}
 }
 
@@ -185,6 +185,25 @@ func TestStopGivesBackAfterTheGrace(t *testing.T) {
 	}
 }
 
+// TestStopWaitsForCancelledHandlers: once the grace period ends, Run
+// returns only after the cancelled handlers have (up to a short wait for
+// those that ignore their context): a command handler kills its command
+// then, which must happen before the process exits.
+func TestStopWaitsForCancelledHandlers(t *testing.T) {
+	var returned atomic.Bool
+	_, running, stop := runOne(t, -1, func(ctx context.Context, _ *runtime.Call) (runtime.Result, error) {
+		<-ctx.Done()
+		time.Sleep(50 * time.Millisecond) // killing a command and reaping it
+		returned.Store(true)
+		return runtime.Result{}, ctx.Err()
+	})
+	<-running
+	stop()
+	if !returned.Load() {
+		t.Fatal("Run returned while a cancelled handler was still running")
+	}
+}
+
 // noRenew is a store whose leases cannot be extended, so a slow handler
 // outlives its lease.
 type noRenew struct{ *memstore.Store }
@@ -254,5 +273,70 @@ func TestErrPendingLeavesTheAttemptOpen(t *testing.T) {
 	}
 	if v.StateName != "Working" || v.Status != runtime.Active || storetest.CountKind(v, runtime.HistAttemptFailed) != 0 {
 		t.Fatalf("state %s (%s), history %+v; want Working, active, no failed attempt", v.StateName, v.Status, v.History)
+	}
+}
+
+// TestTimersFireWhileTasksRun: Run keeps a worker for instance work, so
+// a timer fires while long task attempts hold all the others (here, two
+// workers and three attempts that run until the end of the test).
+func TestTimersFireWhileTasksRun(t *testing.T) {
+	job := compileMachine(t, slowJob)
+	wait := compileMachine(t, `machine Wait {
+    initial state Waiting {
+        after 1s -> Done
+    }
+    final state Done
+}`)
+	var running atomic.Int32
+	release := make(chan struct{})
+	e := runtime.New(memstore.New(memstore.Options{}), runtime.Options{Clock: runtime.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))})
+	ctx := context.Background()
+	err := e.Register(ctx, job, map[string]runtime.Handler{
+		"Work": func(ctx context.Context, _ *runtime.Call) (runtime.Result, error) {
+			running.Add(1)
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+			return runtime.Result{}, nil
+		},
+	})
+	if err == nil {
+		err = e.Register(ctx, wait, nil)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"j1", "j2", "j3"} {
+		if err := e.Start(ctx, "Job", id, nil, runtime.StartOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.Start(ctx, "Wait", "w", nil, runtime.StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error)
+	go func() { done <- e.Run(runCtx, 2) }()
+	defer func() { close(release); cancel(); <-done }()
+	// The timer fires, and both workers run an attempt (whichever comes
+	// first: idle workers move the fake clock on).
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		v, err := e.Get(ctx, "w")
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := running.Load()
+		if n > 2 {
+			t.Fatalf("%d task attempts ran at once on two workers, want 2", n)
+		}
+		if v.StateName == "Done" && n == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 10 s the timer's instance is in %s, and %d task attempts run (want Done, and 2)", v.StateName, n)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

@@ -81,8 +81,12 @@ type ClaimFilter struct {
 	// HandlerDirectory, unless no engine can run them). nil means every
 	// action.
 	Runnable map[string][]int
-	Now      time.Time
-	Lease    time.Duration
+	// NoTasks: claim instance work only (events, timer firings, task
+	// results), no task attempts. Run keeps a worker for it while the
+	// others run tasks (see taskSlots).
+	NoTasks bool
+	Now     time.Time
+	Lease   time.Duration
 }
 
 // HandlerDirectory is a store that knows which actions every engine

@@ -171,9 +171,10 @@ func deferredTimeout(item *Work) (msg string, ok bool) {
 	return item.Payload[0].S, true
 }
 
-// handlerGrace is how long a handler whose deadline passed has to
-// return, so that what it says (a command's stderr) reaches the failure
-// message; one that ignores its context is abandoned after it.
+// handlerGrace is how long a handler whose deadline passed, or whose
+// engine is stopping, has to return: so that what it says (a command's
+// stderr) reaches the failure message, and a command is killed before
+// its worker exits. One that ignores its context is abandoned after it.
 const handlerGrace = 250 * time.Millisecond
 
 // runHandler calls handler with a deadline, renewing the lease while it
@@ -207,18 +208,24 @@ func (e *Engine) runHandler(ctx context.Context, w *worker, handler Handler, cal
 			}
 			return o.r, o.err
 		case <-hctx.Done():
-			if ctx.Err() != nil {
-				return Result{}, ctx.Err()
-			}
+			// Stopping or timed out: the handler has handlerGrace to see
+			// it and return (a command handler kills its command, which
+			// must happen before a stopping process exits).
 			grace := time.NewTimer(handlerGrace)
 			defer grace.Stop()
 			select {
 			case o := <-done:
-				if o.err != nil {
+				switch {
+				case ctx.Err() != nil:
+					return Result{}, ctx.Err()
+				case o.err != nil:
 					return Result{}, fmt.Errorf("%w after %s: %w", errTimedOut, ir.FormatDuration(timeout), o.err)
 				}
 				return o.r, nil // it finished at the same moment
 			case <-grace.C:
+			}
+			if ctx.Err() != nil {
+				return Result{}, ctx.Err()
 			}
 			return Result{}, fmt.Errorf("%w after %s", errTimedOut, ir.FormatDuration(timeout))
 		case <-renew.C:

@@ -184,6 +184,7 @@ func (s *Store) Create(ctx context.Context, inst *runtime.Instance, work []runti
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.expire(inst.Created) // an ID whose retention has passed may start again
 	if _, exists := s.entries[inst.ID]; exists {
 		return runtime.ErrExists
 	}
@@ -432,7 +433,13 @@ func (s *Store) eligible(it *item, f runtime.ClaimFilter) bool {
 	if inst.Status != runtime.Active || !hashAllowed(f.Hashes, inst.Hash) {
 		return false
 	}
-	if it.task == nil || f.Runnable == nil {
+	if it.task == nil {
+		return true
+	}
+	if f.NoTasks {
+		return false
+	}
+	if f.Runnable == nil {
 		return true
 	}
 	action := it.task.work.Action
@@ -658,7 +665,9 @@ func (s *Store) expire(now time.Time) {
 		if x.at.Add(s.retention).After(now) {
 			break
 		}
-		delete(s.entries, x.e.inst.ID)
+		if s.entries[x.e.inst.ID] == x.e {
+			delete(s.entries, x.e.inst.ID)
+		}
 		s.ended[s.endedAt] = endedEntry{}
 		s.endedAt++
 	}

@@ -112,6 +112,19 @@ func TestRetention(t *testing.T) {
 	if err := e.Start(ctx, "Ends", "finished", nil, runtime.StartOptions{}); err != nil {
 		t.Errorf("starting a removed instance's ID again: %v", err)
 	}
+	// With no claim in between, a start is what lets the store see the
+	// time; the new instance is not removed with its predecessor's
+	// retention.
+	if err := e.Cancel(ctx, "open"); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(time.Hour)
+	if err := e.Start(ctx, "Ends", "open", nil, runtime.StartOptions{}); err != nil {
+		t.Errorf("starting an ID whose retention passed, with no claim between: %v", err)
+	}
+	if left := expireAt(e, store, clock); left != "finished open" {
+		t.Errorf("after starting two IDs again, left: %s", left)
+	}
 
 	e, store, clock = setup(0)
 	if err := e.Fire(ctx, "finished", "Finish", nil); err != nil {

@@ -7,10 +7,12 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fsmc/fsmc/internal/irtest"
 	"github.com/fsmc/fsmc/runtime"
 	"github.com/fsmc/fsmc/runtime/redisstore"
+	"github.com/redis/go-redis/v9"
 )
 
 // TestWaitingInstanceIsOneCompactHash: an instance waiting on a timer
@@ -243,5 +245,98 @@ func TestDamagedInstanceIsAnError(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "instance d is damaged") {
 			t.Errorf("%s of a damaged instance: %v", what, err)
 		}
+	}
+}
+
+// TestQueuedWorkOfAnEarlierLayout: builds before ready sets per class
+// kept one ready set per priority. Work queued there is moved to this
+// build's sets, and claimed, when a store of this build registers a
+// machine, and when a worker that has already registered finds nothing
+// to claim (work an older worker queued during an upgrade; it looks at
+// most every 10 s).
+func TestQueuedWorkOfAnEarlierLayout(t *testing.T) {
+	c := redisClient(t)
+	ctx := context.Background()
+	prefix := fmt.Sprintf("t%d", prefixes.Add(1))
+	part := fmt.Sprintf("%s:{%s-0}:", prefix, prefix)
+	m := irtest.Compile(t, "toggle.fsm", []byte(irtest.Toggle)).Machines[0]
+	now := time.Now()
+	// queueOld puts instance id, with a Flip due, where an earlier
+	// build would have: in the ready set of priority 0.
+	queueOld := func(s *redisstore.Store, id string) {
+		t.Helper()
+		if err := s.PutMachine(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+		inst, start := irtest.NewInstance(m, id, 0, now)
+		work := runtime.Work{Kind: runtime.WorkEvent, Instance: id, Due: now, Event: 0}
+		if err := s.Create(ctx, inst, []runtime.Work{work}, start); err != nil {
+			t.Fatal(err)
+		}
+		classes, err := c.ZRange(ctx, part+"classes:0", 0, -1).Result()
+		if err != nil || len(classes) != 1 {
+			t.Fatalf("classes %v %v, want the machine's", classes, err)
+		}
+		set := part + "ready:0:" + classes[0]
+		units, err := c.ZRangeWithScores(ctx, set, 0, -1).Result()
+		if err != nil || len(units) != 1 {
+			t.Fatalf("ready %v %v, want the instance's unit", units, err)
+		}
+		c.Del(ctx, set, part+"classes:0")
+		c.ZAdd(ctx, part+"ready:0", units...)
+	}
+	f := runtime.ClaimFilter{Worker: "w", Now: now, Lease: time.Minute}
+	claim := func(s *redisstore.Store, want string) {
+		t.Helper()
+		var l runtime.Lease
+		ok, err := s.Claim(ctx, f, &l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok && l.NextKnown && !l.Next.After(now) { // it moved work: look again
+			ok, err = s.Claim(ctx, f, &l)
+		}
+		if !ok || err != nil || l.Work.Instance != want {
+			t.Fatalf("claimed %+v %v %v, want %s's Flip", l.Work, ok, err, want)
+		}
+	}
+	queueOld(redisstore.New(c, redisstore.Options{Prefix: prefix, NoRedlock: true}), "a")
+	s := redisstore.New(c, redisstore.Options{Prefix: prefix, NoRedlock: true})
+	// Before it moves, the queue's figures count it (an operator sees
+	// the backlog).
+	if q, err := s.QueueStats(ctx, now); err != nil || q.Waiting != 1 || q.Due != 1 {
+		t.Fatalf("QueueStats = %+v %v, want the earlier layout's unit waiting and due", q, err)
+	}
+	if err := s.PutMachine(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	if n := c.Exists(ctx, part+"ready:0").Val(); n != 0 {
+		t.Fatal("registering a machine left the earlier layout's ready set")
+	}
+	claim(s, "a")
+	queueOld(s, "b")
+	claim(s, "b")
+	if n := c.Exists(ctx, part+"ready:0").Val(); n != 0 {
+		t.Fatal("the earlier layout's ready set is still there")
+	}
+	// An entry an older build left out of date (c's work is due in an
+	// hour, and a's is leased) does not make work due early, or twice.
+	inst, start := irtest.NewInstance(m, "c", 0, now)
+	later := runtime.Work{Kind: runtime.WorkEvent, Instance: "c", Due: now.Add(time.Hour), Event: 0}
+	if err := s.Create(ctx, inst, []runtime.Work{later}, start); err != nil {
+		t.Fatal(err)
+	}
+	c.ZAdd(ctx, part+"ready:0", redis.Z{Score: float64(now.UnixMilli() - 1000), Member: "q|c"}, redis.Z{Score: float64(now.UnixMilli()), Member: "q|a"})
+	var l runtime.Lease
+	// 11 s on, an idle claim looks again; the second claim is the one
+	// after the move.
+	f.Now = now.Add(11 * time.Second)
+	for i := 0; i < 2; i++ {
+		if ok, err := s.Claim(ctx, f, &l); ok || err != nil {
+			t.Fatalf("claimed %+v (%v): work moved from an out-of-date entry", l.Work, err)
+		}
+	}
+	if n := c.Exists(ctx, part+"ready:0").Val(); n != 0 {
+		t.Fatal("the earlier layout's ready set is still there")
 	}
 }

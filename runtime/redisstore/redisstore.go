@@ -5,21 +5,26 @@
 //	Engine ──> Store methods ──> one Lua script each (scripts/*.lua)
 //	                                  │ keys of one partition, one hash tag
 //	                                  ▼
-//	   partition p: ready sets by priority (due ms), leases, changelog,
-//	                and one hash per instance (record, history, pending work)
+//	   partition p: ready sets by priority and class (due ms), leases,
+//	                changelog, and one hash per instance (record, history,
+//	                pending work)
 //
 // Instances are spread over partitions (crc32 of the ID); every key of a
 // partition and of its instances carries the partition's hash tag, so each
 // script touches one Cluster slot and load spreads over the shards. Due
-// work sits in one sorted set per priority, scored by due time in
-// milliseconds: a claim asks every partition (in one pipelined round
-// trip) for the highest priority it has due, then leases the earliest due
-// item there; with one partition (the default on a single Redis) it
-// leases straight away. Claims are leases with an expiry; expired leases
-// give their work back. Every change is one script: Commit checks the
-// lease and the version read, and writes state, history, new work and the
-// changelog atomically, so a stale worker can never overwrite newer
-// state. What an instance holds is kept in compact records (wire.go), and
+// work sits in sorted sets scored by due time in milliseconds, one per
+// priority and class (what a worker needs to run it: the machine
+// version, and a task attempt's action), so a claim reads only the work
+// its worker runs: it asks every partition (in one pipelined round trip)
+// for the highest priority it has due and the earliest due time there,
+// then leases the earliest due item of the partition with the earliest;
+// with one partition (the default on a single Redis) it leases straight
+// away. An index of classes per priority, scored by each class's
+// earliest due time, keeps claims in due order across classes. Claims
+// are leases with an expiry; expired leases give their work back. Every
+// change is one script: Commit checks the lease and the version read,
+// and writes state, history, new work and the changelog atomically, so
+// a stale worker can never overwrite newer state. What an instance holds is kept in compact records (wire.go), and
 // instances name their machine version by a short id that the registry
 // resolves.
 //
@@ -88,6 +93,7 @@ type Store struct {
 	rotate   atomic.Uint32
 	wakeOnce sync.Once
 	wake     chan struct{}
+	subMu    sync.Mutex // guards sub: Wake makes it, Close closes it
 	sub      *redis.PubSub
 	log      *slog.Logger
 	// Wake messages go out from one goroutine, off the workers' path:
@@ -110,6 +116,8 @@ type Store struct {
 	// registered holds the ids of the machines this store registered
 	// (PutMachine), so that registering one again is cheap.
 	registered sync.Map
+	moved      atomic.Bool  // the ready sets of an earlier layout were moved (moveOldReady)
+	movedAt    atomic.Int64 // when an idle claim last looked for more (ms)
 }
 
 // errNoMachine: the registry has no machine with the id.
@@ -270,6 +278,11 @@ func (s *Store) publishPokes() {
 func (s *Store) Wake() <-chan struct{} {
 	s.wakeOnce.Do(func() {
 		s.wake = make(chan struct{}, 1)
+		s.subMu.Lock()
+		defer s.subMu.Unlock()
+		if s.isClosed() {
+			return // a closed store subscribes to nothing
+		}
 		s.sub = s.rdb.Subscribe(context.Background(), s.wakeChannel())
 		go func(sub *redis.PubSub) {
 			// The first reply says whether Redis let us subscribe.
@@ -312,9 +325,11 @@ func (s *Store) Close() error {
 	s.close.Do(func() { close(s.closed) })
 	s.poker.Wait()
 	s.batch.senders.Wait()
+	s.subMu.Lock()
 	if s.sub != nil {
 		s.sub.Close()
 	}
+	s.subMu.Unlock()
 	for _, c := range s.owned {
 		c.Close()
 	}
@@ -416,9 +431,71 @@ func (s *Store) PutMachine(ctx context.Context, m *ir.Machine) error {
 			return nil
 		}
 	}
+	if err := s.moveOldReady(ctx); err != nil {
+		return err
+	}
 	err := s.putMachine(ctx, mid, m)
 	if err == nil {
 		s.registered.Store(mid, struct{}{})
+	}
+	return err
+}
+
+// moveOldReady moves work that builds before ready sets per class left
+// in their ready sets (one per priority) into the sets of its classes
+// (migrate.lua), once per store: a worker or command of this build that
+// registers a machine makes the deployment's queued work visible to its
+// claims. (Work that older processes queue during an upgrade is moved
+// by idle claims: see moveOldAgain.)
+func (s *Store) moveOldReady(ctx context.Context) error {
+	if s.moved.Load() {
+		return nil
+	}
+	for {
+		n, err := s.moveOldBatch(ctx)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			s.moved.Store(true)
+			return nil
+		}
+	}
+}
+
+// moveOldBatch runs migrate.lua on every partition and returns how many
+// units it moved.
+func (s *Store) moveOldBatch(ctx context.Context) (int64, error) {
+	cmds, err := s.everyPartition(ctx, "migrate", 1000)
+	if err != nil {
+		return 0, fmt.Errorf("moving queued work to this build's ready sets: %w", err)
+	}
+	var moved int64
+	for _, cmd := range cmds {
+		n, err := cmd.Int64()
+		if err != nil {
+			return 0, fmt.Errorf("moving queued work to this build's ready sets: %w", err)
+		}
+		moved += n
+	}
+	return moved, nil
+}
+
+// moveOldEvery is how often an idle claim looks for work that processes
+// of an earlier build queued in its ready sets.
+const moveOldEvery = 10 * time.Second
+
+// moveOldAgain is Claim's look, when it found nothing, for work an
+// earlier build queued meanwhile (at most every moveOldEvery): if it
+// moved some, the claim says to look again at once.
+func (s *Store) moveOldAgain(ctx context.Context, now time.Time, l *runtime.Lease) error {
+	last := s.movedAt.Load()
+	if now.UnixMilli()-last < moveOldEvery.Milliseconds() || !s.movedAt.CompareAndSwap(last, now.UnixMilli()) {
+		return nil
+	}
+	n, err := s.moveOldBatch(ctx)
+	if err == nil && n > 0 {
+		l.Next, l.NextKnown = now, true
 	}
 	return err
 }
@@ -1014,6 +1091,9 @@ func claimArgs(f runtime.ClaimFilter) (hashes, runnable string) {
 		}
 		hashes = strings.Join(ids, "\n")
 	}
+	if f.NoTasks {
+		return hashes, "" // no action
+	}
 	if f.Runnable != nil {
 		var lines []string
 		for hash, actions := range f.Runnable {
@@ -1028,33 +1108,46 @@ func claimArgs(f runtime.ClaimFilter) (hashes, runnable string) {
 
 // Claim implements runtime.Store.
 func (s *Store) Claim(ctx context.Context, f runtime.ClaimFilter, l *runtime.Lease) (bool, error) {
+	ok, err := s.claim(ctx, f, l)
+	if err == nil && !ok {
+		err = s.moveOldAgain(ctx, f.Now, l)
+	}
+	return ok, err
+}
+
+func (s *Store) claim(ctx context.Context, f runtime.ClaimFilter, l *runtime.Lease) (bool, error) {
 	hashes, runnable := claimArgs(f)
 	now, lease := f.Now.UnixMilli(), f.Lease.Milliseconds()
 	if s.parts == 1 {
 		return s.claimFrom(ctx, 0, l, now, lease, hashes, runnable, "claim", 0, "", f)
 	}
 	for try := 0; try < 3; try++ {
-		prios, err := s.peek(ctx, now, lease, hashes, runnable)
+		heads, err := s.peek(ctx, now, lease, hashes, runnable)
 		if err != nil {
 			return false, err
 		}
+		// The partitions with work due at the highest priority, the
+		// earliest due first (ties in turn, from a rotating start).
 		best := int64(-1)
-		for _, v := range prios {
-			best = max(best, v)
+		for _, h := range heads {
+			best = max(best, h.prio)
 		}
 		if best < 0 {
 			return false, nil
 		}
 		start := int(s.nextRotation()) % s.parts
+		var order []int
 		for i := 0; i < s.parts; i++ {
-			p := (start + i) % s.parts
-			if prios[p] != best {
-				continue
+			if p := (start + i) % s.parts; heads[p].prio == best {
+				order = append(order, p)
 			}
+		}
+		sort.SliceStable(order, func(i, j int) bool { return heads[order[i]].due < heads[order[j]].due })
+		for _, p := range order {
 			ok, err := s.claimFrom(ctx, p, l, now, lease, hashes, runnable, "claim", int(best), "", f)
 			if ok {
-				for q, prio := range prios {
-					l.More = l.More || q != p && prio >= 0 // another partition has work due
+				for q, h := range heads {
+					l.More = l.More || q != p && h.prio >= 0 // another partition has work due
 				}
 			}
 			if err != nil || ok {
@@ -1065,22 +1158,38 @@ func (s *Store) Claim(ctx context.Context, f runtime.ClaimFilter, l *runtime.Lea
 	return false, nil
 }
 
-// peek asks every partition, in one pipelined round trip, for the
-// highest priority it has due work at (-1 for none).
-func (s *Store) peek(ctx context.Context, now, lease int64, hashes, runnable string) ([]int64, error) {
+// partitionHead is what a partition has due first: its highest priority
+// with work due (-1 for none) and the due time (ms) of the earliest
+// there.
+type partitionHead struct{ prio, due int64 }
+
+// peek asks every partition, in one pipelined round trip, what it has
+// due first.
+func (s *Store) peek(ctx context.Context, now, lease int64, hashes, runnable string) ([]partitionHead, error) {
 	cmds, err := s.everyPartition(ctx, "claim", now, now+lease, hashes, runnable, "peek", 0, "")
 	if err != nil {
 		return nil, err
 	}
-	prios := make([]int64, s.parts)
+	heads := make([]partitionHead, s.parts)
 	for p, cmd := range cmds {
-		v, err := cmd.Int64()
-		if err != nil {
-			return nil, err
+		heads[p].prio = -1
+		switch v := cmd.Val().(type) {
+		case int64: // -1: nothing due
+		case []any:
+			if len(v) == 2 {
+				heads[p].prio, _ = v[0].(int64)
+				heads[p].due, _ = v[1].(int64)
+				continue
+			}
+			return nil, fmt.Errorf("claim script's peek returned %v", v)
+		default:
+			if err := cmd.Err(); err != nil {
+				return nil, err
+			}
+			return nil, fmt.Errorf("claim script's peek returned %v", v)
 		}
-		prios[p] = v
 	}
-	return prios, nil
+	return heads, nil
 }
 
 // everyPartition runs script name with args on every partition, in one

@@ -59,6 +59,9 @@ func RunStore(t *testing.T, newStore NewStore) {
 		{"LostLease", testLostLease},
 		{"ReleaseAndExpiry", testReleaseAndExpiry},
 		{"TasksNeedAHandler", testTasksNeedAHandler},
+		{"OthersWorkDoesNotHide", testOthersWorkDoesNotHide},
+		{"NoTasks", testNoTasks},
+		{"DueOrderAcrossMachines", testDueOrderAcrossMachines},
 		{"ParkedWorkWaits", testParkedWorkWaits},
 		{"HistoryIsCapped", testHistoryIsCapped},
 		{"Changelog", testChangelog},
@@ -536,6 +539,89 @@ func testTasksNeedAHandler(t *testing.T, newStore NewStore) {
 	}
 	if l, ok := claim(t, s, epoch); !ok || l.Work.Event != ir.EventDone {
 		t.Fatalf("follow-up work missing: %+v", l.Work)
+	}
+}
+
+// testOthersWorkDoesNotHide: a worker that runs one machine, or one of
+// its actions, claims that work however much due work of other machines
+// and actions lies ahead of it, and NextDue sees it.
+func testOthersWorkDoesNotHide(t *testing.T, newStore NewStore) {
+	s := newStore(t)
+	other, m := compile(t, toggle), compile(t, oneTask)
+	if d, ok := s.(runtime.HandlerDirectory); ok {
+		d.Announce("another engine", map[string][]int{m.Hash: {0}})
+	}
+	const ahead = 150
+	for i := 0; i < ahead; i++ {
+		id := fmt.Sprintf("o%d", i)
+		create(t, s, other, id, 0, event(id, epoch, 0))
+		create(t, s, m, fmt.Sprintf("a%d", i), 0, runtime.Work{Kind: runtime.WorkTask, Due: epoch, Visit: 1, Action: 0, Attempt: 1})
+	}
+	create(t, s, m, "b", 0, runtime.Work{Kind: runtime.WorkTask, Due: epoch.Add(time.Second), Visit: 1, Action: 1, Attempt: 1})
+	create(t, s, m, "q", 0, event("q", epoch.Add(2*time.Second), ir.EventDone))
+	f := filter(epoch.Add(3 * time.Second))
+	f.Hashes = []string{m.Hash}
+	f.Runnable = map[string][]int{m.Hash: {1}}
+	if next, found, err := s.NextDue(ctx(), f); !found || err != nil || !next.Equal(epoch.Add(time.Second)) {
+		t.Fatalf("NextDue = %v %v %v, want b's task attempt at %v", next, found, err, epoch.Add(time.Second))
+	}
+	for _, want := range []string{"b", "q"} {
+		var l runtime.Lease
+		if ok, err := s.Claim(ctx(), f, &l); !ok || err != nil || l.Work.Instance != want {
+			t.Fatalf("claimed %+v (%v %v) behind %d units of others' work, want %s's", l.Work, ok, err, 2*ahead, want)
+		}
+	}
+	var l runtime.Lease
+	if ok, err := s.Claim(ctx(), f, &l); ok || err != nil {
+		t.Fatalf("claimed %+v (%v), which the worker does not run", l.Work, err)
+	}
+}
+
+// testDueOrderAcrossMachines: within a priority, work is claimed in due
+// order whatever machine and action it is for, so that work that keeps
+// coming for one never holds back another's.
+func testDueOrderAcrossMachines(t *testing.T, newStore NewStore) {
+	s := newStore(t)
+	x, y := compile(t, toggle), compile(t, oneTask)
+	for i, id := range []string{"x0", "x1", "x2"} {
+		create(t, s, x, id, 0, event(id, epoch.Add(time.Duration(2*i)*time.Second), 0))
+	}
+	create(t, s, y, "y", 0, event("y", epoch.Add(time.Second), ir.EventDone))
+	create(t, s, y, "t", 0, runtime.Work{Kind: runtime.WorkTask, Due: epoch.Add(3 * time.Second), Visit: 1, Action: 0, Attempt: 1})
+	var got []string
+	for {
+		l, ok := claim(t, s, epoch.Add(time.Minute))
+		if !ok {
+			break
+		}
+		got = append(got, l.Work.Instance)
+	}
+	if strings.Join(got, " ") != "x0 y x1 t x2" {
+		t.Fatalf("claimed %v, want x0 y x1 t x2 (due order)", got)
+	}
+}
+
+// testNoTasks: a claim with NoTasks takes instance work and leaves task
+// attempts, which are not due for it either.
+func testNoTasks(t *testing.T, newStore NewStore) {
+	s := newStore(t)
+	m := compile(t, oneTask)
+	create(t, s, m, "a", 0, runtime.Work{Kind: runtime.WorkTask, Due: epoch, Visit: 1, Action: 0, Attempt: 1})
+	f := filter(epoch)
+	f.NoTasks = true
+	if next, found, err := s.NextDue(ctx(), f); found || err != nil {
+		t.Fatalf("NextDue = %v %v %v, want nothing", next, found, err)
+	}
+	var l runtime.Lease
+	if ok, err := s.Claim(ctx(), f, &l); ok || err != nil {
+		t.Fatalf("claimed %+v (%v) with NoTasks", l.Work, err)
+	}
+	create(t, s, m, "b", 0, event("b", epoch, ir.EventDone))
+	if ok, err := s.Claim(ctx(), f, &l); !ok || err != nil || l.Work.Instance != "b" {
+		t.Fatalf("claimed %+v (%v %v) with NoTasks, want b's event", l.Work, ok, err)
+	}
+	if l, ok := claim(t, s, epoch); !ok || l.Work.Instance != "a" || l.Work.Kind != runtime.WorkTask {
+		t.Fatalf("claimed %+v (%v) without NoTasks, want a's task attempt", l.Work, ok)
 	}
 }
 

@@ -10,7 +10,11 @@
 --                 P.."leases"    zset unit -> lease expiry (ms)
 --                 P.."tokens"    hash unit -> "fence|member" of the current lease
 --                 P.."changes"   stream of changelog entries
---                 P.."ready:"..p zset unit -> due (ms), for priority p 0-9
+--                 P.."ready:"..p..":"..c  zset unit -> due (ms): the ready
+--                                set of class c at priority p (0-9)
+--                 P.."classes:"..p  zset class -> the earliest due time in
+--                                its ready set at priority p, or earlier
+--                                (see makeReady)
 --                 P.."top"       the highest priority work was ever ready at
 --                 P.."retain"    ms an ended instance is kept (SetRetention);
 --                                absent: kept until deleted
@@ -24,7 +28,11 @@
 -- Work values start "due,kind,action" (see wire.go). Instance work runs
 -- in order of due time, then arrival (m counts up).
 -- Units (what is claimed): "q|"..id for the head of an instance's work,
--- "t|"..action.."|"..m.."|"..id for a task attempt.
+-- "t|"..action.."|"..m.."|"..id for a task attempt. A unit's class is
+-- what a worker needs to run it: the machine id h for instance work,
+-- h.."#"..action for a task attempt. Ready sets are kept per class, so a
+-- claim reads only the classes its worker runs, and work it cannot take
+-- never hides work it can.
 --
 -- Every redis.call, and every string a script makes, costs: a script
 -- reads an instance's hash once (load), changes the table, and writes
@@ -57,8 +65,10 @@ local ACTIVE, COMPLETED, CANCELLED = "1", "3", "4"
 local BYTE_W, BYTE_T, BYTE_COLON, BYTE_Q = 119, 116, 58, 113
 
 local function ik(id) return P .. "i:" .. id end
--- ready names the ready set of a priority (a string, "0" to "9").
-local function ready(prio) return P .. "ready:" .. prio end
+-- ready names the ready set of a class at a priority (a string, "0" to
+-- "9"); classes names the index of a priority's classes.
+local function ready(prio, class) return P .. "ready:" .. prio .. ":" .. class end
+local function classes(prio) return P .. "classes:" .. prio end
 
 -- PRIO[p] is priority p (a number) as a string.
 local PRIO = {[0] = "0", "1", "2", "3", "4", "5", "6", "7", "8", "9"}
@@ -158,9 +168,10 @@ local function actionOf(value)
 end
 
 -- taskUnit names the unit of an instance's task attempt (its field
--- "t:"..member holds value).
-local function taskUnit(id, member, value)
-  return "t|" .. actionOf(value) .. "|" .. member .. "|" .. id
+-- "t:"..member holds value), and returns its class.
+local function taskUnit(inst, member, value)
+  local action = actionOf(value)
+  return "t|" .. action .. "|" .. member .. "|" .. inst.id, inst.f.h .. "#" .. action
 end
 
 -- head returns the member and due time (a number, and as text) of the
@@ -179,14 +190,32 @@ local function head(inst)
   return best, bestDue, bestText
 end
 
--- makeReady adds a unit, due at due (text), to the ready set of prio,
--- keeping P.."top".
-local function makeReady(prio, due, unit)
+-- makeReady adds a unit of class, due at due (text), to its ready set
+-- at prio, keeping P.."top" and the index of classes. An index entry is
+-- never later than its ready set's earliest due time, and may be
+-- earlier: a claim that takes work from the set puts the entry at the
+-- set's next due time, but other removals (an instance that ends or
+-- parks) leave it, for the next claim or nextDue that reads the set to
+-- bring it forward (or drop it, when the set is empty).
+local function makeReady(prio, class, due, unit)
   readied = true
-  call("ZADD", ready(prio), due, unit)
+  call("ZADD", ready(prio, class), due, unit)
+  local index = classes(prio)
+  local first = call("ZSCORE", index, class)
+  if not first or tonumber(due) < tonumber(first) then call("ZADD", index, due, class) end
   if prio ~= "0" and tonumber(prio) > tonumber(call("GET", P .. "top") or "0") then
     call("SET", P .. "top", prio)
   end
+end
+
+-- unready takes a unit of class out of its ready set at prio.
+local function unready(prio, class, unit) call("ZREM", ready(prio, class), unit) end
+
+-- readyTask puts the instance's task attempt member (its field "t:"..member
+-- holds value) in its ready set.
+local function readyTask(inst, member, value)
+  local unit, class = taskUnit(inst, member, value)
+  makeReady(prioOf(inst), class, dueOf(value), unit)
 end
 
 -- reschedule puts the head of the instance's work in its ready set when
@@ -196,17 +225,17 @@ end
 -- of an instance that is not active is ready: its task attempts leave
 -- the ready set, and come back (unless leased) when it is active again.
 local function reschedule(inst, free)
-  local unit = "q|" .. inst.id
+  local unit, class = "q|" .. inst.id, inst.f.h
   local prio = prioOf(inst)
   local active = inst.f.st == ACTIVE
   if not active or inst.st0 ~= ACTIVE then
     for f, value in pairs(inst.f) do
       if workKind(f) == "t" then
-        local task = taskUnit(inst.id, sub(f, 3), value)
+        local task, taskClass = taskUnit(inst, sub(f, 3), value)
         if not active then
-          call("ZREM", ready(inst.prio0), task)
+          unready(inst.prio0, taskClass, task)
         elseif not call("ZSCORE", P .. "leases", task) then
-          makeReady(prio, dueOf(value), task)
+          readyTask(inst, sub(f, 3), value)
         end
       end
     end
@@ -218,10 +247,10 @@ local function reschedule(inst, free)
     want = false
   end
   if want then
-    makeReady(prio, dueText, unit)
+    makeReady(prio, class, dueText, unit)
   end
   if not free and (not want or prio ~= inst.prio0) then
-    call("ZREM", ready(inst.prio0), unit)
+    unready(inst.prio0, class, unit)
   end
   inst.prio0 = prio
 end
@@ -238,7 +267,7 @@ local function addWork(inst, i)
     local member = format("%d", last - n + k)
     if kind == "task" then
       put(inst, "t:" .. member, value)
-      makeReady(prioOf(inst), dueOf(value), taskUnit(inst.id, member, value))
+      readyTask(inst, member, value)
     else
       put(inst, "w:" .. member, value)
     end
@@ -264,29 +293,32 @@ local function done()
   return "ok"
 end
 
--- allowed reports whether item is a line of list ("*": any item).
-local function allowed(list, item)
-  if list == "*" then return true end
-  for line in gmatch(list, "[^\n]+") do
-    if line == item then return true end
-  end
-  return false
+-- allowing reads a list of allowed items ("\n"-separated) into a set,
+-- or nil for "*" (any item).
+local function allowing(list)
+  if list == "*" then return nil end
+  local set = {}
+  for line in gmatch(list, "[^\n]+") do set[line] = true end
+  return set
 end
 
--- eligible: the instance (status st, machine id h) is active, and a
--- worker that runs the machines and actions (see claim.lua's ARGV[4]
--- and ARGV[5]) runs its machine and, for a task, its action.
-local function eligible(st, h, kind, action, machines, actions)
-  if st ~= ACTIVE or not allowed(machines, h) then return false end
-  return kind == "q" or allowed(actions, h .. "#" .. action)
+-- runs reports whether a worker that runs machines and actions (sets
+-- from allowing; see claim.lua's ARGV[4] and ARGV[5]) runs the units of
+-- class.
+local function runs(class, machines, actions)
+  local hash = find(class, "#", 1, true)
+  if not hash then return machines == nil or machines[class] == true end
+  return (machines == nil or machines[sub(class, 1, hash - 1)] == true) and (actions == nil or actions[class] == true)
 end
 
--- claimable reports whether a worker with machines and actions may take
--- a unit.
-local function claimable(unit, machines, actions)
-  local kind, id, _, action = parseUnit(unit)
-  local st, h = unpack(call("HMGET", ik(id), "st", "h"))
-  return eligible(st, h, kind, action, machines, actions)
+-- pending reports whether a unit of an instance is work it still has:
+-- the instance is active, and has instance work ("q|") or the task
+-- attempt. A ready unit always is; a claim checks, and drops one that
+-- is not rather than fail on it.
+local function pending(inst, kind, member)
+  if not inst or inst.f.st ~= ACTIVE then return false end
+  if kind == "q" then return head(inst) ~= nil end
+  return inst.f["t:" .. member] ~= nil
 end
 
 -- lockKey names the instance's Redlock key (see redisstore.go lockName).
@@ -320,7 +352,7 @@ local function giveBack(unit)
   if kind == "q" then
     reschedule(inst, true)
   elseif inst.f["t:" .. member] and inst.f.st == ACTIVE then
-    makeReady(prioOf(inst), dueOf(inst.f["t:" .. member]), unit)
+    readyTask(inst, member, inst.f["t:" .. member])
   end
 end
 
@@ -342,8 +374,8 @@ local function dropAll(inst)
   for f, value in pairs(inst.f) do
     local kind = workKind(f)
     if kind == "t" then
-      local unit = taskUnit(inst.id, sub(f, 3), value)
-      call("ZREM", ready(prio), unit)
+      local unit, class = taskUnit(inst, sub(f, 3), value)
+      unready(prio, class, unit)
       unlease(unit)
     end
     if kind then
@@ -413,33 +445,131 @@ local function applyLists(inst, i)
   return i
 end
 
+-- firstDue returns the earliest due time (text) in the ready set of
+-- class at prio, or nil when it is empty, and corrects the class's entry
+-- in the index of classes (see makeReady): bound is its score there.
+local function firstDue(prio, class, bound)
+  local first = call("ZRANGE", ready(prio, class), "0", "0", "WITHSCORES")
+  if #first == 0 then
+    call("ZREM", classes(prio), class)
+    return nil
+  end
+  if first[2] ~= bound then call("ZADD", classes(prio), "XX", first[2], class) end
+  return first[2]
+end
+
+-- The steps of a claim (claim.lua), defined here so that a function
+-- library makes them once rather than on every call. They read the
+-- claim's arguments from ARGV (see claim.lua).
+
+-- lease leases a unit of class of the instance inst (pending: see
+-- pending), at priority prio, until ARGV[3].
+local function lease(inst, unit, kind, member, prio, class)
+  local token = format("%d", call("INCR", P .. "seq"))
+  if kind == "q" and ARGV[9] == "1" and not call("SET", lockKey(inst.id), token, "NX", "PX", ARGV[10]) then
+    return nil
+  end
+  unready(prio, class, unit)
+  local value
+  if kind == "q" then
+    member = head(inst)
+    value = inst.f["w:" .. member]
+  else
+    value = inst.f["t:" .. member]
+  end
+  call("ZADD", P .. "leases", ARGV[3], unit)
+  call("HSET", P .. "tokens", unit, token .. "|" .. member)
+  local f = inst.f
+  return {unit, member, value, token, prio, f.v, f.st, f.pr or "0", f.d or "", f.c or "", f.f or "", f.h, "0"}
+end
+
+-- moreDue reports whether work of another class than class is due at
+-- priority prio or lower (higher priorities had nothing this worker
+-- could take), for another worker to look.
+local function moreDue(prio, class)
+  for p = prio, 0, -1 do
+    for _, other in ipairs(call("ZRANGEBYSCORE", classes(PRIO[p]), "-inf", ARGV[2], "LIMIT", "0", "2")) do
+      if p ~= prio or other ~= class then return true end
+    end
+  end
+  return false
+end
+
+-- placeClass sets the index entry of class at prio (bound: its score
+-- there) to the earliest due time of its ready set, head (text) when
+-- the caller knows it, and drops it when the set is empty.
+local function placeClass(prio, class, bound, head)
+  if not head then
+    firstDue(prio, class, bound)
+  elseif head ~= bound then
+    call("ZADD", classes(prio), "XX", head, class)
+  end
+end
+
+-- claimClass claims the first due unit of class at prio whose instance
+-- is free (or, peeking, reports that there is one); bound is the
+-- class's score in the index, and alone says whether it is the only
+-- class with work due at prio. A few units are read: the first is nearly
+-- always free, and every unit read costs. The class's index entry then
+-- gives its earliest due time again, so that classes take their turns
+-- in due order; a class alone needs no turn, and a claim that takes its
+-- work leaves the entry early, which costs nothing until another class
+-- has work due, and is corrected by the first claim that finds the
+-- class's work not due.
+local function claimClass(prio, class, bound, alone)
+  local key, prioText, nowText = ready(PRIO[prio], class), PRIO[prio], ARGV[2]
+  -- The units' due times are read only to keep the class's turn.
+  local units, step = nil, 2
+  if alone then
+    units, step = call("ZRANGEBYSCORE", key, "-inf", nowText, "LIMIT", "0", "4"), 1
+  else
+    units = call("ZRANGEBYSCORE", key, "-inf", nowText, "WITHSCORES", "LIMIT", "0", "4")
+  end
+  local kept -- the due time of the first unit read that stays (its instance is locked)
+  for k = 1, #units, step do
+    local unit = units[k]
+    local kind, id, member = parseUnit(unit)
+    local inst = load(id)
+    if not pending(inst, kind, member) then
+      unready(prioText, class, unit)
+    elseif ARGV[6] == "peek" then
+      return {prio, tonumber(alone and bound or units[k + 1])}
+    else
+      local claimed = lease(inst, unit, kind, member, prioText, class)
+      if claimed then
+        if not alone then placeClass(prioText, class, bound, kept or units[k + 3]) end
+        if units[k + step] or moreDue(prio, class) then claimed[13] = "1" end
+        return claimed
+      end
+      if not alone then kept = kept or units[k + 1] end
+    end
+  end
+  placeClass(prioText, class, bound, kept)
+  return nil
+end
+
 -- nextDue returns the earliest due time (ms) of work a worker with
 -- machines and actions (see claim.lua's ARGV[4] and ARGV[5]) may claim,
--- or of an expiring lease; -1 for none. Work the worker cannot take (a
--- parked instance's, another worker's actions) does not count, or the
--- worker would wake for it again and again. Each ready set is read in
--- due order a few units at a time, as a claim reads it, up to 100.
+-- or of an expiring lease; -1 for none. Work the worker cannot take
+-- (another worker's machines or actions) does not count, or the worker
+-- would wake for it again and again. The index of classes gives each
+-- class's earliest due time or an earlier one, so its entries are read
+-- in order until they are later than the best found.
 local function nextDue(machines, actions)
+  machines, actions = allowing(machines), allowing(actions)
   local best = -1
   local function consider(t)
     t = tonumber(t)
     if best < 0 or t < best then best = t end
   end
   for prio = 0, tonumber(call("GET", P .. "top") or "0") do
-    local key = ready(PRIO[prio])
-    for page = 0, 24 do
-      local from, to = "0", "3"
-      if page > 0 then from, to = page * 4, page * 4 + 3 end
-      local units = call("ZRANGE", key, from, to, "WITHSCORES")
-      local found = false
-      for k = 1, #units, 2 do
-        if claimable(units[k], machines, actions) then
-          consider(units[k + 1])
-          found = true
-          break
-        end
+    local entries = call("ZRANGE", classes(PRIO[prio]), "0", "-1", "WITHSCORES")
+    for k = 1, #entries, 2 do
+      if best >= 0 and tonumber(entries[k + 1]) >= best then break end
+      if runs(entries[k], machines, actions) then
+        local first = firstDue(PRIO[prio], entries[k], entries[k + 1])
+        if first then consider(first) end
       end
-      if found or #units < 8 then break end
     end
   end
   local first = call("ZRANGE", P .. "leases", "0", "0", "WITHSCORES")
