@@ -149,8 +149,13 @@ func (e *Engine) workLoop(ctx, work context.Context, b wakeups, slots *taskSlots
 		}
 		if ok {
 			e.opts.Observer.Claimed(w.lease.Work.Kind, e.opts.Clock.Now().Sub(w.lease.Work.Due))
-			if w.lease.More {
-				b.signal() // let an idle worker take the next
+			if w.lease.More || slot {
+				// Let an idle worker take the next; or, as a task attempt
+				// may run long, look at what comes due meanwhile: the news
+				// of this work may have reached only this worker, and an
+				// idle one's sleep may have been set before it (a timer
+				// of the same instance would wait for the attempt).
+				b.signal()
 			}
 			err := e.process(work, w)
 			if slot {

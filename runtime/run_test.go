@@ -3,6 +3,7 @@ package runtime_test
 import (
 	"context"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -83,6 +84,65 @@ func (c stillClock) Now() time.Time { return c.now }
 func (c stillClock) Sleep(_ time.Duration, wake <-chan struct{}) bool {
 	<-wake
 	return false
+}
+
+// steppedClock moves only when the test moves it; Sleep returns when
+// woken or when the clock reaches the sleep's end.
+type steppedClock struct {
+	mu       sync.Mutex
+	now      time.Time
+	moved    chan struct{} // closed, and replaced, when the clock moves
+	sleepers int
+}
+
+func newSteppedClock() *steppedClock {
+	return &steppedClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), moved: make(chan struct{})}
+}
+
+func (c *steppedClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *steppedClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+	close(c.moved)
+	c.moved = make(chan struct{})
+}
+
+// Sleeping says how many callers are in Sleep.
+func (c *steppedClock) Sleeping() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sleepers
+}
+
+func (c *steppedClock) Sleep(d time.Duration, wake <-chan struct{}) bool {
+	c.mu.Lock()
+	end := c.now.Add(d)
+	c.sleepers++
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.sleepers--
+		c.mu.Unlock()
+	}()
+	for {
+		c.mu.Lock()
+		now, moved := c.now, c.moved
+		c.mu.Unlock()
+		if !now.Before(end) {
+			return true
+		}
+		select {
+		case <-wake:
+			return false
+		case <-moved:
+		}
+	}
 }
 
 const slowJob = `machine Job {
@@ -336,6 +396,78 @@ func TestTimersFireWhileTasksRun(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("after 10 s the timer's instance is in %s, and %d task attempts run (want Done, and 2)", v.StateName, n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestTimerFiresWhileItsInstanceRunsATask: a worker that claims a task
+// attempt, which may run long, passes the news on, so that an idle
+// worker whose sleep was set before the instance started watches for
+// the instance's timer, due while the attempt runs. The clock moves only
+// when the test moves it: a worker left asleep would not wake at all.
+func TestTimerFiresWhileItsInstanceRunsATask(t *testing.T) {
+	m := compileMachine(t, `machine Slow {
+    action Work
+    initial state Run {
+        do Work
+        on done -> Done
+        after 50ms -> Late
+    }
+    final state Done
+    final state Late
+}`)
+	clock := newSteppedClock()
+	e := runtime.New(memstore.New(memstore.Options{}), runtime.Options{Clock: clock})
+	running, release := make(chan struct{}), make(chan struct{})
+	err := e.Register(context.Background(), m, map[string]runtime.Handler{
+		"Work": func(ctx context.Context, _ *runtime.Call) (runtime.Result, error) {
+			close(running)
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+			return runtime.Result{}, nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- e.Run(ctx, 1) }()
+	defer func() { cancel(); <-done }()
+	defer close(release)
+	waitUntil(t, "both workers to go idle", func() bool { return clock.Sleeping() == 2 })
+	if err := e.Start(context.Background(), "Slow", "s", nil, runtime.StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	<-running
+	late := func() bool {
+		v, err := e.Get(context.Background(), "s")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v.StateName == "Late"
+	}
+	// The clock moves on in steps, while a worker may be between reading
+	// it and going to sleep; it stops short of the second an idle worker
+	// sleeps when nothing is due, which would wake a worker left asleep.
+	for i := 0; i < 90 && !late(); i++ {
+		clock.Advance(10 * time.Millisecond)
+		time.Sleep(time.Millisecond)
+	}
+	waitUntil(t, "the timer to fire while the attempt runs", late)
+}
+
+// waitUntil polls cond for up to 10 s of real time, and fails the test
+// with what it waited for if cond does not come to hold.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited 10 s for %s", what)
 		}
 		time.Sleep(time.Millisecond)
 	}

@@ -12,10 +12,20 @@ import (
 	"github.com/fsmc/fsmc/runtime/redisstore"
 )
 
-// countingStore counts the task results committed directly.
+// countingStore counts the task results committed directly. Its
+// claims for instance work alone (the worker Run keeps for it) wait
+// until the test ends, as if that worker were busy.
 type countingStore struct {
 	*redisstore.Store
 	direct atomic.Int64
+}
+
+func (s *countingStore) Claim(ctx context.Context, f runtime.ClaimFilter, l *runtime.Lease) (bool, error) {
+	if f.NoTasks {
+		<-ctx.Done()
+		return false, ctx.Err()
+	}
+	return s.Store.Claim(ctx, f, l)
 }
 
 func (s *countingStore) CompleteDirect(ctx context.Context, l *runtime.Lease, c *runtime.Commit, due time.Time) (bool, error) {
@@ -56,7 +66,7 @@ func TestResultDeliveredDirectly(t *testing.T) {
 		t.Fatal(err)
 	}
 	// One worker: while it runs the task, nothing else of the instance
-	// is handled.
+	// is handled (the one Run keeps for instance work is held).
 	stopped := make(chan struct{})
 	go func() { _ = e.Run(ctx, 1); close(stopped) }()
 	defer func() { cancel(); <-stopped }()
