@@ -236,12 +236,15 @@ func permuteArgs(app *cli.App, args []string) []string {
 
 // isTerminal reports whether w is a terminal that should get colour.
 func isTerminal(w io.Writer) bool {
-	if os.Getenv("NO_COLOR") != "" {
-		return false
+	return os.Getenv("NO_COLOR") == "" && terminal(w)
+}
+
+// terminal reports whether w writes to a terminal, seeing through the
+// outputWriter that Main puts around stdout.
+func terminal(w io.Writer) bool {
+	if o, ok := w.(*outputWriter); ok {
+		w = o.w
 	}
 	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	return term.IsTerminal(int(f.Fd()))
+	return ok && term.IsTerminal(int(f.Fd()))
 }

@@ -51,7 +51,7 @@ func visualizeCommand(e *env) *cli.Command {
 			default:
 				return usageError("fsmc visualize: unknown format %q (want dot, svg, png or mermaid)", format)
 			}
-			if format == "png" && (out == "" || out == "-") && isTerminal(e.stdout) {
+			if format == "png" && (out == "" || out == "-") && terminal(e.stdout) {
 				return usageError("fsmc visualize: not writing PNG to a terminal; use -o FILE.png")
 			}
 			f, err := e.loadMachines("visualize", c.Args().First())
