@@ -53,7 +53,8 @@ func Write(w io.Writer, machines []*ir.Machine) error {
 
 func writeMachine(b *bytes.Buffer, m *ir.Machine, in string) {
 	id := func(state int) string { return quote(m.Name + "." + m.States[state].Name) }
-	start := quote(m.Name + ".__start")
+	// The start marker's id has a space, which no state name has.
+	start := quote(m.Name + " start")
 	fmt.Fprintf(b, "%s%s [shape=point, width=0.14, label=\"\"];\n", in, start)
 	fmt.Fprintf(b, "%s%s -> %s;\n", in, start, id(m.Initial))
 	for i := range m.States {
