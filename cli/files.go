@@ -12,7 +12,8 @@ import (
 
 // fsmFiles expands paths into files: a file stays as given; a directory
 // is searched recursively for *.fsm files (hidden directories skipped),
-// in lexical order. Paths that cannot be read, and directories with no
+// in lexical order; one found there that is not a regular file is an
+// error. Paths that cannot be read, and directories with no
 // .fsm files (a mistyped path in CI would otherwise pass), are returned
 // as errors.
 func fsmFiles(paths []string) (files []string, errs []error) {
@@ -55,10 +56,17 @@ func fsmFiles(paths []string) (files []string, errs []error) {
 				}
 				return nil
 			}
-			if strings.HasSuffix(d.Name(), ".fsm") {
-				found = true
-				add(path)
+			if !strings.HasSuffix(d.Name(), ".fsm") {
+				return nil
 			}
+			found = true
+			// A named pipe or device found by the search would block
+			// the read, or never end; a path given as such is read.
+			if info, err := os.Stat(path); err == nil && !info.Mode().IsRegular() {
+				errs = append(errs, fmt.Errorf("%s: not a regular file", path))
+				return nil
+			}
+			add(path)
 			return nil
 		})
 		if err != nil {
