@@ -20,7 +20,7 @@ func fmtCommand(e *env) *cli.Command {
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "w", Usage: "rewrite files in place"},
 			&cli.BoolFlag{Name: "l", Usage: "list files whose formatting differs"},
-			&cli.BoolFlag{Name: "check", Usage: "exit 1 if any file's formatting differs (and list them)"},
+			&cli.BoolFlag{Name: "check", Usage: "exit 1 if any file's formatting differs, and list them (with -w, rewrite them too)"},
 		},
 		Action: func(c *cli.Context) error {
 			batchGC()
