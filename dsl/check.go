@@ -323,7 +323,7 @@ func (mc *machineChecker) checkState(s *State, gs *grammar.StateDecl) {
 			s.Timers = append(s.Timers, timer)
 		case *grammar.Ignore:
 			for _, en := range item.Events {
-				if e := mc.eventRef(en); e != nil {
+				if e := mc.eventRef(s, en); e != nil {
 					s.Ignores = append(s.Ignores, e)
 				}
 			}
@@ -333,13 +333,16 @@ func (mc *machineChecker) checkState(s *State, gs *grammar.StateDecl) {
 	mc.checkTaskEvents(s, taskDo)
 }
 
-// eventRef resolves an event name in `on` or `ignore`.
-func (mc *machineChecker) eventRef(en *grammar.EventName) *Event {
+// eventRef resolves an event name in `on` or `ignore` of state s.
+func (mc *machineChecker) eventRef(s *State, en *grammar.EventName) *Event {
 	e := mc.m.Event(en.Text)
 	if e == nil {
 		d := mc.errorf(mc.nameRange(en.Pos, en.Text), UndefinedEvent, "undefined event %q", en.Text)
-		// on and ignore also take the built-in events.
-		d.Suggestion = suggest(en.Text, append(keys(mc.m.events), "done", "error"))
+		names := keys(mc.m.events)
+		if s.Task != nil { // the built-in events, where they may be used
+			names = append(names, "done", "error")
+		}
+		d.Suggestion = suggest(en.Text, names)
 		return nil
 	}
 	mc.usedEvents[e] = true
@@ -357,7 +360,7 @@ func (mc *machineChecker) stateRef(n *grammar.Name) *State {
 
 func (mc *machineChecker) checkTransition(s *State, gt *grammar.Transition) *Transition {
 	r := mc.span(gt.Pos, gt.EndPos)
-	e := mc.eventRef(gt.Event)
+	e := mc.eventRef(s, gt.Event)
 	t := &Transition{Event: e, Range: r}
 	scope := exprScope{event: e, eventKnown: e != nil}
 	if gt.Guard != nil {
