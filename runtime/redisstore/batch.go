@@ -142,7 +142,16 @@ func (b *batcher) roundTrip(batch []*batchCall) {
 			c.cmd = b.scripts.pipe(context.WithoutCancel(c.ctx), pipe, c.name, c.keys, c.args...)
 		}
 	}
-	_, _ = pipe.Exec(context.Background())
+	if _, err := pipe.Exec(context.Background()); err != nil {
+		// A round trip that failed as a whole (no connection, say)
+		// leaves its scripts with neither reply nor error: each gets
+		// the failure, or its caller would be told it ran.
+		for _, c := range batch {
+			if c.cmd.Err() == nil && c.cmd.Val() == nil {
+				c.cmd.SetErr(err)
+			}
+		}
+	}
 	// A server that lost the scripts (restarted, or new) gets them
 	// again, and the scripts it refused run once more, each alone.
 	for _, c := range batch {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/fsmc/fsmc/internal/irtest"
+	"github.com/fsmc/fsmc/internal/redistest"
 	"github.com/fsmc/fsmc/runtime"
 	"github.com/fsmc/fsmc/runtime/redisstore"
 )
@@ -73,5 +74,46 @@ func TestClosedStoreRefuses(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Create after Close did not return")
+	}
+}
+
+// TestScriptsFailWhileRedisIsDown: scripts that share a round trip while
+// Redis is away each fail; none is told it ran (a pipeline that finds no
+// connection leaves its commands with neither reply nor error).
+func TestScriptsFailWhileRedisIsDown(t *testing.T) {
+	srv := redistest.Own(t)
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	store, err := redisstore.Open(ctx, srv.URL(), redisstore.Options{Prefix: "down"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	m := compileJob(t)
+	if err := store.PutMachine(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	srv.Kill()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var told []string
+	for i := 0; i < 200; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			id := fmt.Sprintf("d%d", i)
+			inst, history := irtest.NewInstance(m, id, 0, time.Now())
+			if err := store.Create(ctx, inst, nil, history); err == nil {
+				mu.Lock()
+				told = append(told, id)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if len(told) > 0 {
+		t.Fatalf("%d creates were told they succeeded while Redis was down (%v, ...)", len(told), told[0])
 	}
 }
