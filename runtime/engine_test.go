@@ -1,9 +1,11 @@
 package runtime_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -275,24 +277,98 @@ func (s *replyLost) Commit(ctx context.Context, l *runtime.Lease, c *runtime.Com
 }
 
 // TestLostCommitReplyIsReported: a commit that was written although its
-// reply was lost is still reported (OnChange, and so the metrics) once.
+// reply was lost is tried again, refused (it landed), and reported
+// (OnChange, and so the metrics) once, not as a stale commit.
 func TestLostCommitReplyIsReported(t *testing.T) {
 	store := &replyLost{Store: memstore.New(memstore.Options{})}
 	var changes []string
+	var logs bytes.Buffer
 	e := runtime.New(store, runtime.Options{Clock: runtime.NewFakeClock(time.Unix(0, 0)), OnChange: func(c runtime.Change) {
 		changes = append(changes, fmt.Sprintf("v%d %d->%d", c.Version, c.From, c.To))
-	}})
+	}, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	ctx := context.Background()
 	flipQueued(t, e)
 	store.lose.Store(true)
-	if _, err := e.RunDue(ctx); err == nil {
-		t.Fatal("the lost reply's error did not reach RunDue")
+	if n, err := e.RunDue(ctx); n != 1 || err != nil {
+		t.Fatalf("RunDue handled %d (%v); want the flip, its lost reply ridden out", n, err)
+	}
+	if strings.Contains(logs.String(), "commit rejected") {
+		t.Errorf("the commit that landed was logged as rejected:\n%s", logs.String())
 	}
 	if n, err := e.RunDue(ctx); n != 0 || err != nil {
 		t.Fatalf("after the written commit, RunDue handled %d (%v): the work was not finished", n, err)
 	}
 	if got := strings.Join(changes, ", "); got != "v1 -1->0, v2 0->1" {
 		t.Fatalf("changes reported: %s; want the start and the flip, once each", got)
+	}
+}
+
+// storeAway is the embedded store, away for its next Commit calls while
+// commits is above zero, and its next Complete calls while completes is:
+// each fails, writing nothing.
+type storeAway struct {
+	runtime.Store
+	commits, completes atomic.Int32
+}
+
+func away(calls *atomic.Int32) error {
+	if calls.Add(-1) >= 0 {
+		return errors.New("dial tcp 127.0.0.1:6379: connect: connection refused")
+	}
+	return nil
+}
+
+func (s *storeAway) Commit(ctx context.Context, l *runtime.Lease, c *runtime.Commit) error {
+	if err := away(&s.commits); err != nil {
+		return err
+	}
+	return s.Store.Commit(ctx, l, c)
+}
+
+func (s *storeAway) Complete(ctx context.Context, l *runtime.Lease, h []runtime.HistoryEntry, w []runtime.Work) error {
+	if err := away(&s.completes); err != nil {
+		return err
+	}
+	return s.Store.Complete(ctx, l, h, w)
+}
+
+// TestShortOutageRiddenOut: a worker whose writes fail for want of the
+// store keeps its result and writes it when the store answers, within
+// its lease: the task runs once, and its instance moves on with no
+// lease left to run out.
+func TestShortOutageRiddenOut(t *testing.T) {
+	store := &storeAway{Store: memstore.New(memstore.Options{})}
+	e := runtime.New(store, runtime.Options{Clock: runtime.NewFakeClock(time.Unix(0, 0)), Lease: 15 * time.Second})
+	ctx := context.Background()
+	var runs atomic.Int32
+	err := e.Register(ctx, compileMachine(t, slowJob), map[string]runtime.Handler{
+		"Work": func(context.Context, *runtime.Call) (runtime.Result, error) {
+			runs.Add(1)
+			// The store goes away while the task runs, for the attempt's
+			// write and for the transition its result takes.
+			store.completes.Store(3)
+			store.commits.Store(3)
+			return runtime.Result{}, nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(ctx, "Job", "j", nil, runtime.StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.RunDue(ctx); err != nil {
+		t.Fatalf("RunDue: %v", err)
+	}
+	if store.completes.Load() >= 0 || store.commits.Load() >= 0 {
+		t.Fatalf("the store was not away for every write it was meant to be")
+	}
+	v, err := e.Get(ctx, "j")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.StateName != "Finished" || runs.Load() != 1 {
+		t.Fatalf("%s after %d runs of the task; want Finished after 1", v.StateName, runs.Load())
 	}
 }
 

@@ -134,7 +134,7 @@ func (e *Engine) workLoop(ctx, work context.Context, b wakeups, slots *taskSlots
 			e.claimFails.Store(true)
 			e.opts.Logger.Error("claiming work", "err", err, "retry_in", retry)
 			e.opts.Clock.Sleep(retry, ctx.Done())
-			retry = min(retry*2, 5*time.Second)
+			retry = min(retry*2, time.Second) // resume within a second of the store's return
 			continue
 		}
 		retry = 10 * time.Millisecond

@@ -80,7 +80,7 @@ const (
 // version it read.
 func (e *Engine) step(ctx context.Context, w *worker) error {
 	item := &w.lease.Work
-	if _, err := e.loadFor(ctx, w); err != nil {
+	if err, _ := e.whileLeased(ctx, w, func() error { _, err := e.loadFor(ctx, w); return err }); err != nil {
 		return e.drop(ctx, w, err)
 	}
 	m, err := e.machineFor(ctx, &w.inst)
@@ -255,12 +255,17 @@ func (w *worker) fail(inst *Instance, now time.Time, msg string, task bool) outc
 // is still ours, and is given back to be decided again on the new
 // version), or the lease was lost (the work belongs to its new holder).
 func (e *Engine) commit(ctx context.Context, w *worker) error {
-	err := e.store.Commit(ctx, &w.lease, &w.commit)
+	err, retried := e.whileLeased(ctx, w, func() error { return e.store.Commit(ctx, &w.lease, &w.commit) })
 	switch {
 	case err == nil:
 		e.notify(w.inst.ID, &w.inst, w.history)
 		return nil
 	case errors.Is(err, ErrStale), errors.Is(err, ErrLostLease):
+		if retried && e.landed(ctx, w) {
+			// An earlier try, whose reply was lost, wrote it.
+			e.notify(w.inst.ID, &w.inst, w.history)
+			return nil
+		}
 		e.rejected(ctx, w, err)
 		if errors.Is(err, ErrStale) {
 			_ = e.store.Release(ctx, &w.lease)
@@ -268,47 +273,84 @@ func (e *Engine) commit(ctx context.Context, w *worker) error {
 		return nil
 	}
 	e.opts.Observer.StoreError(err)
-	e.notifyIfLanded(ctx, w)
+	if e.landed(ctx, w) {
+		e.notify(w.inst.ID, &w.inst, w.history)
+	}
 	return err
 }
 
-// notifyIfLanded reports w's commit (metrics, OnChange, OnHistory) when
-// the store failed to answer (a lost connection, a timeout) but wrote
-// it: the instance has the version the commit wrote, and its history the
-// commit's first entry. Otherwise the work is done again later, and
-// reported then.
-func (e *Engine) notifyIfLanded(ctx context.Context, w *worker) {
+// whileLeased runs call, a store read or write for w's leased work, and
+// runs it again with backoff while it fails for want of the store (not
+// refused by it) and w's lease lasts: a short outage then delays the
+// work by the outage, instead of leaving it until the lease runs out
+// and another worker takes it (a task's side effects again). retried
+// says whether call ran more than once: an earlier run whose reply was
+// lost may have written what a later one is refused for.
+func (e *Engine) whileLeased(ctx context.Context, w *worker, call func() error) (err error, retried bool) {
+	delay := 10 * time.Millisecond
+	for {
+		err = call()
+		if err == nil || refusal(err) || ctx.Err() != nil || !e.opts.Clock.Now().Add(delay).Before(w.lease.Until) {
+			return err, retried
+		}
+		if !retried {
+			e.opts.Logger.Warn("the store did not answer; trying again while the lease lasts",
+				"instance", w.lease.Work.Instance, "err", err, "lease_until", w.lease.Until)
+		}
+		e.opts.Observer.StoreError(err)
+		retried = true
+		e.opts.Clock.Sleep(delay, ctx.Done())
+		delay = min(2*delay, time.Second)
+	}
+}
+
+// refusal reports whether err is the store's answer, which trying again
+// would not change, rather than a failure to reach it.
+func refusal(err error) bool {
+	return errors.Is(err, ErrStale) || errors.Is(err, ErrLostLease) || errors.Is(err, ErrNotFound) ||
+		errors.Is(err, ErrExists) || errors.Is(err, ErrRejected) ||
+		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// landed reports whether w's commit is in the store although the store
+// failed to answer it (a lost connection, a timeout): the instance has
+// the version the commit wrote, and its history the commit's first
+// entry. Otherwise the work is done again later, and reported then.
+func (e *Engine) landed(ctx context.Context, w *worker) bool {
 	if len(w.history) == 0 || w.commit.Instance == nil {
-		return
+		return false
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	var inst Instance
 	if err := e.store.Load(ctx, w.inst.ID, &inst); err != nil || inst.Version != w.commit.Instance.Version+1 {
-		return
+		return false
 	}
 	history, err := e.store.History(ctx, w.inst.ID)
 	if err != nil {
-		return
+		return false
 	}
 	ours := w.history[0]
 	for _, h := range history {
 		if h.Kind == ours.Kind && h.Version == ours.Version && h.Time.UnixMilli() == ours.Time.UnixMilli() &&
 			h.From == ours.From && h.To == ours.To && h.Event == ours.Event && h.Attempt == ours.Attempt {
-			e.notify(w.inst.ID, &w.inst, w.history)
-			return
+			return true
 		}
 	}
+	return false
 }
 
 // complete finishes w's work without changing the instance.
 func (e *Engine) complete(ctx context.Context, w *worker) error {
-	err := e.store.Complete(ctx, &w.lease, w.history, w.schedule)
-	if err == nil {
+	err, retried := e.whileLeased(ctx, w, func() error { return e.store.Complete(ctx, &w.lease, w.history, w.schedule) })
+	switch {
+	case err == nil:
 		e.notify(w.lease.Work.Instance, nil, w.history)
 		return nil
-	}
-	if errors.Is(err, ErrLostLease) {
+	case errors.Is(err, ErrLostLease) && retried:
+		e.opts.Logger.Info("the store refused a write that an earlier try, whose reply was lost, may have made", "instance", w.lease.Work.Instance)
+		return nil
+	case errors.Is(err, ErrLostLease):
 		e.rejected(ctx, w, err)
 		return nil
 	}

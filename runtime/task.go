@@ -142,9 +142,16 @@ func (e *Engine) deliver(ctx context.Context, w *worker, m *machine, result *Wor
 		return queue()
 	}
 	w.commit = Commit{Instance: &w.inst, History: w.history, Schedule: w.schedule, DropWork: w.inst.Status == Completed}
-	done, err = ds.CompleteDirect(ctx, &w.lease, &w.commit, result.Due)
+	err, retried := e.whileLeased(ctx, w, func() (err error) {
+		done, err = ds.CompleteDirect(ctx, &w.lease, &w.commit, result.Due)
+		return err
+	})
 	switch {
 	case err == nil && done:
+		e.notify(w.inst.ID, &w.inst, w.history)
+		return true, nil
+	case retried && (errors.Is(err, ErrStale) || errors.Is(err, ErrLostLease)) && e.landed(ctx, w):
+		// An earlier try, whose reply was lost, wrote it.
 		e.notify(w.inst.ID, &w.inst, w.history)
 		return true, nil
 	case err == nil, errors.Is(err, ErrStale):
@@ -154,7 +161,9 @@ func (e *Engine) deliver(ctx context.Context, w *worker, m *machine, result *Wor
 		return true, nil // the attempt is someone else's now
 	}
 	e.opts.Observer.StoreError(err)
-	e.notifyIfLanded(ctx, w)
+	if e.landed(ctx, w) {
+		e.notify(w.inst.ID, &w.inst, w.history)
+	}
 	return true, err
 }
 

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -394,5 +395,73 @@ func TestPausedWorkerIsFenced(t *testing.T) {
 	}
 	if versions := committedVersions(v); fmt.Sprint(versions) != "[1 2 3 4]" || v.Version != 4 {
 		t.Fatalf("versions %v (now v%d), want each of 1-4 once", versions, v.Version)
+	}
+}
+
+const oneTask = `machine Job {
+    action Work
+    initial state Working {
+        do Work { timeout 1m }
+        on done -> Finished
+    }
+    final state Finished
+}`
+
+// TestTaskOutlivesOutage: a task that finishes while Redis is away keeps
+// its result, written when Redis is back within the lease: the task runs
+// once, and its instance does not wait for the lease to run out.
+func TestTaskOutlivesOutage(t *testing.T) {
+	srv := redistest.Own(t, "--appendonly", "yes", "--appendfsync", "always")
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	store, err := redisstore.Open(ctx, srv.URL(), redisstore.Options{Prefix: "outage"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	e := runtime.New(store, runtime.Options{Lease: 15 * time.Second})
+	running, finish := make(chan struct{}), make(chan struct{})
+	var runs atomic.Int32
+	err = e.Register(ctx, irtest.Compile(t, "slow.fsm", []byte(oneTask)).Machines[0], map[string]runtime.Handler{
+		"Work": func(context.Context, *runtime.Call) (runtime.Result, error) {
+			if runs.Add(1) == 1 {
+				close(running)
+			}
+			<-finish
+			return runtime.Result{}, nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped := make(chan struct{})
+	go func() { _ = e.Run(ctx, 1); close(stopped) }()
+	defer func() { cancel(); <-stopped }()
+	if err := e.Start(ctx, "Job", "j", nil, runtime.StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	<-running
+	srv.Kill()
+	close(finish) // the task ends while Redis is away
+	time.Sleep(500 * time.Millisecond)
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Well within the lease; the client's first reads after the restart
+	// may fail on connections the outage broke.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		v, err := e.Get(ctx, "j")
+		if err == nil && v.Status == runtime.Completed {
+			if runs.Load() != 1 || v.StateName != "Finished" {
+				t.Fatalf("%s after %d runs of the task; want Finished after 1", v.StateName, runs.Load())
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("10 s after Redis came back, the instance has not moved on (%v; task run %d times)", err, runs.Load())
+		}
 	}
 }
