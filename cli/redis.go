@@ -126,6 +126,9 @@ func refused(c *cli.Context, err error) error {
 	if redisstore.Unavailable(err) {
 		return usageError("fsmc %s: Redis cannot serve it now: %v", c.Command.Name, err)
 	}
+	if errors.Is(err, redisstore.ErrBusy) {
+		return usageError("fsmc %s: %v; nothing was changed, try again (a paused worker's lock lasts until its lease ends)", c.Command.Name, err)
+	}
 	if strings.Contains(err.Error(), "NOPERM") {
 		return usageError("fsmc %s: Redis refused this user: %v (docs/distributed.md lists the ACL rights fsmc needs)", c.Command.Name, err)
 	}

@@ -163,3 +163,15 @@ func (w *firstLine) Write(p []byte) (int, error) {
 	w.line = string(p)
 	return len(p), nil
 }
+
+// TestBusyMaySucceedLater: a retry or cancel that cannot take the
+// instance's lock (a worker holds it) exits 2, like an outage, not 1.
+func TestBusyMaySucceedLater(t *testing.T) {
+	c := cli.NewContext(&cli.App{}, nil, nil)
+	c.Command = &cli.Command{Name: "cancel"}
+	err := refused(c, fmt.Errorf("instance o1 is %w", redisstore.ErrBusy))
+	var exit *exitError
+	if !errors.As(err, &exit) || exit.code != ExitUsage || !strings.Contains(exit.msg, "fsmc cancel: instance o1 is busy") || !strings.Contains(exit.msg, "try again") {
+		t.Fatalf("busy: %v; want exit %d, naming the instance and saying to try again", err, ExitUsage)
+	}
+}

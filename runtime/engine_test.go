@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -386,4 +388,70 @@ func flipQueued(t *testing.T, e *runtime.Engine) {
 	if err := e.Send(ctx, "t", "Flip", nil); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestExpiredLeaseOnEndedInstance: a worker whose lease ran out while
+// its task ran, and whose instance has ended since (its timer fired on
+// another worker), is told why its result is refused: not that another
+// worker took the work over.
+func TestExpiredLeaseOnEndedInstance(t *testing.T) {
+	clock := runtime.NewFakeClock(time.Unix(0, 0))
+	var logs bytes.Buffer
+	var mu sync.Mutex
+	e := runtime.New(memstore.New(memstore.Options{}), runtime.Options{Clock: clock, Lease: 5 * time.Second,
+		Logger: slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, nil))})
+	ctx := context.Background()
+	running, release := make(chan struct{}), make(chan struct{})
+	err := e.Register(ctx, compileMachine(t, `machine Slow {
+    action Work
+    initial state Run {
+        do Work
+        on done -> Done
+        after 1s -> Late
+    }
+    final state Done
+    final state Late
+}`), map[string]runtime.Handler{"Work": func(context.Context, *runtime.Call) (runtime.Result, error) {
+		close(running)
+		<-release
+		return runtime.Result{}, nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(ctx, "Slow", "s", nil, runtime.StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error)
+	go func() { _, err := e.RunDue(ctx); done <- err }()
+	<-running
+	clock.Advance(10 * time.Second) // past the timer and the task's lease
+	if _, err := e.RunDue(ctx); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	v, err := e.Get(ctx, "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if v.StateName != "Late" || !strings.Contains(logs.String(), "the lease on this work expired while it ran, and the instance ended (completed) since") {
+		t.Fatalf("%s; log:\n%s", v.StateName, logs.String())
+	}
+}
+
+// lockedWriter serialises writes to w.
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

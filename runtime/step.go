@@ -362,25 +362,34 @@ func (e *Engine) complete(ctx context.Context, w *worker) error {
 // worker) and the work is someone else's. A lease that ended before its
 // time because the instance ended (an event took it to a final state, or
 // an operator cancelled it) is no fence at work: that is logged plainly,
-// and not counted as stale.
+// and not counted as stale. One that expired is, and the log says
+// whether the instance has ended since.
 func (e *Engine) rejected(ctx context.Context, w *worker, err error) {
 	id := w.lease.Work.Instance
-	if errors.Is(err, ErrLostLease) && e.opts.Clock.Now().Before(w.lease.Until) {
+	reason := err.Error()
+	if errors.Is(err, ErrLostLease) {
 		var now Instance
-		switch lerr := e.store.Load(ctx, id, &now); {
+		lerr := e.store.Load(ctx, id, &now)
+		ended := ""
+		switch {
 		case lerr == nil && (now.Status == Completed || now.Status == Cancelled):
-			e.opts.Logger.Info("instance ended while its work ran; the result is dropped", "instance", id, "status", now.Status.String())
-			return
+			ended = "the instance ended (" + now.Status.String() + ")"
 		case errors.Is(lerr, ErrNotFound): // ended, and removed (Retention)
-			e.opts.Logger.Info("instance ended and was removed while its work ran; the result is dropped", "instance", id)
+			ended = "the instance ended and was removed"
+		}
+		switch {
+		case ended != "" && e.opts.Clock.Now().Before(w.lease.Until):
+			e.opts.Logger.Info(ended+" while its work ran; the result is dropped", "instance", id)
 			return
+		case ended != "":
+			reason = "the lease on this work expired while it ran, and " + ended + " since"
 		}
 	}
 	machine := ""
 	if w.inst.ID == id {
 		machine = w.inst.Machine
 	}
-	e.opts.Logger.Warn("commit rejected", "instance", id, "version", w.inst.Version, "reason", err)
+	e.opts.Logger.Warn("commit rejected", "instance", id, "version", w.inst.Version, "reason", reason)
 	e.opts.Observer.Stale(machine)
 }
 

@@ -99,6 +99,11 @@ func TestInstanceWorkHoldsTheLock(t *testing.T) {
 		if ok, err := s.Claim(ctx, f, &l); ok || err != nil {
 			t.Fatalf("claimed %+v (%v) while another holder had the instance's lock", l.Work, err)
 		}
+		// An operator's change waits about a second for the lock, then
+		// says the instance is busy.
+		if err := s.Update(ctx, &runtime.Commit{Instance: inst}); !errors.Is(err, ErrBusy) {
+			t.Fatalf("a change while another holder had the lock: %v, want ErrBusy", err)
+		}
 		if _, err := held.UnlockContext(ctx); err != nil {
 			t.Fatal(err)
 		}

@@ -394,8 +394,13 @@ func lockRefusal(id string, err error) error {
 	if lockUnavailable(err) && errors.As(err, &node) {
 		return fmt.Errorf("cannot take instance %s's lock: %w", id, node.Err)
 	}
-	return fmt.Errorf("instance %s is busy: a worker holds its lock", id)
+	return fmt.Errorf("instance %s is %w", id, ErrBusy)
 }
+
+// ErrBusy: an operator's change could not take the instance's lock in
+// time, as a worker holds it (a long step, or a paused worker whose lock
+// lasts until its lease ends). The same change may succeed later.
+var ErrBusy = errors.New("busy: a worker holds its lock")
 
 // lockKey names a lease: fences count per partition, so the unit (which
 // names the instance) is part of it.
