@@ -402,16 +402,7 @@ func TestExpiredLeaseOnEndedInstance(t *testing.T) {
 		Logger: slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, nil))})
 	ctx := context.Background()
 	running, release := make(chan struct{}), make(chan struct{})
-	err := e.Register(ctx, compileMachine(t, `machine Slow {
-    action Work
-    initial state Run {
-        do Work
-        on done -> Done
-        after 1s -> Late
-    }
-    final state Done
-    final state Late
-}`), map[string]runtime.Handler{"Work": func(context.Context, *runtime.Call) (runtime.Result, error) {
+	err := e.Register(ctx, compileMachine(t, irtest.TaskOrTimer), map[string]runtime.Handler{"Work": func(context.Context, *runtime.Call) (runtime.Result, error) {
 		close(running)
 		<-release
 		return runtime.Result{}, nil

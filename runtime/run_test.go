@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fsmc/fsmc/internal/irtest"
 	"github.com/fsmc/fsmc/runtime"
 	"github.com/fsmc/fsmc/runtime/memstore"
 	"github.com/fsmc/fsmc/runtime/storetest"
@@ -407,16 +408,7 @@ func TestTimersFireWhileTasksRun(t *testing.T) {
 // the instance's timer, due while the attempt runs. The clock moves only
 // when the test moves it: a worker left asleep would not wake at all.
 func TestTimerFiresWhileItsInstanceRunsATask(t *testing.T) {
-	m := compileMachine(t, `machine Slow {
-    action Work
-    initial state Run {
-        do Work
-        on done -> Done
-        after 50ms -> Late
-    }
-    final state Done
-    final state Late
-}`)
+	m := compileMachine(t, irtest.TaskOrTimer)
 	clock := newSteppedClock()
 	e := runtime.New(memstore.New(memstore.Options{}), runtime.Options{Clock: clock})
 	running, release := make(chan struct{}), make(chan struct{})

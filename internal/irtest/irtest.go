@@ -41,6 +41,20 @@ const OneStep = `machine OneStep {
     final state Done
 }`
 
+// TaskOrTimer is a machine whose task races a 50 ms timer: done takes it
+// to Done, the timer to Late. The tests of what runs while a task does
+// use it.
+const TaskOrTimer = `machine Slow {
+    action Work
+    initial state Run {
+        do Work
+        on done -> Done
+        after 50ms -> Late
+    }
+    final state Done
+    final state Late
+}`
+
 // Compile checks and compiles src.
 func Compile(t testing.TB, name string, src []byte) *ir.File {
 	t.Helper()

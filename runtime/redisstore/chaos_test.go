@@ -398,15 +398,6 @@ func TestPausedWorkerIsFenced(t *testing.T) {
 	}
 }
 
-const oneTask = `machine Job {
-    action Work
-    initial state Working {
-        do Work { timeout 1m }
-        on done -> Finished
-    }
-    final state Finished
-}`
-
 // TestTaskOutlivesOutage: a task that finishes while Redis is away keeps
 // its result, written when Redis is back within the lease: the task runs
 // once, and its instance does not wait for the lease to run out.
@@ -425,7 +416,7 @@ func TestTaskOutlivesOutage(t *testing.T) {
 	e := runtime.New(store, runtime.Options{Lease: 15 * time.Second})
 	running, finish := make(chan struct{}), make(chan struct{})
 	var runs atomic.Int32
-	err = e.Register(ctx, irtest.Compile(t, "slow.fsm", []byte(oneTask)).Machines[0], map[string]runtime.Handler{
+	err = e.Register(ctx, irtest.Compile(t, "one.fsm", []byte(irtest.OneStep)).Machines[0], map[string]runtime.Handler{
 		"Work": func(context.Context, *runtime.Call) (runtime.Result, error) {
 			if runs.Add(1) == 1 {
 				close(running)
@@ -440,7 +431,7 @@ func TestTaskOutlivesOutage(t *testing.T) {
 	stopped := make(chan struct{})
 	go func() { _ = e.Run(ctx, 1); close(stopped) }()
 	defer func() { cancel(); <-stopped }()
-	if err := e.Start(ctx, "Job", "j", nil, runtime.StartOptions{}); err != nil {
+	if err := e.Start(ctx, "OneStep", "j", nil, runtime.StartOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	<-running
@@ -455,8 +446,8 @@ func TestTaskOutlivesOutage(t *testing.T) {
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		v, err := e.Get(ctx, "j")
 		if err == nil && v.Status == runtime.Completed {
-			if runs.Load() != 1 || v.StateName != "Finished" {
-				t.Fatalf("%s after %d runs of the task; want Finished after 1", v.StateName, runs.Load())
+			if runs.Load() != 1 || v.StateName != "Done" {
+				t.Fatalf("%s after %d runs of the task; want Done after 1", v.StateName, runs.Load())
 			}
 			return
 		}

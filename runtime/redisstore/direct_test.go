@@ -36,24 +36,13 @@ func (s *countingStore) CompleteDirect(ctx context.Context, l *runtime.Lease, c 
 	return done, err
 }
 
-const slow = `machine Slow {
-    action Work
-    initial state Run {
-        do Work
-        on done -> Done
-        after 50ms -> Late
-    }
-    final state Done
-    final state Late
-}`
-
 // TestResultDeliveredDirectly: a task's result takes its transition in
 // the commit that finishes the attempt, unless instance work was due
 // before it: then it queues behind that work, which keeps its turn.
 func TestResultDeliveredDirectly(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	m := irtest.Compile(t, "slow.fsm", []byte(slow)).Machines[0]
+	m := irtest.Compile(t, "slow.fsm", []byte(irtest.TaskOrTimer)).Machines[0]
 	store := &countingStore{Store: redisstore.New(redisClient(t), redisstore.Options{Prefix: fmt.Sprintf("t%d", prefixes.Add(1))})}
 	e := runtime.New(store, runtime.Options{Lease: 5 * time.Second})
 	work := func(_ context.Context, c *runtime.Call) (runtime.Result, error) {
