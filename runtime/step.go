@@ -276,7 +276,17 @@ func (e *Engine) commit(ctx context.Context, w *worker) error {
 	if e.landed(ctx, w) {
 		e.notify(w.inst.ID, &w.inst, w.history)
 	}
+	e.giveUp(ctx, w)
 	return err
+}
+
+// giveUp gives back w's lease after a write that failed for want of the
+// store until the lease ran out (or the worker stopped), freeing what
+// the store holds for it: the work is another worker's to do now.
+func (e *Engine) giveUp(ctx context.Context, w *worker) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	defer cancel()
+	_ = e.store.Release(ctx, &w.lease)
 }
 
 // whileLeased runs call, a store read or write for w's leased work, and
@@ -354,6 +364,7 @@ func (e *Engine) complete(ctx context.Context, w *worker) error {
 		e.rejected(ctx, w, err)
 		return nil
 	}
+	e.giveUp(ctx, w)
 	return err
 }
 

@@ -164,6 +164,7 @@ func (e *Engine) deliver(ctx context.Context, w *worker, m *machine, result *Wor
 	if e.landed(ctx, w) {
 		e.notify(w.inst.ID, &w.inst, w.history)
 	}
+	e.giveUp(ctx, w)
 	return true, err
 }
 

@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"sync"
@@ -251,5 +252,53 @@ func TestHungLockNode(t *testing.T) {
 	}
 	if strings.Count(err.Error(), "node #") != 2 || strings.Contains(err.Error(), "\n") {
 		t.Errorf("want both hung nodes named, on one line: %q", err)
+	}
+}
+
+// TestLockKeptThroughOutage: a commit that fails for want of the main
+// Redis keeps the instance's Redlock (on lock nodes), so the worker's
+// next try, within its lease, still holds it; a Release frees it.
+func TestLockKeptThroughOutage(t *testing.T) {
+	srv := redistest.Own(t)
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	main := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", srv.Port), MaxRetries: -1})
+	t.Cleanup(func() { main.Close() })
+	s := New(main, Options{Prefix: testPrefix("outage"), LockNodes: []redis.UniversalClient{redistest.Client(t)}})
+	ctx := context.Background()
+	m := irtest.Compile(t, "toggle.fsm", []byte(irtest.Toggle)).Machines[0]
+	if err := s.PutMachine(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	inst, start := irtest.NewInstance(m, "a", 0, now)
+	if err := s.Create(ctx, inst, []runtime.Work{{Kind: runtime.WorkEvent, Instance: "a", Due: now, Event: 2}}, start); err != nil {
+		t.Fatal(err)
+	}
+	var l runtime.Lease
+	if ok, err := s.Claim(ctx, runtime.ClaimFilter{Now: now, Lease: time.Minute}, &l); !ok || err != nil {
+		t.Fatalf("claim: %v %v", ok, err)
+	}
+	lockFree := func() bool {
+		m, err := s.lockInstance(ctx, "a", time.Minute, 1)
+		if err != nil {
+			return false
+		}
+		_, _ = m.UnlockContext(ctx)
+		return true
+	}
+	srv.Kill()
+	next := *l.Instance
+	next.State = 1
+	if err := s.Commit(ctx, &l, &runtime.Commit{Instance: &next}); err == nil || !Unreachable(err) {
+		t.Fatalf("commit with the main Redis down: %v, want it unreachable", err)
+	}
+	if lockFree() {
+		t.Fatal("the failed commit freed the instance's lock")
+	}
+	_ = s.Release(ctx, &l)
+	if !lockFree() {
+		t.Fatal("the release did not free the lock")
 	}
 }

@@ -1349,9 +1349,18 @@ func (s *Store) commit(ctx context.Context, l *runtime.Lease, c *runtime.Commit,
 
 // Commit implements runtime.Store.
 func (s *Store) Commit(ctx context.Context, l *runtime.Lease, c *runtime.Commit) error {
-	defer s.unlock(ctx, l)
 	_, err := s.commit(ctx, l, c, time.Time{})
+	s.unlockAfter(ctx, l, err)
 	return err
+}
+
+// unlockAfter releases the Redlock held for a lease after a write,
+// unless the write failed for want of Redis: its caller may try again
+// while the lease lasts, still holding the lock (Release frees it).
+func (s *Store) unlockAfter(ctx context.Context, l *runtime.Lease, err error) {
+	if err == nil || !Unreachable(err) {
+		s.unlock(ctx, l)
+	}
 }
 
 var (
@@ -1395,9 +1404,9 @@ func (s *Store) Update(ctx context.Context, c *runtime.Commit) error {
 
 // Complete implements runtime.Store.
 func (s *Store) Complete(ctx context.Context, l *runtime.Lease, history []runtime.HistoryEntry, schedule []runtime.Work) error {
-	defer s.unlock(ctx, l)
 	args := append([]any{l.Work.Instance, l.Token, leaseToken(l)}, s.lists(nil, history, schedule)...)
 	out, err := s.result(s.run(ctx, "complete", s.partitionOf(l.Work.Instance), args...))
+	s.unlockAfter(ctx, l, err)
 	s.pokeIf(out, err)
 	return err
 }
