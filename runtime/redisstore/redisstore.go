@@ -33,7 +33,9 @@ package redisstore
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -118,6 +120,12 @@ type Store struct {
 	registered sync.Map
 	moved      atomic.Bool  // the ready sets of an earlier layout were moved (moveOldReady)
 	movedAt    atomic.Int64 // when an idle claim last looked for more (ms)
+	// Each claim call has an id, kept with the leases it takes, so that
+	// one whose reply is lost gives back what it took (abandon) rather
+	// than leave it leased to nobody until the lease ends.
+	claimIDs string // this store's prefix of them
+	claimSeq atomic.Uint64
+	abandons sync.WaitGroup
 }
 
 // errNoMachine: the registry has no machine with the id.
@@ -146,7 +154,7 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	s := &Store{rdb: rdb, prefix: opts.Prefix, parts: opts.Partitions, history: opts.History, scripts: &scripts{},
-		pokes: make(chan struct{}, 1), closed: make(chan struct{}), log: opts.Logger}
+		pokes: make(chan struct{}, 1), closed: make(chan struct{}), log: opts.Logger, claimIDs: newClaimIDs()}
 	s.batch = newBatcher(rdb, s.scripts, s.closed)
 	if n, ok := retriesOf(rdb); ok && n > 0 {
 		s.log.Warn("the Redis client retries commands whose reply is late (MaxRetries); a script retried after it ran applies twice: set MaxRetries to -1", "max_retries", n)
@@ -324,6 +332,7 @@ func (s *Store) wakeTrouble(err error) []any {
 func (s *Store) Close() error {
 	s.close.Do(func() { close(s.closed) })
 	s.poker.Wait()
+	s.abandons.Wait()
 	s.batch.senders.Wait()
 	s.subMu.Lock()
 	if s.sub != nil {
@@ -1233,11 +1242,15 @@ func (s *Store) claimFrom(ctx context.Context, p int, l *runtime.Lease, now, lea
 	// With one partition, a claim that finds nothing also says when to
 	// look again; with several, its answer would speak for one only.
 	askNext := mode == "claim" && s.parts == 1
-	v, err := s.run(ctx, "claim", p, now, now+lease, hashes, runnable, mode, minPrio, id, boolArg(s.lockHere), lease, boolArg(askNext)).Result()
+	claim := s.claimIDs + strconv.FormatUint(s.claimSeq.Add(1), 36)
+	v, err := s.run(ctx, "claim", p, now, now+lease, hashes, runnable, mode, minPrio, id, boolArg(s.lockHere), lease, boolArg(askNext), claim).Result()
 	if errors.Is(err, redis.Nil) {
 		return false, nil
 	}
 	if err != nil {
+		if Unreachable(err) {
+			s.abandon(p, claim, time.Duration(lease)*time.Millisecond)
+		}
 		return false, err
 	}
 	if next, ok := v.(int64); ok && askNext { // nothing to claim, and when to look again
@@ -1292,6 +1305,48 @@ func (s *Store) claimFrom(ctx context.Context, p int, l *runtime.Lease, now, lea
 		s.locks.Store(lockKey(l), m)
 	}
 	return true, nil
+}
+
+// abandon gives back, in the background, whatever claim call claim took
+// on partition p although its reply was lost (Redis ran the script, the
+// connection broke before the answer came): no worker knows of that
+// lease, which would otherwise hold the work, and the instance's lock,
+// until it ends. It tries until Redis answers, for up to the lease.
+func (s *Store) abandon(p int, claim string, lease time.Duration) {
+	s.abandons.Add(1)
+	go func() {
+		defer s.abandons.Done()
+		deadline := time.Now().Add(lease)
+		for wait := 50 * time.Millisecond; time.Now().Before(deadline); wait = min(2*wait, time.Second) {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			out, err := s.result(s.run(ctx, "lease", p, claim, "", "abandon", 0))
+			cancel()
+			if err == nil {
+				if out != "none" {
+					s.log.Info("gave back the work of a claim whose reply was lost", "partition", p)
+				}
+				s.pokeIf(out, err)
+				return
+			}
+			if errors.Is(err, ErrClosed) {
+				return
+			}
+			select {
+			case <-s.closed:
+				return
+			case <-time.After(wait):
+			}
+		}
+	}()
+}
+
+// newClaimIDs returns a prefix for a store's claim ids, unlike any other
+// store's: "c", 12 random hex digits and "-" (never a "|", nor digits
+// alone, which a lease's member is).
+func newClaimIDs() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return "c" + hex.EncodeToString(b[:]) + "-"
 }
 
 // ClaimInstance implements runtime.Store.

@@ -1,8 +1,28 @@
--- lease.lua: extend or release a lease.
+-- lease.lua: extend or release a lease, or give back what a claim took.
 -- KEYS[1]  the partition's seq key (routing)
 -- ARGV[1]  prefix; ARGV[2] unit; ARGV[3] lease token; ARGV[4] "extend"
 --          or "release"; ARGV[5] the new expiry (ms) for extend
--- Returns "ok" or "lost".
+-- or, with ARGV[4] "abandon", ARGV[2] the id of a claim whose reply was
+-- lost: every lease it took is given back (its holder never learnt of it).
+-- Returns "ok" or "lost" ("none": the claim took nothing, or it was
+-- given back already).
+if ARGV[4] == "abandon" then
+  local suffix = "|" .. ARGV[2]
+  local entries = call("HGETALL", P .. "tokens")
+  local found = false
+  for k = 1, #entries, 2 do
+    local v = entries[k + 1]
+    if sub(v, -#suffix) == suffix then
+      local unit = entries[k]
+      local _, id = parseUnit(unit)
+      unlock(id, sub(v, 1, find(v, "|", 1, true) - 1))
+      giveBack(unit)
+      found = true
+    end
+  end
+  if not found then return "none" end
+  return done()
+end
 local unit = ARGV[2]
 local token = leaseOf(unit)
 if token == nil or token ~= ARGV[3] then return "lost" end

@@ -8,7 +8,9 @@
 --
 -- Per partition:  P.."seq"       counter: work members and lease fences
 --                 P.."leases"    zset unit -> lease expiry (ms)
---                 P.."tokens"    hash unit -> "fence|member" of the current lease
+--                 P.."tokens"    hash unit -> "fence|member|claim" of the current
+--                                lease (claim: the id of the claim call that
+--                                took it; absent in leases of earlier builds)
 --                 P.."changes"   stream of changelog entries
 --                 P.."ready:"..p..":"..c  zset unit -> due (ms): the ready
 --                                set of class c at priority p (0-9)
@@ -335,7 +337,9 @@ local function leaseOf(unit)
   local v = call("HGET", P .. "tokens", unit)
   if not v then return nil, nil end
   local bar = find(v, "|", 1, true)
-  return sub(v, 1, bar - 1), sub(v, bar + 1)
+  local bar2 = find(v, "|", bar + 1, true)
+  if not bar2 then return sub(v, 1, bar - 1), sub(v, bar + 1) end
+  return sub(v, 1, bar - 1), sub(v, bar + 1, bar2 - 1)
 end
 
 local function unlease(unit)
@@ -478,7 +482,7 @@ local function lease(inst, unit, kind, member, prio, class)
     value = inst.f["t:" .. member]
   end
   call("ZADD", P .. "leases", ARGV[3], unit)
-  call("HSET", P .. "tokens", unit, token .. "|" .. member)
+  call("HSET", P .. "tokens", unit, token .. "|" .. member .. "|" .. ARGV[12])
   local f = inst.f
   return {unit, member, value, token, prio, f.v, f.st, f.pr or "0", f.d or "", f.c or "", f.f or "", f.h, "0"}
 end
