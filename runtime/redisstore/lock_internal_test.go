@@ -84,14 +84,6 @@ func TestInstanceWorkHoldsTheLock(t *testing.T) {
 		}
 		f := runtime.ClaimFilter{Now: now, Lease: time.Minute}
 		var l runtime.Lease
-		lockFree := func() bool {
-			m, err := s.lockInstance(ctx, "a", time.Minute, 1)
-			if err != nil {
-				return false
-			}
-			_, _ = m.UnlockContext(ctx)
-			return true
-		}
 
 		held, err := s.lockInstance(ctx, "a", time.Minute, 1)
 		if err != nil {
@@ -112,7 +104,7 @@ func TestInstanceWorkHoldsTheLock(t *testing.T) {
 		if ok, err := s.Claim(ctx, f, &l); !ok || err != nil {
 			t.Fatalf("claim with the lock free: %v %v", ok, err)
 		}
-		if lockFree() {
+		if lockFree(s, "a") {
 			t.Fatal("the lock was free while the instance's event was claimed")
 		}
 		next := *l.Instance
@@ -120,7 +112,7 @@ func TestInstanceWorkHoldsTheLock(t *testing.T) {
 		if err := s.Commit(ctx, &l, &runtime.Commit{Instance: &next}); err != nil {
 			t.Fatal(err)
 		}
-		if !lockFree() {
+		if !lockFree(s, "a") {
 			t.Fatal("the commit did not free the lock")
 		}
 
@@ -130,10 +122,22 @@ func TestInstanceWorkHoldsTheLock(t *testing.T) {
 		if err := s.Release(ctx, &l); err != nil {
 			t.Fatal(err)
 		}
-		if !lockFree() {
+		if !lockFree(s, "a") {
 			t.Fatal("the release did not free the lock")
 		}
 	})
+}
+
+// lockFree reports whether instance id's Redlock is free: taking it
+// succeeds (and it is freed again).
+func lockFree(s *Store, id string) bool {
+	ctx := context.Background()
+	m, err := s.lockInstance(ctx, id, time.Minute, 1)
+	if err != nil {
+		return false
+	}
+	_, _ = m.UnlockContext(ctx)
+	return true
 }
 
 // eachLockPlacement runs test on a store with m registered, once with the
@@ -280,25 +284,17 @@ func TestLockKeptThroughOutage(t *testing.T) {
 	if ok, err := s.Claim(ctx, runtime.ClaimFilter{Now: now, Lease: time.Minute}, &l); !ok || err != nil {
 		t.Fatalf("claim: %v %v", ok, err)
 	}
-	lockFree := func() bool {
-		m, err := s.lockInstance(ctx, "a", time.Minute, 1)
-		if err != nil {
-			return false
-		}
-		_, _ = m.UnlockContext(ctx)
-		return true
-	}
 	srv.Kill()
 	next := *l.Instance
 	next.State = 1
 	if err := s.Commit(ctx, &l, &runtime.Commit{Instance: &next}); err == nil || !Unreachable(err) {
 		t.Fatalf("commit with the main Redis down: %v, want it unreachable", err)
 	}
-	if lockFree() {
+	if lockFree(s, "a") {
 		t.Fatal("the failed commit freed the instance's lock")
 	}
 	_ = s.Release(ctx, &l)
-	if !lockFree() {
+	if !lockFree(s, "a") {
 		t.Fatal("the release did not free the lock")
 	}
 }

@@ -4,11 +4,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,10 +19,13 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// holdingProxy forwards TCP connections to upstream, holding the first
-// client write that contains marker for hold before passing it on: the
-// command runs late, after the client has given up waiting.
-func holdingProxy(t *testing.T, upstream, marker string, hold time.Duration) string {
+// faultProxy forwards TCP connections to upstream, with a fault for
+// the first client write that contains marker: it is held for hold
+// before it is passed on (the command runs late, after the client has
+// given up waiting), and with cut its reply is never delivered (the
+// connection breaks as it comes back: the command ran, and the client
+// never hears).
+func faultProxy(t *testing.T, upstream, marker string, hold time.Duration, cut bool) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -41,14 +44,34 @@ func holdingProxy(t *testing.T, upstream, marker string, hold time.Duration) str
 				client.Close()
 				continue
 			}
-			go func() { io.Copy(client, server); client.Close() }()
+			var cutting atomic.Bool // this connection's next reply is lost
+			go func() {
+				defer client.Close()
+				defer server.Close()
+				buf := make([]byte, 64<<10)
+				for {
+					n, err := server.Read(buf)
+					if n > 0 && cutting.Load() {
+						return
+					}
+					if n > 0 {
+						client.Write(buf[:n])
+					}
+					if err != nil {
+						return
+					}
+				}
+			}()
 			go func() {
 				buf := make([]byte, 64<<10)
 				for {
 					n, err := client.Read(buf)
 					if n > 0 {
 						if bytes.Contains(buf[:n], []byte(marker)) {
-							once.Do(func() { time.Sleep(hold) })
+							once.Do(func() {
+								time.Sleep(hold)
+								cutting.Store(cut)
+							})
 						}
 						server.Write(buf[:n])
 					}
@@ -74,7 +97,7 @@ func TestLateReplyIsNotRetried(t *testing.T) {
 	prefix := fmt.Sprintf("t%d", prefixes.Add(1))
 	e := irtest.StartToggle(t, redisstore.New(direct, redisstore.Options{Prefix: prefix, NoRedlock: true}), "t")
 	upstream := strings.TrimSuffix(strings.TrimPrefix(redistest.URL(t), "redis://"), "/0")
-	addr := holdingProxy(t, upstream, "_enqueue\r\n", 600*time.Millisecond) // the FCALL, not the library
+	addr := faultProxy(t, upstream, "_enqueue\r\n", 600*time.Millisecond, false) // the FCALL, not the library
 	var log bytes.Buffer
 	logger := slog.New(slog.NewTextHandler(&log, nil))
 	store, err := redisstore.Open(ctx, "redis://"+addr+"/0?read_timeout=200ms", redisstore.Options{Prefix: prefix, NoRedlock: true, Logger: logger})
