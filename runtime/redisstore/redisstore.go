@@ -1248,7 +1248,7 @@ func (s *Store) claimFrom(ctx context.Context, p int, l *runtime.Lease, now, lea
 		return false, nil
 	}
 	if err != nil {
-		if Unreachable(err) {
+		if Unreachable(err) && !neverSent(err) {
 			s.abandon(p, claim, time.Duration(lease)*time.Millisecond)
 		}
 		return false, err
@@ -1338,6 +1338,14 @@ func (s *Store) abandon(p int, claim string, lease time.Duration) {
 			}
 		}
 	}()
+}
+
+// neverSent reports whether err is a failure to connect: the command
+// did not reach Redis (during an outage every claim fails so, and none
+// has anything to give back).
+func neverSent(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
 }
 
 // newClaimIDs returns a prefix for a store's claim ids, unlike any other

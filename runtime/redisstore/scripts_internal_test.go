@@ -3,6 +3,8 @@ package redisstore
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -102,5 +104,23 @@ func TestScriptsWithoutFunctions(t *testing.T) {
 				t.Fatalf("a fresh store's first claim: %v", err)
 			}
 		})
+	}
+}
+
+// TestRefusedDialSendsNothing: a claim that could not connect is known
+// not to have reached Redis (nothing to give back), while one whose
+// connection broke afterwards may have.
+func TestRefusedDialSendsNothing(t *testing.T) {
+	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1})
+	t.Cleanup(func() { c.Close() })
+	s := New(c, Options{Prefix: "nowhere"})
+	t.Cleanup(func() { s.Close() })
+	var l runtime.Lease
+	_, err := s.Claim(context.Background(), runtime.ClaimFilter{Now: time.Now(), Lease: time.Minute}, &l)
+	if err == nil || !Unreachable(err) || !neverSent(err) {
+		t.Fatalf("claim on a closed port: %v; want it unreachable and never sent", err)
+	}
+	if neverSent(&net.OpError{Op: "read", Net: "tcp", Err: io.EOF}) || neverSent(io.EOF) {
+		t.Fatal("a broken connection was taken for a command never sent")
 	}
 }
