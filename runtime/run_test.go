@@ -30,9 +30,9 @@ func TestIdleWorkersAllWake(t *testing.T) {
 	const workers, tasks = 4, 4
 	var running atomic.Int32
 	together := make(chan struct{})
-	// A clock that stands still: an idle worker wakes only when told to,
-	// never at the end of its idle wait.
-	clock := stillClock{time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	// A clock that stands still (the test never moves it): an idle
+	// worker wakes only when told to, never at the end of its idle wait.
+	clock := newSteppedClock()
 	store := &onceWoken{Store: memstore.New(memstore.Options{}), wake: make(chan struct{}, 1)}
 	e := runtime.New(store, runtime.Options{Clock: clock})
 	err := e.Register(context.Background(), m, map[string]runtime.Handler{
@@ -76,16 +76,6 @@ type onceWoken struct {
 }
 
 func (s *onceWoken) Wake() <-chan struct{} { return s.wake }
-
-// stillClock stands still: Sleep returns only when woken.
-type stillClock struct{ now time.Time }
-
-func (c stillClock) Now() time.Time { return c.now }
-
-func (c stillClock) Sleep(_ time.Duration, wake <-chan struct{}) bool {
-	<-wake
-	return false
-}
 
 // steppedClock moves only when the test moves it; Sleep returns when
 // woken or when the clock reaches the sleep's end.
