@@ -61,8 +61,18 @@ func fsmFiles(paths []string) (files []string, errs []error) {
 			}
 			found = true
 			// A named pipe or device found by the search would block
-			// the read, or never end; a path given as such is read.
-			if info, err := os.Stat(path); err == nil && !info.Mode().IsRegular() {
+			// the read, or never end; a path given as such is read. The
+			// walk knows each entry's type; a link is followed.
+			mode := d.Type()
+			if mode&fs.ModeSymlink != 0 {
+				info, err := os.Stat(path)
+				if err != nil { // dangling: the read reports it
+					add(path)
+					return nil
+				}
+				mode = info.Mode()
+			}
+			if !mode.IsRegular() {
 				errs = append(errs, fmt.Errorf("%s: not a regular file", path))
 				return nil
 			}

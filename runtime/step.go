@@ -404,12 +404,14 @@ func (e *Engine) rejected(ctx context.Context, w *worker, err error) {
 	e.opts.Observer.Stale(machine)
 }
 
-// drop finishes work whose instance is gone.
+// drop finishes work whose instance is gone, or gives the work back
+// when the instance could not be read.
 func (e *Engine) drop(ctx context.Context, w *worker, cause error) error {
 	if errors.Is(cause, ErrNotFound) {
 		w.history = w.history[:0]
 		_ = e.store.Complete(ctx, &w.lease, nil, nil)
 		return nil
 	}
+	e.giveUp(ctx, w)
 	return cause
 }
