@@ -3,6 +3,7 @@
 package cli
 
 import (
+	"io"
 	"os"
 	"strings"
 	"syscall"
@@ -20,9 +21,14 @@ type background struct {
 }
 
 func runInBackground(stdin string, args ...string) *background {
+	return readInBackground(strings.NewReader(stdin), args...)
+}
+
+// readInBackground is runInBackground with stdin read from r.
+func readInBackground(r io.Reader, args ...string) *background {
 	b := &background{exited: make(chan int, 1)}
 	go func() {
-		b.exited <- Main(append([]string{"fsmc"}, args...), strings.NewReader(stdin), &b.stdout, &b.stderr)
+		b.exited <- Main(append([]string{"fsmc"}, args...), r, &b.stdout, &b.stderr)
 	}()
 	return b
 }
@@ -65,6 +71,22 @@ func TestScenarioInterrupted(t *testing.T) {
 	b := runInBackground("start Toggle t\nsleep 1h\nexpect t On\n", "run", writeToggle(t))
 	b.waitFor(t, &b.stdout, "--start-->")
 	if code := b.interrupt(t); code != ExitFound || !strings.Contains(b.stderr.String(), "fsmc run: stopped by a signal at line 2: the scenario did not finish") {
+		t.Fatalf("exit %d:\n%s", code, b.stderr.String())
+	}
+}
+
+// TestScenarioInterruptedWhileWaiting: a signal that comes while the
+// scenario waits for its next line says so, rather than blaming the
+// line before (whose work was done).
+func TestScenarioInterruptedWhileWaiting(t *testing.T) {
+	r, w := io.Pipe()
+	defer w.Close()
+	b := readInBackground(r, "run", writeToggle(t))
+	if _, err := io.WriteString(w, "start Toggle t\ninspect t\n"); err != nil {
+		t.Fatal(err)
+	}
+	b.waitFor(t, &b.stdout, "history") // what inspect prints last
+	if code := b.interrupt(t); code != ExitFound || !strings.Contains(b.stderr.String(), "fsmc run: stopped by a signal while waiting for line 3: the scenario did not finish") {
 		t.Fatalf("exit %d:\n%s", code, b.stderr.String())
 	}
 }

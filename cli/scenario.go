@@ -63,10 +63,10 @@ func (s *scenario) run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			return s.finish(ctx)
+			return s.finish(ctx, fmt.Sprintf("while waiting for line %d", s.line+1))
 		case line, ok := <-lines:
 			if ctx.Err() != nil { // both were ready: the signal wins
-				return s.finish(ctx)
+				return s.finish(ctx, fmt.Sprintf("before line %d", s.line+1))
 			}
 			if !ok {
 				err := <-done
@@ -78,10 +78,16 @@ func (s *scenario) run(ctx context.Context) error {
 				if err != nil {
 					return usageError("fsmc run: reading stdin: %v", err)
 				}
-				return s.finish(ctx)
+				return s.finish(ctx, fmt.Sprintf("after the last line (%d), finishing the work due", s.line))
 			}
 			s.line++
+			if s.line == 1 {
+				line = strings.TrimPrefix(line, "\uFEFF") // a byte order mark, as editors on some systems write
+			}
 			s.command(ctx, strings.TrimSpace(stripComment(line)))
+			if ctx.Err() != nil {
+				return s.finish(ctx, fmt.Sprintf("at line %d", s.line))
+			}
 		}
 	}
 }
@@ -92,12 +98,13 @@ const maxLine = 16 << 20
 // finish handles the work that is due, then reports. A scenario stopped
 // by a signal did not run to its end (its expectations are unchecked):
 // it fails.
-func (s *scenario) finish(ctx context.Context) error {
+// where says where the scenario was when the signal came.
+func (s *scenario) finish(ctx context.Context, where string) error {
 	if ctx.Err() == nil {
 		s.runDue(ctx)
 	}
 	if ctx.Err() != nil {
-		fmt.Fprintf(s.stderr, "fsmc run: stopped by a signal at line %d: the scenario did not finish\n", s.line)
+		fmt.Fprintf(s.stderr, "fsmc run: stopped by a signal %s: the scenario did not finish\n", where)
 		return exit(ExitFound)
 	}
 	if s.failed {

@@ -400,6 +400,9 @@ func (mc *machineChecker) checkTimer(gt *grammar.Timer) *Timer {
 	return t
 }
 
+// checkSets checks a transition's or timer's `set` list: each field and
+// value, and a field set twice (W108: the assignments are simultaneous,
+// so only the last one has any effect).
 func (mc *machineChecker) checkSets(sets []*grammar.Assign, scope exprScope) []*Assign {
 	var out []*Assign
 	for _, ga := range sets {
@@ -414,6 +417,13 @@ func (mc *machineChecker) checkSets(sets []*grammar.Assign, scope exprScope) []*
 		a.Field = f
 		if ty := a.Value.Type(); ty != f.Type && ty != Invalid {
 			mc.errorf(a.Value.Span(), TypeMismatch, "cannot set %s field %q to %s", f.Type, f.Name, withArticle(ty.String()))
+		}
+		for i := len(out) - 1; i >= 0; i-- {
+			if out[i].Field == f {
+				d := mc.warnf(a.Range, SetTwice, "field %q is set again: the earlier assignment has no effect", f.Name)
+				d.Related = []Note{{Range: out[i].Range, Message: "the earlier assignment"}}
+				break
+			}
 		}
 		out = append(out, a)
 	}

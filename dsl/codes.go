@@ -133,6 +133,12 @@ const (
 	//
 	//	machine Forever { initial state A { after 1s -> A } }  // W107
 	NoFinalState Code = "W107"
+
+	// SetTwice: a transition or timer sets one context field twice. The
+	// assignments are simultaneous, so only the last one takes effect.
+	//
+	//	on Go -> A set n = 1, n = 2          // W108
+	SetTwice Code = "W108"
 )
 
 // CodeInfo describes a code for documentation and SARIF rules.
@@ -168,6 +174,7 @@ var Codes = []CodeInfo{
 	{DeadEnd, "DeadEnd", Warning, "A non-final state has no transitions, no timers and no task."},
 	{NoErrorHandler, "NoErrorHandler", Warning, "A state with a task has no on error, so a permanent failure parks the instance."},
 	{NoFinalState, "NoFinalState", Warning, "The machine has no final state."},
+	{SetTwice, "SetTwice", Warning, "A transition or timer sets one context field twice, so only the last assignment takes effect."},
 }
 
 // Info returns the description of c.

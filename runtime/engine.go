@@ -96,7 +96,7 @@ type Call struct {
 	Action         string
 	Context        Fields // read-only
 	Attempt        int    // 1 for the first attempt
-	IdempotencyKey string // the same for every attempt of one state visit
+	IdempotencyKey string // the same for every attempt of one state visit (see IdempotencyKey)
 	Deadline       time.Time
 }
 

@@ -180,9 +180,7 @@ func TestRunWorkers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- e.Run(ctx, 4) }()
+	stop := storetest.RunInBackground(t, e, 4)
 	const n = 200
 	for i := 0; i < n; i++ {
 		if err := e.Start(context.Background(), "Job", fmt.Sprintf("j%03d", i), nil, runtime.StartOptions{Priority: i % 10}); err != nil {
@@ -200,12 +198,7 @@ func TestRunWorkers(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	cancel()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("Run did not stop")
-	}
+	stop()
 }
 
 // racyStore hands out, with its first claim of instance work, the

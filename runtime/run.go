@@ -77,7 +77,7 @@ func (e *Engine) graceful(ctx context.Context) (work context.Context, stop func(
 		defer grace.Stop()
 		select {
 		case <-grace.C:
-			e.opts.Logger.Info("stopping: cancelling the tasks still running", "grace", e.opts.StopGrace)
+			e.opts.Logger.Info("stopping: cancelling the tasks still running", "grace", max(e.opts.StopGrace, 0))
 			cancel()
 		case <-done:
 		}
@@ -186,8 +186,11 @@ func (e *Engine) workLoop(ctx, work context.Context, b wakeups, slots *taskSlots
 // RegistryCheck, and when the store answers after failing, until ctx
 // ends: a store that lost its data (a Redis restarted without
 // persistence) would otherwise have no machine for `fsmc start` to
-// start until a worker restarts.
+// start until a worker restarts. A SettingsKeeper puts back the
+// deployment's settings then too, and looks at them once at the start,
+// so that it knows them from the start.
 func (e *Engine) keepRegistered(ctx context.Context) {
+	e.keepSettings(ctx)
 	tick := time.NewTicker(e.opts.RegistryCheck)
 	defer tick.Stop()
 	for {
@@ -208,6 +211,23 @@ func (e *Engine) keepRegistered(ctx context.Context) {
 				e.opts.Logger.Warn("could not check the machine's registration; trying again later", "machine", m.Name, "err", err)
 			}
 		}
+		e.keepSettings(ctx)
+	}
+}
+
+// keepSettings has a SettingsKeeper store check the deployment's
+// settings, and put back what it lost.
+func (e *Engine) keepSettings(ctx context.Context) {
+	k, ok := e.store.(SettingsKeeper)
+	if !ok {
+		return
+	}
+	n, err := k.KeepSettings(ctx)
+	switch {
+	case err != nil && ctx.Err() == nil:
+		e.opts.Logger.Warn("could not check the deployment's settings; trying again later", "err", err)
+	case n > 0:
+		e.opts.Logger.Warn("the store had lost the deployment's settings (a restart without its data?): restored", "partitions", n)
 	}
 }
 

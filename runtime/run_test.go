@@ -3,12 +3,15 @@ package runtime_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/fsmc/fsmc/internal/irtest"
+	"github.com/fsmc/fsmc/internal/redistest"
 	"github.com/fsmc/fsmc/runtime"
 	"github.com/fsmc/fsmc/runtime/memstore"
 	"github.com/fsmc/fsmc/runtime/storetest"
@@ -51,10 +54,7 @@ func TestIdleWorkersAllWake(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- e.Run(ctx, workers) }()
-	defer func() { cancel(); <-done }()
+	storetest.RunInBackground(t, e, workers)
 	time.Sleep(50 * time.Millisecond) // every worker idle, waiting
 	for i := 0; i < tasks; i++ {
 		if err := e.Start(context.Background(), "Job", fmt.Sprintf("j%d", i), nil, runtime.StartOptions{}); err != nil {
@@ -145,13 +145,13 @@ const slowJob = `machine Job {
     final state Finished
 }`
 
-// runOne starts one Job instance on an engine running one worker with
-// grace, and returns once its handler is running; stop cancels Run and
+// runOne starts one Job instance on an engine with opts running one
+// worker, and returns once its handler is running; stop cancels Run and
 // waits for it to return.
-func runOne(t *testing.T, grace time.Duration, work runtime.Handler) (e *runtime.Engine, running <-chan struct{}, stop func()) {
+func runOne(t *testing.T, opts runtime.Options, work runtime.Handler) (e *runtime.Engine, running <-chan struct{}, stop func()) {
 	t.Helper()
 	started := make(chan struct{})
-	e = runtime.New(memstore.New(memstore.Options{}), runtime.Options{StopGrace: grace})
+	e = runtime.New(memstore.New(memstore.Options{}), opts)
 	err := e.Register(context.Background(), compileMachine(t, slowJob), map[string]runtime.Handler{
 		"Work": func(ctx context.Context, c *runtime.Call) (runtime.Result, error) {
 			close(started)
@@ -161,27 +161,18 @@ func runOne(t *testing.T, grace time.Duration, work runtime.Handler) (e *runtime
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- e.Run(ctx, 1) }()
+	stop = storetest.RunInBackground(t, e, 1)
 	if err := e.Start(context.Background(), "Job", "j", nil, runtime.StartOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	return e, started, func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			t.Fatal("Run did not return")
-		}
-	}
+	return e, started, stop
 }
 
 // TestStopLetsRunningTasksFinish: told to stop, Run lets a running task
 // finish, within the grace period, and records its result.
 func TestStopLetsRunningTasksFinish(t *testing.T) {
 	release := make(chan struct{})
-	e, running, stop := runOne(t, time.Minute, func(ctx context.Context, _ *runtime.Call) (runtime.Result, error) {
+	e, running, stop := runOne(t, runtime.Options{StopGrace: time.Minute}, func(ctx context.Context, _ *runtime.Call) (runtime.Result, error) {
 		<-release
 		if ctx.Err() != nil {
 			return runtime.Result{}, fmt.Errorf("cancelled within the grace period: %w", ctx.Err())
@@ -213,7 +204,7 @@ func TestStopLetsRunningTasksFinish(t *testing.T) {
 // TestStopGivesBackAfterTheGrace: a task still running when the grace
 // period ends is cancelled and its attempt given back, not failed.
 func TestStopGivesBackAfterTheGrace(t *testing.T) {
-	e, running, stop := runOne(t, 50*time.Millisecond, func(ctx context.Context, _ *runtime.Call) (runtime.Result, error) {
+	e, running, stop := runOne(t, runtime.Options{StopGrace: 50 * time.Millisecond}, func(ctx context.Context, _ *runtime.Call) (runtime.Result, error) {
 		<-ctx.Done()
 		return runtime.Result{}, ctx.Err()
 	})
@@ -239,10 +230,13 @@ func TestStopGivesBackAfterTheGrace(t *testing.T) {
 // TestStopWaitsForCancelledHandlers: once the grace period ends, Run
 // returns only after the cancelled handlers have (up to a short wait for
 // those that ignore their context): a command handler kills its command
-// then, which must happen before the process exits.
+// then, which must happen before the process exits. With no grace (a
+// negative StopGrace, as `--grace 0` gives) the log says it was 0.
 func TestStopWaitsForCancelledHandlers(t *testing.T) {
 	var returned atomic.Bool
-	_, running, stop := runOne(t, -1, func(ctx context.Context, _ *runtime.Call) (runtime.Result, error) {
+	var log redistest.Output
+	logger := slog.New(slog.NewTextHandler(&log, nil))
+	_, running, stop := runOne(t, runtime.Options{StopGrace: -1, Logger: logger}, func(ctx context.Context, _ *runtime.Call) (runtime.Result, error) {
 		<-ctx.Done()
 		time.Sleep(50 * time.Millisecond) // killing a command and reaping it
 		returned.Store(true)
@@ -252,6 +246,9 @@ func TestStopWaitsForCancelledHandlers(t *testing.T) {
 	stop()
 	if !returned.Load() {
 		t.Fatal("Run returned while a cancelled handler was still running")
+	}
+	if !strings.Contains(log.String(), `msg="stopping: cancelling the tasks still running" grace=0s`) {
+		t.Fatalf("log:\n%s", log.String())
 	}
 }
 
@@ -279,10 +276,7 @@ func TestLateResultIsCounted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- e.Run(ctx, 2) }()
-	defer func() { cancel(); <-done }()
+	storetest.RunInBackground(t, e, 2)
 	if err := e.Start(context.Background(), "Job", "j", nil, runtime.StartOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -366,10 +360,8 @@ func TestTimersFireWhileTasksRun(t *testing.T) {
 	if err := e.Start(ctx, "Wait", "w", nil, runtime.StartOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error)
-	go func() { done <- e.Run(runCtx, 2) }()
-	defer func() { close(release); cancel(); <-done }()
+	stop := storetest.RunInBackground(t, e, 2)
+	defer func() { close(release); stop() }()
 	// The timer fires, and both workers run an attempt (whichever comes
 	// first: idle workers move the fake clock on).
 	deadline := time.Now().Add(10 * time.Second)
@@ -415,11 +407,8 @@ func TestTimerFiresWhileItsInstanceRunsATask(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- e.Run(ctx, 1) }()
-	defer func() { cancel(); <-done }()
-	defer close(release)
+	stop := storetest.RunInBackground(t, e, 1)
+	defer func() { close(release); stop() }()
 	waitUntil(t, "both workers to go idle", func() bool { return clock.Sleeping() == 2 })
 	if err := e.Start(context.Background(), "Slow", "s", nil, runtime.StartOptions{}); err != nil {
 		t.Fatal(err)
@@ -452,5 +441,32 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("waited 10 s for %s", what)
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// keeperStore is the embedded store with a SettingsKeeper that counts
+// its checks.
+type keeperStore struct {
+	*memstore.Store
+	checks atomic.Int32
+}
+
+func (s *keeperStore) KeepSettings(context.Context) (int, error) {
+	s.checks.Add(1)
+	return 0, nil
+}
+
+// TestRunChecksSettingsAtStart: Run has a SettingsKeeper look at the
+// deployment's settings as it starts, not only at the first registry
+// check: a worker that did not set them learns them at once, and can put
+// them back if the store loses them soon after.
+func TestRunChecksSettingsAtStart(t *testing.T) {
+	store := &keeperStore{Store: memstore.New(memstore.Options{})}
+	e := runtime.New(store, runtime.Options{RegistryCheck: time.Hour})
+	storetest.RunInBackground(t, e, 1)
+	for deadline := time.Now().Add(10 * time.Second); store.checks.Load() == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no settings check as Run started")
+		}
 	}
 }

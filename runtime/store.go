@@ -242,3 +242,12 @@ type DirectStore interface {
 	// caller then queues the result with Complete.
 	CompleteDirect(ctx context.Context, l *Lease, c *Commit, due time.Time) (bool, error)
 }
+
+// SettingsKeeper is implemented by stores that hold deployment settings
+// a store could lose with its data (the Redis store's retention of ended
+// instances). Run calls KeepSettings with its registry check
+// (Options.RegistryCheck) to put back what was lost; it returns how many
+// places it restored.
+type SettingsKeeper interface {
+	KeepSettings(ctx context.Context) (restored int, err error)
+}

@@ -26,10 +26,20 @@ func (e *Engine) attempt(ctx context.Context, w *worker) error {
 		_ = e.store.Release(ctx, &w.lease)
 		return err
 	}
-	if inst.Status != Active || inst.Visit != item.Visit {
+	late, isLate := deferredTimeout(item)
+	from, seen := inst.State, inst.Version
+	switch {
+	case isLate && (inst.Status == Active || inst.Status == Failed):
+		// The attempt ran and timed out; it fails now, at its deadline,
+		// as it would have on the real clock, though the instance may
+		// have moved on since it ran: the failure is recorded with the
+		// state and version the attempt saw, and an error it leads to is
+		// then discarded as from an earlier visit.
+		from, seen = late.from, late.version
+	case inst.Status != Active || inst.Visit != item.Visit:
 		return e.complete(ctx, w) // the instance has moved on
 	}
-	st := &m.ir.States[inst.State]
+	st := &m.ir.States[from]
 	task := st.Task
 	if task == nil || task.Action != item.Action {
 		return e.complete(ctx, w)
@@ -38,9 +48,8 @@ func (e *Engine) attempt(ctx context.Context, w *worker) error {
 	var result Result
 	var runErr error
 	var took time.Duration
-	if msg, ok := deferredTimeout(item); ok {
-		// The attempt ran and timed out; it fails now, at its deadline.
-		runErr, took = errors.New(msg), time.Duration(task.Timeout)
+	if isLate {
+		runErr, took = errors.New(late.msg), time.Duration(task.Timeout)
 	} else {
 		handler := m.handlers[item.Action]
 		if handler == nil {
@@ -61,7 +70,7 @@ func (e *Engine) attempt(ctx context.Context, w *worker) error {
 			Action:         action.Name,
 			Context:        Fields{schema: m.ir.Context, values: append([]ir.Value(nil), inst.Context...)},
 			Attempt:        item.Attempt,
-			IdempotencyKey: inst.ID + "/" + strconv.FormatUint(inst.Visit, 10),
+			IdempotencyKey: IdempotencyKey(inst),
 			Deadline:       e.opts.Clock.Now().Add(timeout),
 		}
 		began := time.Now()
@@ -77,8 +86,7 @@ func (e *Engine) attempt(ctx context.Context, w *worker) error {
 			// ahead: the failure is recorded then, as work due at the
 			// deadline, and what is due before it (a shorter timer)
 			// comes first.
-			w.schedule = append(w.schedule, Work{Kind: WorkTask, Due: call.Deadline, Visit: item.Visit, Action: item.Action,
-				Attempt: item.Attempt, Payload: []ir.Value{{T: ir.TypeString, S: runErr.Error()}}})
+			w.schedule = append(w.schedule, lateFailure(item, call.Deadline, runErr.Error(), inst))
 			return e.complete(ctx, w)
 		}
 	}
@@ -108,7 +116,7 @@ func (e *Engine) attempt(ctx context.Context, w *worker) error {
 	if IsPermanent(runErr) {
 		noted += " (permanent: no retries)"
 	}
-	w.history = append(w.history, HistoryEntry{Time: now, Kind: HistAttemptFailed, Version: inst.Version, From: inst.State, To: -1, Event: -1, Attempt: item.Attempt, Message: noted})
+	w.history = append(w.history, HistoryEntry{Time: now, Kind: HistAttemptFailed, Version: seen, From: from, To: -1, Event: -1, Attempt: item.Attempt, Message: noted})
 	if item.Attempt > task.Retry || IsPermanent(runErr) {
 		errPayload := []ir.Value{{T: ir.TypeString, S: msg}, {T: ir.TypeInt, I: int64(item.Attempt)}}
 		w.schedule = append(w.schedule, Work{Kind: WorkEvent, Due: now, Visit: item.Visit, Event: ir.EventError, Payload: errPayload})
@@ -171,14 +179,38 @@ func (e *Engine) deliver(ctx context.Context, w *worker, m *machine, result *Wor
 // errTimedOut marks an attempt that ran past its task's timeout.
 var errTimedOut = errors.New("timed out")
 
-// deferredTimeout reads a task attempt that already ran and timed out
-// before its deadline came on the engine's clock: it carries its
-// failure's message as its payload, to be recorded at the deadline.
-func deferredTimeout(item *Work) (msg string, ok bool) {
-	if item.Kind != WorkTask || len(item.Payload) != 1 || item.Payload[0].T != ir.TypeString {
-		return "", false
+// IdempotencyKey is the key of inst's task attempts in its current
+// visit to a state: INSTANCE/CREATED/VISIT, with the instance's creation
+// time in Unix milliseconds, so that an instance started later under an
+// ID that was freed (an ended instance past the retention) has keys of
+// its own.
+func IdempotencyKey(inst *Instance) string {
+	return inst.ID + "/" + strconv.FormatInt(inst.Created.UnixMilli(), 10) + "/" + strconv.FormatUint(inst.Visit, 10)
+}
+
+// late is a task attempt that already ran and timed out before its
+// deadline came on the engine's clock: the failure to record at the
+// deadline, with the state and version the attempt saw.
+type late struct {
+	msg     string
+	from    int
+	version uint64
+}
+
+// lateFailure is the work that records attempt item's failure (msg) at
+// its deadline; inst is the instance as the attempt saw it.
+func lateFailure(item *Work, deadline time.Time, msg string, inst *Instance) Work {
+	return Work{Kind: WorkTask, Due: deadline, Visit: item.Visit, Action: item.Action, Attempt: item.Attempt,
+		Payload: []ir.Value{{T: ir.TypeString, S: msg}, {T: ir.TypeInt, I: int64(inst.State)}, {T: ir.TypeInt, I: int64(inst.Version)}}}
+}
+
+// deferredTimeout reads the work lateFailure makes.
+func deferredTimeout(item *Work) (l late, ok bool) {
+	p := item.Payload
+	if item.Kind != WorkTask || len(p) != 3 || p[0].T != ir.TypeString || p[1].T != ir.TypeInt || p[2].T != ir.TypeInt {
+		return late{}, false
 	}
-	return item.Payload[0].S, true
+	return late{msg: p[0].S, from: int(p[1].I), version: uint64(p[2].I)}, true
 }
 
 // handlerGrace is how long a handler whose deadline passed, or whose
@@ -218,9 +250,22 @@ func (e *Engine) runHandler(ctx context.Context, w *worker, handler Handler, cal
 			}
 			return o.r, o.err
 		case <-hctx.Done():
+			select {
+			case o := <-done: // it finished at the same moment
+				if ctx.Err() != nil {
+					return Result{}, ctx.Err()
+				}
+				if o.err == nil {
+					return o.r, nil
+				}
+				return Result{}, fmt.Errorf("%w after %s: %w", errTimedOut, ir.FormatDuration(timeout), o.err)
+			default:
+			}
 			// Stopping or timed out: the handler has handlerGrace to see
 			// it and return (a command handler kills its command, which
-			// must happen before a stopping process exits).
+			// must happen before a stopping process exits), so that what
+			// it says reaches the failure's message. What it returns then
+			// came too late: a success past the deadline fails too.
 			grace := time.NewTimer(handlerGrace)
 			defer grace.Stop()
 			select {
@@ -231,7 +276,7 @@ func (e *Engine) runHandler(ctx context.Context, w *worker, handler Handler, cal
 				case o.err != nil:
 					return Result{}, fmt.Errorf("%w after %s: %w", errTimedOut, ir.FormatDuration(timeout), o.err)
 				}
-				return o.r, nil // it finished at the same moment
+				return Result{}, fmt.Errorf("%w after %s (the handler returned its result after the deadline)", errTimedOut, ir.FormatDuration(timeout))
 			case <-grace.C:
 			}
 			if ctx.Err() != nil {

@@ -404,7 +404,7 @@ func machineData(m *ir.Machine, index int, prefix string, top namespace) machine
 		act := action{Name: a.Name, Go: actionGo[i], Context: prefix + "Context"}
 		if len(a.Emits) > 0 {
 			act.Result = top.claim(prefix + actionGo[i] + "Result")
-			act.Marker = "is" + act.Result
+			act.Marker = lowerFirst(act.Result)
 			ids := append([]int(nil), a.Emits...)
 			sort.Ints(ids)
 			for _, id := range ids {

@@ -105,13 +105,16 @@ func (e {{.Go}}) payload() map[string]any {
 {{- range $a := $m.Actions}}{{if $a.Result}}
 // {{$a.Result}} is what the action {{$a.Name}} returns: {{emitsList $a.Emits}}.
 type {{$a.Result}} interface {
-	{{$a.Marker}}()
-	eventName() string
-	payload() map[string]any
+	// {{$a.Marker}} gives the event and its payload.
+	// Only the events the action emits have this method, so a type
+	// that has it (even by embedding one of them) is one of them.
+	{{$a.Marker}}() (event string, payload map[string]any)
 }
 {{range $a.Emits}}
-func ({{.Go}}) {{$a.Marker}}() {}
-{{- end}}
+func (e {{.Go}}) {{$a.Marker}}() (string, map[string]any) {
+	return e.eventName(), e.payload()
+}
+{{end}}
 {{end}}{{end}}
 // {{$m.Go}}Actions is what a program implements to run {{$m.Name}}'s actions.
 type {{$m.Go}}Actions interface {
@@ -146,7 +149,7 @@ func Register{{$m.Go}}(ctx context.Context, engine *runtime.Engine, actions {{$m
 			if err != nil || r == nil {
 				return runtime.Result{}, err
 			}
-			return runtime.Emit(r.eventName(), r.payload()), nil
+			return runtime.Emit(r.{{.Marker}}()), nil
 {{- else}}
 			return runtime.Result{}, actions.{{.Go}}(ctx, call, {{lower $m.Go}}ContextOf(call.Context))
 {{- end}}

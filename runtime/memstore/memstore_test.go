@@ -138,3 +138,45 @@ func TestRetention(t *testing.T) {
 		t.Errorf("with no retention, left: %s", left)
 	}
 }
+
+// TestReusedIDHasItsOwnKeys: an instance started under the ID of one
+// removed after its retention gets idempotency keys of its own, so a
+// handler that deduplicates on the key does not take it for the first.
+func TestReusedIDHasItsOwnKeys(t *testing.T) {
+	ctx := context.Background()
+	m := irtest.Compile(t, "charge.fsm", []byte(`machine Charge {
+    action Pay
+    initial state Paying {
+        do Pay
+        on done -> Paid
+        on error -> Paid
+    }
+    final state Paid
+}`)).Machines[0]
+	clock := runtime.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	store := memstore.New(memstore.Options{Retention: time.Hour})
+	e := runtime.New(store, runtime.Options{Clock: clock})
+	var keys []string
+	err := e.Register(ctx, m, map[string]runtime.Handler{"Pay": func(_ context.Context, c *runtime.Call) (runtime.Result, error) {
+		keys = append(keys, c.IdempotencyKey)
+		return runtime.Result{}, nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for run := 0; run < 2; run++ {
+		if err := e.Start(ctx, "Charge", "order-1", nil, runtime.StartOptions{}); err != nil {
+			t.Fatalf("start %d: %v", run+1, err)
+		}
+		if _, err := e.RunDue(ctx); err != nil {
+			t.Fatal(err)
+		}
+		clock.Advance(time.Hour + time.Millisecond)
+		if _, err := e.RunDue(ctx); err != nil { // the store sees the time, and removes it
+			t.Fatal(err)
+		}
+	}
+	if len(keys) != 2 || keys[0] == keys[1] {
+		t.Fatalf("keys %q; want two, different", keys)
+	}
+}

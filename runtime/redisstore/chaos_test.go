@@ -22,6 +22,7 @@ import (
 	"github.com/fsmc/fsmc/internal/redistest"
 	"github.com/fsmc/fsmc/runtime"
 	"github.com/fsmc/fsmc/runtime/redisstore"
+	"github.com/fsmc/fsmc/runtime/storetest"
 )
 
 const flow = `machine Flow {
@@ -428,9 +429,7 @@ func TestTaskOutlivesOutage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stopped := make(chan struct{})
-	go func() { _ = e.Run(ctx, 1); close(stopped) }()
-	defer func() { cancel(); <-stopped }()
+	storetest.RunInBackground(t, e, 1)
 	if err := e.Start(ctx, "OneStep", "j", nil, runtime.StartOptions{}); err != nil {
 		t.Fatal(err)
 	}

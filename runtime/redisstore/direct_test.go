@@ -10,6 +10,7 @@ import (
 	"github.com/fsmc/fsmc/internal/irtest"
 	"github.com/fsmc/fsmc/runtime"
 	"github.com/fsmc/fsmc/runtime/redisstore"
+	"github.com/fsmc/fsmc/runtime/storetest"
 )
 
 // countingStore counts the task results committed directly. Its
@@ -56,9 +57,7 @@ func TestResultDeliveredDirectly(t *testing.T) {
 	}
 	// One worker: while it runs the task, nothing else of the instance
 	// is handled (the one Run keeps for instance work is held).
-	stopped := make(chan struct{})
-	go func() { _ = e.Run(ctx, 1); close(stopped) }()
-	defer func() { cancel(); <-stopped }()
+	storetest.RunInBackground(t, e, 1)
 
 	if err := e.Start(ctx, "Slow", "quick", nil, runtime.StartOptions{}); err != nil {
 		t.Fatal(err)

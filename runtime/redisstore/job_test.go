@@ -11,6 +11,7 @@ import (
 	"github.com/fsmc/fsmc/internal/irtest"
 	"github.com/fsmc/fsmc/runtime"
 	"github.com/fsmc/fsmc/runtime/redisstore"
+	"github.com/fsmc/fsmc/runtime/storetest"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -68,7 +69,7 @@ func TestRegistryLostAndRestored(t *testing.T) {
 	if err := e.Register(ctx, m, nil); err != nil {
 		t.Fatal(err)
 	}
-	go e.Run(ctx, 1)
+	storetest.RunInBackground(t, e, 1)
 	keys, err := c.Keys(ctx, prefix+":machine:*").Result()
 	if err != nil || len(keys) != 1 {
 		t.Fatalf("registry keys %v: %v", keys, err)
@@ -132,7 +133,7 @@ func TestRetention(t *testing.T) {
 	if err := e.Cancel(ctx, "cancelled"); err != nil {
 		t.Fatal(err)
 	}
-	go e.Run(ctx, 2)
+	storetest.RunInBackground(t, e, 2)
 	waitListed(t, e, runtime.ListFilter{Machine: "Job", State: "Finished"}, 1, 10*time.Second)
 	for _, id := range []string{"done", "cancelled"} {
 		if d := ttl(id); d <= 59*time.Minute || d > time.Hour {
@@ -169,5 +170,93 @@ func TestRetention(t *testing.T) {
 	waitListed(t, e, runtime.ListFilter{Machine: "Job", State: "Finished"}, 2, 10*time.Second)
 	if d := ttl("kept"); d != -1 {
 		t.Errorf("with no retention, an ended instance expires in %v", d)
+	}
+}
+
+// TestRetentionRestored: the deployment's retention survives a Redis
+// that lost its data. A running worker that set it, or saw it set by
+// another, puts it back in every partition that lost it with its
+// registry check; a later setting by another worker is the one it keeps;
+// "keep ended instances" is restored as such; and a store that never
+// knew a retention writes none.
+func TestRetentionRestored(t *testing.T) {
+	c := redisClient(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	setter, prefix, m := jobStore(t, c)
+	partition := func(p int) string { return fmt.Sprintf("%s:{%s-%d}:", prefix, prefix, p) }
+	lose := func() { // what a restart without persistence leaves of the settings
+		t.Helper()
+		for p := 0; p < 2; p++ {
+			if err := c.Del(ctx, partition(p)+"retain", partition(p)+"retention").Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// retains reports each partition's retention as the scripts read it
+	// ("" when ended instances are kept).
+	retains := func() string {
+		t.Helper()
+		var out []string
+		for p := 0; p < 2; p++ {
+			v, err := c.Get(ctx, partition(p)+"retain").Result()
+			if err != nil && !errors.Is(err, redis.Nil) {
+				t.Fatal(err)
+			}
+			out = append(out, v)
+		}
+		return fmt.Sprint(out)
+	}
+	if err := setter.SetRetention(ctx, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+
+	// A worker that did not set the retention learns it with a check
+	// (as Run's first would), and Run's checks restore it when the data
+	// is lost.
+	worker := redisstore.New(c, redisstore.Options{Prefix: prefix, Partitions: 2})
+	if n, err := worker.KeepSettings(ctx); err != nil || n != 0 {
+		t.Fatalf("KeepSettings restored %d partitions (%v) where none was lost", n, err)
+	}
+	e := runtime.New(worker, runtime.Options{RegistryCheck: 20 * time.Millisecond})
+	if err := e.Register(ctx, m, nil); err != nil {
+		t.Fatal(err)
+	}
+	storetest.RunInBackground(t, e, 1)
+	lose()
+	for deadline := time.Now().Add(10 * time.Second); retains() != "[3600000 3600000]"; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the retention was not restored: %s", retains())
+		}
+	}
+
+	// Another worker's later setting is the one kept; keeping ended
+	// instances is restored as a setting of its own, not as the lost
+	// hour.
+	if err := setter.SetRetention(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := worker.KeepSettings(ctx); err != nil {
+		t.Fatal(err)
+	}
+	lose()
+	if n, err := worker.KeepSettings(ctx); err != nil || n != 2 {
+		t.Fatalf("KeepSettings restored %d partitions (%v), want 2", n, err)
+	}
+	if got := retains(); got != "[ ]" {
+		t.Fatalf("retention %s after restoring 'kept'; want none", got)
+	}
+	if n, err := worker.KeepSettings(ctx); err != nil || n != 0 {
+		t.Fatalf("KeepSettings restored %d partitions (%v) where none was lost", n, err)
+	}
+
+	// A store that never knew a retention writes none.
+	lose()
+	fresh := redisstore.New(c, redisstore.Options{Prefix: prefix, Partitions: 2})
+	if n, err := fresh.KeepSettings(ctx); err != nil || n != 0 {
+		t.Fatalf("a store that knew no retention restored %d partitions (%v)", n, err)
+	}
+	if n, err := c.Exists(ctx, partition(0)+"retention", partition(1)+"retention").Result(); err != nil || n != 0 {
+		t.Fatalf("%d retention keys written by a store that knew none (%v)", n, err)
 	}
 }

@@ -126,6 +126,13 @@ type Store struct {
 	claimIDs string // this store's prefix of them
 	claimSeq atomic.Uint64
 	abandons sync.WaitGroup
+	// retention is the deployment's retention as this store last set or
+	// saw it (known), which KeepSettings restores where it was lost.
+	retention struct {
+		sync.Mutex
+		known bool
+		ms    int64
+	}
 }
 
 // errNoMachine: the registry has no machine with the id.
@@ -606,19 +613,86 @@ func (s *Store) Latest(ctx context.Context, name string) (string, error) {
 // deployment's, in every partition: it holds for whoever ends an
 // instance (any worker, or an operator's cancel) until it is set again,
 // and applies to instances that end from then on.
+//
+// Each partition keeps it twice: P.."retain" (ms, absent when ended
+// instances are kept), which the scripts read, and P.."retention" (ms,
+// "0" when kept), which says that it was set, so that a partition that
+// lost its data can be told from one whose ended instances are kept
+// (KeepSettings).
 func (s *Store) SetRetention(ctx context.Context, d time.Duration) error {
+	ms := int64(0)
+	if d > 0 {
+		ms = max(d.Milliseconds(), 1)
+	}
+	parts := make([]int, s.parts)
+	for p := range parts {
+		parts[p] = p
+	}
+	if err := s.writeRetention(ctx, parts, ms); err != nil {
+		return err
+	}
+	s.retention.Lock()
+	s.retention.known, s.retention.ms = true, ms
+	s.retention.Unlock()
+	return nil
+}
+
+// writeRetention writes a retention of ms (0: kept) in the partitions.
+func (s *Store) writeRetention(ctx context.Context, parts []int, ms int64) error {
 	_, err := s.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
-		for p := 0; p < s.parts; p++ {
-			key := s.partitionPrefix(p) + "retain"
-			if d <= 0 {
-				pipe.Del(ctx, key)
+		for _, p := range parts {
+			prefix := s.partitionPrefix(p)
+			if ms == 0 {
+				pipe.Del(ctx, prefix+"retain")
 			} else {
-				pipe.Set(ctx, key, max(d.Milliseconds(), 1), 0)
+				pipe.Set(ctx, prefix+"retain", ms, 0)
 			}
+			pipe.Set(ctx, prefix+"retention", ms, 0)
 		}
 		return nil
 	})
 	return err
+}
+
+// KeepSettings restores the deployment's retention (SetRetention) in the
+// partitions that lost it: a Redis, or a Cluster's node, restarted
+// without its data. The store knows the retention it set, or the latest
+// it saw here (another worker may have set it since); a store that has
+// known none restores nothing. Run calls it with its registry check
+// (runtime.SettingsKeeper). It returns how many partitions it restored.
+func (s *Store) KeepSettings(ctx context.Context) (int, error) {
+	cmds := make([][2]*redis.StringCmd, s.parts)
+	_, err := s.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+		for p := range cmds {
+			prefix := s.partitionPrefix(p)
+			cmds[p] = [2]*redis.StringCmd{pipe.Get(ctx, prefix+"retention"), pipe.Get(ctx, prefix+"retain")}
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return 0, err
+	}
+	s.retention.Lock()
+	defer s.retention.Unlock()
+	var lost []int
+	for p, c := range cmds {
+		set, err := c[0].Int64()
+		if errors.Is(err, redis.Nil) {
+			// Unset, or lost; a deployment of a build before the
+			// retention key has only the scripts' key.
+			lost = append(lost, p)
+			set, err = c[1].Int64()
+		}
+		if err == nil && (!s.retention.known || set != s.retention.ms) {
+			s.retention.known, s.retention.ms = true, set // set since, by another
+		} else if err != nil && !errors.Is(err, redis.Nil) {
+			return 0, fmt.Errorf("partition %d's retention: %w", p, err)
+		}
+	}
+	if !s.retention.known || len(lost) == 0 {
+		return 0, nil
+	}
+	return len(lost), s.writeRetention(ctx, lost, s.retention.ms)
 }
 
 // Retention returns the deployment's retention of ended instances (see
@@ -674,20 +748,20 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if strings.HasPrefix(url, "redis+sentinel://") {
 		fo, err := ParseSentinelURL(url)
 		if err != nil {
-			return nil, fmt.Errorf("bad Redis URL: %v", err)
+			return nil, badURL("Redis URL", url, err)
 		}
 		fo.MaxRetries = noRetries
 		rdb = redis.NewFailoverClient(fo)
 	} else if strings.Contains(url, "addr=") {
 		copts, err := parseClusterURL(url)
 		if err != nil {
-			return nil, fmt.Errorf("bad Redis URL: %v", err)
+			return nil, badURL("Redis URL", url, err)
 		}
 		rdb = redis.NewClusterClient(copts)
 	} else {
 		o, err := parseNodeURL(url)
 		if err != nil {
-			return nil, fmt.Errorf("bad Redis URL: %v", err)
+			return nil, badURL("Redis URL", url, err)
 		}
 		rdb = redis.NewClient(o)
 	}
@@ -724,7 +798,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		copts, err := parseClusterURL(url)
 		if err != nil {
 			closeAll()
-			return nil, fmt.Errorf("bad Redis URL for a Cluster node: %v", err)
+			return nil, fmt.Errorf("for a Cluster node: %w", badURL("Redis URL", url, err))
 		}
 		node.Close()
 		rdb = redis.NewClusterClient(copts)
@@ -744,7 +818,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		o, err := parseNodeURL(lockURL)
 		if err != nil {
 			closeAll()
-			return nil, fmt.Errorf("bad lock node URL: %v", err)
+			return nil, badURL("lock node URL", lockURL, err)
 		}
 		c := redis.NewClient(o)
 		owned = append(owned, c)
@@ -911,12 +985,27 @@ func redactURL(url string) string {
 	if !ok {
 		return url
 	}
-	creds, host, ok := strings.Cut(rest, "@")
-	if !ok {
+	// The last @ ends the credentials: a password may hold one that
+	// should have been percent-encoded.
+	at := strings.LastIndexByte(rest, '@')
+	if at < 0 {
 		return url
 	}
-	user, _, _ := strings.Cut(creds, ":")
-	return scheme + "://" + user + ":***@" + host
+	user, _, _ := strings.Cut(rest[:at], ":")
+	return scheme + "://" + user + ":***@" + rest[at+1:]
+}
+
+// badURL is the error for a URL (what: "Redis URL", say) that could not
+// be read. net/url's messages quote the URL, or the part it could not
+// read, which may be a password with characters that should have been
+// percent-encoded: for a URL with credentials the message says what to
+// check instead.
+func badURL(what, raw string, err error) error {
+	var ue *neturl.Error
+	if _, rest, _ := strings.Cut(raw, "://"); errors.As(err, &ue) && strings.Contains(rest, "@") {
+		return fmt.Errorf("bad %s %s: it does not parse (in a user name or password, @ : / ? # %% and spaces must be percent-encoded)", what, redactURL(raw))
+	}
+	return fmt.Errorf("bad %s: %v", what, err)
 }
 
 // Machine implements runtime.Store.

@@ -268,7 +268,7 @@ func TestShortLivedStoreWakesWorkers(t *testing.T) {
 	if err := e.Register(ctx, m, handlers); err != nil {
 		t.Fatal(err)
 	}
-	go e.Run(ctx, 1)
+	storetest.RunInBackground(t, e, 1)
 	for i := 0; i < 3; i++ {
 		time.Sleep(100 * time.Millisecond) // the worker is idle, sleeping
 		store := redisstore.New(redisClient(t), redisstore.Options{Prefix: prefix})
@@ -311,7 +311,7 @@ func TestSentinel(t *testing.T) {
 	if err := e.Register(ctx, compileJob(t), handlers); err != nil {
 		t.Fatal(err)
 	}
-	go e.Run(ctx, 2)
+	storetest.RunInBackground(t, e, 2)
 	if err := e.Start(ctx, "Job", "j1", nil, runtime.StartOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -499,5 +499,43 @@ func TestLockRefusedIsNotBusy(t *testing.T) {
 	err := runtime.New(store, runtime.Options{}).Cancel(ctx, "a")
 	if err == nil || !strings.Contains(err.Error(), "cannot take instance a's lock") || !strings.Contains(err.Error(), "NOPERM") {
 		t.Fatalf("cancel by a user who may not lock: %v", err)
+	}
+}
+
+// TestURLErrorsHidePasswords: no message about a Redis URL shows its
+// password, including one that does not parse because the password
+// holds characters that should have been percent-encoded (net/url's
+// messages quote the part they could not read).
+func TestURLErrorsHidePasswords(t *testing.T) {
+	for _, tc := range []struct {
+		url, secret string
+		named       bool // the message names the URL
+	}{
+		{"redis://u2:p@ss:w/rd#1@127.0.0.1:1/0", "ss:w/rd#1", true},
+		{"redis://u2:se cret@127.0.0.1:1/0", "se cret", true},
+		{"redis://u2:s3cret@127.0.0.1:1/0?bogus=1", "s3cret", false},
+		{"redis://u2:pa@ss@127.0.0.1:1/0", "pa@ss", true}, // parses; nothing listens there
+		{"redis://u2:s3cret@127.0.0.1:1?addr=127.0.0.1:2", "s3cret", true},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, err := redisstore.Open(ctx, tc.url, redisstore.Options{})
+		cancel()
+		if err == nil {
+			t.Fatalf("%s: opened", tc.url)
+		}
+		msg := err.Error()
+		for _, part := range []string{tc.secret, "ss:w", "rd#1", "cret", "@ss"} {
+			if strings.Contains(msg, part) {
+				t.Errorf("%s: the message shows %q of the password: %s", tc.url, part, msg)
+			}
+		}
+		if tc.named && !strings.Contains(msg, "u2:***@") {
+			t.Errorf("%s: the message does not name the URL with its password hidden: %s", tc.url, msg)
+		}
+	}
+	// A lock node's URL is read after the main Redis answers.
+	_, err := redisstore.Open(context.Background(), redistest.URL(t), redisstore.Options{LockURLs: []string{"redis://u2:p@ss:w/rd#1@127.0.0.1:1/0"}})
+	if err == nil || strings.Contains(err.Error(), "ss:w") || !strings.Contains(err.Error(), "bad lock node URL redis://u2:***@127.0.0.1:1/0") {
+		t.Errorf("a lock node's URL: %v", err)
 	}
 }

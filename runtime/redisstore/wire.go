@@ -20,10 +20,10 @@ import (
 // the due times that are also sorted-set scores.
 
 type valueWire struct {
-	T ir.Type   `json:"t"`
-	I int64     `json:"i,omitempty"`
-	F wireFloat `json:"f,omitempty"`
-	S string    `json:"s,omitempty"`
+	T ir.Type    `json:"t"`
+	I int64      `json:"i,omitempty"`
+	F *wireFloat `json:"f,omitempty"` // nil for +0 (omitempty would drop -0 as well)
+	S string     `json:"s,omitempty"`
 }
 
 // wireFloat is a float in JSON: a number, or for the values JSON has no
@@ -58,7 +58,11 @@ func valuesOut(vs []ir.Value) string {
 	}
 	out := make([]valueWire, len(vs))
 	for i, v := range vs {
-		out[i] = valueWire{T: v.T, I: v.I, F: wireFloat(v.F), S: v.S}
+		out[i] = valueWire{T: v.T, I: v.I, S: v.S}
+		if v.F != 0 || math.Signbit(v.F) {
+			f := wireFloat(v.F)
+			out[i].F = &f
+		}
 	}
 	b, err := json.Marshal(out)
 	if err != nil {
@@ -77,7 +81,11 @@ func valuesIn(dst []ir.Value, js string) ([]ir.Value, error) {
 		return nil, err
 	}
 	for _, w := range ws {
-		dst = append(dst, ir.Value{T: w.T, I: w.I, F: float64(w.F), S: w.S})
+		v := ir.Value{T: w.T, I: w.I, S: w.S}
+		if w.F != nil {
+			v.F = float64(*w.F)
+		}
+		dst = append(dst, v)
 	}
 	return dst, nil
 }

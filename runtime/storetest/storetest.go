@@ -12,7 +12,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -93,6 +95,8 @@ func RunEngine(t *testing.T, newStore NewStore) {
 		{"MisbehavingHandlers", testMisbehavingHandlers},
 		{"NoHandlerAnywhere", testNoHandlerAnywhere},
 		{"HandlerTimeout", testHandlerTimeout},
+		{"TimeoutAfterLeaving", testTimeoutAfterLeaving},
+		{"NegativeZero", testNegativeZero},
 		{"ReenteringRestarts", testReenteringRestarts},
 		{"ParkedWithARetryPending", testParkedWithARetryPending},
 	})
@@ -941,7 +945,8 @@ func testOrderRunsToCompletion(t *testing.T, newStore NewStore) {
 	if v.Fields.String("tx") != "tx-1" || v.Fields.Int("amount") != 42 {
 		t.Fatalf("context %v", v.Fields.Map())
 	}
-	if strings.Join(calls, "; ") != "charge 1 key=o1/2 amount=42; receipt" {
+	// The key: the instance, when it was created (ms), its visit.
+	if want := fmt.Sprintf("charge 1 key=o1/%d/2 amount=42; receipt", epoch.UnixMilli()); strings.Join(calls, "; ") != want {
 		t.Fatalf("calls: %v", calls)
 	}
 	if v.Version != 4 {
@@ -1459,8 +1464,25 @@ func testNoHandlerAnywhere(t *testing.T, newStore NewStore) {
 	}
 }
 
+// testHandlerTimeout: an attempt whose handler runs past its timeout
+// fails, whether the handler returns its context's error or ignores its
+// context and returns a result a little later (within the short grace a
+// handler has to report why it failed): a result past the deadline came
+// too late.
 func testHandlerTimeout(t *testing.T, newStore NewStore) {
-	h := newHarness(t, newStore, `machine S {
+	for name, slow := range map[string]runtime.Handler{
+		"heeds its context": func(ctx context.Context, _ *runtime.Call) (runtime.Result, error) {
+			<-ctx.Done()
+			time.Sleep(time.Millisecond)
+			return runtime.Result{}, ctx.Err()
+		},
+		"ignores its context": func(ctx context.Context, _ *runtime.Call) (runtime.Result, error) {
+			time.Sleep(60 * time.Millisecond)
+			return runtime.Result{}, nil
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			h := newHarness(t, newStore, `machine S {
     action Slow
     initial state A {
         do Slow {
@@ -1471,28 +1493,101 @@ func testHandlerTimeout(t *testing.T, newStore NewStore) {
     }
     final state B
     final state C
+}`, map[string]runtime.Handler{"Slow": slow})
+			h.start("s", nil)
+			// The attempt fails at its deadline, which the fake clock, still
+			// while the handler ran, has not reached: the failure is recorded,
+			// and error delivered, then.
+			if v := h.expect("s", "A", runtime.Active); CountKind(v, runtime.HistAttemptFailed) != 0 {
+				t.Fatalf("the failure is recorded before its deadline:\n%s", describe(v))
+			}
+			h.advance(20 * time.Millisecond)
+			v := h.expect("s", "C", runtime.Completed)
+			found := false
+			for _, e := range v.History {
+				found = found || e.Kind == runtime.HistAttemptFailed && strings.Contains(e.Message, "timed out after 20ms") && e.Time.Equal(epoch.Add(20*time.Millisecond))
+			}
+			if !found {
+				t.Fatalf("no timeout recorded at the deadline:\n%s", describe(v))
+			}
+		})
+	}
+}
+
+// testTimeoutAfterLeaving: an attempt times out on a fake clock that
+// its run did not move, and the state's shorter timer leaves the state
+// before the deadline. At the deadline the failure is still recorded,
+// as on the real clock, with the state and version the attempt saw, and
+// the error it leads to is discarded as from an earlier visit.
+func testTimeoutAfterLeaving(t *testing.T, newStore NewStore) {
+	h := newHarness(t, newStore, `machine S {
+    event Go
+    action Slow
+    initial state A {
+        on Go -> W
+    }
+    state W {
+        do Slow {
+            timeout 20ms
+        }
+        on done -> B
+        on error -> C
+        after 10ms -> D
+    }
+    final state B
+    final state C
+    state D {
+        on Go -> W
+    }
 }`, map[string]runtime.Handler{
 		"Slow": func(ctx context.Context, _ *runtime.Call) (runtime.Result, error) {
 			<-ctx.Done()
-			time.Sleep(time.Millisecond)
 			return runtime.Result{}, ctx.Err()
 		},
 	})
 	h.start("s", nil)
-	// The attempt fails at its deadline, which the fake clock, still
-	// while the handler ran, has not reached: the failure is recorded,
-	// and error delivered, then.
-	if v := h.expect("s", "A", runtime.Active); CountKind(v, runtime.HistAttemptFailed) != 0 {
-		t.Fatalf("the failure is recorded before its deadline:\n%s", describe(v))
+	h.send("s", "Go", nil)
+	h.advance(time.Second)
+	v := h.expect("s", "D", runtime.Active)
+	var kinds []string
+	for _, e := range v.History[2:] {
+		kinds = append(kinds, fmt.Sprintf("%s@%v", e.Kind, e.Time.Sub(epoch)))
 	}
-	h.advance(20 * time.Millisecond)
-	v := h.expect("s", "C", runtime.Completed)
-	found := false
-	for _, e := range v.History {
-		found = found || e.Kind == runtime.HistAttemptFailed && strings.Contains(e.Message, "timed out after 20ms") && e.Time.Equal(epoch.Add(20*time.Millisecond))
+	want := "timer@10ms attempt_failed@20ms stale@20ms"
+	if got := strings.Join(kinds, " "); got != want {
+		t.Fatalf("history after the transition to W: %s, want %s:\n%s", got, want, describe(v))
 	}
-	if !found {
-		t.Fatalf("no timeout recorded at the deadline:\n%s", describe(v))
+	failed := v.History[3]
+	if h.m.States[failed.From].Name != "W" || failed.Version != 2 || !strings.Contains(failed.Message, "timed out after 20ms") {
+		t.Fatalf("the failure is recorded as from state %d at v%d (%q); want W at v2, the attempt's:\n%s", failed.From, failed.Version, failed.Message, describe(v))
+	}
+}
+
+// testNegativeZero: a float -0 keeps its sign through the store, in the
+// context and in a queued event's payload (1.0 / -0.0 is -Inf).
+func testNegativeZero(t *testing.T, newStore NewStore) {
+	h := newHarness(t, newStore, `machine Z {
+    context {
+        z: float = 1.0
+        r: float = 0.0
+    }
+    event Div(by: float)
+    initial state A {
+        on Div -> B set r = 1.0 / event.by, z = event.by
+    }
+    state B {
+        on Div -> A
+    }
+}`, nil)
+	negZero := math.Copysign(0, -1)
+	h.start("z", map[string]any{"z": negZero})
+	if v := h.view("z"); !math.Signbit(v.Fields.Float("z")) {
+		t.Fatalf("the context's -0 came back as %v", v.Fields.Float("z"))
+	}
+	h.send("z", "Div", map[string]any{"by": negZero})
+	v := h.expect("z", "B", runtime.Active)
+	if z, r := v.Fields.Float("z"), v.Fields.Float("r"); !math.Signbit(z) || !math.IsInf(r, -1) {
+		t.Fatalf("z = %v, r = %v after dividing by the event's -0; want -0 and -Inf", z, r)
 	}
 }
 
@@ -1568,4 +1663,27 @@ func testParkedWithARetryPending(t *testing.T, newStore NewStore) {
 	if works.Load() != 1 || CountKind(v, runtime.HistAttemptFailed) != 2 || CountKind(v, runtime.HistAttempt) != 1 {
 		t.Errorf("Work ran %d times, want once (its retry belongs to the visit left); history: %s", works.Load(), describe(v))
 	}
+}
+
+// RunInBackground runs e.Run(ctx, workers) on a goroutine, as a worker
+// process would, until stop is called or the test ends: stop cancels it
+// and waits for Run to return (the test fails if it does not within 10
+// s), so that no test leaves a worker running on into the next.
+func RunInBackground(t testing.TB, e *runtime.Engine, workers int) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = e.Run(ctx, workers); close(done) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				t.Errorf("Run did not return within 10s of its stop")
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
 }

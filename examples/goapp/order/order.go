@@ -482,13 +482,19 @@ func (e OrderCancelEvent) payload() map[string]any {
 
 // OrderChargeCardResult is what the action ChargeCard returns: OrderPaidEvent, OrderDeclinedEvent.
 type OrderChargeCardResult interface {
-	isOrderChargeCardResult()
-	eventName() string
-	payload() map[string]any
+	// orderChargeCardResult gives the event and its payload.
+	// Only the events the action emits have this method, so a type
+	// that has it (even by embedding one of them) is one of them.
+	orderChargeCardResult() (event string, payload map[string]any)
 }
 
-func (OrderPaidEvent) isOrderChargeCardResult()     {}
-func (OrderDeclinedEvent) isOrderChargeCardResult() {}
+func (e OrderPaidEvent) orderChargeCardResult() (string, map[string]any) {
+	return e.eventName(), e.payload()
+}
+
+func (e OrderDeclinedEvent) orderChargeCardResult() (string, map[string]any) {
+	return e.eventName(), e.payload()
+}
 
 // OrderActions is what a program implements to run Order's actions.
 type OrderActions interface {
@@ -516,7 +522,7 @@ func RegisterOrder(ctx context.Context, engine *runtime.Engine, actions OrderAct
 			if err != nil || r == nil {
 				return runtime.Result{}, err
 			}
-			return runtime.Emit(r.eventName(), r.payload()), nil
+			return runtime.Emit(r.orderChargeCardResult()), nil
 		}
 		handlers["SendReceipt"] = func(ctx context.Context, call *runtime.Call) (runtime.Result, error) {
 			return runtime.Result{}, actions.SendReceipt(ctx, call, orderContextOf(call.Context))
