@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -93,7 +94,11 @@ func (in Instr) MarshalJSON() ([]byte, error) {
 	name := in.Op.String()
 	switch in.Op {
 	case OpInt, OpCtx, OpEvt, OpJumpFalse, OpJumpTrue:
-		return json.Marshal([]any{name, in.A})
+		// The common case, written directly: operation names need no
+		// escaping.
+		b := make([]byte, 0, len(name)+24)
+		b = append(append(append(b, `["`...), name...), `",`...)
+		return append(strconv.AppendInt(b, in.A, 10), ']'), nil
 	case OpFloat:
 		return json.Marshal([]any{name, in.F})
 	case OpStr:

@@ -121,10 +121,61 @@ func (f *File) SetHashes() error {
 	return nil
 }
 
-// positionMember matches a "pos" member in compact JSON. It cannot match
+// positionPrefix opens a "pos" member in compact JSON. It cannot occur
 // inside a string, where quotes are escaped, and "pos" is never an
 // object's first member.
-var positionMember = regexp.MustCompile(`,"pos":\{"line":-?\d+,"column":-?\d+\}`)
+var positionPrefix = []byte(`,"pos":{"line":`)
+
+// withoutPositions removes every `,"pos":{"line":L,"column":C}` member
+// from compact JSON b, in place.
+func withoutPositions(b []byte) []byte {
+	out := b[:0]
+	for {
+		i := bytes.Index(b, positionPrefix)
+		if i < 0 {
+			return append(out, b...)
+		}
+		out = append(out, b[:i]...)
+		rest := b[i+len(positionPrefix):]
+		if n := positionEnd(rest); n > 0 {
+			b = rest[n:]
+		} else {
+			out = append(out, b[i:i+len(positionPrefix)]...)
+			b = rest
+		}
+	}
+}
+
+// positionEnd is the length of `L,"column":C}` at the start of b (L and
+// C integers), or 0 when b does not start so.
+func positionEnd(b []byte) int {
+	n := integerLen(b)
+	if n == 0 || !bytes.HasPrefix(b[n:], []byte(`,"column":`)) {
+		return 0
+	}
+	n += len(`,"column":`)
+	m := integerLen(b[n:])
+	if m == 0 || n+m >= len(b) || b[n+m] != '}' {
+		return 0
+	}
+	return n + m + 1
+}
+
+// integerLen is the length of the optionally signed digits that start b.
+func integerLen(b []byte) int {
+	i := 0
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	start := i
+	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+		i++
+	}
+	if i == start {
+		return 0
+	}
+	return i
+}
 
 // canonicalHash is the sha256 of m's canonical form: its compact JSON
 // (members in the fixed order of the Go types) with the hash empty and
@@ -137,7 +188,7 @@ func (m *Machine) canonicalHash() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	sum := sha256.Sum256(positionMember.ReplaceAll(b, nil))
+	sum := sha256.Sum256(withoutPositions(b))
 	return "sha256:" + hex.EncodeToString(sum[:]), nil
 }
 
