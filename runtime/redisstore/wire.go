@@ -3,7 +3,6 @@ package redisstore
 import (
 	"encoding/json"
 	"fmt"
-	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -19,71 +18,115 @@ import (
 // (values up to 64 bytes by default). Times are Unix milliseconds, like
 // the due times that are also sorted-set scores.
 
-type valueWire struct {
-	T ir.Type    `json:"t"`
-	I int64      `json:"i,omitempty"`
-	F *wireFloat `json:"f,omitempty"` // nil for +0 (omitempty would drop -0 as well)
-	S string     `json:"s,omitempty"`
-}
+// Values (a context, a payload) are a JSON array of strings, one per
+// value: a letter for its type, then its text. `["i3","s","d90000000000"]`
+// is the int 3, the empty string and 90 s. Floats are in Go's shortest
+// form, with -0, +Inf, -Inf and NaN spelled so. Builds before this form
+// wrote an object per value (`[{"t":"int","i":3}]`, about three times as
+// long, so that a context of a few fields outgrew a listpack value);
+// valuesIn reads both.
 
-// wireFloat is a float in JSON: a number, or for the values JSON has no
-// number for (a float division by zero gives one) the string "+Inf",
-// "-Inf" or "NaN".
-type wireFloat float64
+// valueTags is each type's letter; valueTypes inverts it.
+var (
+	valueTags  = [...]byte{ir.TypeInt: 'i', ir.TypeFloat: 'f', ir.TypeString: 's', ir.TypeBool: 'b', ir.TypeDuration: 'd'}
+	valueTypes = map[byte]ir.Type{'i': ir.TypeInt, 'f': ir.TypeFloat, 's': ir.TypeString, 'b': ir.TypeBool, 'd': ir.TypeDuration}
+)
 
-func (f wireFloat) MarshalJSON() ([]byte, error) {
-	v := float64(f)
-	if math.IsInf(v, 0) || math.IsNaN(v) {
-		return strconv.AppendQuote(nil, strconv.FormatFloat(v, 'g', -1, 64)), nil
-	}
-	return strconv.AppendFloat(nil, v, 'g', -1, 64), nil
-}
-
-func (f *wireFloat) UnmarshalJSON(b []byte) error {
-	text := string(b)
-	if unquoted, err := strconv.Unquote(text); err == nil {
-		text = unquoted
-	}
-	v, err := strconv.ParseFloat(text, 64)
-	*f = wireFloat(v)
-	return err
-}
-
-// valuesOut is vs as JSON ("" for none). It cannot fail: every value
-// has a JSON form (strings that are not UTF-8 never get this far: see
-// runtime.Values).
+// valuesOut is vs in the stored form ("" for none). It cannot fail:
+// every value has one (strings that are not UTF-8 never get this far:
+// see runtime.Values).
 func valuesOut(vs []ir.Value) string {
 	if len(vs) == 0 {
 		return ""
 	}
-	out := make([]valueWire, len(vs))
+	out := make([]string, len(vs))
 	for i, v := range vs {
-		out[i] = valueWire{T: v.T, I: v.I, S: v.S}
-		if v.F != 0 || math.Signbit(v.F) {
-			f := wireFloat(v.F)
-			out[i].F = &f
+		if int(v.T) >= len(valueTags) || valueTags[v.T] == 0 {
+			panic(fmt.Sprintf("redisstore: a value of type %d has no stored form", v.T)) // see the doc comment
 		}
+		b := []byte{valueTags[v.T]}
+		switch v.T {
+		case ir.TypeFloat:
+			b = strconv.AppendFloat(b, v.F, 'g', -1, 64)
+		case ir.TypeString:
+			b = append(b, v.S...)
+		default:
+			b = strconv.AppendInt(b, v.I, 10)
+		}
+		out[i] = string(b)
 	}
-	b, err := json.Marshal(out)
+	js, err := json.Marshal(out)
 	if err != nil {
 		panic(fmt.Sprintf("redisstore: values without a JSON form: %v", err)) // see the doc comment
 	}
-	return string(b)
+	return string(js)
 }
 
-// valuesIn reads valuesOut's form into dst.
+// valuesIn reads valuesOut's form, or the older one, into dst.
 func valuesIn(dst []ir.Value, js string) ([]ir.Value, error) {
 	if js == "" {
 		return dst, nil
 	}
-	var ws []valueWire
+	if strings.HasPrefix(js, "[{") {
+		return oldValuesIn(dst, js)
+	}
+	var texts []string
+	if err := json.Unmarshal([]byte(js), &texts); err != nil {
+		return nil, err
+	}
+	for _, text := range texts {
+		t, ok := ir.TypeInvalid, text != ""
+		if ok {
+			t, ok = valueTypes[text[0]]
+		}
+		if !ok {
+			return nil, fmt.Errorf("bad stored value %q", text)
+		}
+		v, rest := ir.Value{T: t}, text[1:]
+		var err error
+		switch t {
+		case ir.TypeFloat:
+			v.F, err = strconv.ParseFloat(rest, 64)
+		case ir.TypeString:
+			v.S = rest
+		default:
+			v.I, err = strconv.ParseInt(rest, 10, 64)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("bad stored value %q", text)
+		}
+		dst = append(dst, v)
+	}
+	return dst, nil
+}
+
+// oldValue is a value in the older form: an object with its type's
+// name and the member its type uses. A float was a JSON number or, for
+// the values JSON has no number for, the string "+Inf", "-Inf" or "NaN".
+type oldValue struct {
+	T ir.Type         `json:"t"`
+	I int64           `json:"i"`
+	F json.RawMessage `json:"f"`
+	S string          `json:"s"`
+}
+
+func oldValuesIn(dst []ir.Value, js string) ([]ir.Value, error) {
+	var ws []oldValue
 	if err := json.Unmarshal([]byte(js), &ws); err != nil {
 		return nil, err
 	}
 	for _, w := range ws {
 		v := ir.Value{T: w.T, I: w.I, S: w.S}
-		if w.F != nil {
-			v.F = float64(*w.F)
+		if len(w.F) > 0 {
+			text := string(w.F)
+			if unquoted, err := strconv.Unquote(text); err == nil {
+				text = unquoted
+			}
+			f, err := strconv.ParseFloat(text, 64)
+			if err != nil {
+				return nil, fmt.Errorf("bad stored float %s", w.F)
+			}
+			v.F = f
 		}
 		dst = append(dst, v)
 	}

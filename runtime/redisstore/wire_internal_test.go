@@ -1,0 +1,70 @@
+package redisstore
+
+import (
+	"math"
+	"testing"
+
+	"github.com/fsmc/fsmc/compiler/ir"
+)
+
+// wireValues are values at the edges of each type.
+var wireValues = []ir.Value{
+	{T: ir.TypeInt, I: 3}, {T: ir.TypeInt, I: math.MinInt64}, {T: ir.TypeInt, I: math.MaxInt64},
+	{T: ir.TypeFloat}, {T: ir.TypeFloat, F: math.Copysign(0, -1)}, {T: ir.TypeFloat, F: 0.1},
+	{T: ir.TypeFloat, F: math.Inf(1)}, {T: ir.TypeFloat, F: math.Inf(-1)}, {T: ir.TypeFloat, F: math.NaN()},
+	{T: ir.TypeFloat, F: math.SmallestNonzeroFloat64}, {T: ir.TypeFloat, F: -math.MaxFloat64},
+	{T: ir.TypeString}, {T: ir.TypeString, S: `a,"b"\` + "\n<é>\u2028"}, {T: ir.TypeString, S: "i3"},
+	{T: ir.TypeBool}, {T: ir.TypeBool, I: 1},
+	{T: ir.TypeDuration}, {T: ir.TypeDuration, I: 90e9}, {T: ir.TypeDuration, I: -1},
+}
+
+func sameValues(t *testing.T, got, want []ir.Value) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("got %d values, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if !got[i].Equal(want[i]) || math.Signbit(got[i].F) != math.Signbit(want[i].F) {
+			t.Errorf("value %d: got %#v, want %#v", i, got[i], want[i])
+		}
+	}
+}
+
+func TestValuesRoundTrip(t *testing.T) {
+	stored := valuesOut(wireValues)
+	got, err := valuesIn(nil, stored)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameValues(t, got, wireValues)
+	// The order machine's context (README): five fields at their
+	// defaults fit one listpack value (64 bytes).
+	order := []ir.Value{{T: ir.TypeInt}, {T: ir.TypeString}, {T: ir.TypeInt}, {T: ir.TypeString}, {T: ir.TypeDuration, I: 15 * 60e9}}
+	if s := valuesOut(order); len(s) > 64 {
+		t.Errorf("%s is %d bytes, over a listpack value's 64", s, len(s))
+	}
+}
+
+// TestOlderValuesRead reads values as builds before the compact form
+// stored them.
+func TestOlderValuesRead(t *testing.T) {
+	old := `[{"t":"int","i":3},{"t":"float","f":-0},{"t":"float","f":"+Inf"},{"t":"float","f":"NaN"},{"t":"float","f":0.1},{"t":"float"},` +
+		`{"t":"string","s":"a,\"b\""},{"t":"string"},{"t":"bool","i":1},{"t":"bool"},{"t":"duration","i":90000000000}]`
+	got, err := valuesIn(nil, old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameValues(t, got, []ir.Value{
+		{T: ir.TypeInt, I: 3}, {T: ir.TypeFloat, F: math.Copysign(0, -1)}, {T: ir.TypeFloat, F: math.Inf(1)}, {T: ir.TypeFloat, F: math.NaN()},
+		{T: ir.TypeFloat, F: 0.1}, {T: ir.TypeFloat}, {T: ir.TypeString, S: `a,"b"`}, {T: ir.TypeString}, {T: ir.TypeBool, I: 1}, {T: ir.TypeBool},
+		{T: ir.TypeDuration, I: 90e9},
+	})
+}
+
+func TestBadValuesRefused(t *testing.T) {
+	for _, bad := range []string{`["x1"]`, `[""]`, `["i"]`, `["i1.5"]`, `["fone"]`, `[3]`, `["i1"`, `[{"t":"float","f":"one"}]`} {
+		if _, err := valuesIn(nil, bad); err == nil {
+			t.Errorf("%s: read without an error", bad)
+		}
+	}
+}
