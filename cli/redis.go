@@ -641,13 +641,14 @@ func (e *env) runWorker(c *cli.Context, machines map[string]*ir.Machine, handler
 	host, _ := os.Hostname()
 	byHash := map[string]*ir.Machine{}
 	var observer runtime.Observer
+	var collector *metrics.Collector
 	if addr := c.String("metrics-addr"); addr != "" {
 		reg := prometheus.NewRegistry()
 		// The process's and Go's own series (memory, goroutines, open
 		// files), for alerts on the worker itself.
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-		collector, err := metrics.New(reg)
-		if err != nil {
+		var err error
+		if collector, err = metrics.New(reg); err != nil {
 			return err
 		}
 		observer = collector
@@ -692,13 +693,18 @@ func (e *env) runWorker(c *cli.Context, machines map[string]*ir.Machine, handler
 	names := make([]string, 0, len(machines))
 	for name, m := range machines {
 		bound := map[string]runtime.Handler{}
+		var actions []string
 		for action, h := range handlers[name] {
 			if h != nil {
 				bound[action] = h
+				actions = append(actions, action)
 			}
 		}
 		if err := engine.Register(ctx, m, bound); err != nil {
 			return usageError("fsmc run: %v", err)
+		}
+		if collector != nil {
+			collector.Runs(name, actions)
 		}
 		byHash[m.Hash] = m
 		names = append(names, machineVersion(name, m.Hash))

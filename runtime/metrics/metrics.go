@@ -57,7 +57,23 @@ func New(reg prometheus.Registerer) (*Collector, error) {
 			return nil, err
 		}
 	}
+	for _, k := range []runtime.WorkKind{runtime.WorkEvent, runtime.WorkTimer, runtime.WorkTask} {
+		c.claims.WithLabelValues(kindName(k))
+	}
 	return c, nil
+}
+
+// Runs starts the counters of machine, and of the actions the worker
+// handles for it, at zero: a series that exists before its first event
+// lets rate() see that event and absent() alerts tell a quiet worker
+// from a missing one.
+func (c *Collector) Runs(machine string, actions []string) {
+	c.transitions.WithLabelValues(machine)
+	c.stale.WithLabelValues(machine)
+	for _, a := range actions {
+		c.attempts.WithLabelValues(machine, a, "ok")
+		c.attempts.WithLabelValues(machine, a, "failed")
+	}
 }
 
 func kindName(k runtime.WorkKind) string {

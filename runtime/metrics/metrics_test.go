@@ -118,3 +118,35 @@ type failingQueue struct{}
 func (failingQueue) QueueStats(context.Context, time.Time) (runtime.QueueStats, error) {
 	return runtime.QueueStats{}, errors.New("connection refused")
 }
+
+// TestSeriesStartAtZero checks that a worker's counters are scraped at 0
+// before anything happens, for the kinds of work and for each machine
+// and action it runs.
+func TestSeriesStartAtZero(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	c, err := metrics.New(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Runs("Job", []string{"Work"})
+	expected := `
+# HELP fsmc_claims_total Work claimed, by kind.
+# TYPE fsmc_claims_total counter
+fsmc_claims_total{kind="event"} 0
+fsmc_claims_total{kind="task"} 0
+fsmc_claims_total{kind="timer"} 0
+# HELP fsmc_stale_commits_total Commits refused because the instance or the lease had moved on.
+# TYPE fsmc_stale_commits_total counter
+fsmc_stale_commits_total{machine="Job"} 0
+# HELP fsmc_task_attempts_total Task attempts, by result (ok or failed).
+# TYPE fsmc_task_attempts_total counter
+fsmc_task_attempts_total{action="Work",machine="Job",result="failed"} 0
+fsmc_task_attempts_total{action="Work",machine="Job",result="ok"} 0
+# HELP fsmc_transitions_total Transitions committed.
+# TYPE fsmc_transitions_total counter
+fsmc_transitions_total{machine="Job"} 0
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(expected), "fsmc_claims_total", "fsmc_stale_commits_total", "fsmc_task_attempts_total", "fsmc_transitions_total"); err != nil {
+		t.Fatal(err)
+	}
+}
