@@ -458,9 +458,8 @@ func (w *worker) inlineDecide(inst *Instance, c *Commit) bool {
 		w.fire.Payload = payload
 	}
 	out := w.decide(m, inst, &w.fire, w.fire.Due)
-	c.History, c.Schedule = w.history, w.schedule
+	*c = w.commitOf(inst)
 	w.noted.ID, w.noted.Machine, w.noted.Hash, w.noted.Status = inst.ID, inst.Machine, inst.Hash, inst.Status
-	c.DropWork = inst.Status == Completed
 	return out == changed
 }
 

@@ -89,10 +89,24 @@ func (e *Engine) step(ctx context.Context, w *worker) error {
 		return err
 	}
 	if w.decide(m, &w.inst, item, e.opts.Clock.Now()) == changed {
-		w.commit = Commit{Instance: &w.inst, History: w.history, Schedule: w.schedule, DropWork: w.inst.Status == Completed}
+		w.commit = w.commitOf(&w.inst)
 		return e.commit(ctx, w)
 	}
 	return e.complete(ctx, w)
+}
+
+// commitOf is the commit of what w decided for inst: its history and
+// schedule, dropping all of its pending work when it has completed, and
+// its queued timers when it entered a state (a transition, by event or
+// timer, always starts a new visit).
+func (w *worker) commitOf(inst *Instance) Commit {
+	c := Commit{Instance: inst, History: w.history, Schedule: w.schedule, DropWork: inst.Status == Completed}
+	for i := range w.history {
+		if k := w.history[i].Kind; k == HistTransition || k == HistTimer {
+			c.DropTimers = true
+		}
+	}
+	return c
 }
 
 // loadFor fills w.inst with the instance of w's leased work: the one the

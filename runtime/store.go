@@ -113,6 +113,10 @@ type Commit struct {
 	// DropWork removes all of the instance's pending work: it has
 	// completed or been cancelled.
 	DropWork bool
+	// DropTimers removes the instance's queued timer firings: the
+	// commit enters a state, and timers die with the visit they were
+	// set in. (Schedule's timers are the new visit's, and stay.)
+	DropTimers bool
 }
 
 // ListFilter selects instances; zero fields match everything.

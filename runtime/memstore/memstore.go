@@ -639,12 +639,31 @@ func (s *Store) writeVersion(e *entry, c *runtime.Commit) {
 		}
 		e.tasks = e.tasks[:0]
 		e.queue = e.queue[:0]
+	} else if c.DropTimers {
+		s.dropTimers(e)
 	}
 	s.add(e, c.History, c.Schedule)
 	s.recordChanges(e, c.History)
 	if c.DropWork {
 		s.noteEnded(e)
 	}
+}
+
+// dropTimers removes e's queued timer firings (a leased head stays: its
+// holder finishes it).
+func (s *Store) dropTimers(e *entry) {
+	keep := 0
+	if _, leased := s.leased[&e.head]; leased && len(e.queue) > 0 {
+		keep = 1
+	}
+	q := e.queue[:keep]
+	for _, w := range e.queue[keep:] {
+		if w.Kind != runtime.WorkTimer {
+			q = append(q, w)
+		}
+	}
+	clear(e.queue[len(q):])
+	e.queue = q
 }
 
 // noteEnded notes that e has just completed or been cancelled (at its

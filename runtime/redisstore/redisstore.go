@@ -1476,6 +1476,17 @@ func (s *Store) Release(ctx context.Context, l *runtime.Lease) error {
 	return err
 }
 
+// dropArg is the commit script's "drop work" argument for c.
+func dropArg(c *runtime.Commit) string {
+	switch {
+	case c.DropWork:
+		return "1"
+	case c.DropTimers:
+		return "2"
+	}
+	return "0"
+}
+
 func boolArg(b bool) string {
 	if b {
 		return "1"
@@ -1492,7 +1503,7 @@ func (s *Store) commit(ctx context.Context, l *runtime.Lease, c *runtime.Commit,
 		unit, token = l.Token, leaseToken(l)
 	}
 	d, data, f := encodeData(inst)
-	args := append([]any{inst.ID, unit, token, inst.Version, int(inst.Status), inst.Priority, boolArg(c.DropWork), d, data, f, millis(due), inst.Version + 1, boolArg(s.lockHere)},
+	args := append([]any{inst.ID, unit, token, inst.Version, int(inst.Status), inst.Priority, dropArg(c), d, data, f, millis(due), inst.Version + 1, boolArg(s.lockHere)},
 		s.lists(inst, c.History, c.Schedule)...)
 	out, err := s.result(s.run(ctx, "commit", s.partitionOf(inst.ID), args...))
 	s.pokeIf(out, err)

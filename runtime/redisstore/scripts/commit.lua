@@ -8,7 +8,8 @@
 -- KEYS[1]  the partition's seq key (routing)
 -- ARGV[1]  prefix; ARGV[2] id; ARGV[3] unit ("" for an update);
 -- ARGV[4]  lease token; ARGV[5] the version read; ARGV[6] status;
--- ARGV[7]  priority; ARGV[8] drop work ("1": the instance has ended);
+-- ARGV[7]  priority; ARGV[8] drop work ("1": the instance has ended;
+--          "2": only its queued timers, as it entered a state);
 -- ARGV[9..11] d, c, f (see writeData); ARGV[12] the result's due time
 --          (ms) for a task unit; ARGV[13] the new version; ARGV[14]
 --          check the Redlock ("1"); ARGV[15..] history, cap, work,
@@ -39,7 +40,7 @@ put(inst, "v", ARGV[13])
 put(inst, "st", ARGV[6])
 put(inst, "pr", ARGV[7])
 writeData(inst, 9)
-if ARGV[8] == "1" then dropAll(inst) end
+if ARGV[8] == "1" then dropAll(inst) elseif ARGV[8] == "2" then dropTimers(inst) end
 applyLists(inst, 15)
 save(inst)
 if ARGV[8] == "1" then expireEnded(inst) end

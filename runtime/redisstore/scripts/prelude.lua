@@ -388,6 +388,28 @@ local function dropAll(inst)
   end
 end
 
+-- TIMER is a timer firing's kind in a work value (runtime.WorkTimer).
+local TIMER = "2"
+
+-- kindOf reads the kind of a work value, its second number.
+local function kindOf(value)
+  local a = find(value, ",", 1, true)
+  if not a then return "0" end
+  local b = find(value, ",", a + 1, true)
+  return sub(value, a + 1, (b or 0) - 1)
+end
+
+-- dropTimers removes the instance's queued timer firings: it has
+-- entered a state, and they belong to the visit it left. The caller has
+-- finished the unit it committed, so none of them is leased.
+local function dropTimers(inst)
+  for f, value in pairs(inst.f) do
+    if workKind(f) == "w" and kindOf(value) == TIMER then
+      remove(inst, f)
+    end
+  end
+end
+
 -- writeData sets the fields only Go reads, from ARGV[i..i+2] (d, c, f);
 -- an empty value removes its field.
 local DATA_FIELDS = {"d", "c", "f"}
