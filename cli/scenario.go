@@ -35,17 +35,18 @@ type scenario struct {
 	machine   map[string]string
 	machineMu sync.Mutex
 
-	// With virtual time, each instance's transitions in one runDue (at
-	// one instant); an instance past loopLimit is looping, and the
-	// scenario stops (stopDue ends the runDue).
+	// With virtual time, each instance's steps (transitions and failed
+	// attempts) in one runDue (at one instant); an instance past
+	// loopLimit is looping, and the scenario stops (stopDue ends the
+	// runDue).
 	instant map[string]int
 	looping string
 	stopDue context.CancelFunc
 }
 
-// loopLimit is how many transitions one instance may take at one
-// virtual instant: only a loop of zero-delay timers takes more, and
-// virtual time would never move on.
+// loopLimit is how many steps one instance may take at one virtual
+// instant: only a loop of zero-delay timers, or retries without backoff,
+// take more, and virtual time would never move on.
 const loopLimit = 10000
 
 func (s *scenario) run(ctx context.Context) error {
@@ -153,7 +154,7 @@ func (s *scenario) runDue(ctx context.Context) {
 	clear(s.instant)
 	_, err := s.engine.RunDue(due)
 	if s.looping != "" {
-		s.refuse("%s took %d transitions at %s with no time passing (a loop of timers with no delay?); the scenario stops here",
+		s.refuse("%s took %d steps (transitions and failed attempts) at %s with no time passing (a loop of timers with no delay, or retries with no backoff?); the scenario stops here",
 			s.looping, loopLimit, s.clock.Now().UTC().Format("2006-01-02 15:04:05.000"))
 		return
 	}
@@ -483,12 +484,7 @@ func (s *scenario) inspect(ctx context.Context, args string) {
 
 // printChange writes one changelog line per transition.
 func (s *scenario) printChange(c runtime.Change) {
-	if s.virtual && s.looping == "" && s.stopDue != nil {
-		if s.instant[c.Instance]++; s.instant[c.Instance] >= loopLimit {
-			s.looping = c.Instance
-			s.stopDue()
-		}
-	}
+	s.step(c.Instance)
 	m := s.machines[c.Machine]
 	if s.json {
 		printJSON(s.stdout, changeJSON(m, c))
@@ -497,11 +493,24 @@ func (s *scenario) printChange(c runtime.Change) {
 	fmt.Fprintln(s.stdout, changeLine(m, c))
 }
 
+// step counts a step of instance id at the current virtual instant,
+// and stops the instant's run when the instance is looping.
+func (s *scenario) step(id string) {
+	if s.virtual && s.looping == "" && s.stopDue != nil {
+		if s.instant[id]++; s.instant[id] >= loopLimit {
+			s.looping = id
+			s.stopDue()
+		}
+	}
+}
+
 // printHistory writes what a scenario's author wants to know besides
 // transitions: unhandled events, failed attempts, parked instances.
 func (s *scenario) printHistory(id string, h runtime.HistoryEntry) {
 	switch h.Kind {
-	case runtime.HistUnhandled, runtime.HistAttemptFailed, runtime.HistFault:
+	case runtime.HistAttemptFailed:
+		s.step(id)
+	case runtime.HistUnhandled, runtime.HistFault:
 	default:
 		return
 	}
