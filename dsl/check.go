@@ -19,7 +19,7 @@ func Check(file string, src []byte) (*Model, Diagnostics) {
 	if err != nil {
 		return nil, Diagnostics{syntaxDiagnostic(file, source, err)}
 	}
-	c := &checker{src: source, file: file}
+	c := &checker{src: source, file: file, spellBudget: spellComparisons}
 	model := c.checkFile(source.Tree)
 	c.diags.Sort()
 	return model, c.diags
@@ -64,6 +64,9 @@ type checker struct {
 	src   *grammar.Source
 	file  string
 	diags Diagnostics
+	// spellBudget is how many more candidate names "did you mean"
+	// searches may compare (see spell).
+	spellBudget int
 }
 
 func (c *checker) report(sev Severity, r Range, code Code, format string, args ...any) *Diagnostic {
@@ -243,7 +246,7 @@ func (mc *machineChecker) declareAction(ga *grammar.ActionDecl) {
 		e := m.events[en.Text]
 		if e == nil {
 			d := mc.errorf(r, BadEmits, "action %q emits undeclared event %q", a.Name, en.Text)
-			d.Suggestion = suggest(en.Text, keys(m.events))
+			d.Suggestion = mc.spell(en.Text, len(m.events), func() []string { return keys(m.events) })
 			continue
 		}
 		mc.usedEvents[e] = true
@@ -338,11 +341,13 @@ func (mc *machineChecker) eventRef(s *State, en *grammar.EventName) *Event {
 	e := mc.m.Event(en.Text)
 	if e == nil {
 		d := mc.errorf(mc.nameRange(en.Pos, en.Text), UndefinedEvent, "undefined event %q", en.Text)
-		names := keys(mc.m.events)
-		if s.Task != nil { // the built-in events, where they may be used
-			names = append(names, "done", "error")
-		}
-		d.Suggestion = suggest(en.Text, names)
+		d.Suggestion = mc.spell(en.Text, len(mc.m.events)+2, func() []string {
+			names := keys(mc.m.events)
+			if s.Task != nil { // the built-in events, where they may be used
+				names = append(names, "done", "error")
+			}
+			return names
+		})
 		return nil
 	}
 	mc.usedEvents[e] = true
@@ -353,7 +358,7 @@ func (mc *machineChecker) stateRef(n *grammar.Name) *State {
 	s := mc.m.states[n.Text]
 	if s == nil {
 		d := mc.errorf(mc.nameRange(n.Pos, n.Text), UndefinedState, "undefined state %q", n.Text)
-		d.Suggestion = suggest(n.Text, keys(mc.m.states))
+		d.Suggestion = mc.spell(n.Text, len(mc.m.states), func() []string { return keys(mc.m.states) })
 	}
 	return s
 }
@@ -411,7 +416,7 @@ func (mc *machineChecker) checkSets(sets []*grammar.Assign, scope exprScope) []*
 		f := mc.m.fields[ga.Field.Text]
 		if f == nil {
 			d := mc.errorf(mc.nameRange(ga.Field.Pos, ga.Field.Text), UndefinedName, "undefined context field %q", ga.Field.Text)
-			d.Suggestion = suggest(ga.Field.Text, keys(mc.m.fields))
+			d.Suggestion = mc.spell(ga.Field.Text, len(mc.m.fields), func() []string { return keys(mc.m.fields) })
 			continue
 		}
 		a.Field = f
@@ -503,7 +508,7 @@ func (mc *machineChecker) checkTask(gd *grammar.Do) *Task {
 	t.Action = mc.m.actions[gd.Action.Text]
 	if t.Action == nil {
 		d := mc.errorf(mc.nameRange(gd.Action.Pos, gd.Action.Text), UndefinedAction, "undefined action %q", gd.Action.Text)
-		d.Suggestion = suggest(gd.Action.Text, keys(mc.m.actions))
+		d.Suggestion = mc.spell(gd.Action.Text, len(mc.m.actions), func() []string { return keys(mc.m.actions) })
 	} else {
 		mc.usedActions[t.Action] = true
 	}

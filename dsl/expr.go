@@ -30,7 +30,7 @@ func (mc *machineChecker) checkExpr(e *grammar.Expr, scope exprScope) Expr {
 		f := mc.m.fields[e.Name.Text]
 		if f == nil {
 			d := mc.errorf(r, UndefinedName, "undefined name %q: no context field has that name", e.Name.Text)
-			d.Suggestion = suggest(e.Name.Text, keys(mc.m.fields))
+			d.Suggestion = mc.spell(e.Name.Text, len(mc.m.fields), func() []string { return keys(mc.m.fields) })
 			return &invalidExpr{Range: r}
 		}
 		return &FieldRef{Field: f, Range: r}
@@ -80,12 +80,14 @@ func (mc *machineChecker) checkPayload(e *grammar.Expr, r Range, scope exprScope
 		if p != nil {
 			return &PayloadRef{Event: scope.event, Param: p, Range: r}
 		}
-		var names []string
-		for _, p := range scope.event.Params {
-			names = append(names, p.Name)
-		}
 		d := mc.errorf(r, UndefinedName, "event %q has no payload field %q", scope.event.Name, name)
-		d.Suggestion = suggest(name, names)
+		d.Suggestion = mc.spell(name, len(scope.event.Params), func() []string {
+			var names []string
+			for _, p := range scope.event.Params {
+				names = append(names, p.Name)
+			}
+			return names
+		})
 		if !scope.event.Builtin {
 			d.Related = []Note{{Range: scope.event.Range, Message: fmt.Sprintf("event %q declared here", scope.event.Name)}}
 		}

@@ -5,6 +5,25 @@ import (
 	"strings"
 )
 
+// spellComparisons bounds the candidate names one file's "did you mean"
+// searches compare in all. Each search compares the name with every
+// name of its kind, so a file with thousands of undefined references to
+// thousands of declared names (a generated file, a rename half done)
+// would take minutes; past the bound, diagnostics come without a
+// suggestion. Hand-written files stay far below it.
+const spellComparisons = 500_000
+
+// spell is suggest over the n names that names returns, while the
+// file's budget of comparisons lasts, and "" after.
+func (c *checker) spell(name string, n int, names func() []string) string {
+	if n > c.spellBudget {
+		c.spellBudget = 0
+		return ""
+	}
+	c.spellBudget -= n
+	return suggest(name, names())
+}
+
 // suggest returns the candidate nearest to name for a "did you mean"
 // hint, or "" when none is near enough: a case-insensitive match, or an
 // edit distance of at most half the name's length.
