@@ -20,6 +20,11 @@ import (
 // TestMain makes the test binary serve as the fsmc command inside the
 // scripts, so they run the real Main end to end.
 func TestMain(m *testing.M) {
+	if os.Getenv("FSMC_TEST_READONLY_DIR") != "" {
+		// TestReadOnlyNotReplaced, run again as nobody: no scripts, and
+		// no copy of this binary to make.
+		os.Exit(m.Run())
+	}
 	code := testscript.RunMain(m, map[string]func() int{
 		"fsmc": func() int { return Main(os.Args, os.Stdin, os.Stdout, os.Stderr) },
 		// status N ARGS... runs fsmc ARGS and succeeds only if it exits

@@ -81,12 +81,24 @@ func pathCause(err error) error {
 // temporary file in the same directory, so a crash leaves the old or the
 // new file, never a half-written one. A path that is not a regular file
 // (a device such as /dev/null, a named pipe) is written to, not replaced.
+// A file that exists is replaced only if it may be written: the rename
+// alone would replace a read-only file too.
 func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 	path, err := followLinks(path)
 	if err != nil {
 		return err
 	}
-	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() {
+	fi, err := os.Stat(path)
+	if err == nil && fi.Mode().IsRegular() {
+		// Opening for writing (without truncating) asks the system
+		// whether this user may write the file.
+		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		if err != nil {
+			return err
+		}
+		f.Close()
+	}
+	if err == nil && !fi.Mode().IsRegular() {
 		if fi.IsDir() {
 			return &fs.PathError{Op: "write", Path: path, Err: syscall.EISDIR}
 		}

@@ -1,0 +1,63 @@
+package cli
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestReadOnlyNotReplaced checks that fmt -w refuses a file its user may
+// not write, rather than replacing it through the directory. root may
+// write any file, so as root the test runs itself again as nobody.
+func TestReadOnlyNotReplaced(t *testing.T) {
+	dir := os.Getenv("FSMC_TEST_READONLY_DIR")
+	if dir == "" {
+		dir = readOnlySetup(t)
+		if os.Geteuid() == 0 {
+			setpriv, err := exec.LookPath("setpriv")
+			if err != nil {
+				t.Skip("running as root, and setpriv (to run as nobody) is not installed")
+			}
+			cmd := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", os.Args[0], "-test.run=^TestReadOnlyNotReplaced$", "-test.v")
+			cmd.Env = append(os.Environ(), "FSMC_TEST_READONLY_DIR="+dir)
+			out, err := cmd.CombinedOutput()
+			if err != nil || !strings.Contains(string(out), "--- PASS: TestReadOnlyNotReplaced") {
+				t.Fatalf("as nobody: %v\n%s", err, out)
+			}
+			return
+		}
+	}
+	path := filepath.Join(dir, "ro.fsm")
+	before, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr strings.Builder
+	code := Main([]string{"fsmc", "fmt", "-w", path}, strings.NewReader(""), &stdout, &stderr)
+	if code != 2 || !strings.Contains(stderr.String(), "permission denied") {
+		t.Fatalf("fmt -w of a read-only file: exit %d, stderr %q", code, stderr.String())
+	}
+	if after, _ := os.ReadFile(path); string(after) != string(before) {
+		t.Fatalf("the read-only file was replaced:\n%s", after)
+	}
+}
+
+// readOnlySetup makes a directory anyone may write, holding ro.fsm (not
+// canonical, so fmt -w would rewrite it) that nobody may write.
+func readOnlySetup(t *testing.T) string {
+	dir, err := os.MkdirTemp("", "fsmc-readonly-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	src := "machine M {\ninitial state A {}\n}\n"
+	if err := os.WriteFile(filepath.Join(dir, "ro.fsm"), []byte(src), 0o444); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
