@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/fsmc/fsmc/compiler"
@@ -117,6 +119,7 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 		return err
 	}
 	defer os.Remove(tmp.Name())
+	defer removeOnSignal(tmp.Name())()
 	if _, err := tmp.Write(data); err != nil {
 		tmp.Close()
 		return err
@@ -129,6 +132,45 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 		return err
 	}
 	return os.Rename(tmp.Name(), path)
+}
+
+// removeOnSignal removes path if SIGINT or SIGTERM comes before the
+// returned stop is called, then ends the process as that signal would
+// have (see dieBy): a write that a signal cuts short leaves no temporary
+// file behind. Once the signal is taken, stop waits for the end, so the
+// interrupted write reports nothing.
+func removeOnSignal(path string) (stop func()) {
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
+	var mu sync.Mutex
+	done := make(chan struct{})
+	go func() {
+		select {
+		case sig := <-signals:
+			mu.Lock()
+			defer mu.Unlock()
+			os.Remove(path)
+			dieBy(sig)
+		case <-done:
+		}
+	}()
+	return func() {
+		signal.Stop(signals)
+		close(done)
+		mu.Lock()
+		mu.Unlock()
+	}
+}
+
+// dieBy ends the process with the status a shell gives one killed by
+// sig (128 + its number: 130 for SIGINT, 143 for SIGTERM). A variable,
+// for the test.
+var dieBy = func(sig os.Signal) {
+	n := 15
+	if s, ok := sig.(syscall.Signal); ok {
+		n = int(s)
+	}
+	os.Exit(128 + n)
 }
 
 // followLinks follows path while it is a symbolic link, to the file it

@@ -5,7 +5,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // TestReadOnlyNotReplaced checks that fmt -w refuses a file its user may
@@ -60,4 +62,33 @@ func readOnlySetup(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return dir
+}
+
+// TestSignalRemovesTemporaryFile checks that a signal during a write
+// removes the temporary file before the process ends by it.
+func TestSignalRemovesTemporaryFile(t *testing.T) {
+	tmp := filepath.Join(t.TempDir(), ".out.json.1.tmp")
+	if err := os.WriteFile(tmp, []byte("half"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	died := make(chan os.Signal, 1)
+	saved := dieBy
+	dieBy = func(sig os.Signal) { died <- sig }
+	defer func() { dieBy = saved }()
+	stop := removeOnSignal(tmp)
+	defer stop()
+	if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case sig := <-died:
+		if sig != syscall.SIGTERM {
+			t.Fatalf("ended by %v, want SIGTERM", sig)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the signal was not handled")
+	}
+	if _, err := os.Stat(tmp); !os.IsNotExist(err) {
+		t.Fatalf("the temporary file is still there: %v", err)
+	}
 }
