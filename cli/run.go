@@ -71,16 +71,17 @@ func runCommand(e *env) *cli.Command {
 				}
 			}
 			files := map[string]*ir.Machine{}
+			from := map[string]string{} // the file each machine came from
 			for _, path := range c.Args().Slice() {
 				f, err := e.loadMachines("run", path)
 				if err != nil {
 					return err
 				}
 				for _, m := range f.Machines {
-					if _, dup := files[m.Name]; dup {
-						return &exitError{code: ExitFound, msg: fmt.Sprintf("fsmc run: machine %s is defined twice (in %s and an earlier file)", m.Name, path)}
+					if first, dup := from[m.Name]; dup {
+						return &exitError{code: ExitFound, msg: fmt.Sprintf("fsmc run: machine %s is defined twice (in %s and %s)", m.Name, first, path)}
 					}
-					files[m.Name] = m
+					files[m.Name], from[m.Name] = m, path
 				}
 			}
 			if c.String("redis") != "" {

@@ -2,6 +2,7 @@ package compiler
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/fsmc/fsmc/compiler/ir"
 	"github.com/fsmc/fsmc/dsl"
@@ -113,7 +114,11 @@ func ExprString(e dsl.Expr) string {
 	case *dsl.PayloadRef:
 		return "event." + e.Param.Name
 	case *dsl.Unary:
-		return e.Op + operand(e.X, 6)
+		x := operand(e.X, 6)
+		if e.Op == "-" && strings.HasPrefix(x, "-") {
+			return "- " + x // not "--x"
+		}
+		return e.Op + x
 	case *dsl.Binary:
 		p := precedence[e.Op]
 		return operand(e.X, p) + " " + e.Op + " " + operand(e.Y, p+1)
