@@ -197,7 +197,7 @@ func (s *scenario) command(ctx context.Context, line string) {
 	case "sleep":
 		d, err := time.ParseDuration(rest)
 		if err != nil || d < 0 {
-			s.refuse("sleep %q: want a duration such as 30s or 1h30m", rest)
+			s.refuse("sleep %q: want a duration such as 30s or 1h30m, up to 2562047h", rest)
 			return
 		}
 		s.sleep(ctx, d)
