@@ -3,9 +3,11 @@ package dot_test
 import (
 	"bytes"
 	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/fsmc/fsmc/compiler/dot"
+	"github.com/fsmc/fsmc/internal/fsmgen"
 	"github.com/fsmc/fsmc/internal/irtest"
 )
 
@@ -43,6 +45,27 @@ machine M__start {
 	for id, n := range declared {
 		if n > 1 {
 			t.Errorf("node %s declared %d times:\n%s", id, n, buf.String())
+		}
+	}
+}
+
+// TestLargeLayout checks that only a drawing of more than LargeStates
+// states bounds the layout's effort, so small drawings keep the default.
+func TestLargeLayout(t *testing.T) {
+	for _, c := range []struct {
+		states  int
+		bounded bool
+	}{{dot.LargeStates, false}, {dot.LargeStates + 1, true}} {
+		f := irtest.Compile(t, "big.fsm", fsmgen.Machine(c.states))
+		if got := dot.States(f.Machines); got != c.states {
+			t.Fatalf("States: %d, want %d", got, c.states)
+		}
+		var buf bytes.Buffer
+		if err := dot.Write(&buf, f.Machines); err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Contains(buf.String(), "nslimit=1"); got != c.bounded {
+			t.Errorf("%d states: bounded layout %v, want %v", c.states, got, c.bounded)
 		}
 	}
 }
