@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	goruntime "runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -163,8 +164,12 @@ func (s *scenario) runDue(ctx context.Context) {
 	}
 }
 
-// settle waits until the workers hold no work and none is due.
+// settle waits until the workers hold no work and none is due. An event
+// is usually handled within microseconds, so it first only yields to
+// the workers between looks, then waits longer each time, up to 2 ms
+// while tasks run.
 func (s *scenario) settle(ctx context.Context) {
+	wait := time.Duration(0)
 	for ctx.Err() == nil {
 		idle, err := s.engine.Idle(ctx)
 		if err != nil {
@@ -174,10 +179,16 @@ func (s *scenario) settle(ctx context.Context) {
 		if idle {
 			return
 		}
+		if wait < 20*time.Microsecond {
+			goruntime.Gosched()
+			wait += time.Microsecond
+			continue
+		}
 		select {
 		case <-ctx.Done():
-		case <-time.After(2 * time.Millisecond):
+		case <-time.After(wait):
 		}
+		wait = min(2*wait, 2*time.Millisecond)
 	}
 }
 
