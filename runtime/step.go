@@ -275,10 +275,8 @@ func (e *Engine) commit(ctx context.Context, w *worker) error {
 		e.notify(w.inst.ID, &w.inst, w.history)
 		return nil
 	case errors.Is(err, ErrStale), errors.Is(err, ErrLostLease):
-		if retried && e.landed(ctx, w) {
-			// An earlier try, whose reply was lost, wrote it.
-			e.notify(w.inst.ID, &w.inst, w.history)
-			return nil
+		if retried && e.notifyIfLanded(ctx, w) {
+			return nil // an earlier try, whose reply was lost, wrote it
 		}
 		e.rejected(ctx, w, err)
 		if errors.Is(err, ErrStale) {
@@ -287,9 +285,7 @@ func (e *Engine) commit(ctx context.Context, w *worker) error {
 		return nil
 	}
 	e.opts.Observer.StoreError(err)
-	if e.landed(ctx, w) {
-		e.notify(w.inst.ID, &w.inst, w.history)
-	}
+	e.notifyIfLanded(ctx, w)
 	e.giveUp(ctx, w)
 	return err
 }
@@ -336,11 +332,12 @@ func refusal(err error) bool {
 		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
 
-// landed reports whether w's commit is in the store although the store
-// failed to answer it (a lost connection, a timeout): the instance has
-// the version the commit wrote, and its history the commit's first
-// entry. Otherwise the work is done again later, and reported then.
-func (e *Engine) landed(ctx context.Context, w *worker) bool {
+// notifyIfLanded reports w's commit (metrics, OnChange, OnHistory), and
+// says so, when it is in the store although the store failed to answer
+// it (a lost connection, a timeout): the instance has the version the
+// commit wrote, and its history the commit's first entry. Otherwise the
+// work is done again later, and reported then.
+func (e *Engine) notifyIfLanded(ctx context.Context, w *worker) bool {
 	if len(w.history) == 0 || w.commit.Instance == nil {
 		return false
 	}
@@ -358,6 +355,7 @@ func (e *Engine) landed(ctx context.Context, w *worker) bool {
 	for _, h := range history {
 		if h.Kind == ours.Kind && h.Version == ours.Version && h.Time.UnixMilli() == ours.Time.UnixMilli() &&
 			h.From == ours.From && h.To == ours.To && h.Event == ours.Event && h.Attempt == ours.Attempt {
+			e.notify(w.inst.ID, &w.inst, w.history)
 			return true
 		}
 	}

@@ -158,10 +158,8 @@ func (e *Engine) deliver(ctx context.Context, w *worker, m *machine, result *Wor
 	case err == nil && done:
 		e.notify(w.inst.ID, &w.inst, w.history)
 		return true, nil
-	case retried && (errors.Is(err, ErrStale) || errors.Is(err, ErrLostLease)) && e.landed(ctx, w):
-		// An earlier try, whose reply was lost, wrote it.
-		e.notify(w.inst.ID, &w.inst, w.history)
-		return true, nil
+	case retried && (errors.Is(err, ErrStale) || errors.Is(err, ErrLostLease)) && e.notifyIfLanded(ctx, w):
+		return true, nil // an earlier try, whose reply was lost, wrote it
 	case err == nil, errors.Is(err, ErrStale):
 		return queue()
 	case errors.Is(err, ErrLostLease):
@@ -169,15 +167,17 @@ func (e *Engine) deliver(ctx context.Context, w *worker, m *machine, result *Wor
 		return true, nil // the attempt is someone else's now
 	}
 	e.opts.Observer.StoreError(err)
-	if e.landed(ctx, w) {
-		e.notify(w.inst.ID, &w.inst, w.history)
-	}
+	e.notifyIfLanded(ctx, w)
 	e.giveUp(ctx, w)
 	return true, err
 }
 
-// errTimedOut marks an attempt that ran past its task's timeout.
-var errTimedOut = errors.New("timed out")
+// errTimedOut marks an attempt that ran past its task's timeout;
+// errLateResult is why one whose handler succeeded failed all the same.
+var (
+	errTimedOut   = errors.New("timed out")
+	errLateResult = errors.New("the handler returned its result after the deadline")
+)
 
 // IdempotencyKey is the key of inst's task attempts in its current
 // visit to a state: INSTANCE/CREATED/VISIT, with the instance's creation
@@ -240,25 +240,33 @@ func (e *Engine) runHandler(ctx context.Context, w *worker, handler Handler, cal
 		r, err := handler(hctx, call)
 		done <- outcome{r, usableError(err)}
 	}()
+	// timedOut is the attempt's error when its deadline passed, with
+	// what the handler said (why), if anything.
+	timedOut := func(why error) error {
+		if why == nil {
+			return fmt.Errorf("%w after %s", errTimedOut, ir.FormatDuration(timeout))
+		}
+		return fmt.Errorf("%w after %s: %w", errTimedOut, ir.FormatDuration(timeout), why)
+	}
 	renew := time.NewTicker(max(e.opts.Lease/3, time.Millisecond))
 	defer renew.Stop()
 	for {
 		select {
 		case o := <-done:
 			if o.err != nil && errors.Is(hctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
-				return Result{}, fmt.Errorf("%w after %s: %w", errTimedOut, ir.FormatDuration(timeout), o.err)
+				return Result{}, timedOut(o.err)
 			}
 			return o.r, o.err
 		case <-hctx.Done():
 			select {
 			case o := <-done: // it finished at the same moment
-				if ctx.Err() != nil {
+				switch {
+				case ctx.Err() != nil:
 					return Result{}, ctx.Err()
+				case o.err != nil:
+					return Result{}, timedOut(o.err)
 				}
-				if o.err == nil {
-					return o.r, nil
-				}
-				return Result{}, fmt.Errorf("%w after %s: %w", errTimedOut, ir.FormatDuration(timeout), o.err)
+				return o.r, nil
 			default:
 			}
 			// Stopping or timed out: the handler has handlerGrace to see
@@ -274,15 +282,15 @@ func (e *Engine) runHandler(ctx context.Context, w *worker, handler Handler, cal
 				case ctx.Err() != nil:
 					return Result{}, ctx.Err()
 				case o.err != nil:
-					return Result{}, fmt.Errorf("%w after %s: %w", errTimedOut, ir.FormatDuration(timeout), o.err)
+					return Result{}, timedOut(o.err)
 				}
-				return Result{}, fmt.Errorf("%w after %s (the handler returned its result after the deadline)", errTimedOut, ir.FormatDuration(timeout))
+				return Result{}, timedOut(errLateResult)
 			case <-grace.C:
 			}
 			if ctx.Err() != nil {
 				return Result{}, ctx.Err()
 			}
-			return Result{}, fmt.Errorf("%w after %s", errTimedOut, ir.FormatDuration(timeout))
+			return Result{}, timedOut(nil)
 		case <-renew.C:
 			_ = e.store.Extend(ctx, &w.lease, e.opts.Clock.Now().Add(e.opts.Lease))
 		}
