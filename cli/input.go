@@ -90,29 +90,26 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 	if err != nil {
 		return err
 	}
-	fi, err := os.Stat(path)
-	if err == nil && fi.Mode().IsRegular() {
-		// Opening for writing (without truncating) asks the system
-		// whether this user may write the file.
-		f, err := os.OpenFile(path, os.O_WRONLY, 0)
-		if err != nil {
-			return err
-		}
-		f.Close()
-	}
-	if err == nil && !fi.Mode().IsRegular() {
+	if fi, err := os.Stat(path); err == nil {
 		if fi.IsDir() {
 			return &fs.PathError{Op: "write", Path: path, Err: syscall.EISDIR}
 		}
+		// Opening for writing (without truncating) asks the system
+		// whether this user may write the file; a device or pipe is
+		// then written through.
 		f, err := os.OpenFile(path, os.O_WRONLY, 0)
 		if err != nil {
 			return err
 		}
-		_, err = f.Write(data)
-		if cerr := f.Close(); err == nil {
-			err = cerr
+		if fi.Mode().IsRegular() {
+			f.Close()
+		} else {
+			_, err = f.Write(data)
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			return err
 		}
-		return err
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
 	if err != nil {

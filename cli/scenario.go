@@ -50,6 +50,9 @@ type scenario struct {
 // take more, and virtual time would never move on.
 const loopLimit = 10000
 
+// settleYields is how many times settle yields before it waits.
+const settleYields = 20
+
 func (s *scenario) run(ctx context.Context) error {
 	in := bufio.NewScanner(s.stdin)
 	in.Buffer(make([]byte, 64*1024), maxLine)
@@ -166,10 +169,10 @@ func (s *scenario) runDue(ctx context.Context) {
 
 // settle waits until the workers hold no work and none is due. An event
 // is usually handled within microseconds, so it first only yields to
-// the workers between looks, then waits longer each time, up to 2 ms
-// while tasks run.
+// the workers between looks (settleYields times), then waits longer
+// each time, up to 2 ms while tasks run.
 func (s *scenario) settle(ctx context.Context) {
-	wait := time.Duration(0)
+	yields, wait := 0, 20*time.Microsecond
 	for ctx.Err() == nil {
 		idle, err := s.engine.Idle(ctx)
 		if err != nil {
@@ -179,9 +182,9 @@ func (s *scenario) settle(ctx context.Context) {
 		if idle {
 			return
 		}
-		if wait < 20*time.Microsecond {
+		if yields < settleYields {
 			goruntime.Gosched()
-			wait += time.Microsecond
+			yields++
 			continue
 		}
 		select {
