@@ -246,7 +246,7 @@ func (mc *machineChecker) declareAction(ga *grammar.ActionDecl) {
 		e := m.events[en.Text]
 		if e == nil {
 			d := mc.errorf(r, BadEmits, "action %q emits undeclared event %q", a.Name, en.Text)
-			d.Suggestion = mc.spell(en.Text, len(m.events), func() []string { return keys(m.events) })
+			d.Suggestion = spell(mc.checker, en.Text, m.events)
 			continue
 		}
 		mc.usedEvents[e] = true
@@ -341,13 +341,11 @@ func (mc *machineChecker) eventRef(s *State, en *grammar.EventName) *Event {
 	e := mc.m.Event(en.Text)
 	if e == nil {
 		d := mc.errorf(mc.nameRange(en.Pos, en.Text), UndefinedEvent, "undefined event %q", en.Text)
-		d.Suggestion = mc.spell(en.Text, len(mc.m.events)+2, func() []string {
-			names := keys(mc.m.events)
-			if s.Task != nil { // the built-in events, where they may be used
-				names = append(names, "done", "error")
-			}
-			return names
-		})
+		var builtin []string
+		if s.Task != nil { // the built-in events, where they may be used
+			builtin = []string{"done", "error"}
+		}
+		d.Suggestion = spell(mc.checker, en.Text, mc.m.events, builtin...)
 		return nil
 	}
 	mc.usedEvents[e] = true
@@ -358,7 +356,7 @@ func (mc *machineChecker) stateRef(n *grammar.Name) *State {
 	s := mc.m.states[n.Text]
 	if s == nil {
 		d := mc.errorf(mc.nameRange(n.Pos, n.Text), UndefinedState, "undefined state %q", n.Text)
-		d.Suggestion = mc.spell(n.Text, len(mc.m.states), func() []string { return keys(mc.m.states) })
+		d.Suggestion = spell(mc.checker, n.Text, mc.m.states)
 	}
 	return s
 }
@@ -416,7 +414,7 @@ func (mc *machineChecker) checkSets(sets []*grammar.Assign, scope exprScope) []*
 		f := mc.m.fields[ga.Field.Text]
 		if f == nil {
 			d := mc.errorf(mc.nameRange(ga.Field.Pos, ga.Field.Text), UndefinedName, "undefined context field %q", ga.Field.Text)
-			d.Suggestion = mc.spell(ga.Field.Text, len(mc.m.fields), func() []string { return keys(mc.m.fields) })
+			d.Suggestion = spell(mc.checker, ga.Field.Text, mc.m.fields)
 			continue
 		}
 		a.Field = f
@@ -508,7 +506,7 @@ func (mc *machineChecker) checkTask(gd *grammar.Do) *Task {
 	t.Action = mc.m.actions[gd.Action.Text]
 	if t.Action == nil {
 		d := mc.errorf(mc.nameRange(gd.Action.Pos, gd.Action.Text), UndefinedAction, "undefined action %q", gd.Action.Text)
-		d.Suggestion = mc.spell(gd.Action.Text, len(mc.m.actions), func() []string { return keys(mc.m.actions) })
+		d.Suggestion = spell(mc.checker, gd.Action.Text, mc.m.actions)
 	} else {
 		mc.usedActions[t.Action] = true
 	}

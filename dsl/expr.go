@@ -30,7 +30,7 @@ func (mc *machineChecker) checkExpr(e *grammar.Expr, scope exprScope) Expr {
 		f := mc.m.fields[e.Name.Text]
 		if f == nil {
 			d := mc.errorf(r, UndefinedName, "undefined name %q: no context field has that name", e.Name.Text)
-			d.Suggestion = mc.spell(e.Name.Text, len(mc.m.fields), func() []string { return keys(mc.m.fields) })
+			d.Suggestion = spell(mc.checker, e.Name.Text, mc.m.fields)
 			return &invalidExpr{Range: r}
 		}
 		return &FieldRef{Field: f, Range: r}
@@ -81,13 +81,7 @@ func (mc *machineChecker) checkPayload(e *grammar.Expr, r Range, scope exprScope
 			return &PayloadRef{Event: scope.event, Param: p, Range: r}
 		}
 		d := mc.errorf(r, UndefinedName, "event %q has no payload field %q", scope.event.Name, name)
-		d.Suggestion = mc.spell(name, len(scope.event.Params), func() []string {
-			var names []string
-			for _, p := range scope.event.Params {
-				names = append(names, p.Name)
-			}
-			return names
-		})
+		d.Suggestion = spell(mc.checker, name, scope.event.params)
 		if !scope.event.Builtin {
 			d.Related = []Note{{Range: scope.event.Range, Message: fmt.Sprintf("event %q declared here", scope.event.Name)}}
 		}

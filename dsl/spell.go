@@ -13,15 +13,16 @@ import (
 // suggestion. Hand-written files stay far below it.
 const spellComparisons = 500_000
 
-// spell is suggest over the n names that names returns, while the
-// file's budget of comparisons lasts, and "" after.
-func (c *checker) spell(name string, n int, names func() []string) string {
+// spell is suggest over the names declared in declared, and extra,
+// while the file's budget of comparisons lasts, and "" after.
+func spell[V any](c *checker, name string, declared map[string]V, extra ...string) string {
+	n := len(declared) + len(extra)
 	if n > c.spellBudget {
 		c.spellBudget = 0
 		return ""
 	}
 	c.spellBudget -= n
-	return suggest(name, names())
+	return suggest(name, append(keys(declared), extra...))
 }
 
 // suggest returns the candidate nearest to name for a "did you mean"
