@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/xml"
+	"fmt"
 	"image/png"
 	"io"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/fsmc/fsmc/compiler/dot"
 	"github.com/fsmc/fsmc/compiler/ir"
+	"github.com/fsmc/fsmc/internal/fsmgen"
 	"github.com/fsmc/fsmc/internal/irtest"
 	"github.com/rogpeppe/go-internal/txtar"
 )
@@ -118,5 +120,25 @@ func TestRenderRejectsUnknownFormat(t *testing.T) {
 	}
 	if _, err := dot.Render(context.Background(), []byte("digraph {"), "svg"); err == nil {
 		t.Fatal("broken DOT should be an error")
+	}
+}
+
+// BenchmarkRenderLarge draws generated machines (internal/fsmgen) of
+// more than LargeStates states as SVG: the bounded layout's cost.
+func BenchmarkRenderLarge(b *testing.B) {
+	for _, states := range []int{70, 100, 300} {
+		b.Run(fmt.Sprintf("states=%d", states), func(b *testing.B) {
+			f := irtest.Compile(b, "big.fsm", fsmgen.Machine(states))
+			var text bytes.Buffer
+			if err := dot.Write(&text, f.Machines); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if _, err := dot.Render(context.Background(), text.Bytes(), "svg"); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
