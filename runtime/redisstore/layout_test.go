@@ -37,19 +37,7 @@ func TestWaitingInstanceIsOneCompactHash(t *testing.T) {
 	if err := e.Start(ctx, "Idle", "order-1", nil, runtime.StartOptions{Priority: 3}); err != nil {
 		t.Fatal(err)
 	}
-	keys, err := c.Keys(ctx, prefix+":*order-1*").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(keys) != 1 {
-		t.Fatalf("the instance has keys %v, want one", keys)
-	}
-	if enc := c.ObjectEncoding(ctx, keys[0]).Val(); enc != "listpack" {
-		t.Errorf("the instance's hash is a %s, want a listpack", enc)
-	}
-	if size := c.MemoryUsage(ctx, keys[0], 0).Val(); size > 256 {
-		t.Errorf("the instance's hash takes %d bytes, want at most 256", size)
-	}
+	compactHash(t, c, prefix, "order-1")
 	v, err := e.Get(ctx, "order-1")
 	if err != nil {
 		t.Fatal(err)
@@ -66,6 +54,46 @@ func TestWaitingInstanceIsOneCompactHash(t *testing.T) {
 	if v, _ := e.Get(ctx, "order-1"); v.StateName != "Done" || v.Status != runtime.Completed {
 		t.Fatalf("after Go: %s %s", v.StateName, v.Status)
 	}
+}
+
+// compactHash checks that instance id (of the store with prefix) is one
+// key, kept as a listpack of at most 256 bytes.
+func compactHash(t *testing.T, c redis.UniversalClient, prefix, id string) {
+	t.Helper()
+	ctx := context.Background()
+	keys, err := c.Keys(ctx, prefix+":*"+id+"*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 1 {
+		t.Fatalf("the instance has keys %v, want one", keys)
+	}
+	if enc := c.ObjectEncoding(ctx, keys[0]).Val(); enc != "listpack" {
+		t.Errorf("the instance's hash is a %s, want a listpack", enc)
+	}
+	size := c.MemoryUsage(ctx, keys[0], 0).Val()
+	if size > 256 {
+		t.Errorf("the instance's hash takes %d bytes, want at most 256", size)
+	}
+	t.Logf("%s: %d bytes", id, size)
+}
+
+// TestContextStaysCompact: an instance of the README's Order machine,
+// five context fields at their defaults, is still a listpack (each
+// value a type letter and its text).
+func TestContextStaysCompact(t *testing.T) {
+	c := redisClient(t)
+	ctx := context.Background()
+	prefix := fmt.Sprintf("t%d", prefixes.Add(1))
+	m := irtest.Compile(t, "order.fsm", irtest.Examples(t)["order.fsm"]).Machines[0]
+	e := runtime.New(redisstore.New(c, redisstore.Options{Prefix: prefix, NoRedlock: true}), runtime.Options{})
+	if err := e.Register(ctx, m, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(ctx, "Order", "c5", nil, runtime.StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	compactHash(t, c, prefix, "c5")
 }
 
 // TestFreeTextSurvives: IDs, payload strings and failure messages with
