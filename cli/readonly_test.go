@@ -1,13 +1,16 @@
+//go:build linux
+
 package cli
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/fsmc/fsmc/internal/asuser"
 )
 
 // TestReadOnlyNotReplaced checks that fmt -w refuses a file its user may
@@ -18,18 +21,7 @@ func TestReadOnlyNotReplaced(t *testing.T) {
 	if dir == "" {
 		dir = readOnlySetup(t)
 		if os.Geteuid() == 0 {
-			// A copy of this binary, where nobody may run it (the build
-			// directory is private).
-			self, err := os.ReadFile(os.Args[0])
-			if err != nil {
-				t.Fatal(err)
-			}
-			bin := filepath.Join(dir, "cli.test")
-			if err := os.WriteFile(bin, self, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			cmd := exec.Command(bin, "-test.run=^TestReadOnlyNotReplaced$", "-test.v")
-			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+			cmd := asuser.Command(t, dir, asuser.Nobody, "-test.run=^TestReadOnlyNotReplaced$", "-test.v")
 			cmd.Env = append(os.Environ(), "FSMC_TEST_READONLY_DIR="+dir)
 			out, err := cmd.CombinedOutput()
 			if err != nil || !strings.Contains(string(out), "--- PASS: TestReadOnlyNotReplaced") {
@@ -56,14 +48,7 @@ func TestReadOnlyNotReplaced(t *testing.T) {
 // readOnlySetup makes a directory anyone may write, holding ro.fsm (not
 // canonical, so fmt -w would rewrite it) that nobody may write.
 func readOnlySetup(t *testing.T) string {
-	dir, err := os.MkdirTemp("", "fsmc-readonly-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o777); err != nil {
-		t.Fatal(err)
-	}
+	dir := asuser.Dir(t, 0o777)
 	src := "machine M {\ninitial state A {}\n}\n"
 	if err := os.WriteFile(filepath.Join(dir, "ro.fsm"), []byte(src), 0o444); err != nil {
 		t.Fatal(err)

@@ -4,15 +4,13 @@ package graphvizcache_test
 
 import (
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 
 	_ "github.com/fsmc/fsmc/compiler/dot" // go-graphviz, started as in fsmc
+	"github.com/fsmc/fsmc/internal/asuser"
 )
 
 // TestMain: run with FSMC_GRAPHVIZ_CHILD=1, the test binary is a program
@@ -34,19 +32,9 @@ func TestAnotherUsersCache(t *testing.T) {
 	if os.Getuid() != 0 {
 		t.Skip("needs root, to run a program as two users")
 	}
-	// Not t.TempDir: the other user must reach the program, and its
-	// parent is private.
-	root, err := os.MkdirTemp("", "graphvizcache")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(root) })
-	if err := os.Chmod(root, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	root := asuser.Dir(t, 0o755)
 	shared := filepath.Join(root, "tmp")
 	home := filepath.Join(root, "home")
-	bin := filepath.Join(root, "prog")
 	for _, dir := range []string{shared, home} {
 		if err := os.Mkdir(dir, 0o755); err != nil {
 			t.Fatal(err)
@@ -55,18 +43,14 @@ func TestAnotherUsersCache(t *testing.T) {
 	if err := os.Chmod(shared, 0o1777); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Chown(home, 65534, 65534); err != nil {
+	if err := os.Chown(home, asuser.Nobody, asuser.Nobody); err != nil {
 		t.Fatal(err)
 	}
-	copyFile(t, os.Args[0], bin)
 
 	run := func(uid int) string {
 		t.Helper()
-		cmd := exec.Command(bin)
+		cmd := asuser.Command(t, root, uid)
 		cmd.Env = []string{"FSMC_GRAPHVIZ_CHILD=1", "TMPDIR=" + shared, "HOME=" + home}
-		if uid != 0 {
-			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid)}}
-		}
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			t.Fatalf("as uid %d: %v\n%s", uid, err, out)
@@ -77,7 +61,7 @@ func TestAnotherUsersCache(t *testing.T) {
 	if out := run(0); out != "TMPDIR="+shared {
 		t.Fatalf("as root: %q", out)
 	}
-	if out := run(65534); out != "TMPDIR="+shared {
+	if out := run(asuser.Nobody); out != "TMPDIR="+shared {
 		t.Fatalf("as another user: %q, want TMPDIR=%s as it was given", out, shared)
 	}
 	entries, err := os.ReadDir(filepath.Join(home, ".cache", "fsmc", "go-graphviz"))
@@ -86,24 +70,5 @@ func TestAnotherUsersCache(t *testing.T) {
 	}
 	if !strings.HasPrefix(entries[0].Name(), "wazero") {
 		t.Errorf("the other user's own cache holds %s", entries[0].Name())
-	}
-}
-
-func copyFile(t *testing.T, from, to string) {
-	t.Helper()
-	in, err := os.Open(from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	out, err := os.OpenFile(to, os.O_CREATE|os.O_WRONLY, 0o755)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		t.Fatal(err)
-	}
-	if err := out.Close(); err != nil {
-		t.Fatal(err)
 	}
 }
