@@ -31,12 +31,81 @@ func (RealClock) Now() time.Time {
 	a := wallAnchor.Load()
 	if a != nil {
 		if d := time.Since(a.wall); d >= 0 && d < time.Second {
-			return a.wall.Add(d)
+			now := a.wall.Add(d)
+			stamps.publish(now.UnixNano())
+			return now
 		}
 	}
 	now := time.Now()
 	wallAnchor.Store(&anchor{wall: now})
+	stamps.publish(now.UnixNano())
 	return now
+}
+
+// Stamp returns the time to record in a history entry, without reading
+// the clock while the process is busy: the latest reading of Now in
+// the process, which a goroutine refreshes every StampPeriod while
+// stamps are being taken (and which stops when none was taken for a
+// period). A stamp is never earlier than a reading of Now that came
+// before it, and lags the true time by about StampPeriod at most while
+// the process has CPU to spare for the refresh. After a pause the first
+// stamp reads the clock. Fire stamps the transitions it takes; due
+// times are always computed from Now, so a timer never fires early.
+func (c RealClock) Stamp() time.Time {
+	switch stamps.state.Load() {
+	case stampsTaken:
+	case stampsUntaken:
+		stamps.state.CompareAndSwap(stampsUntaken, stampsTaken)
+	default:
+		now := c.Now()
+		if stamps.state.CompareAndSwap(stampsIdle, stampsTaken) {
+			go stamps.refresh()
+		}
+		return now
+	}
+	return time.Unix(0, stamps.latest.Load())
+}
+
+// StampPeriod is how often the time that RealClock.Stamp returns is
+// refreshed while stamps are taken.
+const StampPeriod = time.Millisecond
+
+// stamps is RealClock.Stamp's state, shared by the process.
+var stamps stampClock
+
+type stampClock struct {
+	latest atomic.Int64  // the latest reading of Now, in Unix nanoseconds
+	state  atomic.Uint32 // stampsIdle, stampsTaken or stampsUntaken
+}
+
+const (
+	stampsIdle    = iota // no refresh runs: the next stamp reads the clock
+	stampsTaken          // refreshing, and a stamp was taken since the last refresh
+	stampsUntaken        // refreshing, and no stamp was taken since the last refresh
+)
+
+// publish makes n, a reading of the clock, the latest unless a later
+// one is. A reading over a second earlier than the latest replaces it:
+// the wall clock was set back.
+func (s *stampClock) publish(n int64) {
+	for {
+		old := s.latest.Load()
+		if n <= old && old-n < int64(time.Second) || s.latest.CompareAndSwap(old, n) {
+			return
+		}
+	}
+}
+
+// refresh reads the clock every StampPeriod while stamps are taken, and
+// returns after a period in which none was.
+func (s *stampClock) refresh() {
+	for {
+		time.Sleep(StampPeriod)
+		RealClock{}.Now()
+		if !s.state.CompareAndSwap(stampsTaken, stampsUntaken) && s.state.CompareAndSwap(stampsUntaken, stampsIdle) {
+			return
+		}
+	}
 }
 
 // Sleep waits for d or a wake-up.

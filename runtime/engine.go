@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	goruntime "runtime"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -62,16 +61,15 @@ type Engine struct {
 	// versions this engine did not register (hash -> *machine).
 	loaded sync.Map
 	hashes []string
-	// scratch workers for the calling goroutine's paths (Fire, RunDue),
-	// one per call, so that calls run at once, and a handler may call
-	// Fire itself; Run's workers have their own. The first is taken
-	// with a TryLock (the uncontended case costs next to nothing), the
-	// others from a free list. Not a sync.Pool, which a garbage
-	// collection empties (and the race detector drops from at random):
-	// Fire then allocates nothing.
-	callerMu   sync.Mutex
-	firstCall  *worker
-	callers    chan *worker
+	// callers holds scratch workers for the calling goroutine's paths
+	// (Fire, RunDue), one per call, so that calls run at once, and a
+	// handler may call Fire itself; Run's workers have their own. A
+	// sync.Pool takes and gives back without an atomic operation. A
+	// worker it drops (one unused over two garbage collections, or one
+	// the race detector drops at random) is made again, so Fire
+	// allocates nothing once the pool holds one per processor busy
+	// firing.
+	callers    sync.Pool
 	runnable   map[string][]int // per machine hash, the actions with a handler
 	generation atomic.Uint64    // bumped by Register
 	claimFails atomic.Bool      // a worker's last claim failed (see workLoop)
@@ -79,7 +77,12 @@ type Engine struct {
 	busy       atomic.Int64     // Run's workers claiming or handling work (see Idle)
 	claims     atomic.Uint64    // claims Run's workers began (see Idle)
 	instances  sync.Pool        // *Instance scratch for Send
+	stamper    stamper          // the clock's cheaper reading for Fire, if it has one
 }
+
+// stamper is a Clock with a cheaper reading to record in history
+// entries (RealClock.Stamp).
+type stamper interface{ Stamp() time.Time }
 
 // Handler runs one attempt of an action. It returns the event to
 // deliver (Emit), nothing (a zero Result: done follows), Pending (the
@@ -175,9 +178,9 @@ func New(store Store, opts Options) *Engine {
 		opts.Observer = noObserver{}
 	}
 	e := &Engine{store: store, opts: opts, byHash: map[string]*machine{}, byName: map[string]*machine{}, recovered: make(chan struct{}, 1)}
-	e.firstCall = e.newWorker()
-	e.callers = make(chan *worker, 2*goruntime.GOMAXPROCS(0))
+	e.callers.New = func() any { return e.newWorker() }
 	e.instances.New = func() any { return &Instance{} }
+	e.stamper, _ = opts.Clock.(stamper)
 	return e
 }
 
@@ -399,7 +402,11 @@ func (e *Engine) Fire(ctx context.Context, id, event string, payload map[string]
 	if is, ok := e.store.(InlineStore); ok {
 		w.reset()
 		w.fireName, w.firePay, w.fireErr, w.fireQueue = event, payload, nil, false
-		w.fire.Due = e.opts.Clock.Now()
+		if e.stamper != nil {
+			w.fire.Due, w.stamped = e.stamper.Stamp(), true
+		} else {
+			w.fire.Due = e.opts.Clock.Now()
+		}
 		ran, err := is.Inline(ctx, id, w.inlineCall)
 		w.firePay = nil
 		switch {
@@ -458,7 +465,7 @@ func (w *worker) inlineDecide(inst *Instance, c *Commit) bool {
 		w.fire.Payload = payload
 	}
 	out := w.decide(m, inst, &w.fire, w.fire.Due)
-	*c = w.commitOf(inst)
+	w.commitOf(inst, c)
 	w.noted.ID, w.noted.Machine, w.noted.Hash, w.noted.Status = inst.ID, inst.Machine, inst.Hash, inst.Status
 	return out == changed
 }
@@ -669,32 +676,10 @@ func (e *Engine) NextDue(ctx context.Context) (time.Time, bool, error) {
 	return e.store.NextDue(ctx, e.filter())
 }
 
-// caller takes a scratch worker: the first if it is free, else one from
-// the free list, or a new one.
-func (e *Engine) caller() *worker {
-	if e.callerMu.TryLock() {
-		return e.firstCall
-	}
-	select {
-	case w := <-e.callers:
-		return w
-	default:
-		return e.newWorker()
-	}
-}
-
-// putCaller gives a scratch worker back (to the free list, or drops it
-// when the list is full).
-func (e *Engine) putCaller(w *worker) {
-	if w == e.firstCall {
-		e.callerMu.Unlock()
-		return
-	}
-	select {
-	case e.callers <- w:
-	default:
-	}
-}
+// caller takes a scratch worker for the calling goroutine, and
+// putCaller gives it back.
+func (e *Engine) caller() *worker     { return e.callers.Get().(*worker) }
+func (e *Engine) putCaller(w *worker) { e.callers.Put(w) }
 
 // Idle reports whether Run's workers hold no work and none is due now:
 // what a caller of Start or Send waits for to see all that follows

@@ -45,6 +45,9 @@ func toggleEngine(t testing.TB) *runtime.Engine {
 }
 
 func TestFireAllocatesNothing(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector drops pooled scratch workers at random")
+	}
 	e := toggleEngine(t)
 	ctx := context.Background()
 	allocs := testing.AllocsPerRun(1000, func() {
@@ -61,6 +64,48 @@ func TestFireAllocatesNothing(t *testing.T) {
 	}
 	if v.Version != 1+300+1000+1 { // AllocsPerRun runs once more to warm up
 		t.Fatalf("version %d: not every event was handled", v.Version)
+	}
+}
+
+// TestFireTimersDueFromTheClock: Fire stamps the transitions it takes
+// with RealClock.Stamp, which may lag the clock by up to a refresh; a
+// timer such a transition sets is due its delay after a reading of the
+// clock, never earlier.
+func TestFireTimersDueFromTheClock(t *testing.T) {
+	const blink = `machine Blink {
+    event Flip
+    initial state Off {
+        on Flip -> On
+    }
+    state On {
+        after 50ms -> Off
+        on Flip -> Off
+    }
+}`
+	ctx := context.Background()
+	e := runtime.New(memstore.New(memstore.Options{}), runtime.Options{})
+	if err := e.Register(ctx, compileMachine(t, blink), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(ctx, "Blink", "b", nil, runtime.StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 100; i++ {
+		runtime.RealClock{}.Stamp() // stamps are being taken: they come from the refresh
+		before := time.Now()
+		if err := e.Fire(ctx, "b", "Flip", nil); err != nil {
+			t.Fatal(err)
+		}
+		due, found, err := e.NextDue(ctx)
+		if err != nil || !found {
+			t.Fatalf("no timer after entering On: %v", err)
+		}
+		if want := before.Add(50 * time.Millisecond); due.Before(want) {
+			t.Fatalf("the timer is due %v before its delay has passed", want.Sub(due))
+		}
+		if err := e.Fire(ctx, "b", "Flip", nil); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 

@@ -28,6 +28,7 @@ type worker struct {
 	firePay    map[string]any
 	fireErr    error
 	fireQueue  bool // the engine does not know the machine: use the queue
+	stamped    bool // the time deciding uses is a stamp (RealClock.Stamp)
 	inlineCall func(*Instance, *Commit) bool
 	cached     *machine
 	cachedHash string
@@ -45,6 +46,7 @@ func (w *worker) reset() {
 	w.history = w.history[:0]
 	w.schedule = w.schedule[:0]
 	w.commit = Commit{}
+	w.stamped = false
 }
 
 // process handles the work w holds a lease on.
@@ -89,24 +91,23 @@ func (e *Engine) step(ctx context.Context, w *worker) error {
 		return err
 	}
 	if w.decide(m, &w.inst, item, e.opts.Clock.Now()) == changed {
-		w.commit = w.commitOf(&w.inst)
+		w.commitOf(&w.inst, &w.commit)
 		return e.commit(ctx, w)
 	}
 	return e.complete(ctx, w)
 }
 
-// commitOf is the commit of what w decided for inst: its history and
-// schedule, dropping all of its pending work when it has completed, and
-// its queued timers when it entered a state (a transition, by event or
-// timer, always starts a new visit).
-func (w *worker) commitOf(inst *Instance) Commit {
-	c := Commit{Instance: inst, History: w.history, Schedule: w.schedule, DropWork: inst.Status == Completed}
+// commitOf fills c with the commit of what w decided for inst: its
+// history and schedule, dropping all of its pending work when it has
+// completed, and its queued timers when it entered a state (a
+// transition, by event or timer, always starts a new visit).
+func (w *worker) commitOf(inst *Instance, c *Commit) {
+	*c = Commit{Instance: inst, History: w.history, Schedule: w.schedule, DropWork: inst.Status == Completed}
 	for i := range w.history {
 		if k := w.history[i].Kind; k == HistTransition || k == HistTimer {
 			c.DropTimers = true
 		}
 	}
-	return c
 }
 
 // loadFor fills w.inst with the instance of w's leased work: the one the
@@ -199,6 +200,10 @@ func eventOf(item *Work) int {
 // built in scratch space and the target's timers are evaluated against
 // it, so a fault anywhere leaves inst as it was.
 func (w *worker) transition(m *machine, inst *Instance, now time.Time, event, timer, target int, sets []ir.Assign, payload []ir.Value) outcome {
+	if w.stamped && len(m.ir.States[target].Timers) > 0 {
+		// A stamp may lag the clock: timers are due from a reading of it.
+		now = w.e.opts.Clock.Now()
+	}
 	w.sets = w.sets[:0]
 	for i := range sets {
 		v, err := w.eval(m, &sets[i].Value, inst.Context, payload)
@@ -207,15 +212,19 @@ func (w *worker) transition(m *machine, inst *Instance, now time.Time, event, ti
 		}
 		w.sets = append(w.sets, v)
 	}
-	w.next = append(w.next[:0], inst.Context...)
-	for i := range sets {
-		w.next[sets[i].Field] = w.sets[i]
+	next := inst.Context
+	if len(sets) > 0 {
+		w.next = append(w.next[:0], inst.Context...)
+		for i := range sets {
+			w.next[sets[i].Field] = w.sets[i]
+		}
+		next = w.next
 	}
-	status, err := w.enter(m, target, inst.Visit+1, w.next, now)
+	status, err := w.enter(m, target, inst.Visit+1, next, now)
 	if err != nil {
 		return w.fail(inst, now, err.Error(), false)
 	}
-	copy(inst.Context, w.next)
+	copy(inst.Context, next)
 	from := inst.State
 	inst.State = target
 	inst.Visit++

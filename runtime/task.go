@@ -149,7 +149,7 @@ func (e *Engine) deliver(ctx context.Context, w *worker, m *machine, result *Wor
 	if w.decide(m, &w.inst, result, result.Due) != changed || w.inst.Status == Failed {
 		return queue()
 	}
-	w.commit = w.commitOf(&w.inst)
+	w.commitOf(&w.inst, &w.commit)
 	err, retried := e.whileLeased(ctx, w, func() (err error) {
 		done, err = ds.CompleteDirect(ctx, &w.lease, &w.commit, result.Due)
 		return err

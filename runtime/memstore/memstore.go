@@ -652,6 +652,9 @@ func (s *Store) writeVersion(e *entry, c *runtime.Commit) {
 // dropTimers removes e's queued timer firings (a leased head stays: its
 // holder finishes it).
 func (s *Store) dropTimers(e *entry) {
+	if len(e.queue) == 0 {
+		return
+	}
 	keep := 0
 	if _, leased := s.leased[&e.head]; leased && len(e.queue) > 0 {
 		keep = 1
@@ -735,7 +738,9 @@ func (s *Store) due(e *entry) {
 func (s *Store) appendHistory(e *entry, history []runtime.HistoryEntry) {
 	for _, h := range history {
 		e.history[e.histAt] = h
-		e.histAt = (e.histAt + 1) % len(e.history)
+		if e.histAt++; e.histAt == len(e.history) {
+			e.histAt = 0
+		}
 		if e.histLen < len(e.history) {
 			e.histLen++
 		}

@@ -1,0 +1,53 @@
+package runtime
+
+import (
+	"testing"
+	"time"
+)
+
+// TestStampFollowsTheClock: a stamp is never earlier than a reading of
+// Now before it, stays close to the time while stamps are taken (the
+// refresh runs), and once none is taken for a while the refresh stops
+// and the next stamp reads the clock.
+func TestStampFollowsTheClock(t *testing.T) {
+	var c RealClock
+	before := c.Now()
+	if s := c.Stamp(); s.Before(before) {
+		t.Fatalf("stamp %v is earlier than the reading %v before it", s, before)
+	}
+	var lag time.Duration
+	for end := time.Now().Add(300 * time.Millisecond); time.Now().Before(end); {
+		lag = max(lag, time.Since(c.Stamp()))
+	}
+	if lag > 100*time.Millisecond {
+		t.Fatalf("stamps lagged the clock by %v while taken", lag)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for stamps.state.Load() != stampsIdle {
+		if time.Now().After(deadline) {
+			t.Fatal("the refresh still runs 5 s after the last stamp")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(10 * time.Millisecond)
+	now := time.Now()
+	if s := c.Stamp(); s.Before(now) {
+		t.Fatalf("the first stamp after a pause, %v, is earlier than the time before it, %v", s, now)
+	}
+}
+
+// TestStampFollowsAClockSetBack: a reading over a second earlier than
+// the latest replaces it (the wall clock was set back); a slightly
+// earlier one (a race between readers) does not.
+func TestStampFollowsAClockSetBack(t *testing.T) {
+	var s stampClock
+	s.publish(10 * int64(time.Second))
+	s.publish(10*int64(time.Second) - int64(time.Millisecond))
+	if got := s.latest.Load(); got != 10*int64(time.Second) {
+		t.Fatalf("a reading 1 ms earlier replaced the latest: %d", got)
+	}
+	s.publish(5 * int64(time.Second))
+	if got := s.latest.Load(); got != 5*int64(time.Second) {
+		t.Fatalf("a clock set back 5 s is not followed: %d", got)
+	}
+}
