@@ -78,6 +78,8 @@ type Engine struct {
 	claims     atomic.Uint64    // claims Run's workers began (see Idle)
 	instances  sync.Pool        // *Instance scratch for Send
 	stamper    stamper          // the clock's cheaper reading for Fire, if it has one
+	inline     InlineStore      // the store, if Fire can decide under its lock
+	unobserved bool             // no Observer, OnHistory or OnChange: notify has nothing to do
 }
 
 // stamper is a Clock with a cheaper reading to record in history
@@ -174,6 +176,7 @@ func New(store Store, opts Options) *Engine {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	unobserved := opts.Observer == nil && opts.OnHistory == nil && opts.OnChange == nil
 	if opts.Observer == nil {
 		opts.Observer = noObserver{}
 	}
@@ -181,6 +184,8 @@ func New(store Store, opts Options) *Engine {
 	e.callers.New = func() any { return e.newWorker() }
 	e.instances.New = func() any { return &Instance{} }
 	e.stamper, _ = opts.Clock.(stamper)
+	e.inline, _ = store.(InlineStore)
+	e.unobserved = unobserved
 	return e
 }
 
@@ -399,7 +404,7 @@ func (e *Engine) send(ctx context.Context, machine, id, event string, payload ma
 func (e *Engine) Fire(ctx context.Context, id, event string, payload map[string]any) error {
 	w := e.caller()
 	defer e.putCaller(w)
-	if is, ok := e.store.(InlineStore); ok {
+	if is := e.inline; is != nil {
 		w.reset()
 		w.fireName, w.firePay, w.fireErr, w.fireQueue = event, payload, nil, false
 		if e.stamper != nil {
@@ -450,7 +455,7 @@ func (w *worker) inlineDecide(inst *Instance, c *Commit) bool {
 		w.fireQueue = true
 		return false
 	}
-	ev, ok := m.events[w.fireName]
+	ev, ok := w.eventCached(m, w.fireName)
 	if !ok || ev < 2 {
 		w.fireErr = fmt.Errorf("machine %s has no event %q", m.ir.Name, w.fireName)
 		return false
@@ -466,8 +471,23 @@ func (w *worker) inlineDecide(inst *Instance, c *Commit) bool {
 	}
 	out := w.decide(m, inst, &w.fire, w.fire.Due)
 	w.commitOf(inst, c)
-	w.noted.ID, w.noted.Machine, w.noted.Hash, w.noted.Status = inst.ID, inst.Machine, inst.Hash, inst.Status
+	if !w.e.unobserved {
+		w.noted.ID, w.noted.Machine, w.noted.Hash, w.noted.Status = inst.ID, inst.Machine, inst.Hash, inst.Status
+	}
 	return out == changed
+}
+
+// eventCached is m's event id by name, with a one-entry cache per
+// worker.
+func (w *worker) eventCached(m *machine, name string) (int, bool) {
+	if w.cachedEventOf == m && w.cachedEventName == name {
+		return w.cachedEvent, true
+	}
+	ev, ok := m.events[name]
+	if ok {
+		w.cachedEventOf, w.cachedEventName, w.cachedEvent = m, name, ev
+	}
+	return ev, ok
 }
 
 // machineCached is machineByHash with a one-entry cache per worker.
@@ -615,6 +635,9 @@ func (e *Engine) operate(ctx context.Context, id string, change func(*machine, *
 // and its starts and transitions as changes. inst holds the committed
 // ID, Machine, Hash and Status; it may be nil when history has neither.
 func (e *Engine) notify(id string, inst *Instance, history []HistoryEntry) {
+	if e.unobserved {
+		return
+	}
 	for i := range history {
 		h := &history[i]
 		if h.Kind == HistTransition || h.Kind == HistTimer {

@@ -109,6 +109,37 @@ func TestFireTimersDueFromTheClock(t *testing.T) {
 	}
 }
 
+// TestFireNotifies: the transitions Fire takes reach OnChange and
+// OnHistory once each, naming the instance and its machine.
+func TestFireNotifies(t *testing.T) {
+	ctx := context.Background()
+	var changes []runtime.Change
+	var history []runtime.HistoryEntry
+	e := runtime.New(memstore.New(memstore.Options{}), runtime.Options{
+		OnChange:  func(c runtime.Change) { changes = append(changes, c) },
+		OnHistory: func(_ string, h runtime.HistoryEntry) { history = append(history, h) },
+	})
+	if err := e.Register(ctx, compileMachine(t, toggle), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(ctx, "Toggle", "t", nil, runtime.StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		if err := e.Fire(ctx, "t", "Flip", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(changes) != 4 || len(history) != 4 { // the start and three transitions
+		t.Fatalf("%d changes and %d history entries, want 4 of each", len(changes), len(history))
+	}
+	for i, c := range changes[1:] {
+		if c.Instance != "t" || c.Machine != "Toggle" || c.Version != uint64(i+2) || c.From != i%2 || c.To != 1-i%2 || c.Status != runtime.Active {
+			t.Errorf("change %d: %+v", i+1, c)
+		}
+	}
+}
+
 // TestFireAndSendNameAMissingInstance: both say which instance is missing,
 // as ErrNotFound.
 func TestFireAndSendNameAMissingInstance(t *testing.T) {

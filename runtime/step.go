@@ -33,7 +33,11 @@ type worker struct {
 	cached     *machine
 	cachedHash string
 	cachedGen  uint64
-	noted      Instance // Fire's committed instance, as notify reads it
+	// Fire's last event, by name, of machine cachedEventOf
+	cachedEventOf   *machine
+	cachedEventName string
+	cachedEvent     int
+	noted           Instance // Fire's committed instance, as notify reads it
 }
 
 func (e *Engine) newWorker() *worker {
@@ -102,7 +106,8 @@ func (e *Engine) step(ctx context.Context, w *worker) error {
 // completed, and its queued timers when it entered a state (a
 // transition, by event or timer, always starts a new visit).
 func (w *worker) commitOf(inst *Instance, c *Commit) {
-	*c = Commit{Instance: inst, History: w.history, Schedule: w.schedule, DropWork: inst.Status == Completed}
+	c.Instance, c.History, c.Schedule = inst, w.history, w.schedule
+	c.DropWork, c.DropTimers = inst.Status == Completed, false
 	for i := range w.history {
 		if k := w.history[i].Kind; k == HistTransition || k == HistTimer {
 			c.DropTimers = true
@@ -235,8 +240,18 @@ func (w *worker) transition(m *machine, inst *Instance, now time.Time, event, ti
 		kind = HistTimer
 	}
 	version := inst.Version + 1
-	w.history = append(w.history, HistoryEntry{Time: now, Kind: kind, Version: version, From: from, To: target, Event: event, Timer: timer})
+	h := w.record()
+	h.Time, h.Kind, h.Version, h.From, h.To, h.Event, h.Timer = now, kind, version, from, target, event, timer
 	return changed
+}
+
+// record appends a zero history entry for the caller to fill in place.
+// (A composite literal is built on the stack and then copied, and on
+// Fire's path the copy, which reads the fields just written, cost more
+// than the rest of the entry.)
+func (w *worker) record() *HistoryEntry {
+	w.history = append(w.history, HistoryEntry{})
+	return &w.history[len(w.history)-1]
 }
 
 // enter schedules what entering state (in the given visit, with the

@@ -736,8 +736,8 @@ func (s *Store) due(e *entry) {
 }
 
 func (s *Store) appendHistory(e *entry, history []runtime.HistoryEntry) {
-	for _, h := range history {
-		e.history[e.histAt] = h
+	for i := range history {
+		e.history[e.histAt] = history[i]
 		if e.histAt++; e.histAt == len(e.history) {
 			e.histAt = 0
 		}
