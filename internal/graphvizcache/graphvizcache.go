@@ -1,5 +1,5 @@
 // Package graphvizcache keeps go-graphviz's start-up from failing on a
-// machine shared by several users.
+// machine shared by several users, or on a damaged cache.
 //
 // The pinned go-graphviz compiles its WebAssembly when the program
 // starts, whatever the command, and caches the result in
@@ -11,6 +11,9 @@
 // TMPDIR for this process at a directory of the user's own, and Restore,
 // called once go-graphviz has started, puts TMPDIR back as it was, so
 // that the commands fsmc runs see the environment they were given.
+// Before go-graphviz reads the cache, init also removes the compiled
+// modules in it that are damaged (dropDamaged), which go-graphviz would
+// panic on.
 package graphvizcache
 
 import (
@@ -26,17 +29,18 @@ var (
 )
 
 func init() {
-	if usable(filepath.Join(os.TempDir(), "go-graphviz")) {
-		return
-	}
-	dir := ownDir()
-	if dir == "" {
-		return
-	}
-	original, hadOriginal = os.LookupEnv("TMPDIR")
-	if os.Setenv("TMPDIR", dir) == nil {
+	if !usable(filepath.Join(os.TempDir(), "go-graphviz")) {
+		dir := ownDir()
+		if dir == "" {
+			return
+		}
+		original, hadOriginal = os.LookupEnv("TMPDIR")
+		if os.Setenv("TMPDIR", dir) != nil {
+			return
+		}
 		moved = true
 	}
+	dropDamaged(filepath.Join(os.TempDir(), "go-graphviz"))
 }
 
 // Restore puts TMPDIR back as the process was given it.

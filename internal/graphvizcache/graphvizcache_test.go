@@ -3,8 +3,10 @@
 package graphvizcache_test
 
 import (
+	"bytes"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -70,5 +72,47 @@ func TestAnotherUsersCache(t *testing.T) {
 	}
 	if !strings.HasPrefix(entries[0].Name(), "wazero") {
 		t.Errorf("the other user's own cache holds %s", entries[0].Name())
+	}
+}
+
+// TestDamagedCache: a compiled module in the cache that is cut short,
+// or whose code no longer matches its checksum, no longer stops every
+// command (go-graphviz panics on it): it is dropped and compiled again.
+func TestDamagedCache(t *testing.T) {
+	tmp := t.TempDir()
+	start := func(t *testing.T) {
+		t.Helper()
+		cmd := exec.Command(os.Args[0])
+		cmd.Env = append(os.Environ(), "FSMC_GRAPHVIZ_CHILD=1", "TMPDIR="+tmp)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("start: %v\n%.600s", err, out)
+		}
+	}
+	start(t)
+	files, _ := filepath.Glob(filepath.Join(tmp, "go-graphviz", "wazero-*", "*"))
+	if len(files) != 1 {
+		t.Fatalf("the cache holds %v, want one compiled module", files)
+	}
+	module := files[0]
+	whole, err := os.ReadFile(module)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, damaged := range map[string][]byte{
+		"cut short":    whole[:len(whole)/2],
+		"header only":  whole[:20],
+		"empty":        nil,
+		"code altered": append(append(append([]byte{}, whole[:len(whole)/2]...), ^whole[len(whole)/2]), whole[len(whole)/2+1:]...),
+	} {
+		t.Run(name, func(t *testing.T) {
+			if err := os.WriteFile(module, damaged, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			start(t)
+			again, err := os.ReadFile(module)
+			if err != nil || !bytes.Equal(again, whole) {
+				t.Fatalf("the module was not compiled again (%d bytes, %v)", len(again), err)
+			}
+		})
 	}
 }
