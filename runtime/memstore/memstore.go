@@ -85,10 +85,11 @@ type endedEntry struct {
 
 // entry is one instance.
 type entry struct {
-	inst    runtime.Instance
-	history []runtime.HistoryEntry // ring
-	histAt  int                    // next slot
-	histLen int
+	inst runtime.Instance
+	// history grows by append to the store's cap, then is a ring
+	// whose oldest entry (the next to be overwritten) is at histAt.
+	history []runtime.HistoryEntry
+	histAt  int
 	queue   []runtime.Work // instance work, by due time then arrival
 	head    item           // schedules queue[0]
 	tasks   []*taskItem
@@ -188,7 +189,7 @@ func (s *Store) Create(ctx context.Context, inst *runtime.Instance, work []runti
 	if _, exists := s.entries[inst.ID]; exists {
 		return runtime.ErrExists
 	}
-	e := &entry{history: make([]runtime.HistoryEntry, s.historyCap)}
+	e := &entry{}
 	e.head.entry = e
 	e.head.index = -1
 	e.inst.CopyFrom(inst)
@@ -227,12 +228,9 @@ func (s *Store) History(_ context.Context, id string) ([]runtime.HistoryEntry, e
 	if e == nil {
 		return nil, runtime.ErrNotFound
 	}
-	out := make([]runtime.HistoryEntry, 0, e.histLen)
-	start := e.histAt - e.histLen
-	for i := 0; i < e.histLen; i++ {
-		out = append(out, e.history[(start+i+len(e.history))%len(e.history)])
-	}
-	return out, nil
+	out := make([]runtime.HistoryEntry, 0, len(e.history))
+	out = append(out, e.history[e.histAt:]...)
+	return append(out, e.history[:e.histAt]...), nil
 }
 
 // List implements runtime.Store.
@@ -737,12 +735,13 @@ func (s *Store) due(e *entry) {
 
 func (s *Store) appendHistory(e *entry, history []runtime.HistoryEntry) {
 	for i := range history {
+		if len(e.history) < s.historyCap {
+			e.history = append(e.history, history[i])
+			continue
+		}
 		e.history[e.histAt] = history[i]
 		if e.histAt++; e.histAt == len(e.history) {
 			e.histAt = 0
-		}
-		if e.histLen < len(e.history) {
-			e.histLen++
 		}
 	}
 }
