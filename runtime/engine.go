@@ -659,7 +659,8 @@ const MaxIDLength = 255
 
 // CheckID refuses an instance ID that every listing and log line could
 // not show as one word of one line: empty, over MaxIDLength bytes, not
-// UTF-8, or with control characters or white space.
+// UTF-8, or with control characters, white space or invisible
+// formatting characters (Unicode's Cf).
 func CheckID(id string) error {
 	switch {
 	case id == "":
@@ -672,6 +673,11 @@ func CheckID(id string) error {
 	for _, r := range id {
 		if unicode.IsSpace(r) || unicode.IsControl(r) {
 			return fmt.Errorf("instance ID %q has white space or a control character (%U)", id, r)
+		}
+		if unicode.Is(unicode.Cf, r) {
+			// Zero-width characters and direction overrides: an ID would
+			// show as another, or reorder the line it is listed on.
+			return fmt.Errorf("instance ID %q has an invisible formatting character (%U)", id, r)
 		}
 	}
 	return nil

@@ -195,6 +195,8 @@ func TestInstanceIDs(t *testing.T) {
 		"a\nb":                   `instance ID "a\nb" has white space or a control character (U+000A)`,
 		"a b":                    `instance ID "a b" has white space or a control character (U+0020)`,
 		"bad\xff":                `instance ID "bad\xff" is not UTF-8 text`,
+		"a\u200bb":               `instance ID "a\u200bb" has an invisible formatting character (U+200B)`,
+		"ab\u202ecd":             `instance ID "ab\u202ecd" has an invisible formatting character (U+202E)`,
 		strings.Repeat("x", 256): "instance ID of 256 bytes is too long (at most 255)",
 		strings.Repeat("x", 255): "",
 		"order:7|é,{x}":          "",
