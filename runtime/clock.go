@@ -48,9 +48,11 @@ func (RealClock) Now() time.Time {
 // stamps are being taken (and which stops when none was taken for a
 // period). A stamp is never earlier than a reading of Now that came
 // before it, and lags the true time by about StampPeriod at most while
-// the process has CPU to spare for the refresh. After a pause the first
-// stamp reads the clock. Fire stamps the transitions it takes; due
-// times are always computed from Now, so a timer never fires early.
+// the process has a processor to spare for the refresh; a caller that
+// may hold every processor should read Now every so often itself, as
+// Fire does. After a pause the first stamp reads the clock. Fire stamps
+// the transitions it takes; due times are always computed from Now, so
+// a timer never fires early.
 func (c RealClock) Stamp() time.Time {
 	switch stamps.state.Load() {
 	case stampsTaken:

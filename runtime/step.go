@@ -29,6 +29,7 @@ type worker struct {
 	fireErr    error
 	fireQueue  bool // the engine does not know the machine: use the queue
 	stamped    bool // the time deciding uses is a stamp (RealClock.Stamp)
+	stampsLeft int  // stamps Fire may take before it reads the clock
 	inlineCall func(*Instance, *Commit) bool
 	cached     *machine
 	cachedHash string
