@@ -131,3 +131,15 @@ func NewInstance(m *ir.Machine, id string, priority int, now time.Time) (*fsmc.I
 	start := []fsmc.HistoryEntry{{Time: now, Kind: fsmc.HistStart, Version: 1, From: -1, To: m.Initial, Event: -1}}
 	return inst, start
 }
+
+// Create creates instance id of m in store as NewInstance makes it at
+// now, with work queued, and returns it; it fails t if the store
+// refuses.
+func Create(t testing.TB, store fsmc.Store, m *ir.Machine, id string, now time.Time, work ...fsmc.Work) *fsmc.Instance {
+	t.Helper()
+	inst, start := NewInstance(m, id, 0, now)
+	if err := store.Create(context.Background(), inst, work, start); err != nil {
+		t.Fatal(err)
+	}
+	return inst
+}

@@ -296,11 +296,7 @@ func TestQueuedWorkOfAnEarlierLayout(t *testing.T) {
 		if err := s.PutMachine(ctx, m); err != nil {
 			t.Fatal(err)
 		}
-		inst, start := irtest.NewInstance(m, id, 0, now)
-		work := runtime.Work{Kind: runtime.WorkEvent, Instance: id, Due: now, Event: 0}
-		if err := s.Create(ctx, inst, []runtime.Work{work}, start); err != nil {
-			t.Fatal(err)
-		}
+		irtest.Create(t, s, m, id, now, runtime.Work{Kind: runtime.WorkEvent, Instance: id, Due: now, Event: 0})
 		classes, err := c.ZRange(ctx, part+"classes:0", 0, -1).Result()
 		if err != nil || len(classes) != 1 {
 			t.Fatalf("classes %v %v, want the machine's", classes, err)
@@ -349,11 +345,7 @@ func TestQueuedWorkOfAnEarlierLayout(t *testing.T) {
 	}
 	// An entry an older build left out of date (c's work is due in an
 	// hour, and a's is leased) does not make work due early, or twice.
-	inst, start := irtest.NewInstance(m, "c", 0, now)
-	later := runtime.Work{Kind: runtime.WorkEvent, Instance: "c", Due: now.Add(time.Hour), Event: 0}
-	if err := s.Create(ctx, inst, []runtime.Work{later}, start); err != nil {
-		t.Fatal(err)
-	}
+	irtest.Create(t, s, m, "c", now, runtime.Work{Kind: runtime.WorkEvent, Instance: "c", Due: now.Add(time.Hour), Event: 0})
 	c.ZAdd(ctx, part+"ready:0", redis.Z{Score: float64(now.UnixMilli() - 1000), Member: "q|c"}, redis.Z{Score: float64(now.UnixMilli()), Member: "q|a"})
 	var l runtime.Lease
 	// 11 s on, an idle claim looks again; the second claim is the one

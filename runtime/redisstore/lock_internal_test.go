@@ -26,10 +26,7 @@ func TestDirectResultWaitsForTheLock(t *testing.T) {
 	eachLockPlacement(t, m, func(t *testing.T, s *Store) {
 		ctx := context.Background()
 		now := time.Now()
-		inst, start := irtest.NewInstance(m, "a", 0, now)
-		if err := s.Create(ctx, inst, []runtime.Work{{Kind: runtime.WorkTask, Due: now, Visit: 1, Attempt: 1}}, start); err != nil {
-			t.Fatal(err)
-		}
+		irtest.Create(t, s, m, "a", now, runtime.Work{Kind: runtime.WorkTask, Due: now, Visit: 1, Attempt: 1})
 		var l runtime.Lease
 		if ok, err := s.Claim(ctx, runtime.ClaimFilter{Now: now, Lease: time.Minute}, &l); !ok || err != nil {
 			t.Fatalf("claim: %v %v", ok, err)
@@ -77,11 +74,8 @@ func TestInstanceWorkHoldsTheLock(t *testing.T) {
 	eachLockPlacement(t, m, func(t *testing.T, s *Store) {
 		ctx := context.Background()
 		now := time.Now()
-		inst, start := irtest.NewInstance(m, "a", 0, now)
 		flip := runtime.Work{Kind: runtime.WorkEvent, Instance: "a", Due: now, Event: 2}
-		if err := s.Create(ctx, inst, []runtime.Work{flip, flip}, start); err != nil {
-			t.Fatal(err)
-		}
+		inst := irtest.Create(t, s, m, "a", now, flip, flip)
 		f := runtime.ClaimFilter{Now: now, Lease: time.Minute}
 		var l runtime.Lease
 
@@ -225,11 +219,7 @@ func TestHungLockNode(t *testing.T) {
 	}
 	now := time.Now()
 	create := func(s *Store) {
-		inst, start := irtest.NewInstance(m, "a", 0, now)
-		flip := runtime.Work{Kind: runtime.WorkEvent, Instance: "a", Due: now, Event: 2}
-		if err := s.Create(ctx, inst, []runtime.Work{flip}, start); err != nil {
-			t.Fatal(err)
-		}
+		irtest.Create(t, s, m, "a", now, runtime.Work{Kind: runtime.WorkEvent, Instance: "a", Due: now, Event: 2})
 	}
 
 	s := newStore(otherDB(t, 1), otherDB(t, 2), hungNode(t, 3*time.Second))
@@ -276,10 +266,7 @@ func TestLockKeptThroughOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Now()
-	inst, start := irtest.NewInstance(m, "a", 0, now)
-	if err := s.Create(ctx, inst, []runtime.Work{{Kind: runtime.WorkEvent, Instance: "a", Due: now, Event: 2}}, start); err != nil {
-		t.Fatal(err)
-	}
+	irtest.Create(t, s, m, "a", now, runtime.Work{Kind: runtime.WorkEvent, Instance: "a", Due: now, Event: 2})
 	var l runtime.Lease
 	if ok, err := s.Claim(ctx, runtime.ClaimFilter{Now: now, Lease: time.Minute}, &l); !ok || err != nil {
 		t.Fatalf("claim: %v %v", ok, err)

@@ -31,10 +31,7 @@ func TestLostClaimReplyGivesBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Now()
-	inst, start := irtest.NewInstance(m, "a", 0, now)
-	if err := lossy.Create(ctx, inst, []runtime.Work{{Kind: runtime.WorkEvent, Instance: "a", Due: now, Event: 2}}, start); err != nil {
-		t.Fatal(err)
-	}
+	irtest.Create(t, lossy, m, "a", now, runtime.Work{Kind: runtime.WorkEvent, Instance: "a", Due: now, Event: 2})
 	f := runtime.ClaimFilter{Now: now, Lease: time.Minute}
 	var l runtime.Lease
 	if ok, err := lossy.Claim(ctx, f, &l); ok || err == nil || !redisstore.Unreachable(err) {
