@@ -51,3 +51,44 @@ func TestStampFollowsAClockSetBack(t *testing.T) {
 		t.Fatalf("a clock set back 5 s is not followed: %d", got)
 	}
 }
+
+var sinkTime time.Time
+
+// BenchmarkClock: what a reading of the time costs Fire, one goroutine
+// at a time and all at once. time.Now reads the wall and the monotonic
+// clocks, RealClock.Now only the latter (and, while stamps are taken,
+// publishes its reading), and a stamp reads neither.
+func BenchmarkClock(b *testing.B) {
+	var c RealClock
+	for _, bench := range []struct {
+		name string
+		read func() time.Time
+	}{
+		{"time.Now", time.Now},
+		{"Now", c.Now},
+		{"Now-while-stamping", c.Now},
+		{"Stamp", c.Stamp},
+	} {
+		stamping := bench.name == "Now-while-stamping"
+		b.Run(bench.name, func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				if stamping && i%1024 == 0 {
+					c.Stamp() // keeps the refresh running
+				}
+				sinkTime = bench.read()
+			}
+		})
+		b.Run(bench.name+"-parallel", func(b *testing.B) {
+			b.RunParallel(func(pb *testing.PB) {
+				var t time.Time
+				for i := 0; pb.Next(); i++ {
+					if stamping && i%1024 == 0 {
+						c.Stamp()
+					}
+					t = bench.read()
+				}
+				sinkTime = t
+			})
+		})
+	}
+}
