@@ -4,12 +4,15 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"hash/crc32"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strings"
 )
 
@@ -20,13 +23,70 @@ import (
 // whatever the command; without it, wazero compiles the module again
 // and caches it anew. wazero writes each file whole and renames it into
 // place, so a file being written is never seen here.
+//
+// A module is read through once: the size and modification time of
+// those found intact are kept in the cache (checkedName), and a module
+// that still has them is not read again at the next start.
 func dropDamaged(dir string) {
 	version := wazeroVersion()
-	files, _ := filepath.Glob(filepath.Join(dir, "wazero-"+version+"-"+runtime.GOARCH+"-"+runtime.GOOS, "*"))
-	for _, f := range files {
-		if !strings.HasSuffix(f, ".tmp") && !intact(f, version) {
-			os.Remove(f)
+	cache := filepath.Join(dir, "wazero-"+version+"-"+runtime.GOARCH+"-"+runtime.GOOS)
+	entries, err := os.ReadDir(cache)
+	if err != nil {
+		return
+	}
+	record := filepath.Join(cache, checkedName)
+	checked := readChecked(record)
+	intactNow := map[string]string{}
+	for _, e := range entries {
+		name := e.Name()
+		info, err := e.Info()
+		if name == checkedName || strings.HasSuffix(name, ".tmp") || err != nil {
+			continue
 		}
+		sig := fmt.Sprintf("%d %d", info.Size(), info.ModTime().UnixNano())
+		switch {
+		case checked[name] == sig:
+		case intact(filepath.Join(cache, name), version):
+		default:
+			os.Remove(filepath.Join(cache, name))
+			continue
+		}
+		intactNow[name] = sig
+	}
+	if !maps.Equal(checked, intactNow) {
+		writeChecked(record, intactNow)
+	}
+}
+
+// checkedName is the file, among the modules, that lists those found
+// intact: a line per module, its name, size and modification time.
+const checkedName = ".fsmc-checked"
+
+func readChecked(path string) map[string]string {
+	out := map[string]string{}
+	data, _ := os.ReadFile(path)
+	for _, line := range strings.Split(string(data), "\n") {
+		if name, sig, ok := strings.Cut(line, " "); ok {
+			out[name] = sig
+		}
+	}
+	return out
+}
+
+// writeChecked replaces the list at path (whole, by a rename, so that
+// another fsmc starting at once reads the old list or the new).
+func writeChecked(path string, checked map[string]string) {
+	var b strings.Builder
+	for _, name := range slices.Sorted(maps.Keys(checked)) {
+		fmt.Fprintf(&b, "%s %s\n", name, checked[name])
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), checkedName+".*.tmp")
+	if err != nil {
+		return
+	}
+	_, err = tmp.WriteString(b.String())
+	if tmp.Close() != nil || err != nil || os.Rename(tmp.Name(), path) != nil {
+		os.Remove(tmp.Name())
 	}
 }
 

@@ -115,4 +115,11 @@ func TestDamagedCache(t *testing.T) {
 			}
 		})
 	}
+	// The next start finds it intact, and notes it so, by size and
+	// time, so that later starts need not read it through again.
+	start(t)
+	record, err := os.ReadFile(filepath.Join(filepath.Dir(module), ".fsmc-checked"))
+	if want := fmt.Sprintf("%s %d ", filepath.Base(module), len(whole)); err != nil || !strings.HasPrefix(string(record), want) {
+		t.Fatalf("the list of intact modules reads %q (%v), want a line starting %q", record, err, want)
+	}
 }
