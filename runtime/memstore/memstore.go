@@ -654,7 +654,7 @@ func (s *Store) dropTimers(e *entry) {
 		return
 	}
 	keep := 0
-	if _, leased := s.leased[&e.head]; leased && len(e.queue) > 0 {
+	if _, leased := s.leased[&e.head]; leased {
 		keep = 1
 	}
 	q := e.queue[:keep]
