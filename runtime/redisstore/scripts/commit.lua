@@ -25,12 +25,16 @@ if unit ~= "" then
   if token == nil or token ~= ARGV[4] then return "lost" end
 end
 if inst.f.v ~= ARGV[5] then return "stale" end
-local direct = sub(unit, 1, 2) == "t|"
-if direct then
-  local _, due = head(inst)
+-- free: the instance's "q|" unit is neither leased nor ready (see
+-- reschedule): this commit held its lease, or, for a task unit, the
+-- instance has no instance work and nobody leases it.
+local free = sub(unit, 1, 2) == "q|"
+if sub(unit, 1, 2) == "t|" then
+  local first, due = head(inst)
   if due and due <= tonumber(ARGV[12]) then return "busy" end
   if call("ZSCORE", P .. "leases", "q|" .. id) then return "busy" end
   if ARGV[14] == "1" and call("EXISTS", lockKey(id)) == 1 then return "busy" end
+  free = first == nil
 end
 if unit ~= "" then
   finish(inst, unit, member)
@@ -44,5 +48,5 @@ if ARGV[8] == "1" then dropAll(inst) elseif ARGV[8] == "2" then dropTimers(inst)
 applyLists(inst, 15)
 save(inst)
 if ARGV[8] == "1" then expireEnded(inst) end
-reschedule(inst, sub(unit, 1, 2) == "q|")
+reschedule(inst, free)
 return done()

@@ -511,8 +511,10 @@ end
 
 -- moreDue reports whether work of another class than class is due at
 -- priority prio or lower (higher priorities had nothing this worker
--- could take), for another worker to look.
-local function moreDue(prio, class)
+-- could take), for another worker to look. alone: the claim read that
+-- no other class has work due at prio.
+local function moreDue(prio, class, alone)
+  if alone then prio = prio - 1 end
   for p = prio, 0, -1 do
     for _, other in ipairs(call("ZRANGEBYSCORE", classes(PRIO[p]), "-inf", ARGV[2], "LIMIT", "0", "2")) do
       if p ~= prio or other ~= class then return true end
@@ -564,7 +566,7 @@ local function claimClass(prio, class, bound, alone)
       local claimed = lease(inst, unit, kind, member, prioText, class)
       if claimed then
         if not alone then placeClass(prioText, class, bound, kept or units[k + 3]) end
-        if units[k + step] or moreDue(prio, class) then claimed[13] = "1" end
+        if units[k + step] or moreDue(prio, class, alone) then claimed[13] = "1" end
         return claimed
       end
       if not alone then kept = kept or units[k + 1] end
