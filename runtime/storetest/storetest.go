@@ -56,6 +56,7 @@ func RunStore(t *testing.T, newStore NewStore) {
 		{"NoWorkAfterTheEnd", testNoWorkAfterTheEnd},
 		{"NothingBeforeDue", testNothingBeforeDue},
 		{"PriorityFirst", testPriorityFirst},
+		{"MoreAtTheNextPriority", testMoreAtTheNextPriority},
 		{"OneClaimPerInstance", testOneClaimPerInstance},
 		{"CommitIsFenced", testCommitIsFenced},
 		{"LostLease", testLostLease},
@@ -357,6 +358,22 @@ func testPriorityFirst(t *testing.T, newStore NewStore) {
 	}
 	if l2.More {
 		t.Error("the second claim said more work was due, but later is not due yet")
+	}
+}
+
+// testMoreAtTheNextPriority: work of the same machine due at the next
+// priority down is more work due, for another worker to take.
+func testMoreAtTheNextPriority(t *testing.T, newStore NewStore) {
+	s := newStore(t)
+	m := compile(t, toggle)
+	create(t, s, m, "high", 5, event("high", epoch, 2))
+	create(t, s, m, "next", 4, event("next", epoch, 2))
+	l, ok := claim(t, s, epoch)
+	if !ok || l.Work.Instance != "high" {
+		t.Fatalf("first claim %+v, want high", l.Work)
+	}
+	if !l.More {
+		t.Error("the first claim did not say that more work was due (next, one priority down)")
 	}
 }
 

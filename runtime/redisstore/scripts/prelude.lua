@@ -514,8 +514,9 @@ end
 -- could take), for another worker to look. alone: the claim read that
 -- no other class has work due at prio.
 local function moreDue(prio, class, alone)
-  if alone then prio = prio - 1 end
-  for p = prio, 0, -1 do
+  local from = prio
+  if alone then from = prio - 1 end
+  for p = from, 0, -1 do
     for _, other in ipairs(call("ZRANGEBYSCORE", classes(PRIO[p]), "-inf", ARGV[2], "LIMIT", "0", "2")) do
       if p ~= prio or other ~= class then return true end
     end
