@@ -20,7 +20,8 @@ import (
 // life, one call at a time: create, the claim of its task attempt, and
 // the commit that finishes the attempt with its transition. It reports
 // the time Redis itself spends in each (its commandstats), which is what
-// limits a fleet's throughput when Redis is saturated.
+// limits a fleet's throughput when Redis is saturated, and the commands
+// each makes (see scriptCosts).
 //
 //	go test ./runtime/redisstore -run '^$' -bench Scripts -benchtime 5000x
 func BenchmarkScripts(b *testing.B) {
@@ -72,8 +73,9 @@ func scriptMicros(ctx context.Context, c redis.UniversalClient) float64 {
 func scriptCosts(ctx context.Context, c redis.UniversalClient) (micros, inner float64) {
 	var usec, scriptCalls, otherCalls float64
 	for _, line := range strings.Split(c.Info(ctx, "commandstats").Val(), "\n") {
-		name, rest, ok := strings.Cut(strings.TrimPrefix(strings.TrimSpace(line), "cmdstat_"), ":")
-		if !ok || !strings.HasPrefix(strings.TrimSpace(line), "cmdstat_") || name == "config|resetstat" {
+		stat, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_")
+		name, rest, _ := strings.Cut(stat, ":")
+		if !ok || name == "config|resetstat" {
 			continue
 		}
 		script := name == "fcall" || name == "evalsha"
