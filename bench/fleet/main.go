@@ -15,7 +15,8 @@
 //	cd bench && go run ./fleet [-n 5000] [-workers 3] [-concurrency 8] [-waiting 100000] [-commands] [-no-redlock]
 //
 // Beside each throughput it prints what Redis spent per unit (CPU time and
-// commands, from INFO); -commands lists the commands.
+// commands, from INFO); -commands lists the commands, and counts fsmc's
+// claims by what they found.
 package main
 
 import (
@@ -80,6 +81,7 @@ func main() {
 	fmt.Printf("    ratio  %8.2fx\n", fsmcRate/asynqRate)
 	if *commands {
 		fsmcCost.print("fsmc")
+		fsmcClaims.print()
 		asynqCost.print("asynq")
 	}
 	fmt.Println()
@@ -141,14 +143,19 @@ func closeStores() {
 	}
 }
 
-// engines starts worker engines on the Redis at addr with prefix.
-func engines(ctx context.Context, addr, prefix string, m *ir.Machine, handlers map[string]runtime.Handler, onChange func(runtime.Change)) []*runtime.Engine {
+// engines starts worker engines on the Redis at addr with prefix; with
+// tally, their claims are counted there.
+func engines(ctx context.Context, addr, prefix string, m *ir.Machine, handlers map[string]runtime.Handler, onChange func(runtime.Change), tally *claimCounts) []*runtime.Engine {
 	var out []*runtime.Engine
 	for i := 0; i < *workers; i++ {
 		c := redis.NewClient(&redis.Options{Addr: addr, PoolSize: 4 * *concurrency, MaxRetries: -1})
 		store := redisstore.New(c, redisstore.Options{Prefix: prefix, NoRedlock: *noRedlock})
 		stores = append(stores, store)
-		e := runtime.New(store, runtime.Options{Worker: fmt.Sprintf("bench-%d", i), OnChange: onChange})
+		var s runtime.Store = store
+		if tally != nil {
+			s = &claimTally{Store: store, counts: tally}
+		}
+		e := runtime.New(s, runtime.Options{Worker: fmt.Sprintf("bench-%d", i), OnChange: onChange})
 		if err := e.Register(ctx, m, handlers); err != nil {
 			log.Fatal(err)
 		}
@@ -199,16 +206,61 @@ func fsmcThroughput(ctx context.Context, addr string, rdb *redis.Client) float64
 	done := newCompletions(*n)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	var tally *claimCounts
+	if *commands {
+		tally = &fsmcClaims
+	}
 	es := engines(ctx, addr, "tput", m, map[string]runtime.Handler{"Work": func(context.Context, *runtime.Call) (runtime.Result, error) { return runtime.Result{}, nil }},
 		func(c runtime.Change) {
 			if c.Status == runtime.Completed {
 				done.add()
 			}
-		})
+		}, tally)
 	inParallel(*n, func(i int) error {
 		return es[0].Start(ctx, "OneStep", "i"+strconv.Itoa(i), nil, runtime.StartOptions{})
 	})
 	return done.rate("fsmc")
+}
+
+// fsmcClaims counts the throughput run's claims, with -commands.
+var fsmcClaims claimCounts
+
+// claimTally counts an engine's claims in counts. Each of Run's workers
+// claims into a Lease of its own, so the lease's address tells the
+// workers apart: a claim comes right after its worker handled a unit
+// when that worker's claim before it found one, else after a sleep (a
+// wake message, another worker's signal, or the worker's timer).
+type claimTally struct {
+	*redisstore.Store
+	counts *claimCounts
+	last   sync.Map // *runtime.Lease -> bool: that worker's last claim found work
+}
+
+// claimCounts are claims by [after a unit][found work].
+type claimCounts [2][2]atomic.Int64
+
+func (t *claimTally) Claim(ctx context.Context, f runtime.ClaimFilter, l *runtime.Lease) (bool, error) {
+	ok, err := t.Store.Claim(ctx, f, l)
+	if err == nil {
+		last, _ := t.last.Load(l)
+		after, _ := last.(bool)
+		t.counts[index(after)][index(ok)].Add(1)
+		t.last.Store(l, ok)
+	}
+	return ok, err
+}
+
+func index(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func (c *claimCounts) print() {
+	per := func(a, f int) float64 { return float64(c[a][f].Load()) / float64(*n) }
+	fmt.Printf("    fsmc, claims per unit that found work / nothing: after handling a unit %.2f / %.2f, after a sleep %.2f / %.2f\n",
+		per(1, 1), per(1, 0), per(0, 1), per(0, 0))
 }
 
 // asynqThroughput enqueues n tasks and returns how many were processed
@@ -244,7 +296,7 @@ func fsmcTimers(ctx context.Context, addr string, rdb *redis.Client) []time.Dura
 		if c.Status == runtime.Completed {
 			tm.fired(c.Instance)
 		}
-	})
+	}, nil)
 	time.Sleep(200 * time.Millisecond)
 	return tm.run("fsmc", func(id string, delay time.Duration) error {
 		return es[0].Start(ctx, "Wait", id, map[string]any{"delay": delay}, runtime.StartOptions{})
