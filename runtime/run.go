@@ -110,58 +110,97 @@ func (t *taskSlots) take() bool {
 func (t *taskSlots) give() { t.running.Add(-1) }
 
 // workLoop claims work until ctx ends, and handles it on work. A worker
-// claims task attempts only while it holds one of slots.
+// claims task attempts only while it holds one of slots. It asks for
+// its next work in the write that finishes each item (Lease.Then), and
+// claims on its own only when that write did not claim (see Chain).
 func (e *Engine) workLoop(ctx, work context.Context, b wakeups, slots *taskSlots) {
 	w := e.newWorker()
 	retry := 10 * time.Millisecond
+	slot, chained := false, false
 	for ctx.Err() == nil {
-		w.lease.NextKnown = false
-		e.busy.Add(1) // before the claim, for Idle
-		e.claims.Add(1)
-		f, slot := e.filter(), slots.take()
-		f.NoTasks = !slot
-		ok, err := e.store.Claim(ctx, f, &w.lease)
+		var ok bool
+		f, own := e.filter(), !chained
+		if chained {
+			// Claimed with the last write; the worker is busy still.
+			chained, ok = false, w.chain.Found
+			f.NoTasks = w.chain.Filter.NoTasks
+			w.lease = w.chain.Next
+		} else {
+			w.lease.NextKnown = false
+			e.busy.Add(1) // before the claim, for Idle
+			e.claims.Add(1)
+			slot = slots.take()
+			f.NoTasks = !slot
+			var err error
+			ok, err = e.store.Claim(ctx, f, &w.lease)
+			if err != nil {
+				if slot {
+					slots.give()
+					slot = false
+				}
+				e.busy.Add(-1)
+				if ctx.Err() != nil {
+					return
+				}
+				e.opts.Observer.StoreError(err)
+				e.claimFails.Store(true)
+				e.opts.Logger.Error("claiming work", "err", err, "retry_in", retry)
+				e.opts.Clock.Sleep(retry, ctx.Done())
+				retry = min(retry*2, time.Second) // resume within a second of the store's return
+				continue
+			}
+			retry = 10 * time.Millisecond
+			// A plain load first: the swap writes the line every worker
+			// shares, and a claim is the hot path.
+			if e.claimFails.Load() && e.claimFails.CompareAndSwap(true, false) {
+				e.opts.Logger.Info("claiming work again: the store answers")
+				select {
+				case e.recovered <- struct{}{}:
+				default:
+				}
+			}
+		}
 		if slot && (!ok || w.lease.Work.Kind != WorkTask) {
 			slots.give()
 			slot = false
 		}
-		if err != nil {
-			e.busy.Add(-1)
-			if ctx.Err() != nil {
-				return
-			}
-			e.opts.Observer.StoreError(err)
-			e.claimFails.Store(true)
-			e.opts.Logger.Error("claiming work", "err", err, "retry_in", retry)
-			e.opts.Clock.Sleep(retry, ctx.Done())
-			retry = min(retry*2, time.Second) // resume within a second of the store's return
-			continue
-		}
-		retry = 10 * time.Millisecond
-		// A plain load first: the swap writes the line every worker
-		// shares, and a claim is the hot path.
-		if e.claimFails.Load() && e.claimFails.CompareAndSwap(true, false) {
-			e.opts.Logger.Info("claiming work again: the store answers")
-			select {
-			case e.recovered <- struct{}{}:
-			default:
-			}
-		}
 		if ok {
 			e.opts.Observer.Claimed(w.lease.Work.Kind, e.opts.Clock.Now().Sub(w.lease.Work.Due))
-			if w.lease.More || slot {
+			if w.lease.More || slot && own {
 				// Let an idle worker take the next; or, as a task attempt
 				// may run long, look at what comes due meanwhile: the news
 				// of this work may have reached only this worker, and an
 				// idle one's sleep may have been set before it (a timer
-				// of the same instance would wait for the attempt).
+				// of the same instance would wait for the attempt). A
+				// claim made with a write took no news from the idle
+				// workers: this worker was busy, and they know what they
+				// knew.
 				b.signal()
 			}
+			// The next claim, made by the write that finishes this work,
+			// may take a task attempt if this one is: the slot passes on.
+			w.chain = Chain{Filter: f}
+			w.chain.Filter.NoTasks = !slot
+			w.lease.Then = &w.chain
+			e.claims.Add(1)
 			err := e.process(work, w)
-			if slot {
-				slots.give()
+			// A claim for instance work only that found nothing did not
+			// look at task attempts: the worker claims again, for a slot.
+			chained = w.chain.Done && (w.chain.Found || !w.chain.Filter.NoTasks)
+			if chained && ctx.Err() != nil {
+				// Stopping: what the write claimed goes back.
+				chained = false
+				if w.chain.Found {
+					_ = e.store.Release(context.WithoutCancel(ctx), &w.chain.Next)
+				}
 			}
-			e.busy.Add(-1)
+			if !chained {
+				if slot {
+					slots.give()
+					slot = false
+				}
+				e.busy.Add(-1)
+			}
 			if err != nil && work.Err() == nil {
 				e.opts.Logger.Error("handling work", "instance", w.lease.Work.Instance, "err", err)
 			}
@@ -171,9 +210,13 @@ func (e *Engine) workLoop(ctx, work context.Context, b wakeups, slots *taskSlots
 		wait := idleWait
 		next, found := w.lease.Next, !w.lease.Next.IsZero()
 		if !w.lease.NextKnown {
+			var err error
 			next, found, err = e.store.NextDue(ctx, f)
+			if err != nil {
+				found = false
+			}
 		}
-		if err == nil && found {
+		if found {
 			wait = min(wait, next.Sub(e.opts.Clock.Now()))
 		}
 		if wait > 0 {

@@ -14,6 +14,7 @@ import (
 type worker struct {
 	e        *Engine
 	lease    Lease
+	chain    Chain // the next claim, made by the write that finishes lease's work
 	inst     Instance
 	commit   Commit
 	history  []HistoryEntry
@@ -334,6 +335,9 @@ func (e *Engine) giveUp(ctx context.Context, w *worker) {
 func (e *Engine) whileLeased(ctx context.Context, w *worker, call func() error) (err error, retried bool) {
 	delay := 10 * time.Millisecond
 	for {
+		if w.lease.Then != nil {
+			w.lease.Then.Filter.Now = e.opts.Clock.Now() // the time of the write
+		}
 		err = call()
 		if err == nil || refusal(err) || ctx.Err() != nil || !e.opts.Clock.Now().Add(delay).Before(w.lease.Until) {
 			return err, retried

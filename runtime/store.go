@@ -69,6 +69,24 @@ type Lease struct {
 	// NextKnown false.
 	Next      time.Time
 	NextKnown bool
+	// Then, when the engine sets it, asks for the worker's next work in
+	// the write that finishes this lease's work (see Chain).
+	Then *Chain
+}
+
+// Chain is a claim made by the write that finishes a lease's work
+// (Commit, Complete, CompleteDirect), saving the worker its own call to
+// Claim: a worker that finishes one item goes on to the next. The engine
+// sets Filter and clears Done before handling the work; a store that can
+// (the Redis store, on one partition) claims as Claim would, when the
+// write succeeds, and sets Done. Found is what Claim would report, and
+// Next what it would fill. Other stores, and writes that fail, leave
+// Done false, and the worker claims as usual.
+type Chain struct {
+	Filter ClaimFilter
+	Next   Lease
+	Done   bool
+	Found  bool
 }
 
 // ClaimFilter says what a worker can do.

@@ -225,29 +225,63 @@ func fsmcThroughput(ctx context.Context, addr string, rdb *redis.Client) float64
 // fsmcClaims counts the throughput run's claims, with -commands.
 var fsmcClaims claimCounts
 
-// claimTally counts an engine's claims in counts. Each of Run's workers
-// claims into a Lease of its own, so the lease's address tells the
-// workers apart: a claim comes right after its worker handled a unit
-// when that worker's claim before it found one, else after a sleep (a
-// wake message, another worker's signal, or the worker's timer).
+// claimTally counts an engine's claims in counts: those a worker makes
+// with the write that finishes a unit (runtime.Chain), and those it
+// makes on its own. Each of Run's workers claims into a Lease of its
+// own, so the lease's address tells the workers apart: a claim of its
+// own comes right after its worker handled a unit when that worker's
+// claim before it found one, else after a sleep (a wake message,
+// another worker's signal, or the worker's timer).
 type claimTally struct {
 	*redisstore.Store
 	counts *claimCounts
 	last   sync.Map // *runtime.Lease -> bool: that worker's last claim found work
 }
 
-// claimCounts are claims by [after a unit][found work].
-type claimCounts [2][2]atomic.Int64
+// claimCounts are claims of a worker's own by [after a unit][found
+// work], and claims with a write by [found work].
+type claimCounts struct {
+	own     [2][2]atomic.Int64
+	chained [2]atomic.Int64
+}
 
 func (t *claimTally) Claim(ctx context.Context, f runtime.ClaimFilter, l *runtime.Lease) (bool, error) {
 	ok, err := t.Store.Claim(ctx, f, l)
 	if err == nil {
 		last, _ := t.last.Load(l)
 		after, _ := last.(bool)
-		t.counts[index(after)][index(ok)].Add(1)
+		t.counts.own[index(after)][index(ok)].Add(1)
 		t.last.Store(l, ok)
 	}
 	return ok, err
+}
+
+func (t *claimTally) Commit(ctx context.Context, l *runtime.Lease, c *runtime.Commit) error {
+	err := t.Store.Commit(ctx, l, c)
+	t.chained(l)
+	return err
+}
+
+func (t *claimTally) Complete(ctx context.Context, l *runtime.Lease, history []runtime.HistoryEntry, schedule []runtime.Work) error {
+	err := t.Store.Complete(ctx, l, history, schedule)
+	t.chained(l)
+	return err
+}
+
+func (t *claimTally) CompleteDirect(ctx context.Context, l *runtime.Lease, c *runtime.Commit, due time.Time) (bool, error) {
+	ok, err := t.Store.CompleteDirect(ctx, l, c, due)
+	t.chained(l)
+	return ok, err
+}
+
+// chained counts the claim a write made for l's worker, if it made one.
+// A worker whose claim for instance work only found nothing claims again
+// at once (see runtime's workLoop): that claim comes after a unit.
+func (t *claimTally) chained(l *runtime.Lease) {
+	if c := l.Then; c != nil && c.Done {
+		t.counts.chained[index(c.Found)].Add(1)
+		t.last.Store(l, c.Found || c.Filter.NoTasks)
+	}
 }
 
 func index(b bool) int {
@@ -258,9 +292,9 @@ func index(b bool) int {
 }
 
 func (c *claimCounts) print() {
-	per := func(a, f int) float64 { return float64(c[a][f].Load()) / float64(*n) }
-	fmt.Printf("    fsmc, claims per unit that found work / nothing: after handling a unit %.2f / %.2f, after a sleep %.2f / %.2f\n",
-		per(1, 1), per(1, 0), per(0, 1), per(0, 0))
+	per := func(a *atomic.Int64) float64 { return float64(a.Load()) / float64(*n) }
+	fmt.Printf("    fsmc, claims per unit that found work / nothing: with the write that finished a unit %.2f / %.2f; on their own, after handling a unit %.2f / %.2f, after a sleep %.2f / %.2f\n",
+		per(&c.chained[1]), per(&c.chained[0]), per(&c.own[1][1]), per(&c.own[1][0]), per(&c.own[0][1]), per(&c.own[0][0]))
 }
 
 // asynqThroughput enqueues n tasks and returns how many were processed

@@ -206,7 +206,11 @@ func (s *Store) run(ctx context.Context, name string, p int, args ...any) *redis
 }
 
 func (s *Store) result(cmd *redis.Cmd) (string, error) {
-	v, err := cmd.Result()
+	return outcome(cmd.Result())
+}
+
+// outcome is a script's answer v as result gives it.
+func outcome(v any, err error) (string, error) {
 	if err != nil {
 		return "", err
 	}
@@ -1331,17 +1335,21 @@ func (s *Store) claimFrom(ctx context.Context, p int, l *runtime.Lease, now, lea
 	// With one partition, a claim that finds nothing also says when to
 	// look again; with several, its answer would speak for one only.
 	askNext := mode == "claim" && s.parts == 1
-	claim := s.claimIDs + strconv.FormatUint(s.claimSeq.Add(1), 36)
+	claim := s.nextClaimID()
 	v, err := s.run(ctx, "claim", p, now, now+lease, hashes, runnable, mode, minPrio, id, boolArg(s.lockHere), lease, boolArg(askNext), claim).Result()
 	if errors.Is(err, redis.Nil) {
 		return false, nil
 	}
 	if err != nil {
-		if Unreachable(err) && !neverSent(err) {
-			s.abandon(p, claim, time.Duration(lease)*time.Millisecond)
-		}
+		s.abandonLost(p, claim, lease, err)
 		return false, err
 	}
+	return s.claimed(ctx, v, askNext, now, lease, f, l)
+}
+
+// claimed reads the claim script's answer v (see claim.lua) into l, as
+// Claim reports it; askNext: the claim was asked when to look again.
+func (s *Store) claimed(ctx context.Context, v any, askNext bool, now, lease int64, f runtime.ClaimFilter, l *runtime.Lease) (bool, error) {
 	if next, ok := v.(int64); ok && askNext { // nothing to claim, and when to look again
 		l.Next, l.NextKnown = time.Time{}, true
 		if next >= 0 {
@@ -1394,6 +1402,20 @@ func (s *Store) claimFrom(ctx context.Context, p int, l *runtime.Lease, now, lea
 		s.locks.Store(lockKey(l), m)
 	}
 	return true, nil
+}
+
+// nextClaimID returns an id for a claim call, unlike any other's.
+func (s *Store) nextClaimID() string {
+	return s.claimIDs + strconv.FormatUint(s.claimSeq.Add(1), 36)
+}
+
+// abandonLost gives back what claim call claim (on partition p, for a
+// lease of lease ms) took, when the call failed with err after it may
+// have reached Redis: its reply was lost.
+func (s *Store) abandonLost(p int, claim string, lease int64, err error) {
+	if Unreachable(err) && !neverSent(err) {
+		s.abandon(p, claim, time.Duration(lease)*time.Millisecond)
+	}
 }
 
 // abandon gives back, in the background, whatever claim call claim took
@@ -1505,9 +1527,46 @@ func (s *Store) commit(ctx context.Context, l *runtime.Lease, c *runtime.Commit,
 	d, data, f := encodeData(inst)
 	args := append([]any{inst.ID, unit, token, inst.Version, int(inst.Status), inst.Priority, dropArg(c), d, data, f, millis(due), inst.Version + 1, boolArg(s.lockHere)},
 		s.lists(inst, c.History, c.Schedule)...)
-	out, err := s.result(s.run(ctx, "commit", s.partitionOf(inst.ID), args...))
+	out, err := s.finish(ctx, "commit", s.partitionOf(inst.ID), l, args)
 	s.pokeIf(out, err)
 	return out, err
+}
+
+// finish runs script name (commit or complete), which finishes l's work
+// (l nil: an update) on partition p. When the worker asks for its next
+// work (l.Then) and the claim would read this partition (there is only
+// one), the call claims it too (see chain in prelude.lua), and fills
+// l.Then.
+func (s *Store) finish(ctx context.Context, name string, p int, l *runtime.Lease, args []any) (string, error) {
+	if l == nil || l.Then == nil || s.parts != 1 {
+		return s.result(s.run(ctx, name, p, args...))
+	}
+	f := l.Then.Filter
+	hashes, runnable := claimArgs(f)
+	now, lease, claim := f.Now.UnixMilli(), f.Lease.Milliseconds(), s.nextClaimID()
+	args = append(args, now, now+lease, hashes, runnable, "claim", 0, "", boolArg(s.lockHere), lease, "1", claim)
+	v, err := s.run(ctx, name, p, args...).Result()
+	if err != nil {
+		s.abandonLost(p, claim, lease, err)
+		return outcome(v, err)
+	}
+	reply, ok := v.([]any)
+	if !ok || len(reply) != 2 {
+		return outcome(v, nil) // refused, or finished without a claim
+	}
+	next := &l.Then.Next
+	found, err := s.claimed(ctx, reply[1], true, now, lease, f, next)
+	if err == nil && !found {
+		err = s.moveOldAgain(ctx, f.Now, next)
+	}
+	if err != nil {
+		// The write stands; the worker claims again.
+		s.log.Warn("claiming the next work with a write", "err", err)
+	} else {
+		l.Then.Done, l.Then.Found = true, found
+	}
+	out, _ := reply[0].(string)
+	return out, nil
 }
 
 // Commit implements runtime.Store.
@@ -1568,7 +1627,7 @@ func (s *Store) Update(ctx context.Context, c *runtime.Commit) error {
 // Complete implements runtime.Store.
 func (s *Store) Complete(ctx context.Context, l *runtime.Lease, history []runtime.HistoryEntry, schedule []runtime.Work) error {
 	args := append([]any{l.Work.Instance, l.Token, leaseToken(l)}, s.lists(nil, history, schedule)...)
-	out, err := s.result(s.run(ctx, "complete", s.partitionOf(l.Work.Instance), args...))
+	out, err := s.finish(ctx, "complete", s.partitionOf(l.Work.Instance), l, args)
 	s.unlockAfter(ctx, l, err)
 	s.pokeIf(out, err)
 	return err

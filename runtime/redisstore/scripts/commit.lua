@@ -13,9 +13,11 @@
 -- ARGV[9..11] d, c, f (see writeData); ARGV[12] the result's due time
 --          (ms) for a task unit; ARGV[13] the new version; ARGV[14]
 --          check the Redlock ("1"); ARGV[15..] history, cap, work,
---          changes (see applyLists)
--- Returns "ok", "stale" (the version moved on; nothing written), "busy",
--- "lost" (the lease is gone) or "notfound".
+--          changes (see applyLists), then optionally the worker's next
+--          claim (see chain)
+-- Returns "ok" or "ready" (with a claim, {that, the claim's answer}),
+-- "stale" (the version moved on; nothing written), "busy", "lost" (the
+-- lease is gone) or "notfound".
 local id, unit = ARGV[2], ARGV[3]
 local inst = load(id)
 if not inst then return "notfound" end
@@ -45,8 +47,8 @@ put(inst, "st", ARGV[6])
 put(inst, "pr", ARGV[7])
 writeData(inst, 9)
 if ARGV[8] == "1" then dropAll(inst) elseif ARGV[8] == "2" then dropTimers(inst) end
-applyLists(inst, 15)
+local i = applyLists(inst, 15)
 save(inst)
 if ARGV[8] == "1" then expireEnded(inst) end
 reschedule(inst, free)
-return done()
+return chain(i)

@@ -45,6 +45,8 @@
 -- costs more than most redis.calls.
 local P = ARGV[1]
 local readied = false -- a unit went into a ready set (see makeReady)
+-- C: the arguments of a claim, laid out as claim.lua's ARGV (claimWork).
+local C
 
 -- The library functions the scripts use, as locals. A function
 -- library's globals are an empty table that looks names up in Redis's,
@@ -52,13 +54,13 @@ local readied = false -- a unit went into a ready set (see makeReady)
 -- a local costs none. They are bound on a call (bind(_G), see
 -- scripts.go): while a library loads, Redis's globals are not there.
 local call, find, sub, byte, format, gsub, gmatch
-local tonumber, unpack, pairs, ipairs
+local tonumber, unpack, pairs, ipairs, type
 
 local function bind(G)
   call = G.redis.call
   find, sub, byte, format = G.string.find, G.string.sub, G.string.byte, G.string.format
   gsub, gmatch = G.string.gsub, G.string.gmatch
-  tonumber, unpack, pairs, ipairs = G.tonumber, G.unpack, G.pairs, G.ipairs
+  tonumber, unpack, pairs, ipairs, type = G.tonumber, G.unpack, G.pairs, G.ipairs, G.type
 end
 -- Statuses, as runtime.Status numbers them.
 local ACTIVE, COMPLETED, CANCELLED = "1", "3", "4"
@@ -200,7 +202,8 @@ end
 -- parks) leave it, for the next claim or nextDue that reads the set to
 -- bring it forward (or drop it, when the set is empty).
 local function makeReady(prio, class, due, unit)
-  readied = true
+  -- readied: the unit when it is the script's only one (see chain).
+  if readied then readied = true else readied = unit end
   call("ZADD", ready(prio, class), due, unit)
   local index = classes(prio)
   local first = call("ZSCORE", index, class)
@@ -486,13 +489,13 @@ end
 
 -- The steps of a claim (claim.lua), defined here so that a function
 -- library makes them once rather than on every call. They read the
--- claim's arguments from ARGV (see claim.lua).
+-- claim's arguments from C (claim.lua's ARGV).
 
 -- lease leases a unit of class of the instance inst (pending: see
--- pending), at priority prio, until ARGV[3].
+-- pending), at priority prio, until C[3].
 local function lease(inst, unit, kind, member, prio, class)
   local token = format("%d", call("INCR", P .. "seq"))
-  if kind == "q" and ARGV[9] == "1" and not call("SET", lockKey(inst.id), token, "NX", "PX", ARGV[10]) then
+  if kind == "q" and C[9] == "1" and not call("SET", lockKey(inst.id), token, "NX", "PX", C[10]) then
     return nil
   end
   unready(prio, class, unit)
@@ -503,8 +506,8 @@ local function lease(inst, unit, kind, member, prio, class)
   else
     value = inst.f["t:" .. member]
   end
-  call("ZADD", P .. "leases", ARGV[3], unit)
-  call("HSET", P .. "tokens", unit, token .. "|" .. member .. "|" .. ARGV[12])
+  call("ZADD", P .. "leases", C[3], unit)
+  call("HSET", P .. "tokens", unit, token .. "|" .. member .. "|" .. C[12])
   local f = inst.f
   return {unit, member, value, token, prio, f.v, f.st, f.pr or "0", f.d or "", f.c or "", f.f or "", f.h, "0"}
 end
@@ -517,7 +520,7 @@ local function moreDue(prio, class, alone)
   local from = prio
   if alone then from = prio - 1 end
   for p = from, 0, -1 do
-    for _, other in ipairs(call("ZRANGEBYSCORE", classes(PRIO[p]), "-inf", ARGV[2], "LIMIT", "0", "2")) do
+    for _, other in ipairs(call("ZRANGEBYSCORE", classes(PRIO[p]), "-inf", C[2], "LIMIT", "0", "2")) do
       if p ~= prio or other ~= class then return true end
     end
   end
@@ -546,7 +549,7 @@ end
 -- has work due, and is corrected by the first claim that finds the
 -- class's work not due.
 local function claimClass(prio, class, bound, alone)
-  local key, prioText, nowText = ready(PRIO[prio], class), PRIO[prio], ARGV[2]
+  local key, prioText, nowText = ready(PRIO[prio], class), PRIO[prio], C[2]
   -- The units' due times are read only to keep the class's turn.
   local units, step = nil, 2
   if alone then
@@ -561,7 +564,7 @@ local function claimClass(prio, class, bound, alone)
     local inst = load(id)
     if not pending(inst, kind, member) then
       unready(prioText, class, unit)
-    elseif ARGV[6] == "peek" then
+    elseif C[6] == "peek" then
       return {prio, tonumber(alone and bound or units[k + 1])}
     else
       local claimed = lease(inst, unit, kind, member, prioText, class)
@@ -604,4 +607,70 @@ local function nextDue(machines, actions)
   local first = call("ZRANGE", P .. "leases", "0", "0", "WITHSCORES")
   if #first > 0 then consider(first[2]) end
   return best
+end
+
+-- claimWork is a claim (claim.lua), with its arguments in C.
+local function claimWork()
+  local nowText, mode, minPrio = C[2], C[6], tonumber(C[7])
+  local now = tonumber(nowText)
+
+  -- Expired leases make their work claimable again.
+  for _, unit in ipairs(call("ZRANGEBYSCORE", P .. "leases", "-inf", nowText)) do
+    giveBack(unit)
+  end
+
+  local machines, actions = allowing(C[4]), allowing(C[5])
+  if mode == "instance" then
+    local inst = load(C[8])
+    if not inst then return "notfound" end
+    local prio = prioOf(inst)
+    local units = {{"q|" .. inst.id, inst.f.h, "q"}}
+    for f, value in pairs(inst.f) do
+      if workKind(f) == "t" then
+        local unit, class = taskUnit(inst, sub(f, 3), value)
+        units[#units + 1] = {unit, class, "t", sub(f, 3)}
+      end
+    end
+    for _, u in ipairs(units) do
+      local unit, class, kind, member = u[1], u[2], u[3], u[4]
+      local due = call("ZSCORE", ready(prio, class), unit)
+      if due and tonumber(due) <= now and runs(class, machines, actions) and pending(inst, kind, member) then
+        local claimed = lease(inst, unit, kind, member, prio, class)
+        if claimed then return claimed end
+      end
+    end
+    return nil
+  end
+
+  -- Priorities from the highest; in each, the classes this worker runs
+  -- whose work is due, earliest first.
+  local top = tonumber(call("GET", P .. "top") or "0")
+  for prio = top, minPrio, -1 do
+    local entries = call("ZRANGEBYSCORE", classes(PRIO[prio]), "-inf", nowText, "WITHSCORES")
+    for k = 1, #entries, 2 do
+      if runs(entries[k], machines, actions) then
+        local claimed = claimClass(prio, entries[k], entries[k + 1], #entries == 2)
+        if claimed then return claimed end
+      end
+    end
+  end
+  if mode == "peek" then return -1 end
+  -- Nothing to claim: when asked, say when to look again, which saves
+  -- the worker asking (nextdue.lua) before it waits.
+  if C[11] == "1" then return nextDue(C[4], C[5]) end
+  return nil
+end
+
+-- chain ends a script that finished a worker's work (commit.lua,
+-- complete.lua). When the worker also asked for its next work, the
+-- arguments of that claim follow the script's own, from ARGV[i] on, as
+-- claim.lua's ARGV[2..12]: it claims, and returns {the script's result,
+-- the claim's}. Otherwise it returns the script's result (done). A unit
+-- the script made ready and the claim then took needs no wake-up.
+local function chain(i)
+  if ARGV[i] == nil then return done() end
+  C = {P, unpack(ARGV, i, i + 10)}
+  local claimed = claimWork()
+  if type(claimed) == "table" and claimed[1] == readied then readied = false end
+  return {done(), claimed}
 end

@@ -1,0 +1,273 @@
+package redisstore_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/fsmc/fsmc/compiler/ir"
+	"github.com/fsmc/fsmc/internal/irtest"
+	"github.com/fsmc/fsmc/runtime"
+	"github.com/fsmc/fsmc/runtime/redisstore"
+	"github.com/fsmc/fsmc/runtime/storetest"
+	"github.com/redis/go-redis/v9"
+)
+
+// chainSetup returns a store with the one-step machine registered, and
+// instances ids created, each with its task attempt due at now.
+func chainSetup(t *testing.T, opts redisstore.Options, now time.Time, ids ...string) (*redisstore.Store, *ir.Machine) {
+	t.Helper()
+	opts.Prefix = fmt.Sprintf("t%d", prefixes.Add(1))
+	store := redisstore.New(redisClient(t), opts)
+	t.Cleanup(func() { store.Close() })
+	m := irtest.Compile(t, "one.fsm", []byte(irtest.OneStep)).Machines[0]
+	if err := store.PutMachine(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		if err := createOneStep(context.Background(), store, m, id, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return store, m
+}
+
+// TestWriteClaimsNext: a write that finishes a worker's work, asked to
+// (Lease.Then), claims the worker's next work in the same call, as Claim
+// would; with nothing to claim it says when to look again; a write the
+// store refuses claims nothing.
+func TestWriteClaimsNext(t *testing.T) {
+	ctx := context.Background()
+	now := time.Now()
+	store, m := chainSetup(t, redisstore.Options{NoRedlock: true}, now, "a", "b")
+	f := runtime.ClaimFilter{Now: now.Add(time.Second), Lease: time.Minute}
+	var l runtime.Lease
+	if ok, err := store.Claim(ctx, f, &l); err != nil || !ok {
+		t.Fatalf("claim: %v %v", ok, err)
+	}
+	first := l.Work.Instance
+
+	// The direct commit of the result claims the other instance's task.
+	l.Then = &runtime.Chain{Filter: f}
+	if err := finishOneStep(ctx, store, &l, now); err != nil {
+		t.Fatal(err)
+	}
+	next := &l.Then.Next
+	if !l.Then.Done || !l.Then.Found || next.Work.Kind != runtime.WorkTask || next.Work.Instance == first {
+		t.Fatalf("after finishing %s: chain done %v found %v, next %+v", first, l.Then.Done, l.Then.Found, next.Work)
+	}
+	if next.Instance == nil || next.Instance.ID != next.Work.Instance || next.Then != nil {
+		t.Fatalf("the claimed work's instance was not handed over: %+v", next.Instance)
+	}
+	// It is a lease like any: no one else can claim that work, and its
+	// holder finishes it.
+	var other runtime.Lease
+	if ok, err := store.Claim(ctx, f, &other); err != nil || ok {
+		t.Fatalf("a claim while the chained lease holds: %v %v (%+v)", ok, err, other.Work)
+	}
+	l2 := *next
+	l2.Then = &runtime.Chain{Filter: f}
+	if err := finishOneStep(ctx, store, &l2, now); err != nil {
+		t.Fatal(err)
+	}
+	// Nothing left: done, found nothing, and nothing due at all.
+	if !l2.Then.Done || l2.Then.Found || !l2.Then.Next.NextKnown || !l2.Then.Next.Next.IsZero() {
+		t.Fatalf("with nothing to claim: %+v", *l2.Then)
+	}
+	for _, id := range []string{"a", "b"} {
+		var inst runtime.Instance
+		if err := store.Load(ctx, id, &inst); err != nil || inst.Status != runtime.Completed {
+			t.Fatalf("%s: %v %v", id, inst.Status, err)
+		}
+	}
+
+	// A refused write (its lease is gone) claims nothing.
+	if err := createOneStep(ctx, store, m, "c", now); err != nil {
+		t.Fatal(err)
+	}
+	stale := l2
+	stale.Then = &runtime.Chain{Filter: f}
+	if err := store.Complete(ctx, &stale, nil, nil); !errors.Is(err, runtime.ErrLostLease) {
+		t.Fatalf("complete on a finished lease: %v", err)
+	}
+	if stale.Then.Done {
+		t.Fatalf("a refused write claimed: %+v", stale.Then.Next.Work)
+	}
+	if ok, err := store.Claim(ctx, f, &other); err != nil || !ok || other.Work.Instance != "c" {
+		t.Fatalf("c's task after the refused write: %v %v %+v", ok, err, other.Work)
+	}
+}
+
+// TestWriteClaimsAsFiltered: the claim a write makes takes only what its
+// filter allows (here, instance work alone), and when it finds nothing
+// says when the work it may take is due; an update (no lease) claims
+// nothing; nor does a store with several partitions, where a claim
+// reads them all.
+func TestWriteClaimsAsFiltered(t *testing.T) {
+	ctx := context.Background()
+	now := time.Now()
+	store, _ := chainSetup(t, redisstore.Options{NoRedlock: true}, now, "a", "b", "c")
+	f := runtime.ClaimFilter{Now: now.Add(time.Second), Lease: time.Minute}
+	var l runtime.Lease
+	if ok, err := store.Claim(ctx, f, &l); err != nil || !ok {
+		t.Fatalf("claim: %v %v", ok, err)
+	}
+	noTasks := f
+	noTasks.NoTasks = true
+	l.Then = &runtime.Chain{Filter: noTasks}
+	if err := store.Complete(ctx, &l, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if !l.Then.Done || l.Then.Found || !l.Then.Next.NextKnown || !l.Then.Next.Next.IsZero() {
+		t.Fatalf("a claim for instance work alone, with tasks due: %+v", *l.Then)
+	}
+
+	multi, _ := chainSetup(t, redisstore.Options{NoRedlock: true, Partitions: 2}, now, "a", "b")
+	if ok, err := multi.Claim(ctx, f, &l); err != nil || !ok {
+		t.Fatalf("claim: %v %v", ok, err)
+	}
+	l.Then = &runtime.Chain{Filter: f}
+	if err := finishOneStep(ctx, multi, &l, now); err != nil {
+		t.Fatal(err)
+	}
+	if l.Then.Done {
+		t.Fatalf("a write on one of two partitions claimed %+v", l.Then.Next.Work)
+	}
+}
+
+// TestLostChainedClaimGivesBack: a write whose reply is lost gives back
+// what its claim leased, at once, as a lost claim does (see
+// TestLostClaimReplyGivesBack).
+func TestLostChainedClaimGivesBack(t *testing.T) {
+	direct := redisClient(t)
+	// The commit's FCALL.
+	viaCutter := redis.NewClient(&redis.Options{Addr: faultProxy(t, direct.(*redis.Client).Options().Addr, "_commit\r\n", 0, true), MaxRetries: -1})
+	t.Cleanup(func() { viaCutter.Close() })
+	prefix := fmt.Sprintf("t%d", prefixes.Add(1))
+	lossy := redisstore.New(viaCutter, redisstore.Options{Prefix: prefix, NoRedlock: true})
+	t.Cleanup(func() { lossy.Close() })
+	other := redisstore.New(direct, redisstore.Options{Prefix: prefix, NoRedlock: true})
+	t.Cleanup(func() { other.Close() })
+	ctx := context.Background()
+	m := irtest.Compile(t, "one.fsm", []byte(irtest.OneStep)).Machines[0]
+	if err := other.PutMachine(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	for _, id := range []string{"a", "b"} {
+		if err := createOneStep(ctx, other, m, id, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f := runtime.ClaimFilter{Now: now.Add(time.Second), Lease: time.Minute}
+	var l runtime.Lease
+	if ok, err := other.ClaimInstance(ctx, "a", f, &l); err != nil || !ok {
+		t.Fatalf("claim: %v %v", ok, err)
+	}
+	l.Then = &runtime.Chain{Filter: f}
+	if err := finishOneStep(ctx, lossy, &l, now); err == nil || !redisstore.Unreachable(err) {
+		t.Fatalf("commit whose reply was cut: %v, want a lost connection", err)
+	}
+	if l.Then.Done {
+		t.Fatal("a write whose reply was lost reports a claim")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		ok, err := other.Claim(ctx, f, &l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			if l.Work.Instance != "b" {
+				t.Fatalf("claimed %+v", l.Work)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("5 s after the write whose reply was lost, the work its claim took is still leased")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// claimCounter counts the claims for task attempts an engine makes on
+// its own (Claim).
+type claimCounter struct {
+	*redisstore.Store
+	claims atomic.Int64
+}
+
+func (c *claimCounter) Claim(ctx context.Context, f runtime.ClaimFilter, l *runtime.Lease) (bool, error) {
+	if !f.NoTasks {
+		c.claims.Add(1)
+	}
+	return c.Store.Claim(ctx, f, l)
+}
+
+// TestRunClaimsWithWrites: Run's workers take their next work with the
+// write that finishes the last (Lease.Then), so a worker going through a
+// backlog of task attempts claims on its own only now and then.
+func TestRunClaimsWithWrites(t *testing.T) {
+	ctx := context.Background()
+	now := time.Now()
+	const n = 50
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("i%d", i)
+	}
+	store, m := chainSetup(t, redisstore.Options{NoRedlock: true}, now, ids...)
+	counter := &claimCounter{Store: store}
+	var ran atomic.Int64
+	e := runtime.New(counter, runtime.Options{})
+	work := func(context.Context, *runtime.Call) (runtime.Result, error) {
+		ran.Add(1)
+		return runtime.Result{}, nil
+	}
+	if err := e.Register(ctx, m, map[string]runtime.Handler{"Work": work}); err != nil {
+		t.Fatal(err)
+	}
+	stop := storetest.RunInBackground(t, e, 1)
+	for _, id := range ids {
+		waitFor(t, e, id, 10*time.Second, completed)
+	}
+	stop()
+	if ran.Load() != n {
+		t.Fatalf("%d attempts ran, want %d", ran.Load(), n)
+	}
+	if c := counter.claims.Load(); c > n/5 {
+		t.Errorf("%d claims for task attempts of the workers' own, for %d attempts", c, n)
+	}
+}
+
+// TestStoppingGivesBackChainedWork: a worker that stops after its last
+// write claimed more gives that back at once, rather than holding it for
+// a lease.
+func TestStoppingGivesBackChainedWork(t *testing.T) {
+	ctx := context.Background()
+	now := time.Now()
+	store, m := chainSetup(t, redisstore.Options{NoRedlock: true}, now, "a", "b")
+	e := runtime.New(store, runtime.Options{Lease: time.Minute})
+	started, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	work := func(context.Context, *runtime.Call) (runtime.Result, error) {
+		once.Do(func() { close(started) })
+		<-release
+		return runtime.Result{}, nil
+	}
+	if err := e.Register(ctx, m, map[string]runtime.Handler{"Work": work}); err != nil {
+		t.Fatal(err)
+	}
+	stop := storetest.RunInBackground(t, e, 1)
+	<-started
+	go func() { time.Sleep(50 * time.Millisecond); close(release) }()
+	stop() // the attempt finishes within StopGrace, and its write claims the other
+	f := runtime.ClaimFilter{Now: time.Now(), Lease: time.Minute}
+	var l runtime.Lease
+	if ok, err := store.Claim(ctx, f, &l); err != nil || !ok {
+		t.Fatalf("after the worker stopped, the other instance's task: %v %v", ok, err)
+	}
+}
