@@ -18,8 +18,12 @@
 // instance work: the action's event (or done), a later retry, or error.
 // On a store that can (a DirectStore, the Redis store), an event result
 // with nothing of the instance ahead of it takes its transition in the
-// write that finishes the attempt instead (task.go's deliver). Stores
-// derive the changelog from the history they commit (ChangeOf).
+// write that finishes the attempt instead (task.go's deliver). Run's
+// workers ask for their next work in the write that finishes each item
+// (Lease.Then, a Chain): a store that can (the Redis store, on one
+// partition) claims it in the same call, and the worker claims on its
+// own only when the write did not (run.go's workLoop). Stores derive
+// the changelog from the history they commit (ChangeOf).
 //
 // Every entry into a state increments the instance's visit. Timers and
 // task results carry the visit they were scheduled in and are discarded

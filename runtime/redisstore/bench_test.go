@@ -18,7 +18,9 @@ import (
 
 // BenchmarkScripts runs the three scripts of a one-step instance's
 // life, one call at a time: create, the claim of its task attempt, and
-// the commit that finishes the attempt with its transition. It reports
+// the commit that finishes the attempt with its transition; then the
+// commit that also claims the next instance's attempt (commit+claim), as
+// Run's workers make it. It reports
 // the time Redis itself spends in each (its commandstats), which is what
 // limits a fleet's throughput when Redis is saturated, and the commands
 // each makes (see scriptCosts).
@@ -55,6 +57,29 @@ func BenchmarkScripts(b *testing.B) {
 		return err
 	})
 	phase("commit", func(i int) error { return finishOneStep(ctx, store, &leases[i], now) })
+	// Again, with each commit claiming the next instance's attempt, as
+	// Run's workers do (Lease.Then): one call where the two above are.
+	for i := range leases {
+		if err := createOneStep(ctx, store, m, "j"+strconv.Itoa(i), now); err != nil {
+			b.Fatal(err)
+		}
+	}
+	f := runtime.ClaimFilter{Now: now.Add(time.Second), Lease: time.Minute}
+	if ok, err := store.Claim(ctx, f, &leases[0]); err != nil || !ok {
+		b.Fatalf("claim: %v %v", ok, err)
+	}
+	phase("commit+claim", func(i int) error {
+		l := &leases[i]
+		l.Then = &runtime.Chain{Filter: f}
+		err := finishOneStep(ctx, store, l, now)
+		if err == nil && i+1 < len(leases) {
+			if !l.Then.Found {
+				return fmt.Errorf("commit %d claimed nothing", i)
+			}
+			leases[i+1] = l.Then.Next
+		}
+		return err
+	})
 }
 
 // scriptMicros is Redis's time per script call (FCALL, or EVALSHA where

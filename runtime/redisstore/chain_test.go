@@ -175,23 +175,7 @@ func TestLostChainedClaimGivesBack(t *testing.T) {
 	if l.Then.Done {
 		t.Fatal("a write whose reply was lost reports a claim")
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		ok, err := other.Claim(ctx, f, &l)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if ok {
-			if l.Work.Instance != "b" {
-				t.Fatalf("claimed %+v", l.Work)
-			}
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("5 s after the write whose reply was lost, the work its claim took is still leased")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitClaimable(t, other, f, "b", "the write whose reply was lost")
 }
 
 // claimCounter counts the claims for task attempts an engine makes on

@@ -37,20 +37,29 @@ func TestLostClaimReplyGivesBack(t *testing.T) {
 	if ok, err := lossy.Claim(ctx, f, &l); ok || err == nil || !redisstore.Unreachable(err) {
 		t.Fatalf("claim whose reply was cut: %v %v, want a lost connection", ok, err)
 	}
+	waitClaimable(t, other, f, "a", "the claim whose reply was lost")
+}
+
+// waitClaimable fails the test unless instance id's work, taken by a
+// call whose reply was lost (after), becomes claimable on store within
+// 5 s (its lease being a minute).
+func waitClaimable(t *testing.T, store *redisstore.Store, f runtime.ClaimFilter, id, after string) {
+	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		ok, err := other.Claim(ctx, f, &l)
+		var l runtime.Lease
+		ok, err := store.Claim(context.Background(), f, &l)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if ok {
-			if l.Work.Instance != "a" {
-				t.Fatalf("claimed %+v", l.Work)
+			if l.Work.Instance != id {
+				t.Fatalf("claimed %+v, want %s's work", l.Work, id)
 			}
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("5 s after the claim whose reply was lost, its work is still leased")
+			t.Fatalf("5 s after %s, the work it took is still leased", after)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

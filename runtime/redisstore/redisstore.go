@@ -24,7 +24,10 @@
 // are leases with an expiry; expired leases give their work back. Every
 // change is one script: Commit checks the lease and the version read,
 // and writes state, history, new work and the changelog atomically, so
-// a stale worker can never overwrite newer state. What an instance holds is kept in compact records (wire.go), and
+// a stale worker can never overwrite newer state. A write that finishes
+// a worker's work also claims the worker's next, when the worker asks
+// (runtime.Chain) and there is one partition: the claim then costs no
+// call of its own. What an instance holds is kept in compact records (wire.go), and
 // instances name their machine version by a short id that the registry
 // resolves.
 //
