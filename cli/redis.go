@@ -107,7 +107,7 @@ func waitForRedis(ctx context.Context, c *cli.Context, logger *slog.Logger) (*re
 			return nil, usageError("fsmc run: stopped before Redis answered: %v", err)
 		case <-time.After(wait):
 		}
-		wait = min(2*wait, 5*time.Second)
+		wait = min(2*wait, time.Second) // start within a second of Redis's
 	}
 }
 

@@ -310,9 +310,21 @@ func (e *Engine) commit(ctx context.Context, w *worker) error {
 		}
 		return nil
 	}
+	return e.unanswered(ctx, w, err)
+}
+
+// unanswered ends w's write that failed for want of the store (err)
+// until its lease ran out or the worker stopped: it gives the lease
+// back, and reports the write if it landed all the same (its reply was
+// lost), which then is no error: the work is done.
+func (e *Engine) unanswered(ctx context.Context, w *worker, err error) error {
 	e.opts.Observer.StoreError(err)
-	e.notifyIfLanded(ctx, w)
+	landed := e.notifyIfLanded(ctx, w)
 	e.giveUp(ctx, w)
+	if landed {
+		e.opts.Logger.Info("the store did not answer a write, which landed all the same", "instance", w.inst.ID, "err", err)
+		return nil
+	}
 	return err
 }
 

@@ -166,10 +166,7 @@ func (e *Engine) deliver(ctx context.Context, w *worker, m *machine, result *Wor
 		e.rejected(ctx, w, err)
 		return true, nil // the attempt is someone else's now
 	}
-	e.opts.Observer.StoreError(err)
-	e.notifyIfLanded(ctx, w)
-	e.giveUp(ctx, w)
-	return true, err
+	return true, e.unanswered(ctx, w, err)
 }
 
 // errTimedOut marks an attempt that ran past its task's timeout;
