@@ -126,39 +126,18 @@ func (e *Engine) workLoop(ctx, work context.Context, b wakeups, slots *taskSlots
 			f.NoTasks = w.chain.Filter.NoTasks
 			w.lease = w.chain.Next
 		} else {
-			w.lease.NextKnown = false
-			e.busy.Add(1) // before the claim, for Idle
-			e.claims.Add(1)
-			slot = slots.take()
-			f.NoTasks = !slot
 			var err error
-			ok, err = e.store.Claim(ctx, f, &w.lease)
+			ok, slot, err = e.claimAlone(ctx, w, &f, slots)
 			if err != nil {
-				if slot {
-					slots.give()
-					slot = false
-				}
-				e.busy.Add(-1)
 				if ctx.Err() != nil {
 					return
 				}
-				e.opts.Observer.StoreError(err)
-				e.claimFails.Store(true)
 				e.opts.Logger.Error("claiming work", "err", err, "retry_in", retry)
 				e.opts.Clock.Sleep(retry, ctx.Done())
 				retry = min(retry*2, time.Second) // resume within a second of the store's return
 				continue
 			}
 			retry = 10 * time.Millisecond
-			// A plain load first: the swap writes the line every worker
-			// shares, and a claim is the hot path.
-			if e.claimFails.Load() && e.claimFails.CompareAndSwap(true, false) {
-				e.opts.Logger.Info("claiming work again: the store answers")
-				select {
-				case e.recovered <- struct{}{}:
-				default:
-				}
-			}
 		}
 		if slot && (!ok || w.lease.Work.Kind != WorkTask) {
 			slots.give()
@@ -191,7 +170,7 @@ func (e *Engine) workLoop(ctx, work context.Context, b wakeups, slots *taskSlots
 				// Stopping: what the write claimed goes back.
 				chained = false
 				if w.chain.Found {
-					_ = e.store.Release(context.WithoutCancel(ctx), &w.chain.Next)
+					e.giveBack(ctx, &w.chain.Next)
 				}
 			}
 			if !chained {
@@ -223,6 +202,39 @@ func (e *Engine) workLoop(ctx, work context.Context, b wakeups, slots *taskSlots
 			e.sleep(ctx, wait, b)
 		}
 	}
+}
+
+// claimAlone is a worker's claim of its own, made busy (for Idle), with
+// a task slot if one is free (slot), filtered by f (whose NoTasks it
+// sets). A failed claim leaves the worker idle and without a slot.
+func (e *Engine) claimAlone(ctx context.Context, w *worker, f *ClaimFilter, slots *taskSlots) (ok, slot bool, err error) {
+	w.lease.NextKnown = false
+	e.busy.Add(1) // before the claim, for Idle
+	e.claims.Add(1)
+	slot = slots.take()
+	f.NoTasks = !slot
+	ok, err = e.store.Claim(ctx, *f, &w.lease)
+	if err != nil {
+		if slot {
+			slots.give()
+		}
+		e.busy.Add(-1)
+		if ctx.Err() == nil {
+			e.opts.Observer.StoreError(err)
+			e.claimFails.Store(true)
+		}
+		return false, false, err
+	}
+	// A plain load first: the swap writes the line every worker shares,
+	// and a claim is the hot path.
+	if e.claimFails.Load() && e.claimFails.CompareAndSwap(true, false) {
+		e.opts.Logger.Info("claiming work again: the store answers")
+		select {
+		case e.recovered <- struct{}{}:
+		default:
+		}
+	}
+	return ok, slot, nil
 }
 
 // keepRegistered registers the engine's machines again every

@@ -331,10 +331,13 @@ func (e *Engine) unanswered(ctx context.Context, w *worker, err error) error {
 // giveUp gives back w's lease after a write that failed for want of the
 // store until the lease ran out (or the worker stopped), freeing what
 // the store holds for it: the work is another worker's to do now.
-func (e *Engine) giveUp(ctx context.Context, w *worker) {
+func (e *Engine) giveUp(ctx context.Context, w *worker) { e.giveBack(ctx, &w.lease) }
+
+// giveBack releases l, trying for up to a second even when ctx is done.
+func (e *Engine) giveBack(ctx context.Context, l *Lease) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 	defer cancel()
-	_ = e.store.Release(ctx, &w.lease)
+	_ = e.store.Release(ctx, l)
 }
 
 // whileLeased runs call, a store read or write for w's leased work, and
