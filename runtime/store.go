@@ -77,7 +77,8 @@ type Lease struct {
 // Chain is a claim made by the write that finishes a lease's work
 // (Commit, Complete, CompleteDirect), saving the worker its own call to
 // Claim: a worker that finishes one item goes on to the next. The engine
-// sets Filter and clears Done before handling the work; a store that can
+// sets Filter and clears Done before handling the work, and sets
+// Filter.Now to the time of each try of the write; a store that can
 // (the Redis store, on one partition) claims as Claim would, when the
 // write succeeds, and sets Done. Found is what Claim would report, and
 // Next what it would fill. Other stores, and writes that fail, leave

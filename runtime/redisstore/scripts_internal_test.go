@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fsmc/fsmc/internal/irtest"
 	"github.com/fsmc/fsmc/internal/redistest"
 	"github.com/fsmc/fsmc/runtime"
 	"github.com/fsmc/fsmc/runtime/storetest"
@@ -103,7 +104,38 @@ func TestScriptsWithoutFunctions(t *testing.T) {
 			if _, err := s.Claim(ctx, runtime.ClaimFilter{Now: time.Now(), Lease: time.Second}, &l); err != nil {
 				t.Fatalf("a fresh store's first claim: %v", err)
 			}
+			if parts == 1 {
+				writeClaims(t, s)
+			}
 		})
+	}
+}
+
+// writeClaims checks on s, with one partition, that a write finishing a
+// worker's work claims its next (runtime.Chain): the scripts' claim
+// inside another script.
+func writeClaims(t *testing.T, s *Store) {
+	t.Helper()
+	ctx := context.Background()
+	m := irtest.Compile(t, "toggle.fsm", []byte(irtest.Toggle)).Machines[0]
+	if err := s.PutMachine(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	for _, id := range []string{"a", "b"} {
+		irtest.Create(t, s, m, id, now, runtime.Work{Kind: runtime.WorkEvent, Instance: id, Due: now})
+	}
+	f := runtime.ClaimFilter{Now: now.Add(time.Second), Lease: time.Minute}
+	var l runtime.Lease
+	if ok, err := s.Claim(ctx, f, &l); err != nil || !ok {
+		t.Fatalf("claim: %v %v", ok, err)
+	}
+	l.Then = &runtime.Chain{Filter: f}
+	if err := s.Complete(ctx, &l, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if !l.Then.Done || !l.Then.Found || l.Then.Next.Work.Instance == l.Work.Instance {
+		t.Fatalf("the write that finished %s's event claimed: done %v found %v, %+v", l.Work.Instance, l.Then.Done, l.Then.Found, l.Then.Next.Work)
 	}
 }
 
