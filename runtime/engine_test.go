@@ -399,15 +399,20 @@ func TestStaleSnapshotIsDecidedAgain(t *testing.T) {
 }
 
 // replyLost is the embedded store, except that one Commit writes and
-// then fails as if its reply were lost on the way back.
+// then fails as if its reply were lost on the way back; with paused,
+// while the worker was paused past its lease: paused moves on an hour.
 type replyLost struct {
 	runtime.Store
-	lose atomic.Bool
+	lose   atomic.Bool
+	paused *runtime.FakeClock
 }
 
 func (s *replyLost) Commit(ctx context.Context, l *runtime.Lease, c *runtime.Commit) error {
 	err := s.Store.Commit(ctx, l, c)
 	if err == nil && s.lose.CompareAndSwap(true, false) {
+		if s.paused != nil {
+			s.paused.Advance(time.Hour)
+		}
 		return errors.New("read tcp: i/o timeout")
 	}
 	return err
@@ -582,30 +587,12 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
-// landsLate is the embedded store, except that one Commit writes, and
-// then fails as if its reply were lost while the worker was paused past
-// its lease: the clock moves on by an hour.
-type landsLate struct {
-	runtime.Store
-	clock *runtime.FakeClock
-	lose  atomic.Bool
-}
-
-func (s *landsLate) Commit(ctx context.Context, l *runtime.Lease, c *runtime.Commit) error {
-	err := s.Store.Commit(ctx, l, c)
-	if err == nil && s.lose.CompareAndSwap(true, false) {
-		s.clock.Advance(time.Hour)
-		return errors.New("read tcp: i/o timeout")
-	}
-	return err
-}
-
 // TestLandedCommitIsNoError: a commit whose reply was lost, with no
 // lease left to try it again, is reported when it landed all the same,
 // and its work is done, not failed: no error, once.
 func TestLandedCommitIsNoError(t *testing.T) {
 	clock := runtime.NewFakeClock(time.Unix(0, 0))
-	store := &landsLate{Store: memstore.New(memstore.Options{}), clock: clock}
+	store := &replyLost{Store: memstore.New(memstore.Options{}), paused: clock}
 	var changes []string
 	e := runtime.New(store, runtime.Options{Clock: clock, OnChange: func(c runtime.Change) {
 		changes = append(changes, fmt.Sprintf("v%d %d->%d", c.Version, c.From, c.To))
