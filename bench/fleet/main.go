@@ -12,7 +12,7 @@
 //
 // It starts a redis-server of its own (no persistence) and stops it.
 //
-//	cd bench && go run ./fleet [-n 5000] [-workers 3] [-concurrency 8] [-waiting 100000] [-commands] [-no-redlock]
+//	cd bench && go run ./fleet [-n 5000] [-workers 3] [-concurrency 8] [-waiting 100000] [-commands] [-no-redlock] [-cpuprofile FILE]
 //
 // Beside each throughput it prints what Redis spent per unit (CPU time and
 // commands, from INFO); -commands lists the commands, and counts fsmc's
@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -51,6 +52,7 @@ var (
 	waiting     = flag.Int("waiting", 100000, "waiting instances for the memory run")
 	commands    = flag.Bool("commands", false, "list the Redis commands each side of the throughput run used per unit")
 	noRedlock   = flag.Bool("no-redlock", false, "run fsmc without the per-instance Redlock (fenced commits alone), to see what the lock costs")
+	cpuProfile  = flag.String("cpuprofile", "", "write a CPU profile of this process during fsmc's throughput run to the file")
 )
 
 func main() {
@@ -68,7 +70,9 @@ func main() {
 	fmt.Printf("one Redis (%s), %d workers x %d concurrency\n\n", redisVersion(ctx, rdb), *workers, *concurrency)
 
 	fsmcCost := measureRedis(ctx, rdb)
+	stopProfile := startProfile(*cpuProfile)
 	fsmcRate := fsmcThroughput(ctx, addr, rdb)
+	stopProfile()
 	fsmcCost.end(ctx, rdb)
 	asynqCost := measureRedis(ctx, rdb)
 	asynqRate := asynqThroughput(ctx, addr, rdb)
@@ -96,6 +100,25 @@ func main() {
 	perInstance, changelog := fsmcMemory(ctx, addr, rdb)
 	fmt.Printf("    fsmc   %6.0f bytes per instance waiting on a timer (%.0f of them the capped changelog's share)\n", perInstance, changelog)
 	fmt.Printf("    asynq  %6.0f bytes per task scheduled an hour ahead\n", asynqMemory(ctx, addr, rdb))
+}
+
+// startProfile writes a CPU profile to path until the function it
+// returns is called; with no path it does nothing.
+func startProfile(path string) func() {
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		log.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}
 }
 
 // startRedis starts a redis-server of the run's own, as the tests do: a
