@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"slices"
 
@@ -44,6 +46,11 @@ func checkCommand(e *env) *cli.Command {
 			}
 			for _, err := range errs {
 				fmt.Fprintf(e.stderr, "fsmc check: %v\n", err)
+				u := dsl.Unreadable{Message: err.Error()}
+				if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
+					u.Path = pe.Path
+				}
+				report.Unreadable = append(report.Unreadable, u)
 			}
 			out := e.stdout
 			if format == "text" {

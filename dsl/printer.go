@@ -13,10 +13,23 @@ import (
 )
 
 // Report is what the printers render: diagnostics and the sources they
-// point into (by file name), for the snippets of the text format.
+// point into (by file name), for the snippets of the text format, and
+// the paths that could not be read. A report with unreadable paths is
+// not the whole answer, and the machine-read formats say so: json lists
+// them, sarif marks its run as not successful, github annotates them.
+// (The text format leaves them to the command, which names them on
+// stderr.)
 type Report struct {
 	Diagnostics Diagnostics
 	Sources     map[string][]byte
+	Unreadable  []Unreadable
+}
+
+// Unreadable is a path that was given or found and could not be read
+// (Path is empty when the failure names no one path).
+type Unreadable struct {
+	Path    string `json:"path"`
+	Message string `json:"message"`
 }
 
 // Formats lists the names accepted by Write.
@@ -221,11 +234,14 @@ func locationOf(r Range, msg string) jsonLocation {
 	return jsonLocation{File: r.File, Line: r.Start.Line, Column: r.Start.Column, EndLine: r.End.Line, EndColumn: r.End.Column, Message: msg}
 }
 
-// WriteJSON renders {"diagnostics":[...]} on one line.
+// WriteJSON renders {"diagnostics":[...]} on one line, with
+// "unreadable":[{"path","message"}] after it when paths could not be
+// read.
 func WriteJSON(w io.Writer, r *Report) error {
 	out := struct {
 		Diagnostics []jsonDiagnostic `json:"diagnostics"`
-	}{Diagnostics: []jsonDiagnostic{}}
+		Unreadable  []Unreadable     `json:"unreadable,omitempty"`
+	}{Diagnostics: []jsonDiagnostic{}, Unreadable: r.Unreadable}
 	for _, d := range r.Diagnostics {
 		jd := jsonDiagnostic{jsonLocation: locationOf(d.Range, ""), Severity: d.Severity.String(), Code: d.Code,
 			Message: d.Message, Related: []jsonLocation{}, Suggestion: d.Suggestion}
@@ -242,8 +258,17 @@ func WriteJSON(w io.Writer, r *Report) error {
 // WriteGitHub renders GitHub Actions workflow commands:
 //
 //	::error file=F,line=L,col=C,title=E003::message
+//
+// and, for a path that could not be read, ::error file=F,title=fsmc::message.
 func WriteGitHub(w io.Writer, r *Report) error {
 	var b bytes.Buffer
+	for _, u := range r.Unreadable {
+		file := ""
+		if u.Path != "" {
+			file = "file=" + githubProperty(u.Path) + ","
+		}
+		fmt.Fprintf(&b, "::error %stitle=fsmc::%s\n", file, githubData(u.Message))
+	}
 	for _, d := range r.Diagnostics {
 		msg := d.Message
 		if d.Suggestion != "" {

@@ -3,6 +3,7 @@ package dsl_test
 import (
 	"bytes"
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -57,7 +58,12 @@ func TestSARIFRequiredFields(t *testing.T) {
 		t.Errorf("version %v", log["version"])
 	}
 	run := log["runs"].([]any)[0].(map[string]any)
-	require(t, "run", run, "tool")
+	require(t, "run", run, "tool", "invocations")
+	inv := run["invocations"].([]any)[0].(map[string]any)
+	require(t, "invocation", inv, "executionSuccessful")
+	if inv["executionSuccessful"] != true {
+		t.Errorf("a run that read every file says executionSuccessful %v", inv["executionSuccessful"])
+	}
 	driver := run["tool"].(map[string]any)["driver"].(map[string]any)
 	require(t, "toolComponent", driver, "name")
 	rules := driver["rules"].([]any)
@@ -117,6 +123,80 @@ func TestJSONShape(t *testing.T) {
 	}
 	if !sawRelated || !sawSuggestion {
 		t.Errorf("want a related location and a suggestion in %s", out.String())
+	}
+}
+
+// TestUnreadablePaths: a report that could not read some paths is not
+// the whole answer, and each machine-read format says so, naming them.
+func TestUnreadablePaths(t *testing.T) {
+	r := printerReport(t)
+	r.Unreadable = []dsl.Unreadable{{Path: "gone,1.fsm", Message: "stat gone,1.fsm: no such file or directory"}, {Message: "an empty path was given"}}
+	render := func(format string) string {
+		var out bytes.Buffer
+		if err := dsl.Write(&out, format, r, false, "v1"); err != nil {
+			t.Fatal(err)
+		}
+		return out.String()
+	}
+
+	var doc struct {
+		Diagnostics []any            `json:"diagnostics"`
+		Unreadable  []dsl.Unreadable `json:"unreadable"`
+	}
+	if err := json.Unmarshal([]byte(render("json")), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Diagnostics) != len(r.Diagnostics) || !reflect.DeepEqual(doc.Unreadable, r.Unreadable) {
+		t.Errorf("json: %d diagnostics, unreadable %+v; want %d and %+v", len(doc.Diagnostics), doc.Unreadable, len(r.Diagnostics), r.Unreadable)
+	}
+
+	var log struct {
+		Runs []struct {
+			Invocations []struct {
+				ExecutionSuccessful        bool `json:"executionSuccessful"`
+				ToolExecutionNotifications []struct {
+					Level   string `json:"level"`
+					Message struct {
+						Text string `json:"text"`
+					} `json:"message"`
+					Locations []struct {
+						PhysicalLocation struct {
+							ArtifactLocation struct {
+								URI string `json:"uri"`
+							} `json:"artifactLocation"`
+							Region any `json:"region"`
+						} `json:"physicalLocation"`
+					} `json:"locations"`
+				} `json:"toolExecutionNotifications"`
+			} `json:"invocations"`
+			Results []any `json:"results"`
+		} `json:"runs"`
+	}
+	if err := json.Unmarshal([]byte(render("sarif")), &log); err != nil {
+		t.Fatal(err)
+	}
+	run := log.Runs[0]
+	if len(run.Invocations) != 1 || run.Invocations[0].ExecutionSuccessful {
+		t.Fatalf("sarif: invocations %+v, want one that was not successful", run.Invocations)
+	}
+	notes := run.Invocations[0].ToolExecutionNotifications
+	if len(notes) != 2 || notes[0].Level != "error" || notes[0].Message.Text != r.Unreadable[0].Message ||
+		len(notes[0].Locations) != 1 || notes[0].Locations[0].PhysicalLocation.ArtifactLocation.URI != "gone%2C1.fsm" ||
+		notes[0].Locations[0].PhysicalLocation.Region != nil || len(notes[1].Locations) != 0 {
+		t.Errorf("sarif notifications %+v", notes)
+	}
+	if len(run.Results) != len(r.Diagnostics) {
+		t.Errorf("sarif: %d results for %d diagnostics", len(run.Results), len(r.Diagnostics))
+	}
+
+	gh := render("github")
+	for _, want := range []string{
+		"::error file=gone%2C1.fsm,title=fsmc::stat gone,1.fsm: no such file or directory\n",
+		"::error title=fsmc::an empty path was given\n",
+	} {
+		if !strings.Contains(gh, want) {
+			t.Errorf("github output lacks %q:\n%s", want, gh)
+		}
 	}
 }
 

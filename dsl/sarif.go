@@ -20,9 +20,25 @@ type sarifLog struct {
 }
 
 type sarifRun struct {
-	Tool       sarifTool     `json:"tool"`
-	ColumnKind string        `json:"columnKind"`
-	Results    []sarifResult `json:"results"`
+	Tool        sarifTool         `json:"tool"`
+	Invocations []sarifInvocation `json:"invocations"`
+	ColumnKind  string            `json:"columnKind"`
+	Results     []sarifResult     `json:"results"`
+}
+
+// sarifInvocation says whether the run checked everything it was given:
+// a path it could not read makes it unsuccessful, with a notification
+// naming the path, so that a viewer does not take the run's results for
+// the whole of them.
+type sarifInvocation struct {
+	ExecutionSuccessful        bool                `json:"executionSuccessful"`
+	ToolExecutionNotifications []sarifNotification `json:"toolExecutionNotifications,omitempty"`
+}
+
+type sarifNotification struct {
+	Level     string          `json:"level"`
+	Message   sarifMessage    `json:"message"`
+	Locations []sarifLocation `json:"locations,omitempty"`
 }
 
 type sarifTool struct {
@@ -71,7 +87,7 @@ type sarifLocation struct {
 
 type sarifPhysicalLocation struct {
 	ArtifactLocation sarifArtifactLocation `json:"artifactLocation"`
-	Region           sarifRegion           `json:"region"`
+	Region           *sarifRegion          `json:"region,omitempty"` // none for a whole file
 }
 
 type sarifArtifactLocation struct {
@@ -116,7 +132,7 @@ func sarifURI(path string) string {
 func sarifLocationOf(r Range) sarifPhysicalLocation {
 	return sarifPhysicalLocation{
 		ArtifactLocation: sarifArtifactLocation{URI: sarifURI(r.File)},
-		Region:           sarifRegion{StartLine: r.Start.Line, StartColumn: r.Start.Column, EndLine: r.End.Line, EndColumn: r.End.Column},
+		Region:           &sarifRegion{StartLine: r.Start.Line, StartColumn: r.Start.Column, EndLine: r.End.Line, EndColumn: r.End.Column},
 	}
 }
 
@@ -134,7 +150,15 @@ func WriteSARIF(w io.Writer, r *Report, version string) error {
 			HelpURI:              docsURL + "#" + strings.ToLower(string(info.Code)),
 		})
 	}
-	run := sarifRun{Tool: sarifTool{Driver: driver}, ColumnKind: "unicodeCodePoints", Results: []sarifResult{}}
+	inv := sarifInvocation{ExecutionSuccessful: len(r.Unreadable) == 0}
+	for _, u := range r.Unreadable {
+		n := sarifNotification{Level: "error", Message: sarifMessage{Text: u.Message}}
+		if u.Path != "" {
+			n.Locations = []sarifLocation{{PhysicalLocation: sarifPhysicalLocation{ArtifactLocation: sarifArtifactLocation{URI: sarifURI(u.Path)}}}}
+		}
+		inv.ToolExecutionNotifications = append(inv.ToolExecutionNotifications, n)
+	}
+	run := sarifRun{Tool: sarifTool{Driver: driver}, Invocations: []sarifInvocation{inv}, ColumnKind: "unicodeCodePoints", Results: []sarifResult{}}
 	for _, d := range r.Diagnostics {
 		msg := d.Message
 		if d.Suggestion != "" {
