@@ -80,7 +80,7 @@ func WriteText(w io.Writer, r *Report, color bool) error {
 		}
 		fmt.Fprintf(&b, "%s%s:%d:%d:%s %s%s[%s]%s: %s%s%s\n", p.bold, terminalSafe(d.Range.File), d.Range.Start.Line, d.Range.Start.Column, p.reset,
 			sevColor, d.Severity, d.Code, p.reset, p.bold, terminalSafe(d.Message), p.reset)
-		writeSnippet(&b, r.Sources[d.Range.File], d.Range, p)
+		writeSnippet(&b, r.Sources[d.Range.File], d.Range, p, sevColor)
 		for _, n := range d.Related {
 			fmt.Fprintf(&b, "   %snote%s: %s: %s\n", p.blue, p.reset, terminalSafe(n.Range.String()), terminalSafe(n.Message))
 		}
@@ -122,9 +122,10 @@ func plural(n int, word string) string {
 const snippetWidth = 120
 
 // writeSnippet prints the source line of r and a caret line under the
-// range (to the end of the line when the range spans lines). Tabs become
-// four spaces, and characters that would garble a terminal are replaced.
-func writeSnippet(b *bytes.Buffer, src []byte, r Range, p palette) {
+// range (to the end of the line when the range spans lines), in the
+// colour of the diagnostic's severity (caret). Tabs become four spaces,
+// and characters that would garble a terminal are replaced.
+func writeSnippet(b *bytes.Buffer, src []byte, r Range, p palette, caret string) {
 	if src == nil || r.Start.Line < 1 {
 		return
 	}
@@ -192,7 +193,7 @@ func writeSnippet(b *bytes.Buffer, src []byte, r Range, p palette) {
 	gutter := fmt.Sprint(r.Start.Line)
 	pad := strings.Repeat(" ", len(gutter))
 	fmt.Fprintf(b, " %s%s |%s %s\n", p.blue, gutter, p.reset, strings.TrimRight(text.String(), " "))
-	fmt.Fprintf(b, " %s%s |%s %s%s%s\n", p.blue, pad, p.reset, p.red, strings.TrimRight(marks.String(), " "), p.reset)
+	fmt.Fprintf(b, " %s%s |%s %s%s%s\n", p.blue, pad, p.reset, caret, strings.TrimRight(marks.String(), " "), p.reset)
 }
 
 // cells is how many terminal columns s takes: two for each wide

@@ -225,6 +225,27 @@ func TestTextColourOnlyWhenAsked(t *testing.T) {
 	if !strings.Contains(coloured.String(), "\x1b[1;31merror") {
 		t.Error("coloured text has no red error")
 	}
+	// Each caret line is in its diagnostic's colour: red under an
+	// error, yellow under a warning.
+	carets := map[string]bool{}
+	for _, line := range strings.Split(coloured.String(), "\n") {
+		i := strings.Index(line, "^")
+		if i < 0 {
+			continue
+		}
+		// The last escape before the carets sets their colour.
+		switch esc := line[strings.LastIndex(line[:i], "\x1b["):]; {
+		case strings.HasPrefix(esc, "\x1b[1;31m"):
+			carets["red"] = true
+		case strings.HasPrefix(esc, "\x1b[1;33m"):
+			carets["yellow"] = true
+		default:
+			t.Errorf("caret line in no severity's colour: %q", line)
+		}
+	}
+	if !carets["red"] || !carets["yellow"] {
+		t.Errorf("caret colours %v, want red (errors) and yellow (warnings) in:\n%q", carets, coloured.String())
+	}
 	if !strings.Contains(plain.String(), `help: did you mean "Shipped"?`) {
 		t.Errorf("no suggestion in:\n%s", plain.String())
 	}
