@@ -113,7 +113,8 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
 	if err != nil {
-		return err
+		// The file may be there and writable: say which file failed.
+		return fmt.Errorf("making a temporary file in %s to replace it: %v", filepath.Dir(path), pathCause(err))
 	}
 	defer os.Remove(tmp.Name())
 	defer removeOnSignal(tmp.Name())()

@@ -89,6 +89,22 @@ func TestOutputPaths(t *testing.T) {
 		}
 	})
 
+	// A file in a directory where no temporary file can be made (a
+	// file of /proc, which root may open for writing): the message says
+	// what failed, not that the file is missing.
+	t.Run("no temporary file beside it", func(t *testing.T) {
+		if _, err := os.Stat("/proc/version"); err != nil {
+			t.Skip("no /proc/version here")
+		}
+		code, stderr := compile("/proc/version")
+		if code != ExitUsage {
+			t.Fatalf("exit %d: %s", code, stderr)
+		}
+		if !strings.Contains(stderr, "making a temporary file in /proc to replace it") && !strings.Contains(stderr, "permission denied") {
+			t.Fatalf("the message does not say what failed: %s", stderr)
+		}
+	})
+
 	t.Run("a directory", func(t *testing.T) {
 		code, stderr := compile(dir)
 		if code != ExitUsage || !strings.Contains(stderr, "cannot write "+dir+": is a directory") {
