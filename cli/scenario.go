@@ -41,8 +41,23 @@ type scenario struct {
 	// loopLimit is looping, and the scenario stops (stopDue ends the
 	// runDue).
 	instant map[string]int
-	looping string
+	looping string // guarded by loopMu
 	stopDue context.CancelFunc
+	// On the real clock, rush counts each instance's timer firings and
+	// failed attempts that came within a millisecond of its step
+	// before, one after another; an instance past loopLimit of them is
+	// looping, and stopWorkers ends Run's workers.
+	loopMu      sync.Mutex
+	rush        map[string]rushCount
+	stopWorkers context.CancelFunc
+	reported    bool // the loop was refused
+}
+
+// rushCount is an instance's run of quick steps, and when its last step
+// was.
+type rushCount struct {
+	n    int
+	last time.Time
 }
 
 // loopLimit is how many steps one instance may take at one virtual
@@ -146,10 +161,17 @@ func graphic(msg string) string {
 // virtual time; on the real clock it waits until Run's workers have.
 func (s *scenario) runDue(ctx context.Context) {
 	if !s.virtual {
-		s.settle(ctx)
+		if s.loopingID() == "" {
+			s.settle(ctx)
+		}
+		if id := s.loopingID(); id != "" && !s.reported {
+			s.reported = true
+			s.refuse("%s took %d steps (timer firings and failed attempts) one after another, each within a millisecond of the one before (a loop of timers with no delay, or retries with no backoff?); the scenario stops here",
+				id, loopLimit)
+		}
 		return
 	}
-	if s.looping != "" {
+	if s.loopingID() != "" {
 		return
 	}
 	due, stop := context.WithCancel(ctx)
@@ -157,9 +179,9 @@ func (s *scenario) runDue(ctx context.Context) {
 	s.stopDue = stop
 	clear(s.instant)
 	_, err := s.engine.RunDue(due)
-	if s.looping != "" {
+	if id := s.loopingID(); id != "" {
 		s.refuse("%s took %d steps (transitions and failed attempts) at %s with no time passing (a loop of timers with no delay, or retries with no backoff?); the scenario stops here",
-			s.looping, loopLimit, s.clock.Now().UTC().Format("2006-01-02 15:04:05.000"))
+			id, loopLimit, s.clock.Now().UTC().Format("2006-01-02 15:04:05.000"))
 		return
 	}
 	if err != nil && ctx.Err() == nil {
@@ -173,7 +195,7 @@ func (s *scenario) runDue(ctx context.Context) {
 // each time, up to 2 ms while tasks run.
 func (s *scenario) settle(ctx context.Context) {
 	yields, wait := 0, 20*time.Microsecond
-	for ctx.Err() == nil {
+	for ctx.Err() == nil && s.loopingID() == "" {
 		idle, err := s.engine.Idle(ctx)
 		if err != nil {
 			s.refuse("%v", err)
@@ -196,7 +218,7 @@ func (s *scenario) settle(ctx context.Context) {
 }
 
 func (s *scenario) command(ctx context.Context, line string) {
-	if line == "" || s.looping != "" { // (comments were cut off: stripComment)
+	if line == "" || s.loopingID() != "" { // (comments were cut off: stripComment)
 		return
 	}
 	verb, rest := line, ""
@@ -498,7 +520,7 @@ func (s *scenario) inspect(ctx context.Context, args string) {
 
 // printChange writes one changelog line per transition.
 func (s *scenario) printChange(c runtime.Change) {
-	s.step(c.Instance)
+	s.step(c.Instance, c.Time, c.Event < 0 && c.From >= 0)
 	m := s.machines[c.Machine]
 	if s.json {
 		printJSON(s.stdout, changeJSON(m, c))
@@ -507,15 +529,47 @@ func (s *scenario) printChange(c runtime.Change) {
 	fmt.Fprintln(s.stdout, changeLine(m, c))
 }
 
-// step counts a step of instance id at the current virtual instant,
-// and stops the instant's run when the instance is looping.
-func (s *scenario) step(id string) {
-	if s.virtual && s.looping == "" && s.stopDue != nil {
-		if s.instant[id]++; s.instant[id] >= loopLimit {
-			s.looping = id
-			s.stopDue()
-		}
+// step counts a step of instance id, taken at at; quick says whether it
+// was a timer firing or a failed attempt. With virtual time it counts
+// every step at the current instant, and stops the instant's run when
+// the instance is looping. On the real clock, where time passes even in
+// a loop, it counts the quick steps that follow one another within a
+// millisecond, and stops the workers when the instance is looping: a
+// timer with a delay of 1 ms or more never counts.
+func (s *scenario) step(id string, at time.Time, quick bool) {
+	s.loopMu.Lock()
+	defer s.loopMu.Unlock()
+	if s.looping != "" {
+		return
 	}
+	if s.virtual {
+		if s.stopDue != nil {
+			if s.instant[id]++; s.instant[id] >= loopLimit {
+				s.looping = id
+				s.stopDue()
+			}
+		}
+		return
+	}
+	r := s.rush[id]
+	if quick && at.Sub(r.last) < time.Millisecond {
+		r.n++
+	} else {
+		r.n = 0
+	}
+	r.last = at
+	s.rush[id] = r
+	if r.n >= loopLimit {
+		s.looping = id
+		s.stopWorkers()
+	}
+}
+
+// loopingID is the instance found looping, or "".
+func (s *scenario) loopingID() string {
+	s.loopMu.Lock()
+	defer s.loopMu.Unlock()
+	return s.looping
 }
 
 // printHistory writes what a scenario's author wants to know besides
@@ -523,7 +577,7 @@ func (s *scenario) step(id string) {
 func (s *scenario) printHistory(id string, h runtime.HistoryEntry) {
 	switch h.Kind {
 	case runtime.HistAttemptFailed:
-		s.step(id)
+		s.step(id, h.Time, true)
 	case runtime.HistUnhandled, runtime.HistFault:
 	default:
 		return

@@ -139,6 +139,13 @@ const (
 	//
 	//	on Go -> A set n = 1, n = 2          // W108
 	SetTwice Code = "W108"
+
+	// ZeroDelayLoop: timers with no delay lead from a state back to it,
+	// so an instance that enters the loop goes round it for ever without
+	// waiting.
+	//
+	//	state A { after 0s -> B }  state B { after 0s -> A }  // W109
+	ZeroDelayLoop Code = "W109"
 )
 
 // CodeInfo describes a code for documentation and SARIF rules.
@@ -175,6 +182,7 @@ var Codes = []CodeInfo{
 	{NoErrorHandler, "NoErrorHandler", Warning, "A state with a task has no on error, so a permanent failure parks the instance."},
 	{NoFinalState, "NoFinalState", Warning, "The machine has no final state."},
 	{SetTwice, "SetTwice", Warning, "A transition or timer sets one context field twice, so only the last assignment takes effect."},
+	{ZeroDelayLoop, "ZeroDelayLoop", Warning, "Timers with no delay lead from a state back to it, so an instance goes round the loop for ever without waiting."},
 }
 
 // Info returns the description of c.

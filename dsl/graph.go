@@ -1,8 +1,10 @@
 package dsl
 
+import "fmt"
+
 // The graph pass: reachability from the initial state (W101), paths to a
-// final state (W102), dead ends (W105) and a machine without final states
-// (W107). Only W101 needs an initial state. Edges are every transition and timer target; guards are not
+// final state (W102), dead ends (W105), a machine without final states
+// (W107) and loops of timers with no delay (W109). Only W101 needs an initial state. Edges are every transition and timer target; guards are not
 // evaluated, so an edge counts when it could ever be taken.
 
 func checkGraph(c *checker, m *Machine) {
@@ -49,6 +51,52 @@ func checkGraph(c *checker, m *Machine) {
 		if !s.Final && s.Task == nil && s.written == 0 { // a broken transition is still one
 			c.warnf(s.Range, DeadEnd, "state %q is a dead end: it has no transitions, no timers and no task", s.Name)
 		}
+	}
+	checkZeroDelayLoops(c, m)
+}
+
+// checkZeroDelayLoops reports each loop of timers with no delay (W109).
+// A state with a timer whose delay is the constant 0 is left as soon as
+// it is entered, by the first such timer (the others belong to a visit
+// that is over by the time they fire), so each state has at most one
+// such way out, and a loop of them is followed for ever. An event that
+// arrives in between may leave the loop; nothing in the machine waits
+// for one.
+func checkZeroDelayLoops(c *checker, m *Machine) {
+	next := make([]*Timer, len(m.States))
+	for _, s := range m.States {
+		for _, t := range s.Timers {
+			if v, ok := constValue(t.Delay); ok && v.I == 0 && t.Target != nil {
+				next[s.Index] = t
+				break
+			}
+		}
+	}
+	// Follow each state's way out until it ends, meets a state an
+	// earlier walk saw, or comes back to this walk's own path: a loop.
+	walked := make([]int, len(m.States)) // 0: not yet; else the walk (1-based) that saw the state
+	for start := range m.States {
+		at := start
+		for walked[at] == 0 && next[at] != nil {
+			walked[at] = start + 1
+			at = next[at].Target.Index
+		}
+		if walked[at] != start+1 || next[at] == nil {
+			continue
+		}
+		// at is on the loop: name its states from there.
+		first := at
+		names := fmt.Sprintf("%q", m.States[at].Name)
+		var notes []Note
+		for s := next[at].Target.Index; ; s = next[s].Target.Index {
+			names += fmt.Sprintf(" -> %q", m.States[s].Name)
+			if s == first {
+				break
+			}
+			notes = append(notes, Note{Range: next[s].Range, Message: fmt.Sprintf("state %q is left at once here", m.States[s].Name)})
+		}
+		d := c.warnf(next[first].Range, ZeroDelayLoop, "timers with no delay loop through states %s: an instance there goes round for ever without waiting", names)
+		d.Related = notes
 	}
 }
 
