@@ -11,13 +11,14 @@ import (
 	"os"
 	"os/signal"
 	"sort"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
-	"text/tabwriter"
 	"time"
 
 	"github.com/fsmc/fsmc/compiler/ir"
+	"github.com/fsmc/fsmc/internal/cells"
 	"github.com/fsmc/fsmc/runtime"
 	"github.com/fsmc/fsmc/runtime/metrics"
 	"github.com/fsmc/fsmc/runtime/redisstore"
@@ -374,9 +375,9 @@ func lsCommand(e *env) *cli.Command {
 				if err != nil {
 					return refused(c, err)
 				}
-				tw := tabwriter.NewWriter(e.stdout, 2, 8, 2, ' ', 0)
+				tw := &table{}
 				if !c.Bool("json") {
-					fmt.Fprintln(tw, "ID\tMACHINE\tSTATE\tSTATUS\tVERSION\tPRIORITY")
+					tw.add("ID", "MACHINE", "STATE", "STATUS", "VERSION", "PRIORITY")
 				}
 				latest := map[string]string{} // machine name -> its latest version's hash
 				for _, inst := range insts {
@@ -401,12 +402,45 @@ func lsCommand(e *env) *cli.Command {
 					if inst.Hash != latest[machine] {
 						machine = machineVersion(machine, inst.Hash)
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\n", inst.ID, machine, state, inst.Status, inst.Version, inst.Priority)
+					tw.add(inst.ID, machine, state, inst.Status.String(), strconv.FormatUint(inst.Version, 10), strconv.Itoa(inst.Priority))
 				}
-				return tw.Flush()
+				return tw.write(e.stdout)
 			})
 		},
 	}
+}
+
+// table lines rows up in columns two spaces apart, by the terminal
+// columns each cell takes (cells.Width): text/tabwriter counts
+// characters, and an ID in Chinese takes two columns a character.
+type table struct{ rows [][]string }
+
+func (t *table) add(row ...string) { t.rows = append(t.rows, row) }
+
+// write writes the rows, each cell but the last of a row padded to its
+// column's width.
+func (t *table) write(w io.Writer) error {
+	var widths []int
+	for _, row := range t.rows {
+		for i, cell := range row {
+			if i == len(widths) {
+				widths = append(widths, 0)
+			}
+			widths[i] = max(widths[i], cells.Width(cell))
+		}
+	}
+	var b strings.Builder
+	for _, row := range t.rows {
+		for i, cell := range row {
+			b.WriteString(cell)
+			if i < len(row)-1 {
+				b.WriteString(strings.Repeat(" ", widths[i]-cells.Width(cell)+2))
+			}
+		}
+		b.WriteByte('\n')
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
 }
 
 // machineFilter reads --machine of ls and watch: NAME, every version of

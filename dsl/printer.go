@@ -9,7 +9,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"golang.org/x/text/width"
+	"github.com/fsmc/fsmc/internal/cells"
 )
 
 // Report is what the printers render: diagnostics and the sources they
@@ -182,7 +182,7 @@ func writeSnippet(b *bytes.Buffer, src []byte, r Range, p palette, caret string)
 		if i >= startCol && i < endCol {
 			mark = "^"
 		}
-		marks.WriteString(strings.Repeat(mark, cells(shown)))
+		marks.WriteString(strings.Repeat(mark, cells.Width(shown)))
 	}
 	if to < len(line) {
 		text.WriteString("...")
@@ -194,22 +194,6 @@ func writeSnippet(b *bytes.Buffer, src []byte, r Range, p palette, caret string)
 	pad := strings.Repeat(" ", len(gutter))
 	fmt.Fprintf(b, " %s%s |%s %s\n", p.blue, gutter, p.reset, strings.TrimRight(text.String(), " "))
 	fmt.Fprintf(b, " %s%s |%s %s%s%s\n", p.blue, pad, p.reset, caret, strings.TrimRight(marks.String(), " "), p.reset)
-}
-
-// cells is how many terminal columns s takes: two for each wide
-// character (CJK, say), none for a combining mark, one for the rest.
-func cells(s string) int {
-	n := 0
-	for _, r := range s {
-		switch k := width.LookupRune(r).Kind(); {
-		case k == width.EastAsianWide || k == width.EastAsianFullwidth:
-			n += 2
-		case unicode.In(r, unicode.Mn, unicode.Me):
-		default:
-			n++
-		}
-	}
-	return n
 }
 
 // jsonDiagnostic is one element of the json format.
