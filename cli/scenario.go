@@ -431,6 +431,9 @@ func (s *scenario) sleep(ctx context.Context, d time.Duration) {
 	end := s.clock.Now().Add(d)
 	for ctx.Err() == nil {
 		s.runDue(ctx)
+		if s.loopingID() != "" {
+			return // the scenario stops (runDue said why)
+		}
 		next, found, err := s.engine.NextDue(ctx)
 		if err != nil {
 			s.refuse("%v", err)

@@ -84,8 +84,13 @@ func checkZeroDelayLoops(c *checker, m *Machine) {
 		if walked[at] != start+1 || next[at] == nil {
 			continue
 		}
-		// at is on the loop: name its states from there.
+		// at is on the loop: name its states from the first in the
+		// source.
 		first := at
+		for s := next[at].Target.Index; s != at; s = next[s].Target.Index {
+			first = min(first, s)
+		}
+		at = first
 		names := fmt.Sprintf("%q", m.States[at].Name)
 		var notes []Note
 		for s := next[at].Target.Index; ; s = next[s].Target.Index {
