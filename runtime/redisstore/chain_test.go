@@ -14,7 +14,6 @@ import (
 	"github.com/fsmc/fsmc/runtime"
 	"github.com/fsmc/fsmc/runtime/redisstore"
 	"github.com/fsmc/fsmc/runtime/storetest"
-	"github.com/redis/go-redis/v9"
 )
 
 // chainSetup returns a store with the one-step machine registered, and
@@ -143,15 +142,7 @@ func TestWriteClaimsAsFiltered(t *testing.T) {
 // what its claim leased, at once, as a lost claim does (see
 // TestLostClaimReplyGivesBack).
 func TestLostChainedClaimGivesBack(t *testing.T) {
-	direct := redisClient(t)
-	// The commit's FCALL.
-	viaCutter := redis.NewClient(&redis.Options{Addr: faultProxy(t, direct.(*redis.Client).Options().Addr, "_commit\r\n", 0, true), MaxRetries: -1})
-	t.Cleanup(func() { viaCutter.Close() })
-	prefix := fmt.Sprintf("t%d", prefixes.Add(1))
-	lossy := redisstore.New(viaCutter, redisstore.Options{Prefix: prefix, NoRedlock: true})
-	t.Cleanup(func() { lossy.Close() })
-	other := redisstore.New(direct, redisstore.Options{Prefix: prefix, NoRedlock: true})
-	t.Cleanup(func() { other.Close() })
+	lossy, other := replyCutStores(t, "commit", redisstore.Options{NoRedlock: true})
 	ctx := context.Background()
 	m := irtest.Compile(t, "one.fsm", []byte(irtest.OneStep)).Machines[0]
 	if err := other.PutMachine(ctx, m); err != nil {

@@ -16,15 +16,7 @@ import (
 // was lost gives back what it leased, with the instance's lock, at once:
 // another claim gets the work, not only after the lease (a minute here).
 func TestLostClaimReplyGivesBack(t *testing.T) {
-	direct := redisClient(t)
-	// The claim's FCALL (not the library, nor another script).
-	viaCutter := redis.NewClient(&redis.Options{Addr: faultProxy(t, direct.(*redis.Client).Options().Addr, "_claim\r\n", 0, true), MaxRetries: -1})
-	t.Cleanup(func() { viaCutter.Close() })
-	prefix := fmt.Sprintf("t%d", prefixes.Add(1))
-	lossy := redisstore.New(viaCutter, redisstore.Options{Prefix: prefix})
-	t.Cleanup(func() { lossy.Close() })
-	other := redisstore.New(direct, redisstore.Options{Prefix: prefix})
-	t.Cleanup(func() { other.Close() })
+	lossy, other := replyCutStores(t, "claim", redisstore.Options{})
 	ctx := context.Background()
 	m := irtest.Compile(t, "toggle.fsm", []byte(irtest.Toggle)).Machines[0]
 	if err := lossy.PutMachine(ctx, m); err != nil {
@@ -38,6 +30,23 @@ func TestLostClaimReplyGivesBack(t *testing.T) {
 		t.Fatalf("claim whose reply was cut: %v %v, want a lost connection", ok, err)
 	}
 	waitClaimable(t, other, f, "a", "the claim whose reply was lost")
+}
+
+// replyCutStores returns two stores of one deployment (opts, with a
+// prefix of the test's own): lossy, whose connection is cut as the reply
+// to the named script's call comes back (its FCALL, not the library's
+// load nor another script), and other, on a connection of its own.
+func replyCutStores(t *testing.T, script string, opts redisstore.Options) (lossy, other *redisstore.Store) {
+	t.Helper()
+	direct := redisClient(t)
+	viaCutter := redis.NewClient(&redis.Options{Addr: faultProxy(t, direct.(*redis.Client).Options().Addr, "_"+script+"\r\n", 0, true), MaxRetries: -1})
+	t.Cleanup(func() { viaCutter.Close() })
+	opts.Prefix = fmt.Sprintf("t%d", prefixes.Add(1))
+	lossy = redisstore.New(viaCutter, opts)
+	t.Cleanup(func() { lossy.Close() })
+	other = redisstore.New(direct, opts)
+	t.Cleanup(func() { other.Close() })
+	return lossy, other
 }
 
 // waitClaimable fails the test unless instance id's work, taken by a
