@@ -36,33 +36,30 @@ type scenario struct {
 	machine   map[string]string
 	machineMu sync.Mutex
 
-	// With virtual time, each instance's steps (transitions and failed
-	// attempts) in one runDue (at one instant); an instance past
-	// loopLimit is looping, and the scenario stops (stopDue ends the
-	// runDue).
-	instant map[string]int
-	looping string // guarded by loopMu
-	stopDue context.CancelFunc
-	// On the real clock, rush counts each instance's timer firings and
-	// failed attempts that came within a millisecond of its step
-	// before, one after another; an instance past loopLimit of them is
-	// looping, and stopWorkers ends Run's workers.
-	loopMu      sync.Mutex
-	rush        map[string]rushCount
-	stopWorkers context.CancelFunc
-	reported    bool // the loop was refused
+	// Each instance's steps (transitions and failed attempts) in one
+	// runDue that came at one instant, one after another: with virtual
+	// time, at the same reading of the clock; on the real clock, each
+	// within a millisecond of the one before. An instance past
+	// loopLimit is looping: stop ends the runDue (virtual time) or Run's
+	// workers (the real clock), and the scenario stops.
+	loopMu   sync.Mutex
+	steps    map[string]stepCount
+	looping  string
+	stop     context.CancelFunc
+	reported bool // the loop was refused (on the scenario's goroutine)
 }
 
-// rushCount is an instance's run of quick steps, and when its last step
-// was.
-type rushCount struct {
+// stepCount is an instance's steps at one instant, and when its last
+// step was.
+type stepCount struct {
 	n    int
 	last time.Time
 }
 
-// loopLimit is how many steps one instance may take at one virtual
-// instant: only a loop of zero-delay timers, or retries without backoff,
-// take more, and virtual time would never move on.
+// loopLimit is how many steps one instance may take at one instant:
+// only a loop (timers with no delay, a task whose result leads back to
+// its state, retries without backoff) takes more, and virtual time
+// would never move on, nor the real clock's workers ever be idle.
 const loopLimit = 10000
 
 // settleYields is how many times settle yields before it waits.
@@ -161,23 +158,21 @@ func graphic(msg string) string {
 // virtual time; on the real clock it waits until Run's workers have.
 func (s *scenario) runDue(ctx context.Context) {
 	if !s.virtual {
-		if s.loopingID() == "" {
+		if s.newInstant(nil) {
 			s.settle(ctx)
 		}
 		if id := s.loopingID(); id != "" && !s.reported {
 			s.reported = true
-			s.refuse("%s took %d steps (timer firings and failed attempts) one after another, each within a millisecond of the one before (a loop of timers with no delay, or retries with no backoff?); the scenario stops here",
+			s.refuse("%s took %d steps (transitions and failed attempts), each within a millisecond of the one before (a loop of timers with no delay, or retries with no backoff?); the scenario stops here",
 				id, loopLimit)
 		}
 		return
 	}
-	if s.loopingID() != "" {
-		return
-	}
 	due, stop := context.WithCancel(ctx)
 	defer stop()
-	s.stopDue = stop
-	clear(s.instant)
+	if !s.newInstant(stop) {
+		return
+	}
 	_, err := s.engine.RunDue(due)
 	if id := s.loopingID(); id != "" {
 		s.refuse("%s took %d steps (transitions and failed attempts) at %s with no time passing (a loop of timers with no delay, or retries with no backoff?); the scenario stops here",
@@ -523,7 +518,7 @@ func (s *scenario) inspect(ctx context.Context, args string) {
 
 // printChange writes one changelog line per transition.
 func (s *scenario) printChange(c runtime.Change) {
-	s.step(c.Instance, c.Time, c.Event < 0 && c.From >= 0)
+	s.step(c.Instance, c.Time)
 	m := s.machines[c.Machine]
 	if s.json {
 		printJSON(s.stdout, changeJSON(m, c))
@@ -532,40 +527,40 @@ func (s *scenario) printChange(c runtime.Change) {
 	fmt.Fprintln(s.stdout, changeLine(m, c))
 }
 
-// step counts a step of instance id, taken at at; quick says whether it
-// was a timer firing or a failed attempt. With virtual time it counts
-// every step at the current instant, and stops the instant's run when
-// the instance is looping. On the real clock, where time passes even in
-// a loop, it counts the quick steps that follow one another within a
-// millisecond, and stops the workers when the instance is looping: a
-// timer with a delay of 1 ms or more never counts.
-func (s *scenario) step(id string, at time.Time, quick bool) {
+// step counts a step of instance id, taken at at, and stops the
+// instance's loop when it is past loopLimit steps at one instant (see
+// scenario.steps).
+func (s *scenario) step(id string, at time.Time) {
 	s.loopMu.Lock()
 	defer s.loopMu.Unlock()
-	if s.looping != "" {
+	if s.looping != "" || s.stop == nil {
 		return
 	}
-	if s.virtual {
-		if s.stopDue != nil {
-			if s.instant[id]++; s.instant[id] >= loopLimit {
-				s.looping = id
-				s.stopDue()
-			}
-		}
-		return
-	}
-	r := s.rush[id]
-	if quick && at.Sub(r.last) < time.Millisecond {
-		r.n++
+	c := s.steps[id]
+	if at.Sub(c.last) < time.Millisecond {
+		c.n++
 	} else {
-		r.n = 0
+		c.n = 1
 	}
-	r.last = at
-	s.rush[id] = r
-	if r.n >= loopLimit {
+	c.last = at
+	s.steps[id] = c
+	if c.n >= loopLimit {
 		s.looping = id
-		s.stopWorkers()
+		s.stop()
 	}
+}
+
+// newInstant starts counting steps afresh for a runDue, which stop (when
+// not nil) ends, and reports false when an instance was found looping:
+// the scenario has stopped.
+func (s *scenario) newInstant(stop context.CancelFunc) bool {
+	s.loopMu.Lock()
+	defer s.loopMu.Unlock()
+	clear(s.steps)
+	if stop != nil {
+		s.stop = stop
+	}
+	return s.looping == ""
 }
 
 // loopingID is the instance found looping, or "".
@@ -580,7 +575,7 @@ func (s *scenario) loopingID() string {
 func (s *scenario) printHistory(id string, h runtime.HistoryEntry) {
 	switch h.Kind {
 	case runtime.HistAttemptFailed:
-		s.step(id, h.Time, true)
+		s.step(id, h.Time)
 	case runtime.HistUnhandled, runtime.HistFault:
 	default:
 		return
