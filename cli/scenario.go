@@ -37,23 +37,24 @@ type scenario struct {
 	machineMu sync.Mutex
 
 	// Each instance's steps (transitions and failed attempts) in one
-	// runDue that came at one instant, one after another: with virtual
-	// time, at the same reading of the clock; on the real clock, each
-	// within a millisecond of the one before. An instance past
-	// loopLimit is looping: stop ends the runDue (virtual time) or Run's
-	// workers (the real clock), and the scenario stops.
+	// runDue, counted in runs of loopLimit. An instance whose run took
+	// less than loopTime is looping: with virtual time such a run is at
+	// one instant; on the real clock it is faster than a step a
+	// millisecond, which no timer of 1 ms or more gives. stop then ends
+	// the runDue (virtual time) or Run's workers (the real clock), and
+	// the scenario stops.
 	loopMu   sync.Mutex
-	steps    map[string]stepCount
+	steps    map[string]stepRun
 	looping  string
+	loopTook time.Duration // the looping instance's run
 	stop     context.CancelFunc
 	reported bool // the loop was refused (on the scenario's goroutine)
 }
 
-// stepCount is an instance's steps at one instant, and when its last
-// step was.
-type stepCount struct {
-	n    int
-	last time.Time
+// stepRun is an instance's current run of steps, and when it began.
+type stepRun struct {
+	n     int
+	first time.Time
 }
 
 // loopLimit is how many steps one instance may take at one instant:
@@ -61,6 +62,10 @@ type stepCount struct {
 // its state, retries without backoff) takes more, and virtual time
 // would never move on, nor the real clock's workers ever be idle.
 const loopLimit = 10000
+
+// loopTime is how long loopLimit steps of one instance must take at
+// least, one a millisecond.
+const loopTime = loopLimit * time.Millisecond
 
 // settleYields is how many times settle yields before it waits.
 const settleYields = 20
@@ -163,8 +168,8 @@ func (s *scenario) runDue(ctx context.Context) {
 		}
 		if id := s.loopingID(); id != "" && !s.reported {
 			s.reported = true
-			s.refuse("%s took %d steps (transitions and failed attempts), each within a millisecond of the one before (a loop of timers with no delay, or retries with no backoff?); the scenario stops here",
-				id, loopLimit)
+			s.refuse("%s took %d steps (transitions and failed attempts) in %v, with no command between (a loop of timers with no delay, or retries with no backoff?); the scenario stops here",
+				id, loopLimit, s.loopTook.Round(time.Millisecond))
 		}
 		return
 	}
@@ -528,26 +533,27 @@ func (s *scenario) printChange(c runtime.Change) {
 }
 
 // step counts a step of instance id, taken at at, and stops the
-// instance's loop when it is past loopLimit steps at one instant (see
-// scenario.steps).
+// instance's loop when loopLimit of its steps took less than loopTime
+// (see scenario.steps).
 func (s *scenario) step(id string, at time.Time) {
 	s.loopMu.Lock()
 	defer s.loopMu.Unlock()
 	if s.looping != "" || s.stop == nil {
 		return
 	}
-	c := s.steps[id]
-	if at.Sub(c.last) < time.Millisecond {
-		c.n++
-	} else {
-		c.n = 1
+	r := s.steps[id]
+	if r.n == 0 {
+		r.first = at
 	}
-	c.last = at
-	s.steps[id] = c
-	if c.n >= loopLimit {
-		s.looping = id
-		s.stop()
+	r.n++
+	if r.n >= loopLimit {
+		if took := at.Sub(r.first); took < loopTime {
+			s.looping, s.loopTook = id, took
+			s.stop()
+		}
+		r.n = 0
 	}
+	s.steps[id] = r
 }
 
 // newInstant starts counting steps afresh for a runDue, which stop (when
