@@ -135,6 +135,11 @@ func (e *Engine) loadFor(ctx context.Context, w *worker) (handed bool, err error
 // and in place under a store's lock (Fire's inline path).
 func (w *worker) decide(m *machine, inst *Instance, item *Work, now time.Time) outcome {
 	if inst.Status != Active {
+		if inst.Status == Completed && KeptAtEnd(item) {
+			// Queued before the instance completed: its final state
+			// takes no transition for it (language.md "Meaning").
+			w.unhandled(inst, item, now)
+		}
 		return consumed
 	}
 	out := w.decideActive(m, inst, item, now)
@@ -184,8 +189,13 @@ func (w *worker) decideActive(m *machine, inst *Instance, item *Work, now time.T
 		}
 		return w.fail(inst, now, msg, true)
 	}
-	w.history = append(w.history, HistoryEntry{Time: now, Kind: HistUnhandled, Version: inst.Version, From: inst.State, To: -1, Event: item.Event})
+	w.unhandled(inst, item, now)
 	return consumed
+}
+
+// unhandled records that inst's state took no transition for the event.
+func (w *worker) unhandled(inst *Instance, item *Work, now time.Time) {
+	w.history = append(w.history, HistoryEntry{Time: now, Kind: HistUnhandled, Version: inst.Version, From: inst.State, To: -1, Event: item.Event})
 }
 
 func actionName(m *machine, st *ir.State) string {

@@ -45,6 +45,17 @@ type Work struct {
 	Priority int // the instance's priority, copied by the store
 }
 
+// KeptAtEnd reports whether w, queued for an instance that has just
+// completed, stays in its queue: an event sent from outside (a task's
+// result, and a timer firing, belong to a visit that has ended).
+func KeptAtEnd(w *Work) bool { return w.Kind == WorkEvent && w.Visit == 0 }
+
+// QueueRuns reports whether an instance with status st has its instance
+// work run: an active one, and a completed one, whose queue holds only
+// the events that were still queued when it completed (KeptAtEnd). A
+// failed instance's work waits for a retry; a cancelled one has none.
+func QueueRuns(st Status) bool { return st == Active || st == Completed }
+
 // Lease is a claim on one work item until Until. A store fills the
 // fields it needs to recognise the claim again.
 type Lease struct {
@@ -129,8 +140,10 @@ type Commit struct {
 	Instance *Instance
 	History  []HistoryEntry
 	Schedule []Work
-	// DropWork removes all of the instance's pending work: it has
-	// completed or been cancelled.
+	// DropWork removes the instance's pending work: it has completed or
+	// been cancelled. A completed instance keeps the events sent to it
+	// that were still queued (KeptAtEnd); they run as its instance work,
+	// and the engine records each as unhandled in its final state.
 	DropWork bool
 	// DropTimers removes the instance's queued timer firings: the
 	// commit enters a state, and timers die with the visit they were

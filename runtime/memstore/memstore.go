@@ -313,9 +313,9 @@ func (s *Store) putTask(it *item) {
 }
 
 // reschedule puts the head of e's queue where it belongs: in a heap when
-// the instance is active, its queue non-empty and not leased. Nothing of
-// an instance that is not active is due: its task attempts go aside, and
-// come back when it is active again.
+// its queue runs (runtime.QueueRuns), is non-empty and not leased. No
+// task attempt of an instance that is not active is due: they go aside,
+// and come back when it is active again.
 func (s *Store) reschedule(e *entry) {
 	if e.inst.Status != runtime.Active {
 		for _, t := range e.tasks {
@@ -336,7 +336,7 @@ func (s *Store) reschedule(e *entry) {
 	if _, isLeased := s.leased[h]; isLeased {
 		return
 	}
-	want := len(e.queue) > 0 && e.inst.Status == runtime.Active
+	want := len(e.queue) > 0 && runtime.QueueRuns(e.inst.Status)
 	if h.heap != nil {
 		h.heap.remove(h)
 	}
@@ -428,11 +428,14 @@ func hashAllowed(hashes []string, hash string) bool {
 // fails for want of one).
 func (s *Store) eligible(it *item, f runtime.ClaimFilter) bool {
 	inst := &it.entry.inst
-	if inst.Status != runtime.Active || !hashAllowed(f.Hashes, inst.Hash) {
+	if !hashAllowed(f.Hashes, inst.Hash) {
 		return false
 	}
 	if it.task == nil {
-		return true
+		return runtime.QueueRuns(inst.Status)
+	}
+	if inst.Status != runtime.Active {
+		return false
 	}
 	if f.NoTasks {
 		return false
@@ -636,7 +639,7 @@ func (s *Store) writeVersion(e *entry, c *runtime.Commit) {
 			delete(s.leased, &t.item)
 		}
 		e.tasks = e.tasks[:0]
-		e.queue = e.queue[:0]
+		s.keepAtEnd(e)
 	} else if c.DropTimers {
 		s.dropTimers(e)
 	}
@@ -645,6 +648,22 @@ func (s *Store) writeVersion(e *entry, c *runtime.Commit) {
 	if c.DropWork {
 		s.noteEnded(e)
 	}
+}
+
+// keepAtEnd empties e's queue as its instance ends, but for the events
+// a completed instance keeps (runtime.KeptAtEnd). The commit finished
+// the head it held, so nothing left is leased.
+func (s *Store) keepAtEnd(e *entry) {
+	q := e.queue[:0]
+	if e.inst.Status == runtime.Completed {
+		for i := range e.queue {
+			if runtime.KeptAtEnd(&e.queue[i]) {
+				q = append(q, e.queue[i])
+			}
+		}
+	}
+	clear(e.queue[len(q):])
+	e.queue = q
 }
 
 // dropTimers removes e's queued timer firings (a leased head stays: its
@@ -687,6 +706,9 @@ func (s *Store) expire(now time.Time) {
 		}
 		if s.entries[x.e.inst.ID] == x.e {
 			delete(s.entries, x.e.inst.ID)
+			if h := &x.e.head; h.heap != nil {
+				h.heap.remove(h) // events it kept, not yet recorded
+			}
 		}
 		s.ended[s.endedAt] = endedEntry{}
 		s.endedAt++

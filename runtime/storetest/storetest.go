@@ -89,6 +89,7 @@ func RunEngine(t *testing.T, newStore NewStore) {
 		{"FaultOnATaskResult", testFaultOnATaskResult},
 		{"UnhandledAndIgnored", testUnhandledAndIgnored},
 		{"CompletedRejects", testCompletedRejects},
+		{"QueuedWhenItCompletes", testQueuedWhenItCompletes},
 		{"Cancel", testCancel},
 		{"CancelWhileATaskRuns", testCancelWhileATaskRuns},
 		{"EventEndsWhileATaskRuns", testEventEndsWhileATaskRuns},
@@ -1296,6 +1297,60 @@ func testCompletedRejects(t *testing.T, newStore NewStore) {
 	h2.send("o", "Go", nil)
 	if err := h2.engine.Send(ctx(), "o", "Go", nil); !errors.Is(err, runtime.ErrRejected) {
 		t.Fatalf("event to a completed instance: %v", err)
+	}
+}
+
+// testQueuedWhenItCompletes: events sent before an instance completed,
+// still queued when it does, reach its final state, which takes no
+// transition for them: each is recorded as unhandled there, in the
+// order sent (language.md "Meaning"). A cancelled instance drops its
+// queue quietly.
+func testQueuedWhenItCompletes(t *testing.T, newStore NewStore) {
+	h := newHarness(t, newStore, `machine Q {
+    event Go
+    event Other
+    initial state A {
+        on Go -> B
+        after 1m -> B
+    }
+    final state B
+}`, nil)
+	h.start("q", nil)
+	h.start("c", nil)
+	for _, ev := range []string{"Go", "Other", "Go"} {
+		if err := h.engine.Send(ctx(), "q", ev, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.engine.Send(ctx(), "c", ev, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := h.engine.Cancel(ctx(), "c"); err != nil {
+		t.Fatal(err)
+	}
+	h.run()
+	h.advance(time.Hour)
+	v := h.expect("q", "B", runtime.Completed)
+	n := len(v.History)
+	if n < 3 || v.History[n-3].Kind != runtime.HistTransition {
+		t.Fatalf("want the transition to B, then two unhandled events:\n%s", describe(v))
+	}
+	done := v.History[n-3].Version
+	for i, ev := range []int{3, 2} { // Other, then Go
+		e := v.History[n-2+i]
+		if e.Kind != runtime.HistUnhandled || e.Event != ev || e.From != 1 || e.Version != done {
+			t.Fatalf("entry %d: want event %d unhandled in B at version %d:\n%s", n-2+i, ev, done, describe(v))
+		}
+	}
+	if v.Version != done {
+		t.Fatalf("version %d, want %d: recording an unhandled event is no transition", v.Version, done)
+	}
+	c := h.expect("c", "A", runtime.Cancelled)
+	if k := CountKind(c, runtime.HistUnhandled); k != 0 || CountKind(c, runtime.HistTransition) != 0 {
+		t.Fatalf("a cancelled instance's queued events ran:\n%s", describe(c))
+	}
+	if err := h.engine.Send(ctx(), "q", "Other", nil); !errors.Is(err, runtime.ErrRejected) {
+		t.Fatalf("event to the completed instance: %v", err)
 	}
 }
 

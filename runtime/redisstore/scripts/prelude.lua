@@ -223,8 +223,16 @@ local function readyTask(inst, member, value)
   makeReady(prioOf(inst), class, dueOf(value), unit)
 end
 
+-- queueRuns reports whether an instance's work runs: it is active, or
+-- it has completed and its queue holds only the events it kept
+-- (keptAtEnd; runtime.QueueRuns).
+local function queueRuns(inst)
+  local st = inst.f.st
+  return st == ACTIVE or st == COMPLETED
+end
+
 -- reschedule puts the head of the instance's work in its ready set when
--- the instance is active, has instance work, and that work is not
+-- its work runs (queueRuns), it has instance work, and that work is not
 -- leased. free: the caller knows the instance's "q|" unit is neither
 -- leased nor ready (it held its lease, or the instance is new). Nothing
 -- of an instance that is not active is ready: its task attempts leave
@@ -247,7 +255,7 @@ local function reschedule(inst, free)
   end
   inst.st0 = inst.f.st
   local _, due, dueText = head(inst)
-  local want = due and inst.f.st == ACTIVE
+  local want = due and queueRuns(inst)
   if want and not free and call("ZSCORE", P .. "leases", unit) then
     want = false
   end
@@ -317,13 +325,13 @@ local function runs(class, machines, actions)
 end
 
 -- pending reports whether a unit of an instance is work it still has:
--- the instance is active, and has instance work ("q|") or the task
--- attempt. A ready unit always is; a claim checks, and drops one that
+-- instance work ("q|") whose queue runs (queueRuns), or the task attempt
+-- of an active instance. A ready unit always is; a claim checks, and drops one that
 -- is not rather than fail on it.
 local function pending(inst, kind, member)
-  if not inst or inst.f.st ~= ACTIVE then return false end
-  if kind == "q" then return head(inst) ~= nil end
-  return inst.f["t:" .. member] ~= nil
+  if not inst then return false end
+  if kind == "q" then return queueRuns(inst) and head(inst) ~= nil end
+  return inst.f.st == ACTIVE and inst.f["t:" .. member] ~= nil
 end
 
 -- lockKey names the instance's Redlock key (see redisstore.go lockName).
@@ -375,9 +383,36 @@ local function finish(inst, unit, member)
   end
 end
 
--- dropAll removes all of an instance's pending work.
+-- WORK_EVENT and TIMER are the kinds of an event and of a timer firing
+-- in a work value (runtime.WorkEvent, runtime.WorkTimer).
+local WORK_EVENT, TIMER = "1", "2"
+
+-- part returns the nth number of a work value ("due,kind,action,visit,
+-- ...", see wire.go encodeWork), as text.
+local function part(value, n)
+  local from = 1
+  for _ = 2, n do
+    local comma = find(value, ",", from, true)
+    if not comma then return "" end
+    from = comma + 1
+  end
+  local to = find(value, ",", from, true)
+  return sub(value, from, (to or 0) - 1)
+end
+
+-- keptAtEnd reports whether a completed instance keeps a work value: an
+-- event sent from outside (visit 0), which the engine then records as
+-- unhandled in the final state (runtime.KeptAtEnd).
+local function keptAtEnd(value)
+  return part(value, 2) == WORK_EVENT and part(value, 4) == "0"
+end
+
+-- dropAll removes an instance's pending work as it ends, but for the
+-- events a completed instance keeps (keptAtEnd). The caller has put the
+-- new status and finished the unit it committed.
 local function dropAll(inst)
   local prio = prioOf(inst)
+  local completed = inst.f.st == COMPLETED
   for f, value in pairs(inst.f) do
     local kind = workKind(f)
     if kind == "t" then
@@ -385,21 +420,10 @@ local function dropAll(inst)
       unready(prio, class, unit)
       unlease(unit)
     end
-    if kind then
+    if kind == "t" or kind == "w" and not (completed and keptAtEnd(value)) then
       remove(inst, f)
     end
   end
-end
-
--- TIMER is a timer firing's kind in a work value (runtime.WorkTimer).
-local TIMER = "2"
-
--- kindOf reads the kind of a work value, its second number.
-local function kindOf(value)
-  local a = find(value, ",", 1, true)
-  if not a then return "0" end
-  local b = find(value, ",", a + 1, true)
-  return sub(value, a + 1, (b or 0) - 1)
 end
 
 -- dropTimers removes the instance's queued timer firings: it has
@@ -407,7 +431,7 @@ end
 -- finished the unit it committed, so none of them is leased.
 local function dropTimers(inst)
   for f, value in pairs(inst.f) do
-    if workKind(f) == "w" and kindOf(value) == TIMER then
+    if workKind(f) == "w" and part(value, 2) == TIMER then
       remove(inst, f)
     end
   end
