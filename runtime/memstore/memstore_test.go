@@ -180,3 +180,39 @@ func TestReusedIDHasItsOwnKeys(t *testing.T) {
 		t.Fatalf("keys %q; want two, different", keys)
 	}
 }
+
+// TestRemovedInstanceLeavesNoWork: an instance removed when its
+// retention passed takes the events it kept as it completed (still
+// queued, to be recorded as unhandled) with it: no claim finds them.
+func TestRemovedInstanceLeavesNoWork(t *testing.T) {
+	ctx := context.Background()
+	clock := runtime.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	store := memstore.New(memstore.Options{Retention: time.Hour})
+	e := irtest.StartToggle(t, store, "t")
+	for range 2 {
+		if err := store.Enqueue(ctx, runtime.Work{Kind: runtime.WorkEvent, Instance: "t", Due: clock.Now(), Event: 2}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	filter := runtime.ClaimFilter{Worker: "w", Now: clock.Now(), Lease: time.Minute}
+	var l runtime.Lease
+	if ok, err := store.Claim(ctx, filter, &l); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	var inst runtime.Instance
+	if err := store.Load(ctx, "t", &inst); err != nil {
+		t.Fatal(err)
+	}
+	inst.Status, inst.Updated = runtime.Completed, clock.Now()
+	if err := store.Commit(ctx, &l, &runtime.Commit{Instance: &inst, DropWork: true}); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(2 * time.Hour)
+	filter.Now = clock.Now()
+	if ok, err := store.Claim(ctx, filter, &l); ok || err != nil {
+		t.Fatalf("claimed %+v (%v) of an instance removed an hour ago", l.Work, err)
+	}
+	if _, err := e.Get(ctx, "t"); !errors.Is(err, runtime.ErrNotFound) {
+		t.Fatalf("the instance is still there: %v", err)
+	}
+}
