@@ -18,7 +18,8 @@ func compileCommand(e *env) *cli.Command {
 		Name:      "compile",
 		Usage:     "compile a .fsm file to the transition-table IR (JSON) or to typed Go",
 		ArgsUsage: "FILE",
-		Description: "The IR is byte-identical for the same input and carries a sha256 hash of its\n" +
+		Description: "FILE is a .fsm file, or IR (.json) to check and turn into Go.\n" +
+			"The IR is byte-identical for the same input and carries a sha256 hash of its\n" +
 			"canonical form. A file with errors compiles to nothing: diagnostics as in check, exit 1.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "emit", Value: "ir", Usage: "what to emit: ir (JSON) or go (typed Go for the runtime)"},
@@ -44,7 +45,7 @@ func compileCommand(e *env) *cli.Command {
 				return usageError("fsmc compile: --stubs needs -o FILE.go, to know where the skeleton goes")
 			}
 			if pkg := c.String("package"); pkg != "" && !gogen.IsPackageName(pkg) {
-				return usageError("fsmc compile: --package %q is not a Go package name (want an identifier that is not a Go keyword)", pkg)
+				return usageError("fsmc compile: --package %q is not a Go package name (want an identifier other than a Go keyword, _ or init)", pkg)
 			}
 			f, err := e.loadMachines("compile", source)
 			if err != nil {

@@ -55,6 +55,9 @@ func (e *env) writeOutput(command, source, path string, data []byte) error {
 			return usageError("fsmc %s: -o %s is the input file; not writing over it", command, path)
 		}
 	}
+	if os.IsPathSeparator(path[len(path)-1]) {
+		return usageError("fsmc %s: -o %s names a directory; want a file", command, path)
+	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return usageError("fsmc %s: cannot write %s: %v", command, path, pathCause(err))
 	}

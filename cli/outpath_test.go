@@ -105,6 +105,17 @@ func TestOutputPaths(t *testing.T) {
 		}
 	})
 
+	t.Run("a path ending in a slash", func(t *testing.T) {
+		out := filepath.Join(dir, "sub") + "/"
+		code, stderr := compile(out)
+		if code != ExitUsage || !strings.Contains(stderr, "-o "+out+" names a directory; want a file") {
+			t.Fatalf("exit %d: %s", code, stderr)
+		}
+		if _, err := os.Stat(out); !os.IsNotExist(err) {
+			t.Fatalf("%s was made: %v", out, err)
+		}
+	})
+
 	t.Run("a directory", func(t *testing.T) {
 		code, stderr := compile(dir)
 		if code != ExitUsage || !strings.Contains(stderr, "cannot write "+dir+": is a directory") {

@@ -112,17 +112,18 @@ func formatSource(src []byte) ([]byte, error) {
 	return nil, fmt.Errorf("generated Go does not parse (a bug in fsmc): %v%s", err, quote.String())
 }
 
-// IsPackageName reports whether name can be a Go package name: an
-// identifier that is neither a keyword nor the blank identifier.
+// IsPackageName reports whether name can be a Go package name that
+// other packages import: an identifier that is neither a keyword, the
+// blank identifier nor init (which an import cannot name).
 func IsPackageName(name string) bool {
-	return name != "_" && token.IsIdentifier(name)
+	return name != "_" && name != "init" && token.IsIdentifier(name)
 }
 
 // PackageName derives a Go package name from a file name: letters and
 // digits of its base name, lower-cased.
 func PackageName(path string) string {
 	base := path[strings.LastIndexAny(path, `/\`)+1:]
-	if i := strings.IndexByte(base, '.'); i > 0 {
+	if i := strings.IndexByte(base, '.'); i >= 0 {
 		base = base[:i]
 	}
 	var b strings.Builder
@@ -131,7 +132,7 @@ func PackageName(path string) string {
 			b.WriteRune(r)
 		}
 	}
-	if b.Len() == 0 || token.IsKeyword(b.String()) {
+	if !IsPackageName(b.String()) {
 		return "machines"
 	}
 	return b.String()
@@ -245,7 +246,9 @@ func getter(t ir.Type) string {
 
 // goString writes s as a Go string literal: raw when it can be.
 func goString(s string) string {
-	if !strings.Contains(s, "`") && !strings.Contains(s, "\r") {
+	// A raw string cannot hold a backquote, keeps no carriage return,
+	// and Go allows a byte order mark only at the start of a file.
+	if !strings.ContainsAny(s, "`\r\ufeff") {
 		return "`" + s + "`"
 	}
 	return strconv.Quote(s)

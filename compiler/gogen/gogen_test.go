@@ -2,10 +2,14 @@ package gogen_test
 
 import (
 	"bytes"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -121,6 +125,7 @@ func TestPackageName(t *testing.T) {
 	for in, want := range map[string]string{
 		"examples/order.fsm": "order", "Traffic-Light.fsm": "trafficlight", "2fast.fsm": "fast",
 		"type.fsm": "machines", "x/ü.fsm": "machines", `c:\m\shop_v2.fsm`: "shopv2",
+		"init.fsm": "machines", ".fsm": "machines", "x/.hidden.fsm": "machines",
 	} {
 		if got := gogen.PackageName(in); got != want {
 			t.Errorf("PackageName(%q) = %q, want %q", in, got, want)
@@ -195,7 +200,7 @@ func TestNames(t *testing.T) {
 // not parse.
 func TestGenerateRefusesBadPackage(t *testing.T) {
 	f := irtest.Compile(t, "digits.fsm", namesSources(t)["digits.fsm"])
-	for _, pkg := range []string{"bad-name", "func", "_", "", "9lives"} {
+	for _, pkg := range []string{"bad-name", "func", "_", "", "9lives", "init"} {
 		if gogen.IsPackageName(pkg) {
 			t.Errorf("IsPackageName(%q) = true", pkg)
 		}
@@ -236,5 +241,39 @@ func TestContextDefaults(t *testing.T) {
 	want := "func NewDContext() DContext {\n\treturn DContext{\n\t\tN:     -3,\n\t\tRatio: 0.25,\n\t\tName:  \"a \\\"b\\\"\",\n\t\tLive:  true,\n\t\tWait:  90 * time.Second,\n\t\tOdd:   1500 * time.Millisecond,\n\t}\n}"
 	if !strings.Contains(string(code), want) {
 		t.Fatalf("no\n%s\nin\n%s", want, code)
+	}
+}
+
+// TestTextGoCannotHoldRaw: the IR is embedded as a raw string unless its
+// text holds what a raw string cannot: a backquote, a carriage return
+// (dropped from raw strings) or a byte order mark (Go allows one only at
+// the start of a file). Whichever way, the constant holds the IR exactly.
+func TestTextGoCannotHoldRaw(t *testing.T) {
+	for _, text := range []string{"`", `\r`, `\ufeff`, "\ufeff"} {
+		src := "machine M {\n    context {\n        s: string = \"a" + text + "b\"\n    }\n    initial final state A\n}\n"
+		f := irtest.Compile(t, "m.fsm", []byte(src))
+		code, err := gogen.Generate(f, "m", "m.fsm")
+		if err != nil {
+			t.Fatalf("%q: %v", text, err)
+		}
+		want, err := f.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		file, err := parser.ParseFile(token.NewFileSet(), "m.go", code, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := ""
+		for _, d := range file.Decls {
+			if g, ok := d.(*ast.GenDecl); ok && g.Tok == token.CONST {
+				if v := g.Specs[0].(*ast.ValueSpec); v.Names[0].Name == "mIR" {
+					got, err = strconv.Unquote(v.Values[0].(*ast.BasicLit).Value)
+				}
+			}
+		}
+		if err != nil || got != string(want) {
+			t.Errorf("%q: the constant mIR holds %.80q (%v), want the IR %.80q", text, got, err, want)
+		}
 	}
 }

@@ -119,6 +119,10 @@ func TestLoadRejects(t *testing.T) {
 		{"duplicate state", func(m *ir.Machine) { m.States[1].Name = m.States[0].Name }, "duplicate state"},
 		{"final with task", func(m *ir.Machine) { stateNamed(m, "Done").Task = stateNamed(m, "Charging").Task }, "a final state has no task"},
 		{"built-ins missing", func(m *ir.Machine) { m.Events = m.Events[1:] }, "the first two must be the built-in done"},
+		{"event emitted twice", func(m *ir.Machine) {
+			a := &m.Actions[0]
+			a.Emits = append(a.Emits, a.Emits[0])
+		}, "is listed twice"},
 		{"set of wrong type", func(m *ir.Machine) { stateNamed(m, "Charging").On[1].Candidates[0].Sets[0].Field = 0 }, "type string, want int"},
 	}
 	for _, c := range structural {

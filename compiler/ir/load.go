@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -247,11 +248,11 @@ func Load(data []byte) (*File, error) {
 			return nil, err
 		}
 		if got != m.Hash {
-			return nil, fmt.Errorf("machine %q: hash %s does not match its content (%s): the IR was edited or corrupted", m.Name, m.Hash, got)
+			return nil, fmt.Errorf("machine %q: hash %q does not match its content (%s): the IR was edited or corrupted", m.Name, m.Hash, got)
 		}
 	}
 	if got := f.fileHash(); got != f.Hash {
-		return nil, fmt.Errorf("file hash %s does not match its machines (%s): the IR was edited or corrupted", f.Hash, got)
+		return nil, fmt.Errorf("file hash %q does not match its machines (%s): the IR was edited or corrupted", f.Hash, got)
 	}
 	return &f, nil
 }
@@ -370,6 +371,8 @@ func (v *validator) check() {
 		for j, e := range a.Emits {
 			if v.index(fmt.Sprintf("%s.emits[%d]", at, j), e, len(m.Events)) && e < 2 {
 				v.errorf("%s.emits[%d]: an action cannot emit the built-in %q", at, j, m.Events[e].Name)
+			} else if e >= 0 && slices.Index(a.Emits, e) < j && e < len(m.Events) {
+				v.errorf("%s.emits[%d]: event %q is listed twice", at, j, m.Events[e].Name)
 			}
 		}
 	}
@@ -506,7 +509,7 @@ func LoadMachine(data []byte) (*Machine, error) {
 		return nil, err
 	}
 	if got != m.Hash {
-		return nil, fmt.Errorf("machine %q: hash %s does not match its content", m.Name, m.Hash)
+		return nil, fmt.Errorf("machine %q: hash %q does not match its content", m.Name, m.Hash)
 	}
 	return &m, nil
 }
