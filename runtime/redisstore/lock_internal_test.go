@@ -285,3 +285,91 @@ func TestLockKeptThroughOutage(t *testing.T) {
 		t.Fatal("the release did not free the lock")
 	}
 }
+
+// slowNode is a lock node on database db of the test Redis behind a link
+// that holds each chunk for delay in each direction, with one
+// connection, so a call waits while another is on its way.
+func slowNode(t *testing.T, db int, delay time.Duration) redis.UniversalClient {
+	target := redistest.Client(t).Options().Addr
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hold := func(dst, src net.Conn) {
+		defer dst.Close()
+		buf := make([]byte, 64<<10)
+		for {
+			n, err := src.Read(buf)
+			if err != nil {
+				return
+			}
+			time.Sleep(delay)
+			if _, err := dst.Write(buf[:n]); err != nil {
+				return
+			}
+		}
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			r, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			go hold(r, c)
+			go hold(c, r)
+		}
+	}()
+	c := redis.NewClient(&redis.Options{Addr: ln.Addr().String(), DB: db, PoolSize: 1, MaxRetries: -1})
+	t.Cleanup(func() {
+		c.Close()
+		ln.Close()
+	})
+	return c
+}
+
+// TestSlowLockNodeIsUnlocked: a lock node slower than the other two
+// still has the instance's lock released, though the unlock answered on
+// the other two first; before, the unlock's call to it was cut short,
+// and the lock stayed there until it expired (here a minute).
+func TestSlowLockNodeIsUnlocked(t *testing.T) {
+	m := irtest.Compile(t, "toggle.fsm", []byte(irtest.Toggle)).Machines[0]
+	c := redistest.Client(t)
+	ctx := context.Background()
+	slow := slowNode(t, 3, 50*time.Millisecond)
+	s := New(c, Options{Prefix: testPrefix("slow"), LockNodes: []redis.UniversalClient{otherDB(t, 1), otherDB(t, 2), slow}})
+	if err := s.PutMachine(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	irtest.Create(t, s, m, "a", now, runtime.Work{Kind: runtime.WorkEvent, Instance: "a", Due: now, Event: 2})
+	var l runtime.Lease
+	if ok, err := s.Claim(ctx, runtime.ClaimFilter{Now: now, Lease: time.Minute}, &l); !ok || err != nil {
+		t.Fatalf("claim: %v %v", ok, err)
+	}
+	next := *l.Instance
+	next.State = 1
+	if err := s.Commit(ctx, &l, &runtime.Commit{Instance: &next}); err != nil {
+		t.Fatal(err)
+	}
+	key := s.lockName("a")
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		n, err := slow.Exists(ctx, key).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			ttl, _ := slow.PTTL(ctx, key).Result()
+			t.Fatalf("the slow node still holds the instance's lock (%v left) 3s after the commit", ttl)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

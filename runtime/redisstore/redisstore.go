@@ -379,11 +379,22 @@ func (s *Store) lockInstance(ctx context.Context, id string, d time.Duration, tr
 // not released in time expires on its own.
 const lockCallTimeout = time.Second
 
+// lockCallContext bounds a Redlock unlock or extension by
+// lockCallTimeout, whatever becomes of ctx. The mutex answers on the
+// first majority of nodes (fail fast) while its calls to the others go
+// on, so the context is left to run out rather than cancelled when the
+// answer comes: cancelling it cut those calls short, and a slow node
+// kept the lock until it expired, which, with another node down, left
+// no majority to take it.
+func lockCallContext(ctx context.Context) context.Context {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lockCallTimeout)
+	time.AfterFunc(lockCallTimeout, cancel)
+	return ctx
+}
+
 // releaseLock releases m, waiting at most lockCallTimeout.
 func releaseLock(ctx context.Context, m *redsync.Mutex) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lockCallTimeout)
-	defer cancel()
-	_, _ = m.UnlockContext(ctx)
+	_, _ = m.UnlockContext(lockCallContext(ctx))
 }
 
 // lockUnavailable reports whether a Redlock could not be taken because
@@ -1485,9 +1496,7 @@ func (s *Store) Extend(ctx context.Context, l *runtime.Lease, until time.Time) e
 	if err == nil {
 		l.Until = until
 		if m, ok := s.locks.Load(lockKey(l)); ok {
-			ctx, cancel := context.WithTimeout(ctx, lockCallTimeout)
-			_, _ = m.(*redsync.Mutex).ExtendContext(ctx)
-			cancel()
+			_, _ = m.(*redsync.Mutex).ExtendContext(lockCallContext(ctx))
 		}
 	}
 	return err
