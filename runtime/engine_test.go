@@ -446,11 +446,18 @@ func TestLostCommitReplyIsReported(t *testing.T) {
 }
 
 // storeAway is the embedded store, away for its next Commit calls while
-// commits is above zero, and its next Complete calls while completes is:
-// each fails, writing nothing.
+// commits is above zero, its next Complete calls while completes is, and
+// its next Release calls while releases is: each fails, writing nothing.
 type storeAway struct {
 	runtime.Store
-	commits, completes atomic.Int32
+	commits, completes, releases atomic.Int32
+}
+
+func (s *storeAway) Release(ctx context.Context, l *runtime.Lease) error {
+	if err := away(&s.releases); err != nil {
+		return err
+	}
+	return s.Store.Release(ctx, l)
 }
 
 func away(calls *atomic.Int32) error {
@@ -472,6 +479,46 @@ func (s *storeAway) Complete(ctx context.Context, l *runtime.Lease, h []runtime.
 		return err
 	}
 	return s.Store.Complete(ctx, l, h, w)
+}
+
+// TestStoppingWithTheStoreAway: a worker that stops while a task runs
+// gives its lease back; when the store is away it cannot, and says so,
+// naming the instance, since its work now waits for the lease to end.
+func TestStoppingWithTheStoreAway(t *testing.T) {
+	store := &storeAway{Store: memstore.New(memstore.Options{})}
+	var logged strings.Builder
+	var mu sync.Mutex
+	e := runtime.New(store, runtime.Options{StopGrace: time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(lockedWriter{&mu, &logged}, nil))})
+	ctx := context.Background()
+	running := make(chan struct{})
+	err := e.Register(ctx, compileMachine(t, slowJob), map[string]runtime.Handler{
+		"Work": func(ctx context.Context, _ *runtime.Call) (runtime.Result, error) {
+			close(running)
+			<-ctx.Done()
+			return runtime.Result{}, ctx.Err()
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(ctx, "Job", "j", nil, runtime.StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- e.Run(runCtx, 1) }()
+	<-running
+	store.releases.Store(1)
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if got := logged.String(); !strings.Contains(got, "could not give back work") || !strings.Contains(got, "instance=j") {
+		t.Fatalf("no warning naming the work not given back:\n%s", got)
+	}
 }
 
 // TestShortOutageRiddenOut: a worker whose writes fail for want of the

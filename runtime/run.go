@@ -170,7 +170,7 @@ func (e *Engine) workLoop(ctx, work context.Context, b wakeups, slots *taskSlots
 				// Stopping: what the write claimed goes back.
 				chained = false
 				if w.chain.Found {
-					e.giveBack(ctx, &w.chain.Next)
+					e.giveBackStopping(ctx, &w.chain.Next)
 				}
 			}
 			if !chained {

@@ -341,13 +341,23 @@ func (e *Engine) unanswered(ctx context.Context, w *worker, err error) error {
 // giveUp gives back w's lease after a write that failed for want of the
 // store until the lease ran out (or the worker stopped), freeing what
 // the store holds for it: the work is another worker's to do now.
-func (e *Engine) giveUp(ctx context.Context, w *worker) { e.giveBack(ctx, &w.lease) }
+func (e *Engine) giveUp(ctx context.Context, w *worker) { _ = e.giveBack(ctx, &w.lease) }
 
 // giveBack releases l, trying for up to a second even when ctx is done.
-func (e *Engine) giveBack(ctx context.Context, l *Lease) {
+func (e *Engine) giveBack(ctx context.Context, l *Lease) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 	defer cancel()
-	_ = e.store.Release(ctx, l)
+	return e.store.Release(ctx, l)
+}
+
+// giveBackStopping gives back l as the worker stops. One it cannot give
+// back (the store is away) is logged: its work waits until the lease
+// ends, and nobody would know why.
+func (e *Engine) giveBackStopping(ctx context.Context, l *Lease) {
+	if err := e.giveBack(ctx, l); err != nil && !errors.Is(err, ErrLostLease) {
+		e.opts.Logger.Warn("stopping: could not give back work; it is due again when its lease ends",
+			"instance", l.Work.Instance, "lease_until", l.Until.UTC().Format(time.RFC3339Nano), "err", err)
+	}
 }
 
 // whileLeased runs call, a store read or write for w's leased work, and

@@ -77,7 +77,7 @@ func (e *Engine) attempt(ctx context.Context, w *worker) error {
 		result, runErr = e.runHandler(ctx, w, handler, call, timeout)
 		took = time.Since(began)
 		if ctx.Err() != nil {
-			_ = e.store.Release(context.WithoutCancel(ctx), &w.lease) // stopping: give it back
+			e.giveBackStopping(ctx, &w.lease)
 			return ctx.Err()
 		}
 		if errors.Is(runErr, errTimedOut) && call.Deadline.After(e.opts.Clock.Now()) {
