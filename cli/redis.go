@@ -457,6 +457,9 @@ func machineFilter(ctx context.Context, store *redisstore.Store, spec string) (n
 // returns the name and the version's hash.
 func resolveVersion(ctx context.Context, store *redisstore.Store, spec string) (name, hash string, err error) {
 	if n, id, pinned := strings.Cut(spec, "@"); pinned {
+		if n == "" || id == "" {
+			return "", "", fmt.Errorf("machine %q: want NAME, or NAME@ID for one version (as inspect names it)", spec)
+		}
 		hash, err = store.Version(ctx, n, id)
 		return n, hash, err
 	}

@@ -1745,9 +1745,10 @@ func (s *Store) Changes(ctx context.Context, cursor string, limit int) ([]runtim
 	var all []entry
 	for p := 0; p < s.parts; p++ {
 		if firsts[p] != nil {
-			if first := firsts[p].Val(); len(first) > 0 && streamBefore(last[p], first[0].ID) {
-				// Older than the oldest entry kept: trimmed, unless the
-				// stream never lost an entry (a cursor such as 0-0).
+			if first := firsts[p].Val(); len(first) > 0 && streamBefore(last[p], first[0].ID) && !streamNext(last[p], first[0].ID) {
+				// Older than the oldest entry kept, and not the one just
+				// before it: trimmed, unless the stream never lost an
+				// entry (a cursor such as 0-0).
 				info, err := s.rdb.XInfoStream(ctx, s.partitionPrefix(p)+"changes").Result()
 				if err != nil {
 					return nil, "", err
@@ -1799,6 +1800,17 @@ func isStreamID(id string) bool {
 }
 
 // streamBefore orders stream IDs ("ms-seq").
+// streamNext reports whether stream entry ID b is the one right after a
+// (the same millisecond, the next sequence number): no entry can come
+// between them, so a reader at a has missed nothing before b.
+func streamNext(a, b string) bool {
+	am, as, ok := strings.Cut(a, "-")
+	bm, bs, ok2 := strings.Cut(b, "-")
+	x, err := strconv.ParseUint(as, 10, 64)
+	y, err2 := strconv.ParseUint(bs, 10, 64)
+	return ok && ok2 && err == nil && err2 == nil && am == bm && y == x+1
+}
+
 func streamBefore(a, b string) bool {
 	am, as, _ := strings.Cut(a, "-")
 	bm, bs, _ := strings.Cut(b, "-")

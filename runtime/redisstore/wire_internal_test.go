@@ -68,3 +68,25 @@ func TestBadValuesRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestStreamNext: only the entry ID right after a cursor (same
+// millisecond, next sequence number) leaves no room for an entry between.
+func TestStreamNext(t *testing.T) {
+	for _, c := range []struct {
+		a, b string
+		want bool
+	}{
+		{"1795462657501-8", "1795462657501-9", true},
+		{"5-0", "5-1", true},
+		{"5-1", "5-1", false},
+		{"5-1", "5-3", false},
+		{"5-9", "6-0", false}, // an entry may have come at 5-10
+		{"5-1", "6-2", false},
+		{"5-x", "5-1", false},
+		{"5", "5-1", false},
+	} {
+		if got := streamNext(c.a, c.b); got != c.want {
+			t.Errorf("streamNext(%q, %q) = %v, want %v", c.a, c.b, got, c.want)
+		}
+	}
+}
