@@ -1742,6 +1742,9 @@ func (s *Store) Changes(ctx context.Context, cursor string, limit int) ([]runtim
 	}); err != nil {
 		return nil, "", err
 	}
+	if err := s.checkAhead(ctx, last); err != nil {
+		return nil, "", err
+	}
 	var all []entry
 	for p := 0; p < s.parts; p++ {
 		if firsts[p] != nil {
@@ -1800,6 +1803,32 @@ func isStreamID(id string) bool {
 }
 
 // streamBefore orders stream IDs ("ms-seq").
+// checkAhead refuses a cursor ahead of a partition's changelog: later
+// than the last ID the stream gave, and than this host's clock by over a
+// minute. No stream wrote it (it is made up, or from another
+// deployment), and a reader would wait at it for ever. (Redis's clock
+// may lag or lead this host's: the stream's own last ID decides.)
+func (s *Store) checkAhead(ctx context.Context, last []string) error {
+	soon := strconv.FormatInt(time.Now().Add(time.Minute).UnixMilli(), 10) + "-0"
+	for p, id := range last {
+		if id == "-" || !streamBefore(soon, id) {
+			continue
+		}
+		lastID := "none: there is no changelog yet"
+		info, err := s.rdb.XInfoStream(ctx, s.partitionPrefix(p)+"changes").Result()
+		switch {
+		case err == nil && !streamBefore(info.LastGeneratedID, id):
+			continue
+		case err == nil:
+			lastID = info.LastGeneratedID
+		case !strings.Contains(err.Error(), "no such key"):
+			return err
+		}
+		return fmt.Errorf("%w: %s is ahead of partition %d's changelog (its last entry: %s) and of this host's clock: not a cursor of this deployment", runtime.ErrBadCursor, id, p, lastID)
+	}
+	return nil
+}
+
 // streamNext reports whether stream entry ID b is the one right after a
 // (the same millisecond, the next sequence number): no entry can come
 // between them, so a reader at a has missed nothing before b.
