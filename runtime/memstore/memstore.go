@@ -651,8 +651,10 @@ func (s *Store) writeVersion(e *entry, c *runtime.Commit) {
 }
 
 // keepAtEnd empties e's queue as its instance ends, but for the events
-// a completed instance keeps (runtime.KeptAtEnd). The commit finished
-// the head it held, so nothing left is leased.
+// a completed instance keeps (runtime.KeptAtEnd). Only a worker's commit
+// completes an instance, and it has finished the head it held, so no
+// kept event is leased. (An operator's cancel drops the whole queue, a
+// head a worker holds too: that worker's commit is then stale.)
 func (s *Store) keepAtEnd(e *entry) {
 	q := e.queue[:0]
 	if e.inst.Status == runtime.Completed {

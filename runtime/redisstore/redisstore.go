@@ -1802,7 +1802,6 @@ func isStreamID(id string) bool {
 	return ok && errA == nil && errB == nil && (a != math.MaxUint64 || b != math.MaxUint64)
 }
 
-// streamBefore orders stream IDs ("ms-seq").
 // checkAhead refuses a cursor ahead of a partition's changelog: later
 // than the last ID the stream gave, and than this host's clock by over a
 // minute. No stream wrote it (it is made up, or from another
@@ -1840,6 +1839,7 @@ func streamNext(a, b string) bool {
 	return ok && ok2 && err == nil && err2 == nil && am == bm && y == x+1
 }
 
+// streamBefore orders stream IDs ("ms-seq").
 func streamBefore(a, b string) bool {
 	am, as, _ := strings.Cut(a, "-")
 	bm, bs, _ := strings.Cut(b, "-")

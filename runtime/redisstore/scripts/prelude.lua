@@ -234,9 +234,9 @@ end
 -- reschedule puts the head of the instance's work in its ready set when
 -- its work runs (queueRuns), it has instance work, and that work is not
 -- leased. free: the caller knows the instance's "q|" unit is neither
--- leased nor ready (it held its lease, or the instance is new). Nothing
--- of an instance that is not active is ready: its task attempts leave
--- the ready set, and come back (unless leased) when it is active again.
+-- leased nor ready (it held its lease, or the instance is new). No task
+-- attempt of an instance that is not active is ready: they leave the
+-- ready set, and come back (unless leased) when it is active again.
 local function reschedule(inst, free)
   local unit, class = "q|" .. inst.id, inst.f.h
   local prio = prioOf(inst)
@@ -325,9 +325,9 @@ local function runs(class, machines, actions)
 end
 
 -- pending reports whether a unit of an instance is work it still has:
--- instance work ("q|") whose queue runs (queueRuns), or the task attempt
--- of an active instance. A ready unit always is; a claim checks, and drops one that
--- is not rather than fail on it.
+-- instance work ("q|") whose queue runs (queueRuns), or the task
+-- attempt of an active instance. A ready unit always is; a claim checks,
+-- and drops one that is not rather than fail on it.
 local function pending(inst, kind, member)
   if not inst then return false end
   if kind == "q" then return queueRuns(inst) and head(inst) ~= nil end
