@@ -261,20 +261,9 @@ func TestLockKeptThroughOutage(t *testing.T) {
 	t.Cleanup(func() { main.Close() })
 	s := New(main, Options{Prefix: testPrefix("outage"), LockNodes: []redis.UniversalClient{redistest.Client(t)}})
 	ctx := context.Background()
-	m := irtest.Compile(t, "toggle.fsm", []byte(irtest.Toggle)).Machines[0]
-	if err := s.PutMachine(ctx, m); err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	irtest.Create(t, s, m, "a", now, runtime.Work{Kind: runtime.WorkEvent, Instance: "a", Due: now, Event: 2})
-	var l runtime.Lease
-	if ok, err := s.Claim(ctx, runtime.ClaimFilter{Now: now, Lease: time.Minute}, &l); !ok || err != nil {
-		t.Fatalf("claim: %v %v", ok, err)
-	}
+	l := claimedFlip(t, s)
 	srv.Kill()
-	next := *l.Instance
-	next.State = 1
-	if err := s.Commit(ctx, &l, &runtime.Commit{Instance: &next}); err == nil || !Unreachable(err) {
+	if err := s.Commit(ctx, &l, flipCommit(&l)); err == nil || !Unreachable(err) {
 		t.Fatalf("commit with the main Redis down: %v, want it unreachable", err)
 	}
 	if lockFree(s, "a") {
@@ -337,23 +326,11 @@ func slowNode(t *testing.T, db int, delay time.Duration) redis.UniversalClient {
 // the other two first; before, the unlock's call to it was cut short,
 // and the lock stayed there until it expired (here a minute).
 func TestSlowLockNodeIsUnlocked(t *testing.T) {
-	m := irtest.Compile(t, "toggle.fsm", []byte(irtest.Toggle)).Machines[0]
-	c := redistest.Client(t)
 	ctx := context.Background()
 	slow := slowNode(t, 3, 50*time.Millisecond)
-	s := New(c, Options{Prefix: testPrefix("slow"), LockNodes: []redis.UniversalClient{otherDB(t, 1), otherDB(t, 2), slow}})
-	if err := s.PutMachine(ctx, m); err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	irtest.Create(t, s, m, "a", now, runtime.Work{Kind: runtime.WorkEvent, Instance: "a", Due: now, Event: 2})
-	var l runtime.Lease
-	if ok, err := s.Claim(ctx, runtime.ClaimFilter{Now: now, Lease: time.Minute}, &l); !ok || err != nil {
-		t.Fatalf("claim: %v %v", ok, err)
-	}
-	next := *l.Instance
-	next.State = 1
-	if err := s.Commit(ctx, &l, &runtime.Commit{Instance: &next}); err != nil {
+	s := New(redistest.Client(t), Options{Prefix: testPrefix("slow"), LockNodes: []redis.UniversalClient{otherDB(t, 1), otherDB(t, 2), slow}})
+	l := claimedFlip(t, s)
+	if err := s.Commit(ctx, &l, flipCommit(&l)); err != nil {
 		t.Fatal(err)
 	}
 	key := s.lockName("a")
@@ -372,4 +349,29 @@ func TestSlowLockNodeIsUnlocked(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// claimedFlip registers the toggle with s, creates its instance a with a
+// Flip queued, and claims the Flip for a minute.
+func claimedFlip(t *testing.T, s *Store) runtime.Lease {
+	t.Helper()
+	ctx := context.Background()
+	m := irtest.Compile(t, "toggle.fsm", []byte(irtest.Toggle)).Machines[0]
+	if err := s.PutMachine(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	irtest.Create(t, s, m, "a", now, runtime.Work{Kind: runtime.WorkEvent, Instance: "a", Due: now, Event: 2})
+	var l runtime.Lease
+	if ok, err := s.Claim(ctx, runtime.ClaimFilter{Now: now, Lease: time.Minute}, &l); !ok || err != nil {
+		t.Fatalf("claim: %v %v", ok, err)
+	}
+	return l
+}
+
+// flipCommit is the commit of claimedFlip's Flip: the instance in state 1.
+func flipCommit(l *runtime.Lease) *runtime.Commit {
+	next := *l.Instance
+	next.State = 1
+	return &runtime.Commit{Instance: &next}
 }
