@@ -207,31 +207,16 @@ func otherDB(t *testing.T, n int) redis.UniversalClient {
 // With two hung, a claim fails as an outage (which the worker reports
 // and backs off from), not as a busy instance to try again at once.
 func TestHungLockNode(t *testing.T) {
-	m := irtest.Compile(t, "toggle.fsm", []byte(irtest.Toggle)).Machines[0]
 	c := redistest.Client(t)
 	ctx := context.Background()
 	newStore := func(nodes ...redis.UniversalClient) *Store {
-		s := New(c, Options{Prefix: testPrefix("hung"), LockNodes: nodes})
-		if err := s.PutMachine(ctx, m); err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
-	now := time.Now()
-	create := func(s *Store) {
-		irtest.Create(t, s, m, "a", now, runtime.Work{Kind: runtime.WorkEvent, Instance: "a", Due: now, Event: 2})
+		return New(c, Options{Prefix: testPrefix("hung"), LockNodes: nodes})
 	}
 
 	s := newStore(otherDB(t, 1), otherDB(t, 2), hungNode(t, 3*time.Second))
-	create(s)
 	began := time.Now()
-	var l runtime.Lease
-	if ok, err := s.Claim(ctx, runtime.ClaimFilter{Now: now, Lease: time.Minute}, &l); !ok || err != nil {
-		t.Fatalf("claim with two of three lock nodes: %v %v", ok, err)
-	}
-	next := *l.Instance
-	next.State = 1
-	if err := s.Commit(ctx, &l, &runtime.Commit{Instance: &next}); err != nil {
+	l := claimedFlip(t, s) // claimed with two of three lock nodes
+	if err := s.Commit(ctx, &l, flipCommit(&l)); err != nil {
 		t.Fatal(err)
 	}
 	if took := time.Since(began); took > 2*time.Second {
@@ -239,7 +224,9 @@ func TestHungLockNode(t *testing.T) {
 	}
 
 	s = newStore(otherDB(t, 3), hungNode(t, 200*time.Millisecond), hungNode(t, 200*time.Millisecond))
-	create(s)
+	m := registerToggle(t, s)
+	now := time.Now()
+	irtest.Create(t, s, m, "a", now, runtime.Work{Kind: runtime.WorkEvent, Instance: "a", Due: now, Event: 2})
 	ok, err := s.Claim(ctx, runtime.ClaimFilter{Now: now, Lease: 2 * time.Second}, &l)
 	if ok || !errors.Is(err, ErrUnreachable) {
 		t.Fatalf("claim with one of three lock nodes: %v, %v; want ErrUnreachable", ok, err)
@@ -356,10 +343,7 @@ func TestSlowLockNodeIsUnlocked(t *testing.T) {
 func claimedFlip(t *testing.T, s *Store) runtime.Lease {
 	t.Helper()
 	ctx := context.Background()
-	m := irtest.Compile(t, "toggle.fsm", []byte(irtest.Toggle)).Machines[0]
-	if err := s.PutMachine(ctx, m); err != nil {
-		t.Fatal(err)
-	}
+	m := registerToggle(t, s)
 	now := time.Now()
 	irtest.Create(t, s, m, "a", now, runtime.Work{Kind: runtime.WorkEvent, Instance: "a", Due: now, Event: 2})
 	var l runtime.Lease
@@ -374,4 +358,14 @@ func flipCommit(l *runtime.Lease) *runtime.Commit {
 	next := *l.Instance
 	next.State = 1
 	return &runtime.Commit{Instance: &next}
+}
+
+// registerToggle registers irtest's toggle machine with s and returns it.
+func registerToggle(t *testing.T, s *Store) *ir.Machine {
+	t.Helper()
+	m := irtest.Compile(t, "toggle.fsm", []byte(irtest.Toggle)).Machines[0]
+	if err := s.PutMachine(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	return m
 }

@@ -117,10 +117,7 @@ func TestScriptsWithoutFunctions(t *testing.T) {
 func writeClaims(t *testing.T, s *Store) {
 	t.Helper()
 	ctx := context.Background()
-	m := irtest.Compile(t, "toggle.fsm", []byte(irtest.Toggle)).Machines[0]
-	if err := s.PutMachine(ctx, m); err != nil {
-		t.Fatal(err)
-	}
+	m := registerToggle(t, s)
 	now := time.Now()
 	for _, id := range []string{"a", "b"} {
 		irtest.Create(t, s, m, id, now, runtime.Work{Kind: runtime.WorkEvent, Instance: id, Due: now})
