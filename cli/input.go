@@ -58,7 +58,13 @@ func (e *env) writeOutput(command, source, path string, data []byte) error {
 	if os.IsPathSeparator(path[len(path)-1]) {
 		return usageError("fsmc %s: -o %s names a directory; want a file", command, path)
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	// The directory made is the one the file lands in: a link's
+	// target's, when path is a link to a file not there yet.
+	target, err := followLinks(path)
+	if err != nil {
+		return usageError("fsmc %s: cannot write %s: %v", command, path, pathCause(err))
+	}
+	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
 		return usageError("fsmc %s: cannot write %s: %v", command, path, pathCause(err))
 	}
 	if err := writeFileAtomic(path, data, 0o644); err != nil {

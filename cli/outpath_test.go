@@ -79,6 +79,19 @@ func TestOutputPaths(t *testing.T) {
 		}
 	})
 
+	t.Run("link into a directory not there yet", func(t *testing.T) {
+		link := filepath.Join(dir, "gen.json")
+		if err := os.Symlink(filepath.Join("gen", "out", "order.json"), link); err != nil {
+			t.Fatal(err)
+		}
+		if code, stderr := compile(link); code != 0 {
+			t.Fatalf("exit %d: %s", code, stderr)
+		}
+		if b, err := os.ReadFile(filepath.Join(dir, "gen", "out", "order.json")); err != nil || !strings.Contains(string(b), "Order") {
+			t.Fatalf("the link's target: %.100q %v", b, err)
+		}
+	})
+
 	t.Run("the input", func(t *testing.T) {
 		code, stderr := compile(src)
 		if code != ExitUsage || !strings.Contains(stderr, "is the input file; not writing over it") {
