@@ -207,11 +207,11 @@ func startCommand(e *env) *cli.Command {
 				name, hash, err := resolveVersion(ctx, store, c.Args().First())
 				ids := c.Args().Tail()
 				if err != nil {
-					return refused(c, err)
+					return nothingStarted(c, err)
 				}
 				m, err := engine.Adopt(ctx, hash)
 				if err != nil {
-					return refused(c, err)
+					return nothingStarted(c, err)
 				}
 				data, err := e.jsonFlag(c, "context")
 				if err != nil {
@@ -228,6 +228,16 @@ func startCommand(e *env) *cli.Command {
 			})
 		},
 	}
+}
+
+// nothingStarted is refused for a step of start before any instance is
+// written (finding the machine's version, registering it): a lost
+// connection there changed nothing.
+func nothingStarted(c *cli.Context, err error) error {
+	if redisstore.Unreachable(err) {
+		return usageError("fsmc %s: Redis: %v; nothing was started", c.Command.Name, err)
+	}
+	return refused(c, err)
 }
 
 // startEach starts every ID in turn. An ID the runtime refuses (one
@@ -738,7 +748,7 @@ func (e *env) runWorker(c *cli.Context, machines map[string]*ir.Machine, handler
 			}
 		}
 		if err := engine.Register(ctx, m, bound); err != nil {
-			return usageError("fsmc run: %v", err)
+			return usageError("fsmc run: registering machine %s: %v", name, err)
 		}
 		if collector != nil {
 			collector.Runs(name, actions)

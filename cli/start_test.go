@@ -79,6 +79,23 @@ func TestStartEach(t *testing.T) {
 	}
 }
 
+// TestNothingStarted: a connection lost before start writes anything
+// (finding or registering the machine) says that nothing was started,
+// not that the change may have been made; other errors are refused's.
+func TestNothingStarted(t *testing.T) {
+	c := cli.NewContext(&cli.App{}, nil, nil)
+	c.Command = &cli.Command{Name: "start"}
+	var exit *exitError
+	err := nothingStarted(c, fmt.Errorf("loading: %w", io.EOF))
+	if !errors.As(err, &exit) || exit.code != ExitUsage || exit.msg != "fsmc start: Redis: loading: EOF; nothing was started" {
+		t.Fatalf("lost connection: %#v", err)
+	}
+	err = nothingStarted(c, errors.New(`no machine named "Park"`))
+	if !errors.As(err, &exit) || exit.code != ExitFound || strings.Contains(exit.msg, "nothing was started") {
+		t.Fatalf("not found: %#v", err)
+	}
+}
+
 // redisAnswer is an error Redis answered with (go-redis's Error).
 type redisAnswer string
 

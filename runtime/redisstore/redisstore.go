@@ -507,13 +507,13 @@ func (s *Store) moveOldReady(ctx context.Context) error {
 func (s *Store) moveOldBatch(ctx context.Context) (int64, error) {
 	cmds, err := s.everyPartition(ctx, "migrate", 1000)
 	if err != nil {
-		return 0, fmt.Errorf("moving queued work to this build's ready sets: %w", err)
+		return 0, err
 	}
 	var moved int64
 	for _, cmd := range cmds {
 		n, err := cmd.Int64()
 		if err != nil {
-			return 0, fmt.Errorf("moving queued work to this build's ready sets: %w", err)
+			return 0, err
 		}
 		moved += n
 	}
