@@ -40,3 +40,52 @@ func TestRefusedByACL(t *testing.T) {
 		}
 	}
 }
+
+// TestReadOnlyReplica: an operator command that writes, pointed at a
+// replica, exits 2 saying so and what to give instead, whichever
+// command it is; the instance is as it was.
+func TestReadOnlyReplica(t *testing.T) {
+	master := redistest.Own(t, "--repl-diskless-sync-delay", "0") // the replica syncs at once
+	if err := master.Start(); err != nil {
+		t.Fatal(err)
+	}
+	replica := redistest.Own(t, "--replicaof", "127.0.0.1", fmt.Sprint(master.Port))
+	if err := replica.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	store, err := redisstore.Open(ctx, master.URL(), redisstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	admin := runtime.New(store, runtime.Options{})
+	if err := admin.Register(ctx, irtest.Compile(t, "toggle.fsm", []byte(irtest.Toggle)).Machines[0], nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.Start(ctx, "Toggle", "a", nil, runtime.StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// The replica has the instance once a command reading it there
+	// finds it.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var stdout, stderr bytes.Buffer
+		if Main([]string{"fsmc", "inspect", "--redis", replica.URL(), "a"}, strings.NewReader(""), &stdout, &stderr) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the replica never had the instance: %s", stderr.String())
+		}
+	}
+	for _, args := range [][]string{{"send", "a", "Flip"}, {"cancel", "a"}, {"start", "Toggle", "b"}} {
+		var stdout, stderr bytes.Buffer
+		code := Main(append([]string{"fsmc", args[0], "--redis", replica.URL()}, args[1:]...), strings.NewReader(""), &stdout, &stderr)
+		if code != 2 || !strings.Contains(stderr.String(), "Redis is a read-only replica; nothing was changed: give --redis the master's URL") {
+			t.Errorf("fsmc %s on a replica: exit %d, %s", args[0], code, stderr.String())
+		}
+	}
+	v, err := admin.Get(ctx, "a")
+	if err != nil || v.Version != 1 || v.Status != runtime.Active {
+		t.Fatalf("the instance changed: %+v, %v", v, err)
+	}
+}

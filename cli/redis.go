@@ -124,6 +124,9 @@ func refused(c *cli.Context, err error) error {
 		}
 		return usageError("fsmc %s: Redis: %v", c.Command.Name, err)
 	}
+	if redisstore.ReadOnlyReplica(err) {
+		return usageError("fsmc %s: Redis is a read-only replica; nothing was changed: give --redis the master's URL (or Sentinel's, redis+sentinel://)", c.Command.Name)
+	}
 	if redisstore.Unavailable(err) {
 		return usageError("fsmc %s: Redis cannot serve it now: %v", c.Command.Name, err)
 	}

@@ -895,16 +895,27 @@ func Unreachable(err error) bool {
 // takes no writes, a Cluster or master that is down. Not the command's
 // fault; the same command may succeed later.
 func Unavailable(err error) bool {
-	var answer redis.Error
-	if !errors.As(err, &answer) {
-		return false
-	}
-	for _, code := range []string{"OOM", "LOADING", "READONLY", "MASTERDOWN", "BUSY", "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS", "MISCONF"} {
-		if strings.HasPrefix(answer.Error(), code+" ") {
-			return true
-		}
+	switch answerCode(err) {
+	case "OOM", "LOADING", "READONLY", "MASTERDOWN", "BUSY", "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS", "MISCONF":
+		return true
 	}
 	return false
+}
+
+// ReadOnlyReplica reports whether err is Redis answering that it is a
+// replica, which takes no writes: the deployment's URL names a replica,
+// not its master.
+func ReadOnlyReplica(err error) bool { return answerCode(err) == "READONLY" }
+
+// answerCode is the code that starts Redis's error answer in err (such
+// as "OOM" or "READONLY"), or "" when err holds no answer.
+func answerCode(err error) string {
+	var answer redis.Error
+	if !errors.As(err, &answer) {
+		return ""
+	}
+	code, _, _ := strings.Cut(answer.Error(), " ")
+	return code
 }
 
 // parseNodeURL reads the URL of one Redis node, with fsmc's TLS

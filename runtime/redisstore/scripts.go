@@ -153,6 +153,10 @@ func (sc *scripts) load(ctx context.Context, rdb redis.UniversalClient) error {
 			return nil
 		case !errors.As(err, &refused):
 			return err // not reached: try again on the next call
+		case Unavailable(err):
+			// Not a refusal of functions: a replica, or a server loading
+			// its data, takes no FUNCTION LOAD now and may later.
+			return err
 		}
 		sc.mode.Store(modeEvalsha)
 	}

@@ -32,12 +32,7 @@ func testPrefix(kind string) string {
 func TestScriptsRunAsFunctions(t *testing.T) {
 	c := redistest.Client(t)
 	ctx := context.Background()
-	version := ""
-	for _, line := range strings.Split(c.Info(ctx, "server").Val(), "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "redis_version:"); ok {
-			version = v
-		}
-	}
+	version := redisVersion(t, c)
 	if major, _ := strconv.Atoi(strings.Split(version, ".")[0]); major < 7 {
 		t.Skipf("Redis %s has no functions", version)
 	}
@@ -67,6 +62,52 @@ func TestScriptsRunAsFunctions(t *testing.T) {
 	if mode := s.scripts.mode.Load(); mode != modeFunctions {
 		t.Fatalf("script mode %d after FUNCTION FLUSH, want functions", mode)
 	}
+}
+
+// TestReplicaPromotedRunsFunctions: a store that first meets a replica
+// (which refuses FUNCTION LOAD as READONLY, as it refuses every write)
+// says so, and once that server is promoted to master it loads the
+// library and runs the scripts as functions, not EVALSHA for ever.
+func TestReplicaPromotedRunsFunctions(t *testing.T) {
+	master := redistest.Own(t)
+	if err := master.Start(); err != nil {
+		t.Fatal(err)
+	}
+	replica := redistest.Own(t, "--replicaof", "127.0.0.1", strconv.Itoa(master.Port))
+	if err := replica.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	c := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", replica.Port)})
+	defer c.Close()
+	if major, _ := strconv.Atoi(strings.SplitN(redisVersion(t, c), ".", 2)[0]); major < 7 {
+		t.Skip("this Redis has no functions")
+	}
+	s := New(c, Options{Prefix: testPrefix("replica")})
+	_, _, err := s.NextDue(ctx, runtime.ClaimFilter{})
+	if !ReadOnlyReplica(err) {
+		t.Fatalf("on a replica: %v, want READONLY", err)
+	}
+	if err := c.SlaveOf(ctx, "NO", "ONE").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.NextDue(ctx, runtime.ClaimFilter{}); err != nil {
+		t.Fatalf("promoted: %v", err)
+	}
+	if mode := s.scripts.mode.Load(); mode != modeFunctions {
+		t.Fatalf("script mode %d once promoted, want functions (%d)", mode, modeFunctions)
+	}
+}
+
+// redisVersion is the server's redis_version.
+func redisVersion(t *testing.T, c *redis.Client) string {
+	for _, line := range strings.Split(c.Info(context.Background(), "server").Val(), "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "redis_version:"); ok {
+			return v
+		}
+	}
+	t.Fatal("INFO gives no redis_version")
+	return ""
 }
 
 // TestScriptsWithoutFunctions runs the conformance suite as a user who
