@@ -103,9 +103,7 @@ func (sc *scripts) ready(ctx context.Context, rdb redis.UniversalClient) error {
 // run runs script name with keys and args.
 func (sc *scripts) run(ctx context.Context, rdb redis.UniversalClient, name string, keys []string, args ...any) *redis.Cmd {
 	if err := sc.ready(ctx, rdb); err != nil {
-		cmd := redis.NewCmd(ctx)
-		cmd.SetErr(err)
-		return cmd
+		return failed(ctx, err)
 	}
 	if sc.mode.Load() == modeEvalsha {
 		return evalshaScripts[name].Run(ctx, rdb, keys, args...)
@@ -113,10 +111,17 @@ func (sc *scripts) run(ctx context.Context, rdb redis.UniversalClient, name stri
 	cmd := rdb.FCall(ctx, functions[name], keys, args...)
 	if isNoScript(cmd.Err()) { // a restarted or new server without the library
 		if err := sc.load(ctx, rdb); err != nil {
-			return cmd
+			return failed(ctx, err) // why it could not be loaded (a replica, say)
 		}
 		cmd = rdb.FCall(ctx, functions[name], keys, args...)
 	}
+	return cmd
+}
+
+// failed is a command that failed with err before it was sent.
+func failed(ctx context.Context, err error) *redis.Cmd {
+	cmd := redis.NewCmd(ctx)
+	cmd.SetErr(err)
 	return cmd
 }
 
