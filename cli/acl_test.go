@@ -24,13 +24,7 @@ func TestRefusedByACL(t *testing.T) {
 		t.Skipf("no ACL users on this Redis: %v", err)
 	}
 	prefix := fmt.Sprintf("acl%d", time.Now().UnixNano())
-	admin := runtime.New(redisstore.New(c, redisstore.Options{Prefix: prefix}), runtime.Options{})
-	if err := admin.Register(ctx, irtest.Compile(t, "toggle.fsm", []byte(irtest.Toggle)).Machines[0], nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := admin.Start(ctx, "Toggle", "a", nil, runtime.StartOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	startToggle(t, redisstore.New(c, redisstore.Options{Prefix: prefix}), "a")
 	url := strings.Replace(redistest.URL(t), "redis://", "redis://fsmc-cli-read-only:secret@", 1)
 	for _, args := range [][]string{{"send", "a", "Flip"}, {"cancel", "a"}, {"start", "Toggle", "b"}} {
 		var stdout, stderr bytes.Buffer
@@ -59,13 +53,7 @@ func TestReadOnlyReplica(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	admin := runtime.New(store, runtime.Options{})
-	if err := admin.Register(ctx, irtest.Compile(t, "toggle.fsm", []byte(irtest.Toggle)).Machines[0], nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := admin.Start(ctx, "Toggle", "a", nil, runtime.StartOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	admin := startToggle(t, store, "a")
 	// The replica has the instance once a command reading it there
 	// finds it.
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
@@ -88,4 +76,19 @@ func TestReadOnlyReplica(t *testing.T) {
 	if err != nil || v.Version != 1 || v.Status != runtime.Active {
 		t.Fatalf("the instance changed: %+v, %v", v, err)
 	}
+}
+
+// startToggle registers irtest.Toggle on store and starts instance id
+// of it, for a command under test to find.
+func startToggle(t *testing.T, store runtime.Store, id string) *runtime.Engine {
+	t.Helper()
+	ctx := context.Background()
+	e := runtime.New(store, runtime.Options{})
+	if err := e.Register(ctx, irtest.Compile(t, "toggle.fsm", []byte(irtest.Toggle)).Machines[0], nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(ctx, "Toggle", id, nil, runtime.StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return e
 }

@@ -8,9 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fsmc/fsmc/internal/irtest"
 	"github.com/fsmc/fsmc/internal/redistest"
-	"github.com/fsmc/fsmc/runtime"
 	"github.com/fsmc/fsmc/runtime/redisstore"
 )
 
@@ -70,13 +68,7 @@ func TestWatchStopsWhenOutputIsLost(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	e := runtime.New(store, runtime.Options{})
-	if err := e.Register(ctx, irtest.Compile(t, "toggle.fsm", []byte(irtest.Toggle)).Machines[0], nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Start(ctx, "Toggle", "t", nil, runtime.StartOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	startToggle(t, store, "t")
 	exited := make(chan int, 1)
 	var stderr redistest.Output
 	go func() {
