@@ -39,14 +39,7 @@ func TestRefusedByACL(t *testing.T) {
 // replica, exits 2 saying so and what to give instead, whichever
 // command it is; the instance is as it was.
 func TestReadOnlyReplica(t *testing.T) {
-	master := redistest.Own(t, "--repl-diskless-sync-delay", "0") // the replica syncs at once
-	if err := master.Start(); err != nil {
-		t.Fatal(err)
-	}
-	replica := redistest.Own(t, "--replicaof", "127.0.0.1", fmt.Sprint(master.Port))
-	if err := replica.Start(); err != nil {
-		t.Fatal(err)
-	}
+	master, replica := redistest.Replicated(t)
 	ctx := context.Background()
 	store, err := redisstore.Open(ctx, master.URL(), redisstore.Options{})
 	if err != nil {

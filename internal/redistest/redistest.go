@@ -131,6 +131,21 @@ func Own(t testing.TB, args ...string) *Server {
 	return srv
 }
 
+// Replicated starts a master and a replica of it, both the test's own
+// (Own); the replica takes no writes.
+func Replicated(t testing.TB) (master, replica *Server) {
+	t.Helper()
+	master = Own(t, "--repl-diskless-sync-delay", "0") // a replica syncs at once
+	if err := master.Start(); err != nil {
+		t.Fatal(err)
+	}
+	replica = Own(t, "--replicaof", "127.0.0.1", strconv.Itoa(master.Port))
+	if err := replica.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return master, replica
+}
+
 // URL is the server's address.
 func (s *Server) URL() string { return fmt.Sprintf("redis://127.0.0.1:%d/0", s.Port) }
 

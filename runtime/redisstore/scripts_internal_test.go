@@ -69,14 +69,7 @@ func TestScriptsRunAsFunctions(t *testing.T) {
 // says so, and once that server is promoted to master it loads the
 // library and runs the scripts as functions, not EVALSHA for ever.
 func TestReplicaPromotedRunsFunctions(t *testing.T) {
-	master := redistest.Own(t)
-	if err := master.Start(); err != nil {
-		t.Fatal(err)
-	}
-	replica := redistest.Own(t, "--replicaof", "127.0.0.1", strconv.Itoa(master.Port))
-	if err := replica.Start(); err != nil {
-		t.Fatal(err)
-	}
+	_, replica := redistest.Replicated(t)
 	ctx := context.Background()
 	c := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", replica.Port)})
 	defer c.Close()
