@@ -236,8 +236,10 @@ func parseOutput(out []byte) (commandResult, error) {
 	_, hasErr := fields["error"]
 	_, hasPermanent := fields["permanent"]
 	switch {
-	case hasEvent && (hasErr || hasPermanent):
+	case hasEvent && hasErr:
 		return res, fmt.Errorf("output has both an event and an error")
+	case hasEvent && hasPermanent:
+		return res, fmt.Errorf("output has an event and permanent, which goes with an error")
 	case hasEvent && res.event == "":
 		return res, fmt.Errorf("output's event is empty: leave it out for none")
 	case res.payload != nil && !hasEvent:

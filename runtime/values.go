@@ -100,30 +100,51 @@ func DecodeObject(data []byte) (map[string]any, error) {
 	return in, nil
 }
 
-// uniqueKeys refuses an object (valid JSON, decoded once already) that
-// names a field twice: Go's decoder keeps the last, silently.
+// uniqueKeys refuses JSON (valid, decoded once already) in which an
+// object names a field twice, at any depth: Go's decoder keeps the last,
+// silently. The error names the field by its path ("payload.v").
 func uniqueKeys(data []byte) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if _, err := dec.Token(); err != nil { // {
+	return uniqueIn(json.NewDecoder(bytes.NewReader(data)), "")
+}
+
+// uniqueIn reads one JSON value from dec for uniqueKeys; path names it.
+func uniqueIn(dec *json.Decoder, path string) error {
+	tok, err := dec.Token()
+	if err != nil {
 		return err
 	}
-	seen := map[string]bool{}
-	for dec.More() {
-		key, err := dec.Token()
-		if err != nil {
-			return err
+	switch tok {
+	case json.Delim('{'):
+		seen := map[string]bool{}
+		for dec.More() {
+			key, err := dec.Token()
+			if err != nil {
+				return err
+			}
+			name, _ := key.(string)
+			field := name
+			if path != "" {
+				field = path + "." + name
+			}
+			if seen[name] {
+				return fmt.Errorf("field %q is given twice", field)
+			}
+			seen[name] = true
+			if err := uniqueIn(dec, field); err != nil {
+				return err
+			}
 		}
-		name, _ := key.(string)
-		if seen[name] {
-			return fmt.Errorf("field %q is given twice", name)
+	case json.Delim('['):
+		for i := 0; dec.More(); i++ {
+			if err := uniqueIn(dec, fmt.Sprintf("%s[%d]", path, i)); err != nil {
+				return err
+			}
 		}
-		seen[name] = true
-		var skip json.RawMessage
-		if err := dec.Decode(&skip); err != nil {
-			return err
-		}
+	default:
+		return nil
 	}
-	return nil
+	_, err = dec.Token() // the closing } or ]
+	return err
 }
 
 // jsonText refuses JSON that is not UTF-8 text, or whose strings escape

@@ -62,17 +62,19 @@ func TestValuesConvert(t *testing.T) {
 // decoder would turn bad bytes and half surrogate pairs into U+FFFD).
 func TestDecodeObjectRefusals(t *testing.T) {
 	for in, want := range map[string]string{
-		`[1, 2]`:                          "not a JSON object: got a JSON array",
-		`"text"`:                          "not a JSON object: got a JSON string",
-		`null`:                            "not a JSON object: null",
-		`{"a": 1} {}`:                     "not a JSON object: data after it",
-		`{"a": 1`:                         "bad JSON: unexpected EOF",
-		`{"a": 1, "b": {"a": 2}, "a": 3}`: `field "a" is given twice`,
-		`{"a" 1}`:                         "bad JSON: invalid character '1' after object key",
-		"{\"s\": \"caf\xe9\"}":            "not UTF-8 text (byte 10 is 0xe9)",
-		`{"s": "\ud800"}`:                 `a string escapes \ud800, half of a UTF-16 surrogate pair: not a character`,
-		`{"s": "\ud800\u0041"}`:           `a string escapes \ud800, half of a UTF-16 surrogate pair: not a character`,
-		`{"s": "x\udc00"}`:                `a string escapes \udc00, half of a UTF-16 surrogate pair: not a character`,
+		`[1, 2]`:                              "not a JSON object: got a JSON array",
+		`"text"`:                              "not a JSON object: got a JSON string",
+		`null`:                                "not a JSON object: null",
+		`{"a": 1} {}`:                         "not a JSON object: data after it",
+		`{"a": 1`:                             "bad JSON: unexpected EOF",
+		`{"a": 1, "b": {"a": 2}, "a": 3}`:     `field "a" is given twice`,
+		`{"a": 1, "b": {"c": 2, "c": 3}}`:     `field "b.c" is given twice`,
+		`{"l": [{"x": 1}, {"x": 1, "x": 2}]}`: `field "l[1].x" is given twice`,
+		`{"a" 1}`:                             "bad JSON: invalid character '1' after object key",
+		"{\"s\": \"caf\xe9\"}":                "not UTF-8 text (byte 10 is 0xe9)",
+		`{"s": "\ud800"}`:                     `a string escapes \ud800, half of a UTF-16 surrogate pair: not a character`,
+		`{"s": "\ud800\u0041"}`:               `a string escapes \ud800, half of a UTF-16 surrogate pair: not a character`,
+		`{"s": "x\udc00"}`:                    `a string escapes \udc00, half of a UTF-16 surrogate pair: not a character`,
 	} {
 		if _, err := runtime.DecodeObject([]byte(in)); err == nil || err.Error() != want {
 			t.Errorf("DecodeObject(%s) = %v, want %s", in, err, want)
