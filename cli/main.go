@@ -218,7 +218,13 @@ func permuteArgs(app *cli.App, args []string) []string {
 			flags = append(flags, a)
 			help = help || a == "-h" || a == "--help"
 			name := strings.TrimLeft(a, "-")
-			if !strings.Contains(name, "=") && takesValue[name] && i+1 < len(rest) {
+			if !strings.Contains(name, "=") && takesValue[name] {
+				if i+1 == len(rest) {
+					// No value: given last, urfave/cli says so ("flag
+					// needs an argument"), where the "--" put before
+					// the arguments would have been taken for it.
+					return append([]string{args[0], args[1]}, flags...)
+				}
 				i++
 				flags = append(flags, rest[i])
 			}
