@@ -10,7 +10,9 @@
 // a browser): it reads backslash escapes, so backslashes are doubled; a
 // ";" ends the statement, so it is written as U+037E, which looks the
 // same; "<" followed by a letter, "/", "!" or "?" is taken as an HTML
-// tag, so a zero-width space follows it; and line breaks become spaces.
+// tag, and "%%" starts a comment or (as "%%{") a directive that runs to
+// the end of the diagram, so a zero-width space follows the "<" or the
+// first "%"; and line breaks become spaces.
 // Its #code; entities are not decoded there, so they are no help.
 // Several machines are drawn as one composite state each. Mermaid has no
 // dashed or coloured transitions, so timers read "after ..." and error
@@ -91,6 +93,11 @@ func escape(s string) string {
 		case '<':
 			b.WriteByte('<')
 			if next := s[i+1:]; next != "" && (isLetter(next[0]) || strings.ContainsRune("/!?", rune(next[0]))) {
+				b.WriteRune('\u200b')
+			}
+		case '%':
+			b.WriteByte('%')
+			if strings.HasPrefix(s[i+1:], "%") {
 				b.WriteRune('\u200b')
 			}
 		default:
