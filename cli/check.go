@@ -1,9 +1,7 @@
 package cli
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"slices"
 
@@ -46,11 +44,7 @@ func checkCommand(e *env) *cli.Command {
 			}
 			for _, err := range errs {
 				fmt.Fprintf(e.stderr, "fsmc check: %v\n", err)
-				u := dsl.Unreadable{Message: err.Error()}
-				if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
-					u.Path = pe.Path
-				}
-				report.Unreadable = append(report.Unreadable, u)
+				report.Unreadable = append(report.Unreadable, dsl.Unreadable{Path: pathOf(err), Message: err.Error()})
 			}
 			out := e.stdout
 			if format == "text" {

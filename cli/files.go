@@ -2,7 +2,6 @@ package cli
 
 import (
 	"errors"
-	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -73,7 +72,7 @@ func fsmFiles(paths []string) (files []string, errs []error) {
 				mode = info.Mode()
 			}
 			if !mode.IsRegular() {
-				errs = append(errs, fmt.Errorf("%s: not a regular file", path))
+				errs = append(errs, &pathError{path, "not a regular file"})
 				return nil
 			}
 			add(path)
@@ -82,10 +81,29 @@ func fsmFiles(paths []string) (files []string, errs []error) {
 		if err != nil {
 			errs = append(errs, err)
 		} else if !found {
-			errs = append(errs, fmt.Errorf("%s: no .fsm files in this directory", p))
+			errs = append(errs, &pathError{p, "no .fsm files in this directory"})
 		}
 	}
 	return files, errs
+}
+
+// pathError is a problem with a path given or found, which names it
+// (check's machine-read formats report the path apart).
+type pathError struct{ path, problem string }
+
+func (e *pathError) Error() string { return e.path + ": " + e.problem }
+
+// pathOf is the path err names, or "".
+func pathOf(err error) string {
+	var pe *fs.PathError
+	var found *pathError
+	switch {
+	case errors.As(err, &pe):
+		return pe.Path
+	case errors.As(err, &found):
+		return found.path
+	}
+	return ""
 }
 
 // batchGC trades memory for speed in the short-lived front-end commands
