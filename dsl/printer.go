@@ -134,6 +134,9 @@ func writeSnippet(b *bytes.Buffer, src []byte, r Range, p palette, caret string)
 		lineStart--
 	}
 	lineStart++
+	if lineStart == 0 && bytes.HasPrefix(src, []byte("\uFEFF")) {
+		lineStart = 3 // a byte order mark is not on the line: columns count from after it
+	}
 	if lineStart > len(src) {
 		return
 	}

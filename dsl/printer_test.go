@@ -291,3 +291,17 @@ func TestCaretUnderWideCharacters(t *testing.T) {
 	}
 	t.Fatalf("no snippet of line 7:\n%s", out.String())
 }
+
+// TestSnippetAfterByteOrderMark: a file that starts with a byte order
+// mark shows its first line without it, the caret under the range (its
+// columns count from after the mark).
+func TestSnippetAfterByteOrderMark(t *testing.T) {
+	src := "\uFEFFmachine M {\n    initial state S {\n        on X -> S\n    }\n}\n"
+	_, diags := dsl.Check("bom.fsm", []byte(src))
+	var out bytes.Buffer
+	dsl.WriteText(&out, &dsl.Report{Diagnostics: diags, Sources: map[string][]byte{"bom.fsm": []byte(src)}}, false)
+	want := " 1 | machine M {\n   |         ^\n"
+	if !strings.Contains(out.String(), want) {
+		t.Fatalf("want the snippet\n%s\nin:\n%s", want, out.String())
+	}
+}
