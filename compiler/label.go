@@ -100,5 +100,8 @@ func Select(f *ir.File, name string) ([]*ir.Machine, error) {
 		}
 		names = append(names, m.Name)
 	}
+	if len(names) == 0 {
+		return nil, fmt.Errorf("no machine %q: this file has none", name)
+	}
 	return nil, fmt.Errorf("no machine %q in this file (it has %s)", name, strings.Join(names, ", "))
 }
