@@ -99,17 +99,26 @@ func NewServer(args ...string) (*Server, error) {
 	if _, e := exec.LookPath("redis-server"); e != nil {
 		return nil, fmt.Errorf("redis-server is not installed (apt-get install redis-server), and FSMC_TEST_REDIS_URL is not set")
 	}
-	l, e := net.Listen("tcp", "127.0.0.1:0")
+	port, e := FreePort()
 	if e != nil {
 		return nil, e
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
 	dir, e := os.MkdirTemp("", "fsmc-redis-")
 	if e != nil {
 		return nil, e
 	}
 	return &Server{Port: port, Dir: dir, Args: args}, nil
+}
+
+// FreePort is a local TCP port nothing listens on now, for a server to
+// take.
+func FreePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // Own prepares a server of the test's own (NewServer), killed and its

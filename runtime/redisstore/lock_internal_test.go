@@ -266,11 +266,6 @@ func TestLockKeptThroughOutage(t *testing.T) {
 // that holds each chunk for delay in each direction, with one
 // connection, so a call waits while another is on its way.
 func slowNode(t *testing.T, db int, delay time.Duration) redis.UniversalClient {
-	target := redistest.Client(t).Options().Addr
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	hold := func(dst, src net.Conn) {
 		defer dst.Close()
 		buf := make([]byte, 64<<10)
@@ -285,26 +280,12 @@ func slowNode(t *testing.T, db int, delay time.Duration) redis.UniversalClient {
 			}
 		}
 	}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			r, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			go hold(r, c)
-			go hold(c, r)
-		}
-	}()
-	c := redis.NewClient(&redis.Options{Addr: ln.Addr().String(), DB: db, PoolSize: 1, MaxRetries: -1})
-	t.Cleanup(func() {
-		c.Close()
-		ln.Close()
+	addr := redistest.Proxy(t, redistest.Client(t).Options().Addr, func(client, server net.Conn) {
+		go hold(server, client)
+		hold(client, server)
 	})
+	c := redis.NewClient(&redis.Options{Addr: addr, DB: db, PoolSize: 1, MaxRetries: -1})
+	t.Cleanup(func() { c.Close() })
 	return c
 }
 

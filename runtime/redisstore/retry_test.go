@@ -27,64 +27,45 @@ import (
 // never hears).
 func faultProxy(t *testing.T, upstream, marker string, hold time.Duration, cut bool) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
 	var once sync.Once
-	go func() {
+	return redistest.Proxy(t, upstream, func(client, server net.Conn) {
+		var cutting atomic.Bool // this connection's next reply is lost
+		go func() {
+			defer client.Close()
+			defer server.Close()
+			buf := make([]byte, 64<<10)
+			for {
+				n, err := server.Read(buf)
+				if n > 0 && cutting.Load() {
+					return
+				}
+				if n > 0 {
+					client.Write(buf[:n])
+				}
+				if err != nil {
+					return
+				}
+			}
+		}()
+		buf := make([]byte, 64<<10)
 		for {
-			client, err := l.Accept()
+			n, err := client.Read(buf)
+			if n > 0 {
+				if bytes.Contains(buf[:n], []byte(marker)) {
+					once.Do(func() {
+						time.Sleep(hold)
+						cutting.Store(cut)
+					})
+				}
+				server.Write(buf[:n])
+			}
 			if err != nil {
+				time.Sleep(100 * time.Millisecond) // let Redis run what it was sent
+				server.Close()
 				return
 			}
-			server, err := net.Dial("tcp", upstream)
-			if err != nil {
-				client.Close()
-				continue
-			}
-			var cutting atomic.Bool // this connection's next reply is lost
-			go func() {
-				defer client.Close()
-				defer server.Close()
-				buf := make([]byte, 64<<10)
-				for {
-					n, err := server.Read(buf)
-					if n > 0 && cutting.Load() {
-						return
-					}
-					if n > 0 {
-						client.Write(buf[:n])
-					}
-					if err != nil {
-						return
-					}
-				}
-			}()
-			go func() {
-				buf := make([]byte, 64<<10)
-				for {
-					n, err := client.Read(buf)
-					if n > 0 {
-						if bytes.Contains(buf[:n], []byte(marker)) {
-							once.Do(func() {
-								time.Sleep(hold)
-								cutting.Store(cut)
-							})
-						}
-						server.Write(buf[:n])
-					}
-					if err != nil {
-						time.Sleep(100 * time.Millisecond) // let Redis run what it was sent
-						server.Close()
-						return
-					}
-				}
-			}()
 		}
-	}()
-	return l.Addr().String()
+	})
 }
 
 // TestLateReplyIsNotRetried: when the reply to an enqueue comes too late,

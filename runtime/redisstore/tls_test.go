@@ -31,12 +31,10 @@ func TestTLS(t *testing.T) {
 	ca, caKey := writeCert(t, dir, "ca", nil, nil)
 	writeCert(t, dir, "server", ca, caKey)
 	writeCert(t, dir, "client", ca, caKey)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	tlsPort, err := redistest.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	tlsPort := l.Addr().(*net.TCPAddr).Port
-	l.Close()
 	srv, err := redistest.NewServer("--tls-port", strconv.Itoa(tlsPort), "--tls-cert-file", filepath.Join(dir, "server.pem"),
 		"--tls-key-file", filepath.Join(dir, "server.key"), "--tls-ca-cert-file", filepath.Join(dir, "ca.pem"), "--tls-auth-clients", "yes")
 	if err != nil {
