@@ -67,7 +67,7 @@ func (e *env) writeOutput(command, source, path string, data []byte) error {
 	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
 		return usageError("fsmc %s: cannot write %s: %v", command, path, pathCause(err))
 	}
-	if err := writeFileAtomic(path, data, 0o644); err != nil {
+	if err := writeFileAtomic(target, data, 0o644); err != nil {
 		return usageError("fsmc %s: cannot write %s: %v", command, path, pathCause(err))
 	}
 	return nil
