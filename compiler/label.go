@@ -105,3 +105,15 @@ func Select(f *ir.File, name string) ([]*ir.Machine, error) {
 	}
 	return nil, fmt.Errorf("no machine %q in this file (it has %s)", name, strings.Join(names, ", "))
 }
+
+// StartsEntity reports whether an "&" followed by rest would begin an
+// HTML entity (&lt;, &#38;) where HTML entities are read, as in
+// Graphviz's labels and Mermaid's: a letter or "#" follows it. An "&"
+// elsewhere (a && b) is read as itself.
+func StartsEntity(rest string) bool {
+	if rest == "" {
+		return false
+	}
+	c := rest[0]
+	return c == '#' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
+}

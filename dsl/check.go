@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/alecthomas/participle/v2/lexer"
+	"github.com/fsmc/fsmc/compiler/ir"
 	"github.com/fsmc/fsmc/grammar"
 )
 
@@ -396,7 +397,7 @@ func (mc *machineChecker) checkTimer(gt *grammar.Timer) *Timer {
 	if ty := t.Delay.Type(); ty != Duration && ty != Invalid {
 		mc.errorf(t.Delay.Span(), TypeMismatch, "timer delay must be a duration, not %s", ty)
 	} else if v, ok := constValue(t.Delay); ok && v.I < 0 {
-		mc.errorf(t.Delay.Span(), InvalidPolicy, "timer delay %s is negative", time.Duration(v.I))
+		mc.errorf(t.Delay.Span(), InvalidPolicy, "timer delay %s is negative", ir.FormatDuration(time.Duration(v.I)))
 	}
 	t.Target = mc.stateRef(gt.Target)
 	t.Sets = mc.checkSets(gt.Sets, scope)
@@ -620,7 +621,7 @@ func (mc *machineChecker) policyDuration(l *grammar.Literal, r Range, what strin
 		return 0, false
 	}
 	if v.I < 0 {
-		mc.errorf(r, InvalidPolicy, "%s %s is negative", what, time.Duration(v.I))
+		mc.errorf(r, InvalidPolicy, "%s %s is negative", what, ir.FormatDuration(time.Duration(v.I)))
 		return 0, false
 	}
 	return time.Duration(v.I), true
@@ -653,14 +654,11 @@ func isMinIntMagnitude(gv *grammar.Value) bool {
 	return gv.Int != nil && *gv.Int == strconv.FormatUint(grammar.MinIntMagnitude, 10)
 }
 
-// value converts a literal token; the lexer has already validated it,
-// except that 9223372036854775808 is only in range negated, which the
-// callers that see the minus handle first.
+// value converts a literal token, which the lexer has validated. It
+// takes 9223372036854775808 only after a unary minus, which the callers
+// handle before they get here.
 func (c *checker) value(gv *grammar.Value) (Value, bool) {
 	switch {
-	case isMinIntMagnitude(gv):
-		c.errorf(c.span(gv.Pos, gv.EndPos), SyntaxError, "integer %s is out of range (64-bit); the smallest int is written -%[1]s", *gv.Int)
-		return Value{}, false
 	case gv.Int != nil:
 		n, _ := strconv.ParseInt(*gv.Int, 10, 64)
 		return Value{Type: Int, I: n}, true

@@ -189,7 +189,15 @@ func TestLexErrors(t *testing.T) {
 		{"a\x00", `1:2: unexpected control character U+0000`},
 		{"/* never closed", `1:1: comment not terminated`},
 		{"99999999999999999999", `1:1: integer 99999999999999999999 is out of range`},
-		{"9223372036854775808", ``}, // in range negated; the checker sees the minus
+		// The smallest int's magnitude is in range only after a unary minus.
+		{"-9223372036854775808", ``},
+		{"= - /* c */ 9223372036854775808", ``},
+		{"x - -9223372036854775808", ``},
+		{"9223372036854775808", `1:1: integer 9223372036854775808 is out of range (64-bit); the smallest int is written -9223372036854775808`},
+		{"x - 9223372036854775808", `1:5: integer 9223372036854775808 is out of range (64-bit); the smallest`},
+		{"f() - 9223372036854775808", `1:7: integer 9223372036854775808 is out of range`},
+		{"true -9223372036854775808", `1:7: integer 9223372036854775808 is out of range`},
+		{"-(9223372036854775808)", `1:3: integer 9223372036854775808 is out of range`},
 		{"9223372036854775809", `1:1: integer 9223372036854775809 is out of range`},
 		{strings.Repeat("(", MaxNesting+1), `1:201: parentheses nested too deeply`},
 	} {

@@ -47,8 +47,8 @@ const MaxNesting = 200
 
 // MinIntMagnitude is the largest integer literal the lexer takes: the
 // magnitude of the smallest int, 9223372036854775808, which is only in
-// range negated (-9223372036854775808). The checker reports it anywhere
-// else.
+// range negated (-9223372036854775808). The lexer takes it only right
+// after a unary minus (see scanner.unary), and reports it anywhere else.
 const MinIntMagnitude = 1 << 63
 
 // Error is a lexical or syntax error at one position.
@@ -72,6 +72,10 @@ type scanner struct {
 	count int         // tokens returned so far
 	depth int
 	err   error // the first lexical error; Next then returns EOF there
+	// unary: the last token other than a comment is a minus that negates
+	// what follows (it does not follow an operand, so it is not a
+	// subtraction); ended: that token ends an operand.
+	unary, ended bool
 }
 
 // Lex splits src into tokens, comments included, ending with an EOF token.
@@ -119,7 +123,25 @@ func (s *scanner) Next() (lexer.Token, error) {
 		return lexer.EOFToken(err.(*Error).Pos), nil
 	}
 	s.count++
+	if s.cur.Type != Comment {
+		s.unary = s.cur.Type == Punct && s.cur.Value == "-" && !s.ended
+		s.ended = endsOperand(s.cur)
+	}
 	return s.cur, nil
+}
+
+// endsOperand reports whether t can be the last token of an operand: a
+// minus after it subtracts rather than negates.
+func endsOperand(t lexer.Token) bool {
+	switch t.Type {
+	case Ident, Int, Float, Duration, String:
+		return true
+	case Keyword:
+		return t.Value == "true" || t.Value == "false"
+	case Punct:
+		return t.Value == ")"
+	}
+	return false
 }
 
 func (s *scanner) pos() lexer.Position {
@@ -348,10 +370,12 @@ func (s *scanner) number(start lexer.Position) error {
 		}
 		s.emit(Float, start)
 	default:
-		// 1<<63 passes here: it is in range as the operand of a minus,
-		// which only the checker sees.
-		if n, err := strconv.ParseUint(text, 10, 64); err != nil || n > MinIntMagnitude {
+		n, err := strconv.ParseUint(text, 10, 64)
+		if err != nil || n > MinIntMagnitude {
 			return s.errorf(start, "integer %s is out of range (64-bit)", text)
+		}
+		if n == MinIntMagnitude && !s.unary { // in range only negated
+			return s.errorf(start, "integer %s is out of range (64-bit); the smallest int is written -%[1]s", text)
 		}
 		s.emit(Int, start)
 	}

@@ -9,7 +9,8 @@
 // labels carry the event, the guard in brackets and the set effects,
 // timers are dashed, and transitions on error are red. Several machines
 // are drawn as one cluster each. Every identifier is quoted, and every
-// label escaped, so any name and any string literal gives valid DOT.
+// label escaped (entities included), so any name and any string literal
+// gives valid DOT that Graphviz draws as written.
 package dot
 
 import (
@@ -120,11 +121,34 @@ func writeMachine(b *bytes.Buffer, m *ir.Machine, in string) {
 	}
 }
 
-// quote makes a DOT quoted string: backslashes and quotes escaped, and
-// line breaks written as \n.
+// quote makes a DOT quoted string: backslashes and quotes escaped, line
+// breaks written as \n, and an "&" that would begin an HTML entity as
+// "&amp;", since Graphviz reads entities in every label (a string
+// literal "&lt;" would be drawn "<").
 func quote(s string) string {
-	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`, "\r", `\r`)
-	return `"` + r.Replace(s) + `"`
+	var b strings.Builder
+	b.WriteByte('"')
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '\\', '"':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		case '\n':
+			b.WriteString(`\n`)
+		case '\r':
+			b.WriteString(`\r`)
+		case '&':
+			if compiler.StartsEntity(s[i+1:]) {
+				b.WriteString("&amp;")
+			} else {
+				b.WriteByte(c)
+			}
+		default:
+			b.WriteByte(c)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
 }
 
 // quoteLines joins lines with centred line breaks.

@@ -107,7 +107,7 @@ func TestLabelsSurviveRendering(t *testing.T) {
 		t.Fatal(err)
 	}
 	texts := svgTexts(t, svg)
-	for _, want := range []string{`event.text == "a\"b %%{x"`, `"\t<&>"`, `set note = "after: \"done\""`, "`x` -- y --> z"} {
+	for _, want := range []string{`event.text == "a\"b %%{x"`, `"\t<&>"`, `set note = "after: \"done\""`, "`x` -- y --> z", `"<b>x</b>; #quot; &lt;&#38;&amp; & x"`} {
 		if !strings.Contains(texts, want) {
 			t.Errorf("SVG text lacks %s:\n%s", want, texts)
 		}

@@ -120,7 +120,9 @@ func IsPackageName(name string) bool {
 }
 
 // PackageName derives a Go package name from a file name: letters and
-// digits of its base name, lower-cased.
+// digits of its base name, lower-cased; "machines" when that is no
+// package name, or is main, which cannot be imported (a program's main
+// package is chosen with --package main).
 func PackageName(path string) string {
 	base := path[strings.LastIndexAny(path, `/\`)+1:]
 	if i := strings.IndexByte(base, '.'); i >= 0 {
@@ -132,7 +134,7 @@ func PackageName(path string) string {
 			b.WriteRune(r)
 		}
 	}
-	if !IsPackageName(b.String()) {
+	if !IsPackageName(b.String()) || b.String() == "main" {
 		return "machines"
 	}
 	return b.String()

@@ -126,6 +126,7 @@ func TestPackageName(t *testing.T) {
 		"examples/order.fsm": "order", "Traffic-Light.fsm": "trafficlight", "2fast.fsm": "fast",
 		"type.fsm": "machines", "x/ü.fsm": "machines", `c:\m\shop_v2.fsm`: "shopv2",
 		"init.fsm": "machines", ".fsm": "machines", "x/.hidden.fsm": "machines",
+		"main.fsm": "machines", "Main.v2.fsm": "machines", "mains.fsm": "mains",
 	} {
 		if got := gogen.PackageName(in); got != want {
 			t.Errorf("PackageName(%q) = %q, want %q", in, got, want)
@@ -211,7 +212,7 @@ func TestGenerateRefusesBadPackage(t *testing.T) {
 			t.Errorf("Stubs(%q): no error", pkg)
 		}
 	}
-	for _, pkg := range []string{"order", "shop_v2", "_x"} {
+	for _, pkg := range []string{"order", "shop_v2", "_x", "main"} { // main: --package main, beside a program's main.go
 		if !gogen.IsPackageName(pkg) {
 			t.Errorf("IsPackageName(%q) = false", pkg)
 		}

@@ -12,7 +12,9 @@
 // same; "<" followed by a letter, "/", "!" or "?" is taken as an HTML
 // tag, and "%%" starts a comment or (as "%%{") a directive that runs to
 // the end of the diagram, so a zero-width space follows the "<" or the
-// first "%"; and line breaks become spaces.
+// first "%"; the labels are HTML, where "&lt;" or "&#38;" is an entity,
+// so a zero-width space follows an "&" that a letter or "#" follows; and
+// line breaks become spaces.
 // Its #code; entities are not decoded there, so they are no help.
 // Several machines are drawn as one composite state each. Mermaid has no
 // dashed or coloured transitions, so timers read "after ..." and error
@@ -98,6 +100,11 @@ func escape(s string) string {
 		case '%':
 			b.WriteByte('%')
 			if strings.HasPrefix(s[i+1:], "%") {
+				b.WriteRune('\u200b')
+			}
+		case '&':
+			b.WriteByte('&')
+			if compiler.StartsEntity(s[i+1:]) {
 				b.WriteRune('\u200b')
 			}
 		default:
