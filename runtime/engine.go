@@ -471,8 +471,14 @@ func (w *worker) inlineDecide(inst *Instance, c *Commit) bool {
 		return false
 	}
 	w.fire.Kind, w.fire.Instance, w.fire.Event, w.fire.Visit, w.fire.Payload = WorkEvent, inst.ID, ev, 0, nil
-	if len(w.firePay) > 0 || len(m.ir.Events[ev].Params) > 0 {
-		payload, err := Values(m.ir.Events[ev].Params, nil, w.firePay)
+	if params := m.ir.Events[ev].Params; len(w.firePay) > 0 || len(params) > 0 {
+		if cap(w.firePayload) < len(params) {
+			w.firePayload = make([]ir.Value, len(params))
+		}
+		// Guards and sets read the payload while deciding; a context
+		// keeps copies of its values, so the worker's buffer serves the
+		// next event.
+		payload, err := valuesInto(w.firePayload[:len(params)], params, nil, w.firePay)
 		if err != nil {
 			w.fireErr = fmt.Errorf("event %s: %w", w.fireName, err)
 			return false

@@ -67,6 +67,44 @@ func TestFireAllocatesNothing(t *testing.T) {
 	if v.Version != 1+300+1000+1 { // AllocsPerRun runs once more to warm up
 		t.Fatalf("version %d: not every event was handled", v.Version)
 	}
+
+	// An event with a payload, which a guard and a set read.
+	const counter = `machine Counter {
+    context {
+        n: int = 0
+    }
+    event Add(k: int)
+    initial state Counting {
+        on Add if event.k > 0 -> Counting set n = n + event.k
+    }
+}`
+	if err := e.Register(ctx, compileMachine(t, counter), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(ctx, "Counter", "c", nil, runtime.StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	payload := map[string]any{"k": 2}
+	for i := 0; i < 300; i++ {
+		if err := e.Fire(ctx, "c", "Add", payload); err != nil {
+			t.Fatal(err)
+		}
+	}
+	allocs = testing.AllocsPerRun(1000, func() {
+		if err := e.Fire(ctx, "c", "Add", payload); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("Fire with a payload allocates %v times per event, want 0", allocs)
+	}
+	v, err = e.Get(ctx, "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := v.Context[0].I; n != 2*(300+1000+1) {
+		t.Fatalf("n = %v: not every payload was added", n)
+	}
 }
 
 // TestFireTimersDueFromTheClock: Fire stamps the transitions it takes

@@ -24,17 +24,19 @@ type worker struct {
 	stack    []ir.Value
 
 	// Fire's inline path: the event to deliver and what came of it.
-	fire       Work
-	fireName   string
-	firePay    map[string]any
-	fireErr    error
-	fireQueue  bool // the engine does not know the machine: use the queue
-	stamped    bool // the time deciding uses is a stamp (RealClock.Stamp)
-	stampsLeft int  // stamps Fire may take before it reads the clock
-	inlineCall func(*Instance, *Commit) bool
-	cached     *machine
-	cachedHash string
-	cachedGen  uint64
+	fire     Work
+	fireName string
+	firePay  map[string]any
+	// firePayload holds the typed payload of Fire's event (valuesInto).
+	firePayload []ir.Value
+	fireErr     error
+	fireQueue   bool // the engine does not know the machine: use the queue
+	stamped     bool // the time deciding uses is a stamp (RealClock.Stamp)
+	stampsLeft  int  // stamps Fire may take before it reads the clock
+	inlineCall  func(*Instance, *Commit) bool
+	cached      *machine
+	cachedHash  string
+	cachedGen   uint64
 	// Fire's last event, by name, of machine cachedEventOf
 	cachedEventOf   *machine
 	cachedEventName string

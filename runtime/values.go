@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -24,7 +23,14 @@ import (
 // accepted; fields not given get base, or their type's zero value when
 // base is nil. Errors name the field.
 func Values(fields []ir.Field, base []ir.Value, in map[string]any) ([]ir.Value, error) {
-	out := make([]ir.Value, len(fields))
+	return valuesInto(make([]ir.Value, len(fields)), fields, base, in)
+}
+
+// valuesInto is Values writing into out, of len(fields), which its
+// caller may reuse (Fire converts each payload into its worker's), so
+// it allocates nothing unless a value is wrong. Of several wrong
+// fields, the error names the first by name, whatever the map's order.
+func valuesInto(out []ir.Value, fields []ir.Field, base []ir.Value, in map[string]any) ([]ir.Value, error) {
 	for i, f := range fields {
 		switch {
 		case base != nil:
@@ -35,21 +41,26 @@ func Values(fields []ir.Field, base []ir.Value, in map[string]any) ([]ir.Value, 
 			out[i] = ir.Zero(f.Type)
 		}
 	}
-	names := make([]string, 0, len(in))
-	for name := range in {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
+	var wrong string // the first wrong field by name, if err
+	var err error
+	for name, v := range in {
+		if err != nil && name > wrong {
+			continue
+		}
 		i := fieldIndex(fields, name)
 		if i < 0 {
-			return nil, fmt.Errorf("unknown field %q (fields: %s)", name, fieldNames(fields))
+			wrong, err = name, fmt.Errorf("unknown field %q (fields: %s)", name, fieldNames(fields))
+			continue
 		}
-		v, err := convert(fields[i].Type, in[name])
-		if err != nil {
-			return nil, fmt.Errorf("field %q: %v", name, err)
+		value, cerr := convert(fields[i].Type, v)
+		if cerr != nil {
+			wrong, err = name, fmt.Errorf("field %q: %v", name, cerr)
+			continue
 		}
-		out[i] = v
+		out[i] = value
+	}
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -104,7 +115,9 @@ func DecodeObject(data []byte) (map[string]any, error) {
 // object names a field twice, at any depth: Go's decoder keeps the last,
 // silently. The error names the field by its path ("payload.v").
 func uniqueKeys(data []byte) error {
-	return uniqueIn(json.NewDecoder(bytes.NewReader(data)), "")
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber() // numbers as text: 1e400 is no float64, and not this check's to refuse
+	return uniqueIn(dec, "")
 }
 
 // uniqueIn reads one JSON value from dec for uniqueKeys; path names it.
@@ -229,13 +242,12 @@ func convert(t ir.Type, v any) (ir.Value, error) {
 		case uint, uint64:
 			return ir.Value{}, fmt.Errorf("want int, got %v (out of range)", x)
 		case json.Number:
-			n, err := x.Int64()
-			if err != nil {
-				// 1e3 is a whole number too.
-				if f, ferr := x.Float64(); ferr == nil && f == math.Trunc(f) && math.Abs(f) < 1<<53 {
-					return ir.Value{T: t, I: int64(f)}, nil
-				}
+			n, whole, inRange := wholeNumber(string(x))
+			switch {
+			case !whole:
 				return ir.Value{}, fmt.Errorf("want int, got %s", x)
+			case !inRange:
+				return ir.Value{}, fmt.Errorf("want int, got %s (out of range)", x)
 			}
 			return ir.Value{T: t, I: n}, nil
 		case float64:
@@ -252,7 +264,7 @@ func convert(t ir.Type, v any) (ir.Value, error) {
 		case json.Number:
 			f, err := x.Float64()
 			if err != nil {
-				return ir.Value{}, fmt.Errorf("want float, got %s", x)
+				return ir.Value{}, fmt.Errorf("want float, got %s (out of range)", x)
 			}
 			return ir.Value{T: t, F: f}, nil
 		case string:
@@ -287,6 +299,48 @@ func convert(t ir.Type, v any) (ir.Value, error) {
 		}
 	}
 	return bad()
+}
+
+// wholeNumber reads the text of a JSON number as an int: whole reports
+// whether its exact decimal value is a whole number (42, 1e3, -2.50e1,
+// not 1.5 or 1.0000000000000001, which a float64 would round to 1), and
+// inRange whether that fits an int64. No float is involved, and no
+// exponent makes it build more than 19 digits. text is a valid JSON
+// number (json.Number from the decoder).
+func wholeNumber(text string) (n int64, whole, inRange bool) {
+	neg := strings.HasPrefix(text, "-")
+	mantissa, expText := strings.TrimPrefix(text, "-"), ""
+	if e := strings.IndexAny(mantissa, "eE"); e >= 0 {
+		mantissa, expText = mantissa[:e], mantissa[e+1:]
+	}
+	intPart, frac, _ := strings.Cut(mantissa, ".")
+	all := intPart + frac
+	digits := strings.TrimLeft(all, "0")
+	// point: where the decimal point falls in digits.
+	point := len(intPart) - (len(all) - len(digits))
+	digits = strings.TrimRight(digits, "0")
+	if digits == "" {
+		return 0, true, true // zero, whatever the exponent
+	}
+	if expText != "" {
+		exp, err := strconv.Atoi(expText)
+		if err != nil || exp > 1<<40 || exp < -1<<40 { // 1e99999999999999999999
+			return 0, !strings.HasPrefix(expText, "-"), false
+		}
+		point += exp
+	}
+	if point < len(digits) {
+		return 0, false, false
+	}
+	if point > 19 {
+		return 0, true, false
+	}
+	magnitude := digits + strings.Repeat("0", point-len(digits))
+	if neg {
+		magnitude = "-" + magnitude
+	}
+	n, err := strconv.ParseInt(magnitude, 10, 64)
+	return n, true, err == nil
 }
 
 // describe names a value that has the wrong type: in JSON's terms for

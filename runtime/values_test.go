@@ -57,6 +57,45 @@ func TestValuesConvert(t *testing.T) {
 	}
 }
 
+// TestDecodeJSONNumbers: an int field takes a JSON number whose exact
+// decimal value is a whole number in range, however it is written, and
+// nothing else; a number out of any range is refused naming its field,
+// not by the decoder.
+func TestDecodeJSONNumbers(t *testing.T) {
+	fields := []ir.Field{{Name: "i", Type: ir.TypeInt}, {Name: "f", Type: ir.TypeFloat}}
+	for in, want := range map[string]string{
+		`{"i": 1E3}`:                        "1000",
+		`{"i": -2.50e1}`:                    "-25",
+		`{"i": 9007199254740993.0}`:         "9007199254740993", // beyond a float64's whole numbers
+		`{"i": 92233720368547758.07e2}`:     "9223372036854775807",
+		`{"i": -9223372036854775808}`:       "-9223372036854775808",
+		`{"i": 0.000e99999999999999999999}`: "0",
+		`{"i": 1.0000000000000001}`:         `field "i": want int, got 1.0000000000000001`, // a float64 rounds it to 1
+		`{"i": 1e-400}`:                     `field "i": want int, got 1e-400`,
+		`{"i": 1e-99999999999999999999}`:    `field "i": want int, got 1e-99999999999999999999`,
+		`{"i": 9223372036854775808}`:        `field "i": want int, got 9223372036854775808 (out of range)`,
+		`{"i": 1e400}`:                      `field "i": want int, got 1e400 (out of range)`,
+		`{"i": 1e99999999999999999999}`:     `field "i": want int, got 1e99999999999999999999 (out of range)`,
+		`{"f": -1e999}`:                     `field "f": want float, got -1e999 (out of range)`,
+		`{"f": 2.5e-3}`:                     "0.0025",
+		`{"i": 1, "n": {"deep": [1e400]}}`:  `unknown field "n"`,
+	} {
+		vs, err := runtime.DecodeJSON(fields, nil, []byte(in))
+		got := ""
+		switch {
+		case err != nil:
+			got = err.Error()
+		case strings.Contains(in, `"i"`):
+			got = vs[0].String()
+		default:
+			got = vs[1].String()
+		}
+		if !strings.HasPrefix(got, want) {
+			t.Errorf("DecodeJSON(%s) = %s, want %s", in, got, want)
+		}
+	}
+}
+
 // TestDecodeObjectRefusals: what is not one JSON object of UTF-8 text is
 // refused with a message saying what it is; nothing is rewritten (Go's
 // decoder would turn bad bytes and half surrogate pairs into U+FFFD).
