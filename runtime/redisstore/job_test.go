@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,7 +18,10 @@ import (
 )
 
 func compileJob(t *testing.T) *ir.Machine {
-	return irtest.Compile(t, "job.fsm", []byte(`machine Job {
+	return irtest.Compile(t, "job.fsm", []byte(jobSource)).Machines[0]
+}
+
+const jobSource = `machine Job {
     action Work
     initial state Queued {
         do Work
@@ -28,8 +33,7 @@ func compileJob(t *testing.T) *ir.Machine {
     }
     final state Finished
     final state Failed
-}`)).Machines[0]
-}
+}`
 
 // jobStore is a store of two partitions on c under a prefix of its own,
 // with the Job machine registered.
@@ -258,5 +262,118 @@ func TestRetentionRestored(t *testing.T) {
 	}
 	if n, err := c.Exists(ctx, partition(0)+"retention", partition(1)+"retention").Result(); err != nil || n != 0 {
 		t.Fatalf("%d retention keys written by a store that knew none (%v)", n, err)
+	}
+}
+
+// TestRegistryLostKeepsTheLatest: when the registry loses its data, in
+// whole or in part, running workers register their versions again in
+// whatever order their checks come, and the latest stays the version
+// registered first most recently, not the one registered again last.
+func TestRegistryLostKeepsTheLatest(t *testing.T) {
+	c := redisClient(t)
+	ctx := context.Background()
+	prefix := fmt.Sprintf("t%d", prefixes.Add(1))
+	version := func(extra string) *ir.Machine {
+		return irtest.Compile(t, "job.fsm", []byte(strings.Replace(jobSource, "machine Job {", "machine Job {"+extra, 1))).Machines[0]
+	}
+	v1, v2, v3 := compileJob(t), version("\n    event Two"), version("\n    event Three")
+	worker := func() *redisstore.Store { return redisstore.New(c, redisstore.Options{Prefix: prefix}) }
+	older, newer := worker(), worker()
+	latest := func() string {
+		t.Helper()
+		hash, err := worker().Latest(ctx, "Job")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return hash
+	}
+	put := func(s *redisstore.Store, m *ir.Machine) {
+		t.Helper()
+		if err := s.PutMachine(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	forget := func(keys ...string) {
+		t.Helper()
+		if len(keys) == 0 {
+			all, err := c.Keys(ctx, "*"+prefix+":*").Result()
+			if err != nil || len(all) == 0 {
+				t.Fatalf("registry keys %v: %v", all, err)
+			}
+			keys = all
+		}
+		if err := c.Del(ctx, keys...).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(older, v1)
+	put(newer, v2)
+	put(older, v1) // an older worker registering again does not take it back
+	if got := latest(); got != v2.Hash {
+		t.Fatalf("latest %s, want the newer version %s", got, v2.Hash)
+	}
+	// Lost, then registered again: the newer version first, then the
+	// older; and the other way round.
+	for _, newerFirst := range []bool{true, false} {
+		forget()
+		if newerFirst {
+			put(newer, v2)
+			put(older, v1)
+		} else {
+			put(older, v1)
+			put(newer, v2)
+		}
+		if got := latest(); got != v2.Hash {
+			t.Errorf("registered again, newer first: %v: latest %s, want %s", newerFirst, got, v2.Hash)
+		}
+	}
+	// Lost in part, as when one node of a Cluster loses its data: the
+	// name's latest and order, and the older version's IR. Each worker's
+	// next check registers its version again.
+	forget(prefix+":latest:Job", "{"+prefix+":latest:Job}:versions", prefix+":machine:"+v1.Hash[len("sha256:"):][:12])
+	put(older, v1)
+	if got := latest(); got == v2.Hash {
+		t.Fatalf("the older version was not registered again")
+	}
+	put(newer, v2)
+	if got := latest(); got != v2.Hash {
+		t.Errorf("lost in part: latest %s, want %s", got, v2.Hash)
+	}
+	// Many workers of a new version starting at once: it is the latest,
+	// and none fails.
+	var wg sync.WaitGroup
+	errs := make(chan error, 30)
+	for i := 0; i < 30; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- worker().PutMachine(ctx, version("\n    event Three"))
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("a worker of the new version failed to register it: %v", err)
+		}
+	}
+	if got := latest(); got != v3.Hash {
+		t.Errorf("after 30 workers registered it at once, latest %s, want the new version %s", got, v3.Hash)
+	}
+	// A registry of an earlier build keeps no times: its latest stays the
+	// latest when an older version is registered again by a worker that
+	// starts, and a version new to it becomes the latest.
+	forget("{"+prefix+":latest:Job}:versions", prefix+":first:"+v1.Hash[len("sha256:"):][:12],
+		prefix+":first:"+v2.Hash[len("sha256:"):][:12], prefix+":first:"+v3.Hash[len("sha256:"):][:12])
+	put(worker(), v1)
+	put(worker(), v2)
+	if got := latest(); got != v3.Hash {
+		t.Errorf("a version registered by a worker that starts took the latest from an earlier build's registry: %s", got)
+	}
+	v4 := version("\n    event Four")
+	put(worker(), v4)
+	put(older, v1)
+	if got := latest(); got != v4.Hash {
+		t.Errorf("a new version is not the latest: %s, want %s", got, v4.Hash)
 	}
 }

@@ -119,7 +119,10 @@ type Store struct {
 	locks    sync.Map // lockKey(lease) -> *redsync.Mutex held for that lease
 	machines sync.Map // machine id -> *ir.Machine, read from the registry once (validated)
 	// registered holds the ids of the machines this store registered
-	// (PutMachine), so that registering one again is cheap.
+	// (PutMachine), so that registering one again is cheap, each with
+	// when its version was first registered (ms, firstKey; -1: nobody
+	// knows): a registry that lost its data gets it back, and with it
+	// the order of the versions.
 	registered sync.Map
 	moved      atomic.Bool  // the ready sets of an earlier layout were moved (moveOldReady)
 	movedAt    atomic.Int64 // when an idle claim last looked for more (ms)
@@ -201,6 +204,17 @@ func (s *Store) instanceKey(id, kind string) string {
 // short form instances store), and the latest version of each name.
 func (s *Store) machineKey(mid string) string { return s.prefix + ":machine:" + mid }
 func (s *Store) latestKey(name string) string { return s.prefix + ":latest:" + name }
+
+// versionsKey orders the versions of machine name by when each was
+// first registered (a sorted set of hashes, scored in ms of Redis's
+// clock). Its hash tag is latestKey's whole name, so that the two share
+// a Cluster slot.
+func (s *Store) versionsKey(name string) string { return "{" + s.latestKey(name) + "}:versions" }
+
+// firstKey holds when machine version mid was first registered (ms of
+// Redis's clock), as versionsKey orders it, so that a worker that
+// starts finds it there after the order was lost.
+func (s *Store) firstKey(mid string) string { return s.prefix + ":first:" + mid }
 
 // run runs a script on partition p.
 func (s *Store) run(ctx context.Context, name string, p int, args ...any) *redis.Cmd {
@@ -454,28 +468,34 @@ func (s *Store) unlock(ctx context.Context, l *runtime.Lease) {
 // holds is refused.
 func (s *Store) PutMachine(ctx context.Context, m *ir.Machine) error {
 	mid := machineID(m.Hash)
-	if _, put := s.registered.Load(mid); put {
+	var first int64 // when this store saw the version first registered; 0: not yet
+	if v, put := s.registered.Load(mid); put {
+		first = v.(int64)
 		// Again (a running engine makes sure the registry has not lost
-		// it): two EXISTS, not the machine's whole IR, when nothing is
+		// it): a few reads, not the machine's whole IR, when nothing is
 		// missing.
-		var machine, latest *redis.IntCmd
+		var machine, latest, at *redis.IntCmd
+		var ranked *redis.FloatCmd
 		_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 			machine, latest = p.Exists(ctx, s.machineKey(mid)), p.Exists(ctx, s.latestKey(m.Name))
+			at, ranked = p.Exists(ctx, s.firstKey(mid)), p.ZScore(ctx, s.versionsKey(m.Name), m.Hash)
 			return nil
 		})
-		if err != nil {
+		if err != nil && !errors.Is(err, redis.Nil) {
 			return err
 		}
-		if machine.Val() == 1 && latest.Val() == 1 {
+		// All there; or, for a version whose time this store does not
+		// know, nothing to learn yet.
+		if machine.Val() == 1 && latest.Val() == 1 && (first > 0 && at.Val() == 1 && ranked.Err() == nil || first < 0 && at.Val() == 0) {
 			return nil
 		}
 	}
 	if err := s.moveOldReady(ctx); err != nil {
 		return err
 	}
-	err := s.putMachine(ctx, mid, m)
+	first, err := s.putMachine(ctx, mid, m, max(first, 0))
 	if err == nil {
-		s.registered.Store(mid, struct{}{})
+		s.registered.Store(mid, first)
 	}
 	return err
 }
@@ -539,45 +559,67 @@ func (s *Store) moveOldAgain(ctx context.Context, now time.Time, l *runtime.Leas
 	return err
 }
 
-func (s *Store) putMachine(ctx context.Context, mid string, m *ir.Machine) error {
+// putMachine registers m (its id mid): its IR (machineKey), its place
+// among its name's versions (register.lua) and when it was first
+// registered (firstKey). first is when this store saw it first
+// registered (0: it did not), which puts the time back in a registry
+// that lost it. putMachine returns the version's time, or -1 when
+// nobody knows it: its IR was registered by a build that kept no times,
+// or by a worker that has not yet given it its time (the next check
+// learns it).
+func (s *Store) putMachine(ctx context.Context, mid string, m *ir.Machine, first int64) (int64, error) {
 	data, err := m.Encode()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	held, err := s.rdb.Get(ctx, s.machineKey(mid)).Bytes()
 	switch {
 	case err == nil:
 		var other struct{ Name, Hash string }
 		if err := json.Unmarshal(held, &other); err != nil {
-			return fmt.Errorf("the registry's machine %s: %v", mid, err)
+			return 0, fmt.Errorf("the registry's machine %s: %v", mid, err)
 		}
 		if other.Hash != m.Hash {
-			return fmt.Errorf("machine %s version %s: its id %s is taken by %s version %s", m.Name, m.Hash, mid, other.Name, other.Hash)
+			return 0, fmt.Errorf("machine %s version %s: its id %s is taken by %s version %s", m.Name, m.Hash, mid, other.Name, other.Hash)
 		}
-	case errors.Is(err, redis.Nil):
-		created, err := s.rdb.SetNX(ctx, s.machineKey(mid), data, 0).Result()
-		if err != nil {
-			return err
-		}
-		if created {
-			// A version registered for the first time is the newest.
-			if err := s.rdb.Set(ctx, s.latestKey(m.Name), m.Hash, 0).Err(); err != nil {
-				return err
-			}
-			s.machines.Store(mid, m)
-			return nil
-		}
-	default:
-		return err
+	case !errors.Is(err, redis.Nil):
+		return 0, err
 	}
-	// A version registered before (an older worker restarting) does not
-	// take the name back from a newer one; it is the newest only if the
-	// name has none.
-	if err := s.rdb.SetNX(ctx, s.latestKey(m.Name), m.Hash, 0).Err(); err != nil {
-		return err
+	registered := err == nil
+	if first == 0 {
+		switch at, err := s.rdb.Get(ctx, s.firstKey(mid)).Int64(); {
+		case err == nil:
+			first = at
+		case !errors.Is(err, redis.Nil):
+			return 0, err
+		}
+	}
+	if !registered {
+		if err := s.rdb.SetNX(ctx, s.machineKey(mid), data, 0).Err(); err != nil {
+			return 0, err
+		}
+	}
+	known := strconv.FormatInt(first, 10)
+	switch {
+	case first > 0:
+	case registered:
+		known = "?"
+	default:
+		known = "" // new to the registry: the script gives it its time
+	}
+	answer, err := s.scripts.run(ctx, s.rdb, "register", []string{s.latestKey(m.Name), s.versionsKey(m.Name)}, s.prefix, m.Hash, known).Text()
+	if err != nil {
+		return 0, err
+	}
+	first = -1
+	if at, err := strconv.ParseInt(answer, 10, 64); err == nil {
+		first = at
+		if err := s.rdb.SetNX(ctx, s.firstKey(mid), at, 0).Err(); err != nil {
+			return 0, err
+		}
 	}
 	s.machines.Store(mid, m)
-	return nil
+	return first, nil
 }
 
 // Version returns the hash of the version of machine name whose id (the

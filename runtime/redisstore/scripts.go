@@ -32,7 +32,7 @@ var scriptFiles embed.FS
 
 // scriptNames are the scripts of scripts/, each a body that uses the
 // definitions of scripts/prelude.lua.
-var scriptNames = []string{"create", "enqueue", "commit", "complete", "lease", "claim", "nextdue", "depth", "migrate"}
+var scriptNames = []string{"create", "enqueue", "commit", "complete", "lease", "claim", "nextdue", "depth", "migrate", "register"}
 
 // preludeHead is the prelude's first statement: in a script it reads the
 // prefix from ARGV; in the library every function sets it per call.
