@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/fsmc/fsmc/compiler/ir"
 	"github.com/fsmc/fsmc/runtime"
@@ -120,20 +121,29 @@ func historyLine(m *ir.Machine, h runtime.HistoryEntry) string {
 func machineVersion(name, hash string) string { return name + "@" + ir.ShortHash(hash) }
 
 func writeInspect(w io.Writer, v *runtime.View) {
+	// Values line up after the longest name (state, status, ... and the
+	// context's fields).
 	var b strings.Builder
+	width := 8 // as wide as "version" and a space more
+	for _, f := range v.IR.Context {
+		width = max(width, utf8.RuneCountInString(f.Name))
+	}
+	line := func(name, format string, args ...any) {
+		fmt.Fprintf(&b, "  %-*s "+format+"\n", append([]any{width, name}, args...)...)
+	}
 	fmt.Fprintf(&b, "instance %s (machine %s)\n", v.ID, machineVersion(v.Machine, v.Hash))
-	fmt.Fprintf(&b, "  state    %s\n", v.StateName)
+	line("state", "%s", v.StateName)
 	if v.Priority != 0 {
-		fmt.Fprintf(&b, "  status   %s (priority %d)\n", v.Status, v.Priority)
+		line("status", "%s (priority %d)", v.Status, v.Priority)
 	} else {
-		fmt.Fprintf(&b, "  status   %s\n", v.Status)
+		line("status", "%s", v.Status)
 	}
 	if v.Failure != "" && v.Status == runtime.Failed {
-		fmt.Fprintf(&b, "  failure  %s\n", v.Failure)
+		line("failure", "%s", v.Failure)
 	}
-	fmt.Fprintf(&b, "  version  %d\n", v.Version)
+	line("version", "%d", v.Version)
 	for i, f := range v.IR.Context {
-		fmt.Fprintf(&b, "  %-8s %s\n", f.Name, v.Fields.Values()[i])
+		line(f.Name, "%s", v.Fields.Values()[i])
 	}
 	b.WriteString("  history\n")
 	for _, h := range v.History {

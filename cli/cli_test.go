@@ -25,8 +25,11 @@ func TestMain(m *testing.M) {
 		// no copy of this binary to make.
 		os.Exit(m.Run())
 	}
+	if os.Getenv("FSMC_TEST_PROCESS") == "1" {
+		os.Exit(Process()) // TestBrokenPipe's fsmc, with the test binary's name as args[0]
+	}
 	code := testscript.RunMain(m, map[string]func() int{
-		"fsmc": func() int { return Main(os.Args, os.Stdin, os.Stdout, os.Stderr) },
+		"fsmc": Process,
 		// status N ARGS... runs fsmc ARGS and succeeds only if it exits
 		// with status N, so scripts can assert the exact status.
 		"status": func() int {

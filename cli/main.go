@@ -11,9 +11,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"runtime/debug"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/fsmc/fsmc/runtime"
 	"github.com/urfave/cli/v2"
@@ -61,10 +63,11 @@ func usageError(format string, args ...any) error {
 
 // env is what commands need from the process.
 type env struct {
-	stdin  io.Reader
-	stdout io.Writer
-	stderr io.Writer
-	output *outputWriter // stdout, keeping its first failed write
+	stdin   io.Reader
+	stdout  io.Writer
+	stderr  io.Writer
+	output  *outputWriter // stdout, keeping its first failed write
+	command string        // the command run ("ls"), for messages; "" before one is known
 }
 
 // outputWriter is stdout as the commands see it. The first write that
@@ -75,6 +78,10 @@ type outputWriter struct {
 	w   io.Writer
 	mu  sync.Mutex
 	err error
+	// handled: the command reported the loss itself and went on (a
+	// worker, whose changelog is not its work), so it does not decide
+	// the exit status.
+	handled bool
 }
 
 func (o *outputWriter) Write(p []byte) (int, error) {
@@ -97,17 +104,55 @@ func (o *outputWriter) lost() error {
 	return o.err
 }
 
+// handle marks the loss of the output as reported by the command, which
+// went on without it.
+func (o *outputWriter) handle() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.handled = true
+}
+
+// unreported returns the error of the first write that failed, unless
+// the command reported it itself (handle).
+func (o *outputWriter) unreported() error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.handled {
+		return nil
+	}
+	return o.err
+}
+
+// Process runs fsmc as the process: with its arguments and streams, and
+// a closed output pipe (fsmc run | head -1) reported as output that
+// cannot be written (exit 2), as a full disk is. Without the
+// notification Go's runtime ends the process by SIGPIPE on such a write;
+// with it, the write fails with EPIPE. (A notification, not
+// signal.Ignore: an ignored SIGPIPE would be inherited by --exec
+// commands.)
+func Process() int {
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
+	return Main(os.Args, os.Stdin, os.Stdout, os.Stderr)
+}
+
 // Main runs fsmc with args (args[0] is the program name) and returns the
 // exit status.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	output := &outputWriter{w: stdout}
-	code := run(&env{stdin: stdin, stdout: output, stderr: stderr, output: output}, args)
-	if err := output.lost(); err != nil && code != ExitUsage {
-		fmt.Fprintf(stderr, "fsmc: cannot write the output: %v\n", err)
+	e := &env{stdin: stdin, stdout: output, stderr: stderr, output: output}
+	code := run(e, args)
+	// A command that ended with exitLost, or that ended well but lost
+	// output, is reported here; one that gave ExitUsage has said why.
+	if err := output.unreported(); err != nil && code != ExitUsage {
+		fmt.Fprintf(stderr, "%s: cannot write the output: %v\n", strings.TrimSpace("fsmc "+e.command), err)
 		return ExitUsage
 	}
 	return code
 }
+
+// exitLost is run's status for a command that failed with the error of
+// its lost output, which Main reports as such.
+const exitLost = -1
 
 // run runs the command args name, and returns its exit status.
 func run(e *env, args []string) int {
@@ -157,6 +202,9 @@ func run(e *env, args []string) int {
 		return ExitUsage
 	}
 	args = permuteArgs(app, args)
+	if c := app.Command(args[1]); c != nil {
+		e.command = c.Name
+	}
 	err := app.Run(args)
 	if err == nil {
 		if len(args) > 1 && app.Command(args[1]) == nil && !strings.HasPrefix(args[1], "-") {
@@ -170,6 +218,9 @@ func run(e *env, args []string) int {
 			fmt.Fprintln(stderr, ee.msg)
 		}
 		return ee.code
+	}
+	if lost := e.output.lost(); lost != nil && errors.Is(err, lost) {
+		return exitLost
 	}
 	fmt.Fprintf(stderr, "fsmc: %v\n", err)
 	return ExitUsage

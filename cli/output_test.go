@@ -3,7 +3,9 @@ package cli
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -37,17 +39,20 @@ func TestLostOutput(t *testing.T) {
 		args  []string
 		stdin string
 		room  int
+		said  string // who says that the output cannot be written
 	}{
-		{"fmt", []string{"fmt", "../examples/order.fsm"}, "", 0},
-		{"fmt from stdin", []string{"fmt", "-"}, "machine M {\ninitial state A\n}\n", 0},
-		{"version", []string{"--version"}, "", 0},
-		{"help", []string{"check", "--help"}, "", 10},
-		{"run, partly written", []string{"run", "--virtual-time", "../examples/order.fsm"}, string(scenario), 100},
+		{"fmt", []string{"fmt", "../examples/order.fsm"}, "", 0, "fsmc fmt"},
+		{"fmt from stdin", []string{"fmt", "-"}, "machine M {\ninitial state A\n}\n", 0, "fsmc fmt"},
+		{"version", []string{"--version"}, "", 0, "fsmc"},
+		{"compile", []string{"compile", "../examples/order.fsm"}, "", 100, "fsmc compile"},
+		{"visualize, by its alias", []string{"viz", "../examples/order.fsm"}, "", 100, "fsmc visualize"},
+		{"help", []string{"check", "--help"}, "", 10, "fsmc check"},
+		{"run, partly written", []string{"run", "--virtual-time", "../examples/order.fsm"}, string(scenario), 100, "fsmc run"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stderr strings.Builder
 			code := Main(append([]string{"fsmc"}, tc.args...), strings.NewReader(tc.stdin), &fullWriter{room: tc.room}, &stderr)
-			if code != ExitUsage || !strings.Contains(stderr.String(), "fsmc: cannot write the output: no space left on device") {
+			if code != ExitUsage || !strings.Contains(stderr.String(), tc.said+": cannot write the output: no space left on device") {
 				t.Fatalf("exit %d, stderr:\n%s", code, stderr.String())
 			}
 		})
@@ -81,5 +86,35 @@ func TestWatchStopsWhenOutputIsLost(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("watch went on with its output lost")
+	}
+}
+
+// TestBrokenPipe: fsmc as a process, writing to a pipe whose reader has
+// gone (fsmc run | head -1), says that its output cannot be written and
+// exits 2, where Go's runtime would end it by SIGPIPE.
+func TestBrokenPipe(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close() // the reader has gone
+	defer w.Close()
+	var starts strings.Builder
+	for i := 0; i < 2000; i++ {
+		fmt.Fprintf(&starts, "start Order o%d\n", i)
+	}
+	cmd := exec.Command(os.Args[0], "run", "--virtual-time", "../examples/order.fsm")
+	cmd.Env = append(os.Environ(), "FSMC_TEST_PROCESS=1")
+	cmd.Stdin = strings.NewReader(starts.String())
+	cmd.Stdout = w
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	err = cmd.Run()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != ExitUsage {
+		t.Fatalf("fsmc run into a closed pipe: %v, want exit status %d; stderr:\n%s", err, ExitUsage, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "fsmc run: cannot write the output:") || !strings.Contains(stderr.String(), "broken pipe") {
+		t.Fatalf("stderr does not say the output was lost:\n%s", stderr.String())
 	}
 }

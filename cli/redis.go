@@ -736,6 +736,7 @@ func (e *env) runWorker(c *cli.Context, machines map[string]*ir.Machine, handler
 				// The worker's work goes on; its changelog is lost.
 				if err := e.output.lost(); err != nil && lostOutput.CompareAndSwap(false, true) {
 					logger.Error("cannot write the changelog to stdout; the worker goes on without it", "err", err)
+					e.output.handle() // a graceful stop still exits 0
 				}
 			}
 		},

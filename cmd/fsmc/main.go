@@ -1,6 +1,7 @@
 // Command fsmc is the fsm language's compiler, linter, formatter and
-// runner. All of it lives in package cli; this file only hands over the
-// process's arguments and streams and exits with the status cli returns.
+// runner. All of it lives in package cli; this file only runs it as the
+// process (cli.Process: the arguments, the streams, a closed output
+// pipe) and exits with the status it returns.
 package main
 
 import (
@@ -10,5 +11,5 @@ import (
 )
 
 func main() {
-	os.Exit(cli.Main(os.Args, os.Stdin, os.Stdout, os.Stderr))
+	os.Exit(cli.Process())
 }
