@@ -120,8 +120,9 @@ func setFile(ar *txtar.Archive, name string, data []byte) {
 	ar.Files = append(ar.Files, txtar.File{Name: name, Data: data})
 }
 
-// tokenTexts lists the tokens of src (comments with trailing blanks
-// trimmed, as the formatter trims them).
+// tokenTexts lists the tokens of src, with each comment as the
+// formatter writes it: trailing blanks trimmed and a block comment's
+// CRLF line breaks written as LF.
 func tokenTexts(t testing.TB, src []byte) []string {
 	tokens, err := grammar.Lex("", src)
 	if err != nil {
@@ -129,7 +130,11 @@ func tokenTexts(t testing.TB, src []byte) []string {
 	}
 	var out []string
 	for _, tok := range tokens {
-		out = append(out, strings.TrimRight(tok.Value, " \t\r"))
+		text := strings.TrimRight(tok.Value, " \t\r")
+		if tok.Type == grammar.Comment {
+			text = strings.ReplaceAll(text, "\r\n", "\n")
+		}
+		out = append(out, text)
 	}
 	return out
 }
