@@ -180,8 +180,7 @@ func (f *formatter) emit() []byte {
 			} else {
 				newline(f.commentIndent(i, indent), t.Pos, false)
 			}
-			// (A block comment of a CRLF file keeps its lines, in LF.)
-			out.WriteString(strings.ReplaceAll(strings.TrimRight(t.Value, " \t\r"), "\r\n", "\n"))
+			out.WriteString(commentText(t.Value))
 			end := grammar.TokenEnd(*t)
 			// What follows a comment stays on its line unless the
 			// author broke the line there (a line comment always does).
@@ -217,6 +216,20 @@ func (f *formatter) emit() []byte {
 		out.WriteByte('\n')
 	}
 	return out.Bytes()
+}
+
+// commentText is a comment as fmt writes it: each of its lines without
+// trailing blanks (a CR before a line break is one), so a block comment
+// of a CRLF file keeps its lines, in LF.
+func commentText(comment string) string {
+	if !strings.ContainsAny(comment, " \t\r") {
+		return comment
+	}
+	lines := strings.Split(comment, "\n")
+	for i, line := range lines {
+		lines[i] = strings.TrimRight(line, " \t\r")
+	}
+	return strings.Join(lines, "\n")
 }
 
 // commentIndent is the depth of a comment on its own line: that of the
