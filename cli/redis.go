@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -382,8 +383,11 @@ func lsCommand(e *env) *cli.Command {
 				}
 				f.Machine = name
 				insts, err := engine.List(ctx, f)
+				if version != "" {
+					insts = slices.DeleteFunc(insts, func(inst *runtime.Instance) bool { return inst.Hash != version })
+				}
 				if err == nil && len(insts) == 0 {
-					err = checkListFilter(ctx, store, f) // nothing: perhaps a misspelt name
+					err = checkListFilter(ctx, store, f, version) // nothing: perhaps a misspelt name
 				}
 				if err != nil {
 					return refused(c, err)
@@ -394,9 +398,6 @@ func lsCommand(e *env) *cli.Command {
 				}
 				latest := map[string]string{} // machine name -> its latest version's hash
 				for _, inst := range insts {
-					if version != "" && inst.Hash != version {
-						continue
-					}
 					state := fmt.Sprint(inst.State)
 					if m, _ := store.Machine(ctx, inst.Hash); m != nil && inst.State < len(m.States) {
 						state = m.States[inst.State].Name
@@ -480,41 +481,60 @@ func resolveVersion(ctx context.Context, store *redisstore.Store, spec string) (
 	return spec, hash, err
 }
 
-// checkListFilter says what is wrong with a filter's machine or state
-// name: a machine nobody registered, or a state its latest version (or,
-// with no machine given, every machine's latest version) does not have.
-func checkListFilter(ctx context.Context, store *redisstore.Store, f runtime.ListFilter) error {
-	if f.Machine == "" {
-		if f.State == "" {
-			return nil
-		}
-		machines, err := store.LatestMachines(ctx)
+// checkListFilter says what is wrong with a filter that matched
+// nothing: a machine nobody registered, or a state that no version the
+// filter covers has. version is the hash of the one version --machine
+// NAME@ID named; without it, the filter covers every registered
+// version of its machine, or of every machine.
+func checkListFilter(ctx context.Context, store *redisstore.Store, f runtime.ListFilter, version string) error {
+	var versions []*ir.Machine
+	switch {
+	case version != "":
+		m, err := store.Machine(ctx, version)
 		if err != nil {
 			return err
 		}
-		for _, m := range machines {
-			if hasState(m, f.State) {
-				return nil
-			}
+		versions = []*ir.Machine{m}
+	case f.Machine != "":
+		all, err := store.Versions(ctx, f.Machine)
+		if err != nil {
+			return err
 		}
-		return fmt.Errorf("no registered machine's latest version has a state %q", f.State)
+		versions = all
+	case f.State != "":
+		latest, err := store.LatestMachines(ctx)
+		if err != nil {
+			return err
+		}
+		for _, m := range latest {
+			all, err := store.Versions(ctx, m.Name)
+			if err != nil {
+				return err
+			}
+			versions = append(versions, all...)
+		}
 	}
-	hash, err := store.Latest(ctx, f.Machine)
-	if err != nil || f.State == "" {
-		return err
-	}
-	m, err := store.Machine(ctx, hash)
-	if err != nil {
-		return err
-	}
-	if hasState(m, f.State) {
+	if f.State == "" {
 		return nil
 	}
-	names := make([]string, len(m.States))
-	for i, st := range m.States {
-		names[i] = st.Name
+	var names []string // the states of the versions, the latest's first
+	for _, m := range versions {
+		for _, st := range m.States {
+			if st.Name == f.State {
+				return nil
+			}
+			if !slices.Contains(names, st.Name) {
+				names = append(names, st.Name)
+			}
+		}
 	}
-	return fmt.Errorf("machine %s has no state %q (its states: %s)", f.Machine, f.State, strings.Join(names, ", "))
+	switch {
+	case version != "":
+		return fmt.Errorf("machine %s has no state %q (its states: %s)", machineVersion(f.Machine, version), f.State, strings.Join(names, ", "))
+	case f.Machine != "":
+		return fmt.Errorf("no version of machine %s has a state %q (their states: %s)", f.Machine, f.State, strings.Join(names, ", "))
+	}
+	return fmt.Errorf("no registered machine has a state %q", f.State)
 }
 
 func watchCommand(e *env) *cli.Command {
@@ -538,7 +558,7 @@ func watchCommand(e *env) *cli.Command {
 				}
 				// A misspelt machine would wait for ever, as ls would list
 				// nothing: both say so.
-				if err := checkListFilter(ctx, store, runtime.ListFilter{Machine: machine}); err != nil {
+				if err := checkListFilter(ctx, store, runtime.ListFilter{Machine: machine}, version); err != nil {
 					return refused(c, err)
 				}
 				// An instance that does not exist (yet) may be started

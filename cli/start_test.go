@@ -170,6 +170,70 @@ func TestStartVersion(t *testing.T) {
 	}
 }
 
+// TestListStateOfVersion: ls --state takes a state of any version the
+// filter covers, whether or not an instance is in it, and refuses one
+// that none of them has, whatever the other filters match.
+func TestListStateOfVersion(t *testing.T) {
+	ctx := context.Background()
+	c := redistest.Client(t)
+	prefix := fmt.Sprintf("lsv%d", time.Now().UnixNano())
+	store := redisstore.New(c, redisstore.Options{Prefix: prefix})
+	v1 := irtest.Compile(t, "v1.fsm", []byte(irtest.Toggle)).Machines[0]
+	v2 := irtest.Compile(t, "v2.fsm", []byte(strings.ReplaceAll(irtest.Toggle, "On", "Lit"))).Machines[0]
+	e := runtime.New(store, runtime.Options{})
+	for _, m := range []*ir.Machine{v1, v2} {
+		if err := e.Register(ctx, m, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v1ID, v2ID := ir.ShortHash(v1.Hash), ir.ShortHash(v2.Hash)
+	fsmc := func(args ...string) (code int, stdout, stderr string) {
+		var out, errs bytes.Buffer
+		code = Main(append([]string{"fsmc", args[0], "--redis", redistest.URL(t), "--prefix", prefix}, args[1:]...), strings.NewReader(""), &out, &errs)
+		return code, out.String(), errs.String()
+	}
+	if code, _, stderr := fsmc("start", "Toggle@"+v1ID, "a1"); code != 0 {
+		t.Fatalf("start: exit %d: %s", code, stderr)
+	}
+	// a1 goes to On, where it waits.
+	runCtx, stop := context.WithCancel(ctx)
+	ran := make(chan error, 1)
+	go func() { ran <- runtime.New(store, runtime.Options{}).Run(runCtx, 1) }()
+	if err := e.Send(ctx, "a1", "Flip", nil); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if v, err := e.Get(ctx, "a1"); err == nil && v.StateName == "On" {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("a1 did not reach On: %+v %v", v, err)
+		}
+	}
+	stop()
+	<-ran
+	for _, tc := range []struct {
+		args   []string
+		code   int
+		output string // a line of stdout, or the message on stderr
+	}{
+		{[]string{"--machine", "Toggle@" + v1ID, "--state", "On"}, 0, "a1"},
+		{[]string{"--machine", "Toggle@" + v1ID, "--state", "On", "--status", "failed"}, 0, ""},
+		{[]string{"--machine", "Toggle", "--state", "On", "--status", "failed"}, 0, ""},
+		{[]string{"--state", "On", "--status", "failed"}, 0, ""},
+		{[]string{"--machine", "Toggle", "--state", "Lit"}, 0, ""},
+		{[]string{"--machine", "Toggle@" + v1ID, "--state", "Lit"}, 1, `machine Toggle@` + v1ID + ` has no state "Lit" (its states: Off, On)`},
+		{[]string{"--machine", "Toggle@" + v2ID, "--state", "On"}, 1, `machine Toggle@` + v2ID + ` has no state "On" (its states: Off, Lit)`},
+		{[]string{"--machine", "Toggle", "--state", "Dim"}, 1, `no version of machine Toggle has a state "Dim" (their states: Off, Lit, On)`},
+		{[]string{"--state", "Dim", "--status", "failed"}, 1, `no registered machine has a state "Dim"`},
+	} {
+		code, stdout, stderr := fsmc(append([]string{"ls"}, tc.args...)...)
+		out := stdout + stderr
+		if code != tc.code || !strings.Contains(out, tc.output) || tc.output == "" && strings.Count(stdout, "\n") != 1 {
+			t.Errorf("ls %s: exit %d\n%s\nwant exit %d and %q", strings.Join(tc.args, " "), code, out, tc.code, tc.output)
+		}
+	}
+}
+
 // firstLine keeps the first write, and refuses the others.
 type firstLine struct{ line string }
 

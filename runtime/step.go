@@ -321,9 +321,20 @@ func (e *Engine) commit(ctx context.Context, w *worker) error {
 			_ = e.store.Release(ctx, &w.lease)
 		}
 		return nil
+	case errors.Is(err, ErrNotFound):
+		return e.removed(ctx, w)
 	}
 	return e.unanswered(ctx, w, err)
 }
+
+// removed drops w's result: its instance ended and was removed (past
+// the retention) while its work ran, which is no fault of the store's.
+func (e *Engine) removed(ctx context.Context, w *worker) error {
+	e.opts.Logger.Info(endedAndRemoved+" while its work ran; the result is dropped", "instance", w.lease.Work.Instance)
+	return e.drop(ctx, w, ErrNotFound)
+}
+
+const endedAndRemoved = "the instance ended and was removed"
 
 // unanswered ends w's write that failed for want of the store (err)
 // until its lease ran out or the worker stopped: it gives the lease
@@ -464,7 +475,7 @@ func (e *Engine) rejected(ctx context.Context, w *worker, err error) {
 		case lerr == nil && (now.Status == Completed || now.Status == Cancelled):
 			ended = "the instance ended (" + now.Status.String() + ")"
 		case errors.Is(lerr, ErrNotFound): // ended, and removed (Retention)
-			ended = "the instance ended and was removed"
+			ended = endedAndRemoved
 		}
 		switch {
 		case ended != "" && e.opts.Clock.Now().Before(w.lease.Until):

@@ -165,6 +165,8 @@ func (e *Engine) deliver(ctx context.Context, w *worker, m *machine, result *Wor
 	case errors.Is(err, ErrLostLease):
 		e.rejected(ctx, w, err)
 		return true, nil // the attempt is someone else's now
+	case errors.Is(err, ErrNotFound):
+		return true, e.removed(ctx, w)
 	}
 	return true, e.unanswered(ctx, w, err)
 }

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -97,6 +99,48 @@ func TestRegistryLostAndRestored(t *testing.T) {
 	}
 }
 
+// TestListWithoutAVersion: instances of a version the registry lost
+// (and no worker has registered again) are left out of a listing, with
+// a warning, rather than failing it; reading one says what is missing.
+func TestListWithoutAVersion(t *testing.T) {
+	c := redisClient(t)
+	ctx := context.Background()
+	store, prefix, m := jobStore(t, c)
+	other := irtest.Compile(t, "toggle.fsm", []byte(irtest.Toggle)).Machines[0]
+	e := runtime.New(store, runtime.Options{})
+	for _, machine := range []*ir.Machine{m, other} {
+		if err := e.Register(ctx, machine, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, start := range [][2]string{{m.Name, "j1"}, {other.Name, "t1"}, {other.Name, "t2"}} {
+		if err := e.Start(ctx, start[0], start[1], nil, runtime.StartOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Del(ctx, prefix+":machine:"+ir.ShortHash(other.Hash)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	var logged strings.Builder
+	var mu sync.Mutex
+	operator := redisstore.New(c, redisstore.Options{Prefix: prefix, Partitions: 2,
+		Logger: slog.New(slog.NewTextHandler(lockedWriter{&mu, &logged}, nil))})
+	t.Cleanup(func() { operator.Close() })
+	got, err := runtime.New(operator, runtime.Options{}).List(ctx, runtime.ListFilter{})
+	if err != nil || len(got) != 1 || got[0].ID != "j1" {
+		t.Fatalf("list: %v, %v; want j1 alone", got, err)
+	}
+	mu.Lock()
+	if want := "machine_id=" + ir.ShortHash(other.Hash) + " instances=2"; !strings.Contains(logged.String(), want) {
+		t.Errorf("the warning lacks %q:\n%s", want, logged.String())
+	}
+	mu.Unlock()
+	_, err = runtime.New(operator, runtime.Options{}).Get(ctx, "t1")
+	if err == nil || !strings.Contains(err.Error(), ir.ShortHash(other.Hash)) || !strings.Contains(err.Error(), "registers it again") {
+		t.Errorf("reading t1: %v", err)
+	}
+}
+
 // TestRetention: with the deployment's retention set, an instance that
 // completes or is cancelled gets it as its expiry (and is gone once it
 // has passed); an active instance has none, and with the retention unset
@@ -176,6 +220,63 @@ func TestRetention(t *testing.T) {
 		t.Errorf("with no retention, an ended instance expires in %v", d)
 	}
 }
+
+// TestRemovedWhileATaskRuns: an instance cancelled while its task runs,
+// and removed (past a short retention) before the result is written:
+// the result is dropped, logged as such, and counted neither as a store
+// error nor as a stale commit.
+func TestRemovedWhileATaskRuns(t *testing.T) {
+	c := redisClient(t)
+	ctx := context.Background()
+	store, _, _ := jobStore(t, c)
+	if err := store.SetRetention(ctx, time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	var logged strings.Builder
+	var mu sync.Mutex
+	counts := &faultCount{}
+	e := runtime.New(store, runtime.Options{Observer: counts,
+		Logger: slog.New(slog.NewTextHandler(lockedWriter{&mu, &logged}, nil))})
+	m := irtest.Compile(t, "one.fsm", []byte(irtest.OneStep)).Machines[0]
+	if err := e.Register(ctx, m, map[string]runtime.Handler{"Work": func(ctx context.Context, call *runtime.Call) (runtime.Result, error) {
+		if err := e.Cancel(ctx, call.Instance); err != nil {
+			return runtime.Result{}, err
+		}
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			if _, err := e.Get(ctx, call.Instance); errors.Is(err, runtime.ErrNotFound) {
+				break
+			}
+		}
+		return runtime.Result{}, nil
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(ctx, m.Name, "gone", nil, runtime.StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.RunDue(ctx); err != nil {
+		t.Errorf("RunDue: %v", err)
+	}
+	if _, err := e.Get(ctx, "gone"); !errors.Is(err, runtime.ErrNotFound) {
+		t.Fatalf("the instance is still there: %v", err)
+	}
+	if n, stale := counts.storeErrors.Load(), counts.N.Load(); n != 0 || stale != 0 {
+		t.Errorf("%d store errors and %d stale commits counted", n, stale)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !strings.Contains(logged.String(), "the instance ended and was removed while its work ran; the result is dropped") || strings.Contains(logged.String(), "level=ERROR") {
+		t.Errorf("the log:\n%s", logged.String())
+	}
+}
+
+// faultCount counts store errors, and stale commits as StaleCount does.
+type faultCount struct {
+	storetest.StaleCount
+	storeErrors atomic.Int64
+}
+
+func (o *faultCount) StoreError(error) { o.storeErrors.Add(1) }
 
 // TestRetentionRestored: the deployment's retention survives a Redis
 // that lost its data. A running worker that set it, or saw it set by
@@ -330,7 +431,7 @@ func TestRegistryLostKeepsTheLatest(t *testing.T) {
 	// Lost in part, as when one node of a Cluster loses its data: the
 	// name's latest and order, and the older version's IR. Each worker's
 	// next check registers its version again.
-	forget(prefix+":latest:Job", "{"+prefix+":latest:Job}:versions", prefix+":machine:"+v1.Hash[len("sha256:"):][:12])
+	forget(prefix+":latest:Job", prefix+":{"+prefix+":latest:Job}:versions", prefix+":machine:"+v1.Hash[len("sha256:"):][:12])
 	put(older, v1)
 	if got := latest(); got == v2.Hash {
 		t.Fatalf("the older version was not registered again")
@@ -363,7 +464,7 @@ func TestRegistryLostKeepsTheLatest(t *testing.T) {
 	// A registry of an earlier build keeps no times: its latest stays the
 	// latest when an older version is registered again by a worker that
 	// starts, and a version new to it becomes the latest.
-	forget("{"+prefix+":latest:Job}:versions", prefix+":first:"+v1.Hash[len("sha256:"):][:12],
+	forget(prefix+":{"+prefix+":latest:Job}:versions", prefix+":first:"+v1.Hash[len("sha256:"):][:12],
 		prefix+":first:"+v2.Hash[len("sha256:"):][:12], prefix+":first:"+v3.Hash[len("sha256:"):][:12])
 	put(worker(), v1)
 	put(worker(), v2)

@@ -48,6 +48,7 @@ import (
 	"math"
 	"net"
 	neturl "net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -66,7 +67,7 @@ import (
 
 // Options configure a Store.
 type Options struct {
-	Prefix string // key prefix ("fsmc" if empty; Open refuses braces and white space)
+	Prefix string // key prefix ("fsmc" if empty; Open refuses braces, glob characters and white space)
 	// Partitions spread instances over Cluster slots: 16 on a Cluster,
 	// 1 on a single Redis (where more only add round trips) if 0. All
 	// workers of a deployment must agree.
@@ -208,8 +209,11 @@ func (s *Store) latestKey(name string) string { return s.prefix + ":latest:" + n
 // versionsKey orders the versions of machine name by when each was
 // first registered (a sorted set of hashes, scored in ms of Redis's
 // clock). Its hash tag is latestKey's whole name, so that the two share
-// a Cluster slot.
-func (s *Store) versionsKey(name string) string { return "{" + s.latestKey(name) + "}:versions" }
+// a Cluster slot; it starts with the prefix, as every key does, so that
+// an ACL rule of the prefix's keys covers it.
+func (s *Store) versionsKey(name string) string {
+	return s.prefix + ":{" + s.latestKey(name) + "}:versions"
+}
 
 // firstKey holds when machine version mid was first registered (ms of
 // Redis's clock), as versionsKey orders it, so that a worker that
@@ -666,6 +670,35 @@ func (s *Store) Latest(ctx context.Context, name string) (string, error) {
 	return hash, err
 }
 
+// Versions returns the registered versions of machine name, the latest
+// first, then the others from the most recently first registered. A
+// version whose IR the registry lost is left out.
+func (s *Store) Versions(ctx context.Context, name string) ([]*ir.Machine, error) {
+	latest, err := s.Latest(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	hashes, err := s.rdb.ZRevRange(ctx, s.versionsKey(name), 0, -1).Result()
+	if err != nil {
+		return nil, err
+	}
+	var out []*ir.Machine
+	for _, hash := range append([]string{latest}, hashes...) {
+		if hash == latest && len(out) > 0 {
+			continue
+		}
+		m, err := s.machine(ctx, machineID(hash))
+		switch {
+		case errors.Is(err, errNoMachine) || err == nil && m.Hash != hash:
+			continue
+		case err != nil:
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
 // SetRetention sets how long the deployment keeps an instance after it
 // completes or is cancelled: Redis removes it d after it ended (its ID
 // may then be started again). d <= 0 keeps ended instances until they
@@ -804,6 +837,15 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if strings.ContainsAny(opts.Prefix, "{} \t\r\n") {
 		return nil, fmt.Errorf("key prefix %q: want one without braces or white space (braces would put every partition in one Cluster slot)", opts.Prefix)
 	}
+	if strings.ContainsAny(opts.Prefix, "*?[]\\") {
+		// Listings find keys by SCAN patterns made from the prefix:
+		// "fsm?" would list another deployment's instances as its own.
+		return nil, fmt.Errorf("key prefix %q: want one without the glob characters * ? [ ] \\ (listings match keys by patterns made from it)", opts.Prefix)
+	}
+	lockOpts, err := parseLockURLs(opts.LockURLs)
+	if err != nil {
+		return nil, err
+	}
 	var rdb redis.UniversalClient
 	if strings.HasPrefix(url, "redis+sentinel://") {
 		fo, err := ParseSentinelURL(url)
@@ -872,14 +914,9 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	// down (and uses it again when it answers), not without a majority.
 	// The nodes are asked at once, each with its own time: a hung one
 	// does not use up the others' time.
-	nodeErrs := make([]error, len(opts.LockURLs))
+	nodeErrs := make([]error, len(lockOpts))
 	var asked sync.WaitGroup
-	for i, lockURL := range opts.LockURLs {
-		o, err := parseNodeURL(lockURL)
-		if err != nil {
-			closeAll()
-			return nil, badURL("lock node URL", lockURL, err)
-		}
+	for i, o := range lockOpts {
 		c := redis.NewClient(o)
 		owned = append(owned, c)
 		opts.LockNodes = append(opts.LockNodes, c)
@@ -908,6 +945,27 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		s.log.Warn("a lock node does not answer; the others make a majority", "node", node)
 	}
 	return s, nil
+}
+
+// parseLockURLs reads the URLs of the Redlock nodes. Each node may be
+// named once: one named twice would take a lock once and refuse it the
+// second time, so that no lock would ever have its majority.
+func parseLockURLs(urls []string) ([]*redis.Options, error) {
+	var all []*redis.Options
+	seen := map[string]string{} // "address/db" -> the URL that named it
+	for _, raw := range urls {
+		o, err := parseNodeURL(raw)
+		if err != nil {
+			return nil, badURL("lock node URL", raw, err)
+		}
+		node := fmt.Sprintf("%s/%d", o.Addr, o.DB)
+		if first, twice := seen[node]; twice {
+			return nil, fmt.Errorf("lock node %s is named twice (as %s too): Redlock needs independent nodes, each named once", redactURL(raw), redactURL(first))
+		}
+		seen[node] = raw
+		all = append(all, o)
+	}
+	return all, nil
 }
 
 // clusterEnabled reports whether node says it is a Cluster node (a user
@@ -1144,6 +1202,9 @@ func (s *Store) Load(ctx context.Context, id string, inst *runtime.Instance) err
 func (s *Store) decodeInstance(ctx context.Context, id string, vals []any, inst *runtime.Instance) error {
 	mid, _ := vals[6].(string)
 	m, err := s.machine(ctx, mid)
+	if errors.Is(err, errNoMachine) {
+		return fmt.Errorf("instance %s: %w (a worker that runs that version registers it again when it starts)", id, err)
+	}
 	if err != nil {
 		return fmt.Errorf("instance %s: %w", id, err)
 	}
@@ -1192,6 +1253,7 @@ func (s *Store) List(ctx context.Context, f runtime.ListFilter) ([]*runtime.Inst
 	pattern := s.prefix + ":{" + s.prefix + "-*}:i:*"
 	var mu sync.Mutex
 	var out []*runtime.Instance
+	unknown := map[string]int{} // machine id -> instances of it, which the registry lost
 	scan := func(ctx context.Context, c redis.UniversalClient) error {
 		var cursor uint64
 		for {
@@ -1217,7 +1279,13 @@ func (s *Store) List(ctx context.Context, f runtime.ListFilter) ([]*runtime.Inst
 					continue // gone since the scan saw it
 				}
 				inst := &runtime.Instance{}
-				if err := s.decodeInstance(ctx, key[strings.Index(key, "}:i:")+4:], vals, inst); err != nil {
+				if err := s.decodeInstance(ctx, key[strings.Index(key, "}:i:")+4:], vals, inst); errors.Is(err, errNoMachine) {
+					mid, _ := vals[6].(string)
+					mu.Lock()
+					unknown[mid]++
+					mu.Unlock()
+					continue
+				} else if err != nil {
 					return err
 				}
 				m, _ := s.Machine(ctx, inst.Hash) // decodeInstance has read it into the store's cache
@@ -1236,11 +1304,23 @@ func (s *Store) List(ctx context.Context, f runtime.ListFilter) ([]*runtime.Inst
 	if err := eachNode(ctx, s.rdb, scan); err != nil {
 		return nil, err
 	}
+	for mid, n := range unknown {
+		s.log.Warn("instances left out of the list: the machine registry has lost their version (a worker that runs it registers it again when it starts)",
+			"machine_id", mid, "instances", n)
+	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	out = uniqueIDs(out)
 	if f.Limit > 0 && len(out) > f.Limit {
 		out = out[:f.Limit]
 	}
 	return out, nil
+}
+
+// uniqueIDs drops the repeats of an instance from a list sorted by ID.
+// SCAN returns a key more than once when Redis shrinks its table of
+// keys while the scan runs (after many keys expire, say).
+func uniqueIDs(sorted []*runtime.Instance) []*runtime.Instance {
+	return slices.CompactFunc(sorted, func(a, b *runtime.Instance) bool { return a.ID == b.ID })
 }
 
 // Enqueue implements runtime.Store.

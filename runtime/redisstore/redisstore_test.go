@@ -436,6 +436,73 @@ func TestWakeChannelRefusedIsLogged(t *testing.T) {
 	}
 }
 
+// TestDocumentedACLUser: the ACL user that docs/distributed.md gives,
+// allowed the prefix's keys and channels only, registers a machine,
+// starts instances, runs them to their end and lists them: every key
+// the store uses starts with the prefix.
+func TestDocumentedACLUser(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/distributed.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rule []string
+	for _, line := range strings.Split(string(doc), "\n") {
+		if rest, ok := strings.CutPrefix(line, "redis-cli ACL SETUSER fsmc "); ok {
+			rule = strings.Fields(strings.ReplaceAll(rest, "'", ""))
+		}
+	}
+	if len(rule) == 0 {
+		t.Fatal("docs/distributed.md gives no ACL SETUSER fsmc command")
+	}
+	c := redisClient(t)
+	ctx := context.Background()
+	prefix := fmt.Sprintf("t%d", prefixes.Add(1))
+	user := "fsmc-" + prefix
+	args := []any{"ACL", "SETUSER", user, "reset"}
+	for _, r := range rule {
+		args = append(args, strings.ReplaceAll(r, "fsmc:", prefix+":"))
+	}
+	if err := c.Do(ctx, args...).Err(); err != nil {
+		t.Skipf("no ACL users on this Redis: %v", err)
+	}
+	t.Cleanup(func() { c.Do(context.Background(), "ACL", "DELUSER", user) })
+	opts := *c.(*redis.Client).Options()
+	opts.Username, opts.Password = user, "secret"
+	client := redis.NewClient(&opts)
+	t.Cleanup(func() { client.Close() })
+	var logged strings.Builder
+	var mu sync.Mutex
+	store := redisstore.New(client, redisstore.Options{Prefix: prefix,
+		Logger: slog.New(slog.NewTextHandler(lockedWriter{&mu, &logged}, nil))})
+	t.Cleanup(func() { store.Close() })
+	e := runtime.New(store, runtime.Options{})
+	m := irtest.Compile(t, "one.fsm", []byte(irtest.OneStep)).Machines[0]
+	work := map[string]runtime.Handler{"Work": func(context.Context, *runtime.Call) (runtime.Result, error) {
+		return runtime.Result{}, nil
+	}}
+	if err := e.Register(ctx, m, work); err != nil {
+		t.Fatalf("register as %s: %v", strings.Join(rule, " "), err)
+	}
+	for i := 0; i < 3; i++ {
+		if err := e.Start(ctx, m.Name, fmt.Sprint("acl", i), nil, runtime.StartOptions{}); err != nil {
+			t.Fatalf("start as %s: %v", strings.Join(rule, " "), err)
+		}
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	ran := make(chan error, 1)
+	go func() { ran <- e.Run(runCtx, 2) }()
+	waitListed(t, e, runtime.ListFilter{Machine: m.Name, State: "Done"}, 3, 10*time.Second)
+	stop()
+	if err := <-ran; err != nil && !errors.Is(err, context.Canceled) {
+		t.Errorf("run: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if strings.Contains(logged.String(), "NOPERM") {
+		t.Errorf("the store was refused a key or channel:\n%s", logged.String())
+	}
+}
+
 type lockedWriter struct {
 	mu *sync.Mutex
 	b  *strings.Builder
@@ -457,7 +524,11 @@ func TestLockNodeDownAtStart(t *testing.T) {
 	var logged strings.Builder
 	var mu sync.Mutex
 	log := slog.New(slog.NewTextHandler(lockedWriter{&mu, &logged}, nil))
-	store, err := redisstore.Open(ctx, url, redisstore.Options{Prefix: fmt.Sprintf("t%d", prefixes.Add(1)), LockURLs: []string{url, down, url}, Logger: log})
+	other := redistest.Own(t)
+	if err := other.Start(); err != nil {
+		t.Fatal(err)
+	}
+	store, err := redisstore.Open(ctx, url, redisstore.Options{Prefix: fmt.Sprintf("t%d", prefixes.Add(1)), LockURLs: []string{url, down, other.URL()}, Logger: log})
 	if err != nil {
 		t.Fatalf("one lock node of three down: %v", err)
 	}
@@ -467,9 +538,52 @@ func TestLockNodeDownAtStart(t *testing.T) {
 		t.Errorf("the store did not say which lock node is down:\n%s", logged.String())
 	}
 	mu.Unlock()
-	_, err = redisstore.Open(ctx, url, redisstore.Options{LockURLs: []string{url, down, down}})
+	_, err = redisstore.Open(ctx, url, redisstore.Options{LockURLs: []string{url, down, "redis://127.0.0.1:2"}})
 	if err == nil || !strings.Contains(err.Error(), "not a majority of the 3 lock nodes") {
 		t.Fatalf("two lock nodes of three down: %v, want a refusal", err)
+	}
+}
+
+// TestLockNodeNamedTwice: a node named twice as a lock node, however
+// its URL is written, would grant a lock once and refuse it the second
+// time, so no lock would have its majority: Open refuses it.
+func TestLockNodeNamedTwice(t *testing.T) {
+	url := redistest.URL(t)
+	o, err := redis.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	same := fmt.Sprintf("redis://%s", o.Addr) // database 0 when none is named
+	if o.DB != 0 {
+		same = fmt.Sprintf("redis://%s/%d", o.Addr, o.DB)
+	}
+	for _, locks := range [][]string{{url, url}, {url, "redis://127.0.0.1:1", same}} {
+		_, err := redisstore.Open(context.Background(), url, redisstore.Options{LockURLs: locks})
+		if err == nil || !strings.Contains(err.Error(), "is named twice") {
+			t.Errorf("lock nodes %q: %v, want a refusal", locks, err)
+		}
+	}
+	// Two databases of one server are two lock keyspaces.
+	srv := redistest.Own(t)
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	store, err := redisstore.Open(context.Background(), url, redisstore.Options{LockURLs: []string{
+		srv.URL(), strings.TrimSuffix(srv.URL(), "/0") + "/1"}})
+	if err != nil {
+		t.Fatalf("two databases of one server as lock nodes: %v", err)
+	}
+	store.Close()
+}
+
+// TestPrefixWithGlobCharacters: listings find keys by patterns made
+// from the prefix, so Open refuses a prefix that would be a pattern.
+func TestPrefixWithGlobCharacters(t *testing.T) {
+	for _, prefix := range []string{"fsm?", "f*", "a[b]", `a\b`} {
+		_, err := redisstore.Open(context.Background(), "redis://127.0.0.1:1", redisstore.Options{Prefix: prefix})
+		if err == nil || !strings.Contains(err.Error(), "glob characters") {
+			t.Errorf("prefix %q: %v, want a refusal", prefix, err)
+		}
 	}
 }
 
@@ -533,7 +647,7 @@ func TestURLErrorsHidePasswords(t *testing.T) {
 			t.Errorf("%s: the message does not name the URL with its password hidden: %s", tc.url, msg)
 		}
 	}
-	// A lock node's URL is read after the main Redis answers.
+	// A lock node's URL too.
 	_, err := redisstore.Open(context.Background(), redistest.URL(t), redisstore.Options{LockURLs: []string{"redis://u2:p@ss:w/rd#1@127.0.0.1:1/0"}})
 	if err == nil || strings.Contains(err.Error(), "ss:w") || !strings.Contains(err.Error(), "bad lock node URL redis://u2:***@127.0.0.1:1/0") {
 		t.Errorf("a lock node's URL: %v", err)
