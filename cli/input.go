@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -46,9 +47,23 @@ func (e *env) loadMachines(command, path string) (*ir.File, error) {
 // writeOutput writes data, made from the file source, to path, or to
 // stdout when path is "" or "-". It never writes over source.
 func (e *env) writeOutput(command, source, path string, data []byte) error {
-	if path == "" || path == "-" {
+	switch fd := descriptorOf(path); fd {
+	case -1:
+	case 1:
 		_, err := e.stdout.Write(data)
 		return err
+	case 2:
+		_, err := e.stderr.Write(data)
+		return err
+	default:
+		f := os.NewFile(uintptr(fd), path)
+		if _, err := f.Write(data); err != nil {
+			// Not a descriptor fsmc was given to write to: it is left
+			// alone (it may be one of the Go runtime's own).
+			return usageError("fsmc %s: cannot write %s: %v", command, path, pathCause(err))
+		}
+		f.Close() // this process's copy: the file stays open where it was opened
+		return nil
 	}
 	if in, err := os.Stat(source); err == nil {
 		if out, err := os.Stat(path); err == nil && os.SameFile(in, out) {
@@ -73,6 +88,27 @@ func (e *env) writeOutput(command, source, path string, data []byte) error {
 	return nil
 }
 
+// descriptorOf returns the file descriptor that path names: 1 for ""
+// and "-" (the standard output), n for /dev/fd/n and /proc/self/fd/n,
+// 1 and 2 for /dev/stdout and /dev/stderr; -1 for any other path. Such
+// a descriptor is written as it is, not opened again by name: a file
+// the shell opened to append to (>>) would be written from its start,
+// and one behind a pipe cannot be replaced.
+func descriptorOf(path string) int {
+	switch path = filepath.Clean(path); path {
+	case ".", "-", "/dev/stdout":
+		return 1
+	case "/dev/stderr":
+		return 2
+	}
+	for _, dir := range []string{"/dev/fd/", "/proc/self/fd/"} {
+		if n, err := strconv.Atoi(strings.TrimPrefix(path, dir)); err == nil && strings.HasPrefix(path, dir) && n >= 0 {
+			return n
+		}
+	}
+	return -1
+}
+
 // pathCause is the cause of a file operation's error, without the path
 // it names (the temporary file an atomic write made, say).
 func pathCause(err error) error {
@@ -95,6 +131,11 @@ func pathCause(err error) error {
 // A file that exists is replaced only if it may be written: the rename
 // alone would replace a read-only file too.
 func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	// The system follows links as followLinks cannot: /dev/fd/3 leads
+	// to "pipe:[N]", which is no file name.
+	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() && !fi.IsDir() {
+		return writeThrough(path, data)
+	}
 	path, err := followLinks(path)
 	if err != nil {
 		return err
@@ -110,14 +151,9 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 		if err != nil {
 			return err
 		}
-		if fi.Mode().IsRegular() {
-			f.Close()
-		} else {
-			_, err = f.Write(data)
-			if cerr := f.Close(); err == nil {
-				err = cerr
-			}
-			return err
+		f.Close()
+		if !fi.Mode().IsRegular() {
+			return writeThrough(path, data)
 		}
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
@@ -139,6 +175,20 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 		return err
 	}
 	return os.Rename(tmp.Name(), path)
+}
+
+// writeThrough writes data to path, a device or a pipe, which cannot be
+// replaced.
+func writeThrough(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // removeOnSignal removes path if SIGINT or SIGTERM comes before the

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -116,5 +118,63 @@ func TestBrokenPipe(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "fsmc run: cannot write the output:") || !strings.Contains(stderr.String(), "broken pipe") {
 		t.Fatalf("stderr does not say the output was lost:\n%s", stderr.String())
+	}
+}
+
+// TestOutputToDescriptors: -o /dev/stdout, /dev/fd/N and the like write
+// to the descriptor fsmc was given, as it is: a file the shell opened to
+// append to keeps what it held, and a pipe is written, not replaced.
+func TestOutputToDescriptors(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct{ path, fd string }{
+		{"/dev/stdout", "1"}, {"/dev/fd/1", "1"}, {"/proc/self/fd/1", "1"}, {"/dev/stderr", "2"}, {"/dev/fd/3", "3"},
+	} {
+		if _, err := os.Stat(tc.path); err != nil {
+			continue // no such name on this system
+		}
+		name := filepath.Join(dir, "log")
+		if err := os.WriteFile(name, []byte("EXISTING\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		log, err := os.OpenFile(name, os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(os.Args[0], "compile", "../examples/order.fsm", "-o", tc.path)
+		cmd.Env = append(os.Environ(), "FSMC_TEST_PROCESS=1")
+		var stderr strings.Builder
+		cmd.Stdout, cmd.Stderr = io.Discard, &stderr
+		switch tc.fd {
+		case "1":
+			cmd.Stdout = log
+		case "2":
+			cmd.Stderr = log
+		case "3":
+			cmd.ExtraFiles = []*os.File{log}
+		}
+		err = cmd.Run()
+		log.Close()
+		got, _ := os.ReadFile(name)
+		if err != nil || !strings.HasPrefix(string(got), "EXISTING\n{") || !strings.Contains(string(got), `"format_version"`) {
+			t.Errorf("compile -o %s into a file opened to append: %v\n%s\nthe file holds:\n%.60s", tc.path, err, stderr.String(), got)
+		}
+	}
+	// A pipe is written through.
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "compile", "../examples/order.fsm", "-o", "/dev/fd/3")
+	cmd.Env = append(os.Environ(), "FSMC_TEST_PROCESS=1")
+	cmd.ExtraFiles = []*os.File{w}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	got, _ := io.ReadAll(r)
+	if err := cmd.Wait(); err != nil || !strings.Contains(string(got), `"format_version"`) {
+		t.Errorf("compile -o /dev/fd/3 into a pipe: %v\n%s", err, stderr.String())
 	}
 }
