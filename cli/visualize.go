@@ -62,9 +62,10 @@ func visualizeCommand(e *env) *cli.Command {
 			if err != nil {
 				return usageError("fsmc visualize: %v", err)
 			}
-			if n := dot.States(machines); n > dot.MaxRenderStates && (format == "svg" || format == "png") {
-				return usageError("fsmc visualize: %d states are too many to lay out as %s in reasonable time (at most %d); use --format dot (for Graphviz's own dot, or another viewer) or --format mermaid, or --machine to draw one machine",
-					n, format, dot.MaxRenderStates)
+			states, edges := dot.States(machines), dot.Edges(machines)
+			if (states > dot.MaxRenderStates || edges > dot.MaxRenderEdges) && (format == "svg" || format == "png") {
+				return usageError("fsmc visualize: %d states and %d transitions and timers are too many to lay out as %s in reasonable time (at most %d states and %d transitions and timers); use --format dot (for Graphviz's own dot, or another viewer) or --format mermaid, or --machine to draw one machine",
+					states, edges, format, dot.MaxRenderStates, dot.MaxRenderEdges)
 			}
 			var buf bytes.Buffer
 			if format == "mermaid" {

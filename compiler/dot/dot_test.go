@@ -50,13 +50,20 @@ machine M__start {
 }
 
 // TestLargeLayout checks that only a drawing of more than LargeStates
-// states bounds the layout's effort, so small drawings keep the default.
+// states, or more than LargeEdges edges, bounds the layout's effort, so
+// small drawings keep the default.
 func TestLargeLayout(t *testing.T) {
 	for _, c := range []struct {
+		src     []byte
 		states  int
 		bounded bool
-	}{{dot.LargeStates, false}, {dot.LargeStates + 1, true}} {
-		f := irtest.Compile(t, "big.fsm", fsmgen.Machine(c.states))
+	}{
+		{fsmgen.Machine(dot.LargeStates), dot.LargeStates, false}, // 245 edges
+		{fsmgen.Machine(dot.LargeStates + 1), dot.LargeStates + 1, true},
+		{fsmgen.Dense(15), 15, false}, // 225 edges
+		{fsmgen.Dense(16), 16, true},  // 256 edges
+	} {
+		f := irtest.Compile(t, "big.fsm", c.src)
 		if got := dot.States(f.Machines); got != c.states {
 			t.Fatalf("States: %d, want %d", got, c.states)
 		}

@@ -54,3 +54,25 @@ func Machine(states int) []byte {
 	b.WriteString("    final state Done\n}\n")
 	return b.Bytes()
 }
+
+// Dense writes a machine of n states, each with a transition to every
+// state (n*n edges): the worst case of a drawing's layout.
+func Dense(n int) []byte {
+	var b bytes.Buffer
+	b.WriteString("machine Dense {\n")
+	for j := 0; j < n; j++ {
+		fmt.Fprintf(&b, "    event E%d\n", j)
+	}
+	for i := 0; i < n; i++ {
+		if i == 0 {
+			b.WriteString("    initial")
+		}
+		fmt.Fprintf(&b, "    state S%d {", i)
+		for j := 0; j < n; j++ {
+			fmt.Fprintf(&b, " on E%d -> S%d", j, j)
+		}
+		b.WriteString(" }\n")
+	}
+	b.WriteString("}\n")
+	return b.Bytes()
+}
