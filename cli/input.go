@@ -126,10 +126,13 @@ func pathCause(err error) error {
 // writeFileAtomic replaces path (the file it points to, if it is a
 // symbolic link, even one to a file not there yet) with data through a
 // temporary file in the same directory, so a crash leaves the old or the
-// new file, never a half-written one. A path that is not a regular file
-// (a device such as /dev/null, a named pipe) is written to, not replaced.
-// A file that exists is replaced only if it may be written: the rename
-// alone would replace a read-only file too.
+// new file, never a half-written one. The new file keeps the old one's
+// owner where the system lets it. A path that is not a regular file (a
+// device such as /dev/null, a named pipe) is written to, not replaced;
+// so is a file with other hard links (which would keep the old text),
+// and one in a directory where no temporary file can be made. A file
+// that exists is replaced only if it may be written: the rename alone
+// would replace a read-only file too.
 func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 	// The system follows links as followLinks cannot: /dev/fd/3 leads
 	// to "pipe:[N]", which is no file name.
@@ -155,8 +158,16 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 		if !fi.Mode().IsRegular() {
 			return writeThrough(path, data)
 		}
+		if _, _, links := ownerOf(fi); links > 1 {
+			return rewrite(path, data)
+		}
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
+	if errors.Is(err, fs.ErrPermission) {
+		if _, serr := os.Stat(path); serr == nil {
+			return rewrite(path, data) // writable, as checked above
+		}
+	}
 	if err != nil {
 		// The file may be there and writable: say which file failed.
 		return fmt.Errorf("making a temporary file in %s to replace it: %v", filepath.Dir(path), pathCause(err))
@@ -171,10 +182,29 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 		tmp.Close()
 		return err
 	}
+	if fi, err := os.Stat(path); err == nil {
+		if uid, gid, _ := ownerOf(fi); uid >= 0 {
+			_ = tmp.Chown(uid, gid) // only the superuser may give a file away
+		}
+	}
 	if err := tmp.Close(); err != nil {
 		return err
 	}
 	return os.Rename(tmp.Name(), path)
+}
+
+// rewrite writes data over the file at path in place, keeping the file
+// itself (its links, owner and mode); a crash may leave it half written.
+func rewrite(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // writeThrough writes data to path, a device or a pipe, which cannot be
