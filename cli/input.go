@@ -127,7 +127,7 @@ func pathCause(err error) error {
 // symbolic link, even one to a file not there yet) with data through a
 // temporary file in the same directory, so a crash leaves the old or the
 // new file, never a half-written one. The new file keeps the old one's
-// owner where the system lets it. A path that is not a regular file (a
+// mode (perm is a new file's), and its owner where the system lets it. A path that is not a regular file (a
 // device such as /dev/null, a named pipe) is written to, not replaced;
 // so is a file with other hard links (which would keep the old text),
 // and one in a directory where no temporary file can be made. A file
@@ -178,14 +178,15 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 		tmp.Close()
 		return err
 	}
-	if err := tmp.Chmod(perm); err != nil {
-		tmp.Close()
-		return err
-	}
 	if fi, err := os.Stat(path); err == nil {
+		perm = fi.Mode().Perm() // the file's, replaced
 		if uid, gid, _ := ownerOf(fi); uid >= 0 {
 			_ = tmp.Chown(uid, gid) // only the superuser may give a file away
 		}
+	}
+	if err := tmp.Chmod(perm); err != nil {
+		tmp.Close()
+		return err
 	}
 	if err := tmp.Close(); err != nil {
 		return err

@@ -31,6 +31,19 @@ func TestOutputPaths(t *testing.T) {
 		return code, stderr.String()
 	}
 
+	t.Run("existing file keeps its mode", func(t *testing.T) {
+		out := filepath.Join(dir, "private.json")
+		if err := os.WriteFile(out, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if code, stderr := compile(out); code != 0 {
+			t.Fatalf("exit %d: %s", code, stderr)
+		}
+		if fi, err := os.Stat(out); err != nil || fi.Mode().Perm() != 0o600 || fi.Size() == 0 {
+			t.Fatalf("%v %v", fi.Mode(), err)
+		}
+	})
+
 	t.Run("named pipe", func(t *testing.T) {
 		fifo := filepath.Join(dir, "pipe")
 		if err := syscall.Mkfifo(fifo, 0o644); err != nil {
