@@ -18,6 +18,12 @@ func TestHostileInput(t *testing.T) {
 		strings.Repeat("(", 10000) + "n" + strings.Repeat(")", 10000) + " > 0 -> A } final state Z }"
 	longString := `machine M { context { s: string = "` + strings.Repeat("x", 1<<20) + `" } initial state A {} }`
 	longExpr := "machine M { context { n: int } event E initial state A { on E if n" + strings.Repeat(" + n", 300000) + " > 0 -> A } }"
+	var oneLine strings.Builder // 20,000 errors on one line, each printed with it
+	oneLine.WriteString("machine M { event E initial state S {")
+	for i := 0; i < 20000; i++ {
+		fmt.Fprintf(&oneLine, " on E if true -> Nope%d", i)
+	}
+	oneLine.WriteString(" } final state F }")
 	garbage := make([]byte, 4096)
 	for i := range garbage {
 		garbage[i] = byte(i*7919 + i/13)
@@ -36,6 +42,7 @@ func TestHostileInput(t *testing.T) {
 		{"10,000 nested parentheses", []byte(nested), "E001 parentheses nested too deeply"},
 		{"1 MB string line", []byte(longString), "W"},
 		{"1 MB expression line", []byte(longExpr), "E001 expression too long"},
+		{"20,000 errors on one line", []byte(oneLine.String()), "W102"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, diags := dsl.Check("in.fsm", c.src)

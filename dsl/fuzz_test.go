@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"sort"
 	"testing"
 	"unicode/utf8"
 
@@ -54,10 +55,17 @@ func codes(ds dsl.Diagnostics) string {
 }
 
 // checkRanges asserts that every range lies inside src and that its
-// line and column agree with its offset.
+// line and column agree with its offset. It reads src once, whatever
+// the number of ranges.
 func checkRanges(t testing.TB, src []byte, diags dsl.Diagnostics) {
 	t.Helper()
-	for _, d := range diags {
+	type start struct {
+		pos  dsl.Pos
+		diag *dsl.Diagnostic
+	}
+	var starts []start
+	for i := range diags {
+		d := &diags[i]
 		ranges := []dsl.Range{d.Range}
 		for _, n := range d.Related {
 			ranges = append(ranges, n.Range)
@@ -67,20 +75,34 @@ func checkRanges(t testing.TB, src []byte, diags dsl.Diagnostics) {
 			if s.Offset < 0 || s.Offset > len(src) || e.Offset < s.Offset || e.Offset > len(src) {
 				t.Fatalf("%s: range %d..%d outside a source of %d bytes", d, s.Offset, e.Offset, len(src))
 			}
-			line, col := 1, 1
-			for _, c := range string(src[:s.Offset]) {
-				if c == '\n' {
-					line, col = line+1, 1
-				} else {
-					col++
-				}
+			starts = append(starts, start{s, d})
+		}
+	}
+	sort.Slice(starts, func(i, j int) bool { return starts[i].pos.Offset < starts[j].pos.Offset })
+	line, col, at, valid := 1, 1, 0, true
+	for _, s := range starts {
+		inside := false // the offset is inside a character
+		for at < s.pos.Offset {
+			c, size := utf8.DecodeRune(src[at:])
+			if at+size > s.pos.Offset {
+				inside = true
+				break
 			}
-			if !utf8.Valid(src[:s.Offset]) {
-				continue // columns before an invalid byte count its bytes
+			if c == utf8.RuneError && size == 1 {
+				valid = false
 			}
-			if line != s.Line || col != s.Column {
-				t.Fatalf("%s: start %d:%d, but offset %d is at %d:%d", d, s.Line, s.Column, s.Offset, line, col)
+			if c == '\n' {
+				line, col = line+1, 1
+			} else {
+				col++
 			}
+			at += size
+		}
+		if !valid || inside {
+			continue // columns after an invalid byte count its bytes
+		}
+		if line != s.pos.Line || col != s.pos.Column {
+			t.Fatalf("%s: start %d:%d, but offset %d is at %d:%d", s.diag, s.pos.Line, s.pos.Column, s.pos.Offset, line, col)
 		}
 	}
 }

@@ -73,6 +73,7 @@ func WriteText(w io.Writer, r *Report, color bool) error {
 		p = colored
 	}
 	var b bytes.Buffer
+	var shown snippetLine
 	for _, d := range r.Diagnostics {
 		sevColor := p.red
 		if d.Severity == Warning {
@@ -80,7 +81,7 @@ func WriteText(w io.Writer, r *Report, color bool) error {
 		}
 		fmt.Fprintf(&b, "%s%s:%d:%d:%s %s%s[%s]%s: %s%s%s\n", p.bold, terminalSafe(d.Range.File), d.Range.Start.Line, d.Range.Start.Column, p.reset,
 			sevColor, d.Severity, d.Code, p.reset, p.bold, terminalSafe(d.Message), p.reset)
-		writeSnippet(&b, r.Sources[d.Range.File], d.Range, p, sevColor)
+		writeSnippet(&b, &shown, r.Sources[d.Range.File], d.Range, p, sevColor)
 		for _, n := range d.Related {
 			fmt.Fprintf(&b, "   %snote%s: %s: %s\n", p.blue, p.reset, terminalSafe(n.Range.String()), terminalSafe(n.Message))
 		}
@@ -121,13 +122,19 @@ func plural(n int, word string) string {
 // snippetWidth is how many characters of a long line the snippet shows.
 const snippetWidth = 120
 
-// writeSnippet prints the source line of r and a caret line under the
-// range (to the end of the line when the range spans lines), in the
-// colour of the diagnostic's severity (caret). Tabs become four spaces,
-// and characters that would garble a terminal are replaced.
-func writeSnippet(b *bytes.Buffer, src []byte, r Range, p palette, caret string) {
-	if src == nil || r.Start.Line < 1 {
-		return
+// snippetLine is the source line a snippet showed, as characters, kept
+// for the next diagnostic: thousands on one long line would otherwise
+// each find and decode it again.
+type snippetLine struct {
+	file  string
+	line  int
+	runes []rune
+}
+
+// read returns the characters of r's first line in src.
+func (l *snippetLine) read(src []byte, r Range) ([]rune, bool) {
+	if l.runes != nil && l.file == r.File && l.line == r.Start.Line {
+		return l.runes, true
 	}
 	lineStart := r.Start.Offset - 1
 	for lineStart >= 0 && lineStart < len(src) && src[lineStart] != '\n' {
@@ -138,7 +145,7 @@ func writeSnippet(b *bytes.Buffer, src []byte, r Range, p palette, caret string)
 		lineStart = 3 // a byte order mark is not on the line: columns count from after it
 	}
 	if lineStart > len(src) {
-		return
+		return nil, false
 	}
 	lineEnd := bytes.IndexByte(src[lineStart:], '\n')
 	if lineEnd < 0 {
@@ -146,7 +153,22 @@ func writeSnippet(b *bytes.Buffer, src []byte, r Range, p palette, caret string)
 	} else {
 		lineEnd += lineStart
 	}
-	line := []rune(string(src[lineStart:lineEnd]))
+	l.file, l.line, l.runes = r.File, r.Start.Line, []rune(string(src[lineStart:lineEnd]))
+	return l.runes, true
+}
+
+// writeSnippet prints the source line of r and a caret line under the
+// range (to the end of the line when the range spans lines), in the
+// colour of the diagnostic's severity (caret). Tabs become four spaces,
+// and characters that would garble a terminal are replaced.
+func writeSnippet(b *bytes.Buffer, shown *snippetLine, src []byte, r Range, p palette, caret string) {
+	if src == nil || r.Start.Line < 1 {
+		return
+	}
+	line, ok := shown.read(src, r)
+	if !ok {
+		return
+	}
 	startCol := r.Start.Column - 1
 	endCol := r.End.Column - 1
 	if r.End.Line != r.Start.Line || endCol > len(line) {
