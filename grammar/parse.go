@@ -125,6 +125,8 @@ func syntaxError(err error, tokens []lexer.Token) *Error {
 			msg += ", expected " + unexpected.Expect // the expression parser's own words
 		case exp == `"}"`:
 			msg += ", expected " + blockContents(tokens, unexpected.Unexpected.Pos.Offset) + ` or "}"`
+		case exp == `")"` && opensPayload(tokens, unexpected.Unexpected.Pos.Offset):
+			msg += `, expected a payload field name or ")"`
 		case exp != "":
 			msg += ", expected " + exp
 		default:
@@ -139,6 +141,21 @@ func syntaxError(err error, tokens []lexer.Token) *Error {
 		return &Error{Pos: perr.Position(), Msg: perr.Message()}
 	}
 	return &Error{Msg: err.Error()}
+}
+
+// opensPayload reports whether the tokens before offset end with
+// `event NAME (`: the start of an event's payload, which takes a field
+// as well as the ")" that participle expects.
+func opensPayload(tokens []lexer.Token, offset int) bool {
+	var last [3]lexer.Token // the three tokens before offset, comments left out
+	n := 0
+	for i := len(tokens) - 1; i >= 0 && n < 3; i-- {
+		if t := tokens[i]; t.Pos.Offset < offset && t.Type != Comment {
+			last[n] = t
+			n++
+		}
+	}
+	return n == 3 && last[0].Value == "(" && last[1].Type == Ident && last[2].Type == Keyword && last[2].Value == "event"
 }
 
 // blockContents says what the innermost block still open before offset
