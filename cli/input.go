@@ -196,22 +196,15 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 
 // rewrite writes data over the file at path in place, keeping the file
 // itself (its links, owner and mode); a crash may leave it half written.
-func rewrite(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
+func rewrite(path string, data []byte) error { return writeOpen(path, os.O_TRUNC, data) }
 
 // writeThrough writes data to path, a device or a pipe, which cannot be
 // replaced.
-func writeThrough(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+func writeThrough(path string, data []byte) error { return writeOpen(path, 0, data) }
+
+// writeOpen opens path for writing, with flags, and writes data.
+func writeOpen(path string, flags int, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|flags, 0)
 	if err != nil {
 		return err
 	}
