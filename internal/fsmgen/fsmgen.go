@@ -64,10 +64,11 @@ func Dense(n int) []byte {
 		fmt.Fprintf(&b, "    event E%d\n", j)
 	}
 	for i := 0; i < n; i++ {
+		initial := ""
 		if i == 0 {
-			b.WriteString("    initial")
+			initial = "initial "
 		}
-		fmt.Fprintf(&b, "    state S%d {", i)
+		fmt.Fprintf(&b, "    %sstate S%d {", initial, i)
 		for j := 0; j < n; j++ {
 			fmt.Fprintf(&b, " on E%d -> S%d", j, j)
 		}
