@@ -3,6 +3,7 @@ package dsl
 import (
 	"fmt"
 	"math"
+	"math/big"
 
 	"github.com/fsmc/fsmc/grammar"
 )
@@ -144,18 +145,41 @@ func (mc *machineChecker) binaryType(b *Binary) Type {
 }
 
 // constValue folds an expression made only of literals, unary minus and
-// duration arithmetic; ok is false when it reads any field.
+// duration arithmetic (durations added and subtracted, a duration times
+// an int); ok is false when it reads any field, or when the runtime
+// would find it out of range (a fault there, not a value here).
 func constValue(e Expr) (Value, bool) {
 	switch e := e.(type) {
 	case *Literal:
 		return e.Value, true
 	case *Unary:
 		v, ok := constValue(e.X)
-		if !ok || e.Op != "-" || v.Type != Duration {
+		if !ok || e.Op != "-" || v.Type != Duration && v.Type != Int || v.I == math.MinInt64 {
 			return v, false
 		}
 		v.I = -v.I
 		return v, true
+	case *Binary:
+		x, ok := constValue(e.X)
+		y, oky := constValue(e.Y)
+		if !ok || !oky {
+			return Value{}, false
+		}
+		var r *big.Int
+		switch {
+		case e.Op == "+" && x.Type == Duration && y.Type == Duration:
+			r = new(big.Int).Add(big.NewInt(x.I), big.NewInt(y.I))
+		case e.Op == "-" && x.Type == Duration && y.Type == Duration:
+			r = new(big.Int).Sub(big.NewInt(x.I), big.NewInt(y.I))
+		case e.Op == "*" && (x.Type == Duration && y.Type == Int || x.Type == Int && y.Type == Duration):
+			r = new(big.Int).Mul(big.NewInt(x.I), big.NewInt(y.I))
+		default:
+			return Value{}, false
+		}
+		if !r.IsInt64() {
+			return Value{}, false
+		}
+		return Value{Type: Duration, I: r.Int64()}, true
 	}
 	return Value{}, false
 }
