@@ -26,11 +26,10 @@ import (
 // A drawing of more than LargeStates states or LargeEdges edges bounds
 // Graphviz's layout effort (see largeLayout); one of more than
 // MaxRenderStates states or MaxRenderEdges edges is not rendered as SVG
-// or PNG. Edges count as much as states: every state of a 42-state
-// machine linked to every other (1,764 edges) took 10 s even bounded,
-// one of 60 states over a minute; 200 states with 6 random edges each
-// (1,200) took 18 s, and with 100 (600) 2.6 s; the default layout took
-// 25 s on 20 states linked to each other (400).
+// or PNG. Edges count as much as states: with every state linked to
+// every state, 42 states (1,764 edges) take 7 s even bounded, 31 (961)
+// 1.5 s (BenchmarkRenderLarge); the default layout took 6.6 s on 20
+// such states (400 edges), and 161 s on 31.
 const (
 	LargeStates     = 50
 	LargeEdges      = 250

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"image/png"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 
@@ -124,11 +126,20 @@ func TestRenderRejectsUnknownFormat(t *testing.T) {
 }
 
 // BenchmarkRenderLarge draws generated machines (internal/fsmgen) of
-// more than LargeStates states as SVG: the bounded layout's cost.
+// more than LargeStates states, or LargeEdges edges (dense: every state
+// linked to every state), as SVG: the bounded layout's cost.
 func BenchmarkRenderLarge(b *testing.B) {
+	sources := map[string][]byte{}
 	for _, states := range []int{70, 100, 300} {
-		b.Run(fmt.Sprintf("states=%d", states), func(b *testing.B) {
-			f := irtest.Compile(b, "big.fsm", fsmgen.Machine(states))
+		sources[fmt.Sprintf("states=%d", states)] = fsmgen.Machine(states)
+	}
+	for _, states := range []int{20, 31, 42} { // every state linked to every state
+		sources[fmt.Sprintf("dense=%d", states)] = fsmgen.Dense(states)
+	}
+	names := slices.Sorted(maps.Keys(sources))
+	for _, name := range names {
+		b.Run(name, func(b *testing.B) {
+			f := irtest.Compile(b, "big.fsm", sources[name])
 			var text bytes.Buffer
 			if err := dot.Write(&text, f.Machines); err != nil {
 				b.Fatal(err)
