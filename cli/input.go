@@ -95,8 +95,11 @@ func (e *env) writeOutput(command, source, path string, data []byte) error {
 // the shell opened to append to (>>) would be written from its start,
 // and one behind a pipe cannot be replaced.
 func descriptorOf(path string) int {
+	if path == "" || path == "-" {
+		return 1
+	}
 	switch path = filepath.Clean(path); path {
-	case ".", "-", "/dev/stdout":
+	case "/dev/stdout":
 		return 1
 	case "/dev/stderr":
 		return 2
@@ -127,46 +130,42 @@ func pathCause(err error) error {
 // symbolic link, even one to a file not there yet) with data through a
 // temporary file in the same directory, so a crash leaves the old or the
 // new file, never a half-written one. The new file keeps the old one's
-// mode (perm is a new file's), and its owner where the system lets it. A path that is not a regular file (a
-// device such as /dev/null, a named pipe) is written to, not replaced;
-// so is a file with other hard links (which would keep the old text),
-// and one in a directory where no temporary file can be made. A file
-// that exists is replaced only if it may be written: the rename alone
-// would replace a read-only file too.
+// mode (perm is a new file's), and its owner where the system lets it.
+// A path that is not a regular file (a device such as /dev/null, a
+// pipe) is written to, not replaced; so is a file with other hard links
+// (which would keep the old text), and one in a directory where no
+// temporary file can be made. A file that exists is replaced only if it
+// may be written: the rename alone would replace a read-only file too.
 func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	// The system follows links as followLinks cannot: /dev/fd/3 leads
-	// to "pipe:[N]", which is no file name.
-	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() && !fi.IsDir() {
-		return writeThrough(path, data)
-	}
-	path, err := followLinks(path)
-	if err != nil {
-		return err
-	}
-	if fi, err := os.Stat(path); err == nil {
-		if fi.IsDir() {
+	// os.Stat follows links as the system does, where followLinks
+	// cannot: /dev/fd/3 may lead to "pipe:[N]", which is no file name.
+	old, err := os.Stat(path)
+	exists := err == nil
+	if exists {
+		if old.IsDir() {
 			return &fs.PathError{Op: "write", Path: path, Err: syscall.EISDIR}
 		}
+		if !old.Mode().IsRegular() {
+			return writeThrough(path, data)
+		}
 		// Opening for writing (without truncating) asks the system
-		// whether this user may write the file; a device or pipe is
-		// then written through.
+		// whether this user may write the file.
 		f, err := os.OpenFile(path, os.O_WRONLY, 0)
 		if err != nil {
 			return err
 		}
 		f.Close()
-		if !fi.Mode().IsRegular() {
-			return writeThrough(path, data)
-		}
-		if _, _, links := ownerOf(fi); links > 1 {
+		if _, _, links := ownerOf(old); links > 1 {
 			return rewrite(path, data)
 		}
 	}
+	path, err = followLinks(path)
+	if err != nil {
+		return err
+	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
-	if errors.Is(err, fs.ErrPermission) {
-		if _, serr := os.Stat(path); serr == nil {
-			return rewrite(path, data) // writable, as checked above
-		}
+	if errors.Is(err, fs.ErrPermission) && exists {
+		return rewrite(path, data) // writable, as checked above
 	}
 	if err != nil {
 		// The file may be there and writable: say which file failed.
@@ -178,9 +177,9 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 		tmp.Close()
 		return err
 	}
-	if fi, err := os.Stat(path); err == nil {
-		perm = fi.Mode().Perm() // the file's, replaced
-		if uid, gid, _ := ownerOf(fi); uid >= 0 {
+	if exists {
+		perm = old.Mode().Perm()
+		if uid, gid, _ := ownerOf(old); uid >= 0 {
 			_ = tmp.Chown(uid, gid) // only the superuser may give a file away
 		}
 	}

@@ -143,9 +143,11 @@ func TestOutputPaths(t *testing.T) {
 	})
 
 	t.Run("a directory", func(t *testing.T) {
-		code, stderr := compile(dir)
-		if code != ExitUsage || !strings.Contains(stderr, "cannot write "+dir+": is a directory") {
-			t.Fatalf("exit %d: %s", code, stderr)
+		for _, out := range []string{dir, "."} { // "." is no name for the standard output
+			code, stderr := compile(out)
+			if code != ExitUsage || !strings.Contains(stderr, "cannot write "+out+": is a directory") {
+				t.Fatalf("-o %s: exit %d: %s", out, code, stderr)
+			}
 		}
 	})
 }
