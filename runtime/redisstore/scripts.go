@@ -38,6 +38,10 @@ var scriptNames = []string{"create", "enqueue", "commit", "complete", "lease", "
 // prefix from ARGV; in the library every function sets it per call.
 const preludeHead = "local P = ARGV[1]\nlocal readied = false"
 
+// zaddLT is the prelude's statement that ZADD's LT flag is not known to
+// be there: the library, which only Redis 7 and later loads, says it is.
+const zaddLT = "local ZADD_LT = false"
+
 // scripts runs the Lua of scripts/ on a Redis deployment: which way
 // (mode) is the deployment's, learnt on first use.
 type scripts struct {
@@ -75,7 +79,11 @@ func init() {
 	}
 	var lib strings.Builder
 	lib.WriteString("local KEYS, ARGV, P, readied\n")
-	lib.WriteString(strings.Replace(src["prelude"], preludeHead, "", 1))
+	prelude := strings.Replace(src["prelude"], preludeHead, "", 1)
+	if !strings.Contains(prelude, zaddLT) {
+		panic("scripts/prelude.lua does not say " + zaddLT)
+	}
+	lib.WriteString(strings.Replace(prelude, zaddLT, "local ZADD_LT = true", 1))
 	sum := sha1.Sum([]byte(src["prelude"] + strings.Join(scriptNames, ",")))
 	for _, name := range scriptNames {
 		sum = sha1.Sum(append(sum[:], src[name]...))
@@ -83,10 +91,10 @@ func init() {
 	id := "fsmc_" + hex.EncodeToString(sum[:6])
 	for _, name := range scriptNames {
 		body := src[name]
-		evalshaScripts[name] = redis.NewScript(src["prelude"] + "\nbind(_G)\n" + body)
+		evalshaScripts[name] = redis.NewScript(src["prelude"] + "\nbegin()\n" + body)
 		fn := id + "_" + name
 		functions[name] = fn
-		fmt.Fprintf(&lib, "\nredis.register_function(%q, function(keys, args)\nKEYS, ARGV, P, readied = keys, args, args[1], false\nif not call then bind(_G) end\n%s\nend)\n", fn, body)
+		fmt.Fprintf(&lib, "\nredis.register_function(%q, function(keys, args)\nKEYS, ARGV, P, readied = keys, args, args[1], false\nbegin()\n%s\nend)\n", fn, body)
 	}
 	library = "#!lua name=" + id + "\n" + lib.String()
 }

@@ -34,7 +34,7 @@ local free = sub(unit, 1, 2) == "q|"
 if sub(unit, 1, 2) == "t|" then
   local first, due = head(inst)
   if due and due <= tonumber(ARGV[12]) then return "busy" end
-  if call("ZSCORE", P .. "leases", "q|" .. id) then return "busy" end
+  if call("ZSCORE", K.leases, "q|" .. id) then return "busy" end
   if ARGV[14] == "1" and call("EXISTS", lockKey(id)) == 1 then return "busy" end
   free = first == nil
 end

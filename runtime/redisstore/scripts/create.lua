@@ -9,7 +9,7 @@ local key = ik(id)
 if call("EXISTS", key) == 1 then return "exists" end
 local f = fieldTable()
 f.st, f.pr = ARGV[3], ARGV[4]
-local inst = newInstance(id, key, f)
+local inst = newInstance(id, key, f, NONE, NONE)
 put(inst, "v", "1")
 put(inst, "st", ARGV[3])
 put(inst, "pr", ARGV[4])

@@ -5,7 +5,7 @@
 -- those (ms; -1 when none is due), units leased}.
 local now = tonumber(ARGV[2])
 local waiting, due, oldest = 0, 0, -1
-for prio = 0, tonumber(call("GET", P .. "top") or "0") do
+for prio = 0, tonumber(call("GET", K.top) or "0") do
   -- The ready sets of the priority's classes, and the one an earlier
   -- build kept (see migrate.lua), while there is one.
   local keys = {P .. "ready:" .. PRIO[prio]}
@@ -22,4 +22,4 @@ for prio = 0, tonumber(call("GET", P .. "top") or "0") do
     end
   end
 end
-return {waiting, due, oldest, call("ZCARD", P .. "leases")}
+return {waiting, due, oldest, call("ZCARD", K.leases)}

@@ -8,7 +8,7 @@
 -- given back already).
 if ARGV[4] == "abandon" then
   local suffix = "|" .. ARGV[2]
-  local entries = call("HGETALL", P .. "tokens")
+  local entries = call("HGETALL", K.tokens)
   local found = false
   for k = 1, #entries, 2 do
     local v = entries[k + 1]
@@ -28,7 +28,7 @@ local token = leaseOf(unit)
 if token == nil or token ~= ARGV[3] then return "lost" end
 local _, id = parseUnit(unit)
 if ARGV[4] == "extend" then
-  call("ZADD", P .. "leases", ARGV[5], unit)
+  call("ZADD", K.leases, ARGV[5], unit)
   if call("GET", lockKey(id)) == token then call("PEXPIREAT", lockKey(id), ARGV[5]) end
 else
   unlock(id, token)

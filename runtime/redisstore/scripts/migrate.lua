@@ -16,7 +16,7 @@ for prio = 0, 9 do
   for _, unit in ipairs(call("ZRANGE", old[prio + 1], "0", limit - moved - 1)) do
     local kind, id, member = parseUnit(unit)
     local inst = load(id)
-    if pending(inst, kind, member) and not call("ZSCORE", P .. "leases", unit) then
+    if pending(inst, kind, member) and not call("ZSCORE", K.leases, unit) then
       if kind == "q" then
         reschedule(inst, true) -- not leased (checked above)
       else

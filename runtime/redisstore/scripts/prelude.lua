@@ -27,6 +27,8 @@
 --   hi          history entries, oldest first, "\n"-separated, capped
 --   "w:"..m     instance work m (events, timer firings, task results)
 --   "t:"..m     pending task attempt m
+-- (work fields alone have names longer than two bytes: load relies on
+-- it to list them).
 -- Work values start "due,kind,action" (see wire.go). Instance work runs
 -- in order of due time, then arrival (m counts up).
 -- Units (what is claimed): "q|"..id for the head of an instance's work,
@@ -54,13 +56,39 @@ local C
 -- a local costs none. They are bound on a call (bind(_G), see
 -- scripts.go): while a library loads, Redis's globals are not there.
 local call, find, sub, byte, format, gsub, gmatch
-local tonumber, unpack, pairs, ipairs, type
+local tonumber, unpack, pairs, ipairs, type, setmetatable, rawset
 
 local function bind(G)
   call = G.redis.call
   find, sub, byte, format = G.string.find, G.string.sub, G.string.byte, G.string.format
   gsub, gmatch = G.string.gsub, G.string.gmatch
   tonumber, unpack, pairs, ipairs, type = G.tonumber, G.unpack, G.pairs, G.ipairs, G.type
+  setmetatable, rawset = G.setmetatable, G.rawset
+end
+
+-- K names the partition's own keys: K.leases is P.."leases", made on
+-- its first use and kept, as the library keeps K from call to call
+-- while the prefix stays the same (joining strings costs more than a
+-- table lookup). RK keeps the names of ready sets the same way
+-- (RK[prio][class], see ready).
+local K, RK
+local KEY_NAMES = {__index = function(k, name)
+  local key = k[0] .. name
+  rawset(k, name, key)
+  return key
+end}
+
+-- ZADD_LT: this Redis has ZADD's LT flag (6.2 and later; the library
+-- says so, as functions came with 7.0).
+local ZADD_LT = false
+
+-- begin readies a call: binds the library functions on the first, and
+-- starts the key names afresh for a new prefix.
+local function begin()
+  if not call then bind(_G) end
+  if not K or K[0] ~= P then
+    K, RK = setmetatable({[0] = P}, KEY_NAMES), {}
+  end
 end
 -- Statuses, as runtime.Status numbers them.
 local ACTIVE, COMPLETED, CANCELLED = "1", "3", "4"
@@ -71,33 +99,45 @@ local BYTE_W, BYTE_T, BYTE_COLON, BYTE_Q = 119, 116, 58, 113
 local function ik(id) return P .. "i:" .. id end
 -- ready names the ready set of a class at a priority (a string, "0" to
 -- "9"); classes names the index of a priority's classes.
-local function ready(prio, class) return P .. "ready:" .. prio .. ":" .. class end
-local function classes(prio) return P .. "classes:" .. prio end
+local function ready(prio, class)
+  local byClass = RK[prio]
+  if not byClass then
+    byClass = {}
+    RK[prio] = byClass
+  end
+  local key = byClass[class]
+  if not key then
+    key = P .. "ready:" .. prio .. ":" .. class
+    byClass[class] = key
+  end
+  return key
+end
+local CLASSES = {["0"] = "classes:0", ["1"] = "classes:1", ["2"] = "classes:2",
+  ["3"] = "classes:3", ["4"] = "classes:4", ["5"] = "classes:5", ["6"] = "classes:6",
+  ["7"] = "classes:7", ["8"] = "classes:8", ["9"] = "classes:9"}
+local function classes(prio) return K[CLASSES[prio]] end
 
 -- PRIO[p] is priority p (a number) as a string.
 local PRIO = {[0] = "0", "1", "2", "3", "4", "5", "6", "7", "8", "9"}
 
--- workKind is "w" for an instance work field ("w:"..m), "t" for a task
--- attempt's ("t:"..m), and nil for any other field.
-local function workKind(field)
-  local a, b = byte(field, 1, 2)
-  if b ~= BYTE_COLON then return nil end
-  if a == BYTE_W then return "w" end
-  if a == BYTE_T then return "t" end
-  return nil
-end
-
 -- Tables cost most when they grow: Lua rebuilds a table each time it
 -- doubles, and a constructor sizes it once. So an instance's fields go
 -- in a table made with room for the fields every instance has and a few
--- of work (their names start out with no value, which pairs skips),
--- and its changes in arrays made with room for a commit's.
+-- of work (their names start out with no value), and its changes in
+-- arrays made with room for a commit's. Lua here spends about 400
+-- instructions on a function call and 150 on a table access (counted
+-- with callgrind), so loops over an instance's work read lists of its
+-- work fields (newInstance), not every field through a helper.
 
 -- newInstance makes the table of instance id, stored at key, whose
--- fields (from Redis) are f.
-local function newInstance(id, key, f)
+-- fields (from Redis) are f: of them, wf lists the names of its
+-- instance work ("w:"..m) and tf of its task attempts ("t:"..m). A
+-- work field removed since it was listed stays listed, with no value
+-- in f, so the loops over its work read only those lists, and check.
+local NONE = {} -- the lists of an instance without work of a kind; never added to
+local function newInstance(id, key, f, wf, tf)
   return {
-    id = id, key = key, f = f, prio0 = f.pr or "0", st0 = f.st,
+    id = id, key = key, f = f, prio0 = f.pr or "0", st0 = f.st, wf = wf, tf = tf,
     -- args: field, value, ... for HSET (n of them); dels: fields to HDEL
     -- (nd of them).
     args = {nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil},
@@ -118,9 +158,22 @@ local function load(id)
   local key = ik(id)
   local raw = call("HGETALL", key)
   if #raw == 0 then return nil end
-  local f = fieldTable()
-  for k = 1, #raw, 2 do f[raw[k]] = raw[k + 1] end
-  return newInstance(id, key, f)
+  local f, wf, tf = fieldTable(), NONE, NONE
+  for k = 1, #raw, 2 do
+    local name = raw[k]
+    f[name] = raw[k + 1]
+    -- Only work fields have names longer than two bytes.
+    if #name > 2 then
+      if byte(name) == BYTE_W then
+        if wf == NONE then wf = {} end
+        wf[#wf + 1] = name
+      else
+        if tf == NONE then tf = {} end
+        tf[#tf + 1] = name
+      end
+    end
+  end
+  return newInstance(id, key, f, wf, tf)
 end
 
 local function put(inst, field, value)
@@ -182,12 +235,14 @@ end
 -- instance's next instance work, or nil when it has none.
 local function head(inst)
   local best, bestDue, bestText
-  for f, value in pairs(inst.f) do
-    if workKind(f) == "w" then
+  local f, wf = inst.f, inst.wf
+  for k = 1, #wf do
+    local value = f[wf[k]]
+    if value then
       local text = dueOf(value)
       local due = tonumber(text)
-      if not best or due < bestDue or (due == bestDue and tonumber(sub(f, 3)) < tonumber(best)) then
-        best, bestDue, bestText = sub(f, 3), due, text
+      if not best or due < bestDue or (due == bestDue and tonumber(sub(wf[k], 3)) < tonumber(best)) then
+        best, bestDue, bestText = sub(wf[k], 3), due, text
       end
     end
   end
@@ -206,10 +261,14 @@ local function makeReady(prio, class, due, unit)
   if readied then readied = true else readied = unit end
   call("ZADD", ready(prio, class), due, unit)
   local index = classes(prio)
-  local first = call("ZSCORE", index, class)
-  if not first or tonumber(due) < tonumber(first) then call("ZADD", index, due, class) end
-  if prio ~= "0" and tonumber(prio) > tonumber(call("GET", P .. "top") or "0") then
-    call("SET", P .. "top", prio)
+  if ZADD_LT then
+    call("ZADD", index, "LT", due, class)
+  else
+    local first = call("ZSCORE", index, class)
+    if not first or tonumber(due) < tonumber(first) then call("ZADD", index, due, class) end
+  end
+  if prio ~= "0" and tonumber(prio) > tonumber(call("GET", K.top) or "0") then
+    call("SET", K.top, prio)
   end
 end
 
@@ -242,13 +301,16 @@ local function reschedule(inst, free)
   local prio = prioOf(inst)
   local active = inst.f.st == ACTIVE
   if not active or inst.st0 ~= ACTIVE then
-    for f, value in pairs(inst.f) do
-      if workKind(f) == "t" then
-        local task, taskClass = taskUnit(inst, sub(f, 3), value)
+    local f, tf = inst.f, inst.tf
+    for k = 1, #tf do
+      local value = f[tf[k]]
+      if value then
+        local member = sub(tf[k], 3)
+        local task, taskClass = taskUnit(inst, member, value)
         if not active then
           unready(inst.prio0, taskClass, task)
-        elseif not call("ZSCORE", P .. "leases", task) then
-          readyTask(inst, sub(f, 3), value)
+        elseif not call("ZSCORE", K.leases, task) then
+          readyTask(inst, member, value)
         end
       end
     end
@@ -256,7 +318,7 @@ local function reschedule(inst, free)
   inst.st0 = inst.f.st
   local _, due, dueText = head(inst)
   local want = due and queueRuns(inst)
-  if want and not free and call("ZSCORE", P .. "leases", unit) then
+  if want and not free and call("ZSCORE", K.leases, unit) then
     want = false
   end
   if want then
@@ -273,16 +335,22 @@ end
 local function addWork(inst, i)
   local n = tonumber(ARGV[i])
   if n == 0 then return i + 1 end
-  local last = call("INCRBY", P .. "seq", ARGV[i])
+  local last = call("INCRBY", K.seq, ARGV[i])
   i = i + 1
   for k = 1, n do
     local kind, value = ARGV[i], ARGV[i + 1]
     local member = format("%d", last - n + k)
     if kind == "task" then
-      put(inst, "t:" .. member, value)
+      local field = "t:" .. member
+      put(inst, field, value)
+      if inst.tf == NONE then inst.tf = {} end
+      inst.tf[#inst.tf + 1] = field
       readyTask(inst, member, value)
     else
-      put(inst, "w:" .. member, value)
+      local field = "w:" .. member
+      put(inst, field, value)
+      if inst.wf == NONE then inst.wf = {} end
+      inst.wf[#inst.wf + 1] = field
     end
     i = i + 2
   end
@@ -345,7 +413,7 @@ end
 
 -- leaseOf returns a unit's lease token and the member it holds.
 local function leaseOf(unit)
-  local v = call("HGET", P .. "tokens", unit)
+  local v = call("HGET", K.tokens, unit)
   if not v then return nil, nil end
   local bar = find(v, "|", 1, true)
   local bar2 = find(v, "|", bar + 1, true)
@@ -354,8 +422,8 @@ local function leaseOf(unit)
 end
 
 local function unlease(unit)
-  call("ZREM", P .. "leases", unit)
-  call("HDEL", P .. "tokens", unit)
+  call("ZREM", K.leases, unit)
+  call("HDEL", K.tokens, unit)
 end
 
 -- giveBack makes a unit claimable again (a release or an expired lease).
@@ -412,17 +480,20 @@ end
 -- new status and finished the unit it committed.
 local function dropAll(inst)
   local prio = prioOf(inst)
-  local completed = inst.f.st == COMPLETED
-  for f, value in pairs(inst.f) do
-    local kind = workKind(f)
-    if kind == "t" then
-      local unit, class = taskUnit(inst, sub(f, 3), value)
+  local f, tf, wf = inst.f, inst.tf, inst.wf
+  for k = 1, #tf do
+    local value = f[tf[k]]
+    if value then
+      local unit, class = taskUnit(inst, sub(tf[k], 3), value)
       unready(prio, class, unit)
       unlease(unit)
+      remove(inst, tf[k])
     end
-    if kind == "t" or kind == "w" and not (completed and keptAtEnd(value)) then
-      remove(inst, f)
-    end
+  end
+  local completed = f.st == COMPLETED
+  for k = 1, #wf do
+    local value = f[wf[k]]
+    if value and not (completed and keptAtEnd(value)) then remove(inst, wf[k]) end
   end
 end
 
@@ -430,10 +501,10 @@ end
 -- entered a state, and they belong to the visit it left. The caller has
 -- finished the unit it committed, so none of them is leased.
 local function dropTimers(inst)
-  for f, value in pairs(inst.f) do
-    if workKind(f) == "w" and part(value, 2) == TIMER then
-      remove(inst, f)
-    end
+  local f, wf = inst.f, inst.wf
+  for k = 1, #wf do
+    local value = f[wf[k]]
+    if value and part(value, 2) == TIMER then remove(inst, wf[k]) end
   end
 end
 
@@ -474,7 +545,7 @@ end
 -- cancelled the deployment's retention: Redis removes its hash when
 -- that has passed. (Nothing writes to an ended instance again.)
 local function expireEnded(inst)
-  local ms = call("GET", P .. "retain")
+  local ms = call("GET", K.retain)
   if ms then call("PEXPIRE", inst.key, ms) end
 end
 
@@ -492,7 +563,7 @@ local function applyLists(inst, i)
   i = addWork(inst, i)
   n = tonumber(ARGV[i]); i = i + 1
   for k = 1, n do
-    call("XADD", P .. "changes", "MAXLEN", "~", "10000", "*", "c", ARGV[i])
+    call("XADD", K.changes, "MAXLEN", "~", "10000", "*", "c", ARGV[i])
     i = i + 1
   end
   return i
@@ -518,7 +589,7 @@ end
 -- lease leases a unit of class of the instance inst (pending: see
 -- pending), at priority prio, until C[3].
 local function lease(inst, unit, kind, member, prio, class)
-  local token = format("%d", call("INCR", P .. "seq"))
+  local token = format("%d", call("INCR", K.seq))
   if kind == "q" and C[9] == "1" and not call("SET", lockKey(inst.id), token, "NX", "PX", C[10]) then
     return nil
   end
@@ -530,8 +601,8 @@ local function lease(inst, unit, kind, member, prio, class)
   else
     value = inst.f["t:" .. member]
   end
-  call("ZADD", P .. "leases", C[3], unit)
-  call("HSET", P .. "tokens", unit, token .. "|" .. member .. "|" .. C[12])
+  call("ZADD", K.leases, C[3], unit)
+  call("HSET", K.tokens, unit, token .. "|" .. member .. "|" .. C[12])
   local f = inst.f
   return {unit, member, value, token, prio, f.v, f.st, f.pr or "0", f.d or "", f.c or "", f.f or "", f.h, "0"}
 end
@@ -618,7 +689,7 @@ local function nextDue(machines, actions)
     t = tonumber(t)
     if best < 0 or t < best then best = t end
   end
-  for prio = 0, tonumber(call("GET", P .. "top") or "0") do
+  for prio = 0, tonumber(call("GET", K.top) or "0") do
     local entries = call("ZRANGE", classes(PRIO[prio]), "0", "-1", "WITHSCORES")
     for k = 1, #entries, 2 do
       if best >= 0 and tonumber(entries[k + 1]) >= best then break end
@@ -628,7 +699,7 @@ local function nextDue(machines, actions)
       end
     end
   end
-  local first = call("ZRANGE", P .. "leases", "0", "0", "WITHSCORES")
+  local first = call("ZRANGE", K.leases, "0", "0", "WITHSCORES")
   if #first > 0 then consider(first[2]) end
   return best
 end
@@ -639,7 +710,7 @@ local function claimWork()
   local now = tonumber(nowText)
 
   -- Expired leases make their work claimable again.
-  for _, unit in ipairs(call("ZRANGEBYSCORE", P .. "leases", "-inf", nowText)) do
+  for _, unit in ipairs(call("ZRANGEBYSCORE", K.leases, "-inf", nowText)) do
     giveBack(unit)
   end
 
@@ -649,10 +720,13 @@ local function claimWork()
     if not inst then return "notfound" end
     local prio = prioOf(inst)
     local units = {{"q|" .. inst.id, inst.f.h, "q"}}
-    for f, value in pairs(inst.f) do
-      if workKind(f) == "t" then
-        local unit, class = taskUnit(inst, sub(f, 3), value)
-        units[#units + 1] = {unit, class, "t", sub(f, 3)}
+    local tf = inst.tf
+    for k = 1, #tf do
+      local value = inst.f[tf[k]]
+      if value then
+        local member = sub(tf[k], 3)
+        local unit, class = taskUnit(inst, member, value)
+        units[#units + 1] = {unit, class, "t", member}
       end
     end
     for _, u in ipairs(units) do
@@ -668,7 +742,7 @@ local function claimWork()
 
   -- Priorities from the highest; in each, the classes this worker runs
   -- whose work is due, earliest first.
-  local top = tonumber(call("GET", P .. "top") or "0")
+  local top = tonumber(call("GET", K.top) or "0")
   for prio = top, minPrio, -1 do
     local entries = call("ZRANGEBYSCORE", classes(PRIO[prio]), "-inf", nowText, "WITHSCORES")
     for k = 1, #entries, 2 do
