@@ -12,11 +12,13 @@
 //
 // It starts a redis-server of its own (no persistence) and stops it.
 //
-//	cd bench && go run ./fleet [-n 5000] [-workers 3] [-concurrency 8] [-waiting 100000] [-commands] [-no-redlock] [-cpuprofile FILE]
+//	cd bench && go run ./fleet [-n 5000] [-workers 3] [-concurrency 8] [-waiting 100000] [-commands] [-no-redlock] [-cpuprofile FILE] [-callgrind]
 //
 // Beside each throughput it prints what Redis spent per unit (CPU time and
 // commands, from INFO); -commands lists the commands, and counts fsmc's
-// claims by what they found.
+// claims by what they found. CPU time varies from run to run on a shared
+// machine; -callgrind runs Redis under valgrind and counts the
+// instructions it executed per unit instead, which repeat.
 package main
 
 import (
@@ -25,6 +27,8 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"runtime/pprof"
 	"sort"
 	"strconv"
@@ -53,7 +57,11 @@ var (
 	commands    = flag.Bool("commands", false, "list the Redis commands each side of the throughput run used per unit")
 	noRedlock   = flag.Bool("no-redlock", false, "run fsmc without the per-instance Redlock (fenced commits alone), to see what the lock costs")
 	cpuProfile  = flag.String("cpuprofile", "", "write a CPU profile of this process during fsmc's throughput run to the file")
+	callgrind   = flag.Bool("callgrind", false, "run Redis under valgrind's callgrind and report the instructions it executed per unit of the throughput runs, which repeat where CPU time varies; the rates then mean nothing, and (b) and (c) are skipped")
 )
+
+// server is the run's redis-server.
+var server *redistest.Server
 
 func main() {
 	flag.Parse()
@@ -83,12 +91,19 @@ func main() {
 	fmt.Printf("    fsmc   %8.0f instances/s                   %5.0f µs  %8.1f   %5.0f%%     %5.0f µs\n", fsmcRate, fsmcCost.cpuPerUnit(), fsmcCost.callsPerUnit(), fsmcRate*fsmcCost.cpuPerUnit()/1e4, fsmcCost.clientPerUnit())
 	fmt.Printf("    asynq  %8.0f tasks/s                       %5.0f µs  %8.1f   %5.0f%%     %5.0f µs\n", asynqRate, asynqCost.cpuPerUnit(), asynqCost.callsPerUnit(), asynqRate*asynqCost.cpuPerUnit()/1e4, asynqCost.clientPerUnit())
 	fmt.Printf("    ratio  %8.2fx\n", fsmcRate/asynqRate)
+	if *callgrind {
+		fmt.Printf("    Redis instructions per unit (callgrind): fsmc %.0f, asynq %.0f (%.2fx)\n",
+			fsmcCost.instructionsPerUnit(), asynqCost.instructionsPerUnit(), fsmcCost.instructions/asynqCost.instructions)
+	}
 	if *commands {
 		fsmcCost.print("fsmc")
 		fsmcClaims.print()
 		asynqCost.print("asynq")
 	}
 	fmt.Println()
+	if *callgrind {
+		return // timers and memory mean nothing under valgrind
+	}
 
 	fmt.Printf("(b) timer lateness, %d timers over 2s      p50      p99      max\n", *timers)
 	printLateness("fsmc", fsmcTimers(ctx, addr, rdb))
@@ -128,6 +143,10 @@ func startRedis() (string, func(), error) {
 	if err != nil {
 		return "", nil, err
 	}
+	if *callgrind {
+		srv.Wrap = []string{"valgrind", "--tool=callgrind", "--instr-atstart=no", "--callgrind-out-file=" + filepath.Join(srv.Dir, "callgrind.out")}
+	}
+	server = srv
 	if err := srv.Start(); err != nil {
 		return "", nil, fmt.Errorf("starting redis-server: %w", err)
 	}
@@ -520,17 +539,59 @@ func asynqMemory(ctx context.Context, addr string, rdb *redis.Client) float64 {
 // redisCost is what Redis spent on one side of the throughput run: its
 // CPU time and its commands (calls, µs), from INFO cpu and commandstats.
 type redisCost struct {
-	cpu    float64
-	client float64 // this process's CPU time (workers and starters), in seconds
-	stats  map[string][2]int64
+	cpu          float64
+	client       float64 // this process's CPU time (workers and starters), in seconds
+	instructions float64 // Redis's, with -callgrind
+	stats        map[string][2]int64
 }
 
 func measureRedis(ctx context.Context, rdb *redis.Client) *redisCost {
 	rdb.ConfigResetStat(ctx)
+	if *callgrind {
+		callgrindControl("-i", "on")
+	}
 	return &redisCost{cpu: redisCPU(ctx, rdb), client: processCPU()}
 }
 
+// callgrindControl sends a command to the callgrind that runs Redis.
+func callgrindControl(args ...string) {
+	args = append(args, strconv.Itoa(server.Pid()))
+	if out, err := exec.Command("callgrind_control", args...).CombinedOutput(); err != nil {
+		log.Fatalf("callgrind_control %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+// callgrindDumps counts the dumps taken, which callgrind numbers from 1.
+var callgrindDumps int
+
+// dumpInstructions ends a callgrind measurement: the instructions Redis
+// executed since it began.
+func dumpInstructions() float64 {
+	callgrindControl("-i", "off")
+	callgrindControl("-d")
+	callgrindDumps++
+	path := filepath.Join(server.Dir, "callgrind.out."+strconv.Itoa(callgrindDumps))
+	b, err := os.ReadFile(path)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "totals: "); ok {
+			f, err := strconv.ParseFloat(strings.Fields(v)[0], 64)
+			if err != nil {
+				log.Fatalf("%s: %v", path, err)
+			}
+			return f
+		}
+	}
+	log.Fatalf("%s holds no totals", path)
+	return 0
+}
+
 func (c *redisCost) end(ctx context.Context, rdb *redis.Client) {
+	if *callgrind {
+		c.instructions = dumpInstructions()
+	}
 	c.cpu = redisCPU(ctx, rdb) - c.cpu
 	c.client = processCPU() - c.client
 	c.stats = map[string][2]int64{}
@@ -555,6 +616,8 @@ func (c *redisCost) end(ctx context.Context, rdb *redis.Client) {
 }
 
 func (c *redisCost) cpuPerUnit() float64 { return c.cpu * 1e6 / float64(*n) }
+
+func (c *redisCost) instructionsPerUnit() float64 { return c.instructions / float64(*n) }
 
 func (c *redisCost) clientPerUnit() float64 { return c.client * 1e6 / float64(*n) }
 

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -91,6 +92,9 @@ type Server struct {
 	Port int
 	Dir  string
 	Args []string // extra redis-server arguments, such as --appendonly yes
+	// Wrap, when set, is a command that runs redis-server (its name and
+	// arguments come after Wrap's), such as valgrind with its options.
+	Wrap []string
 	cmd  *exec.Cmd
 }
 
@@ -164,19 +168,36 @@ func (s *Server) Start() error {
 	if !hasArg(s.Args, "--appendonly") {
 		args = append(args, "--appendonly", "no")
 	}
-	s.cmd = exec.Command("redis-server", args...)
+	args = append([]string{"redis-server"}, args...)
+	if len(s.Wrap) > 0 {
+		args = append(slices.Clone(s.Wrap), args...)
+	}
+	s.cmd = exec.Command(args[0], args[1:]...)
 	s.cmd.SysProcAttr = dieWithParent()
 	if e := s.cmd.Start(); e != nil {
 		return e
 	}
 	c := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", s.Port)})
 	defer c.Close()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+	wait := 10 * time.Second
+	if len(s.Wrap) > 0 {
+		wait = time.Minute // a server under valgrind starts slowly
+	}
+	for deadline := time.Now().Add(wait); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if c.Ping(context.Background()).Err() == nil {
 			return nil
 		}
 	}
 	return fmt.Errorf("redis-server on port %d did not answer", s.Port)
+}
+
+// Pid is the server's process id (Wrap's, when set), or 0 when it is
+// not running.
+func (s *Server) Pid() int {
+	if s.cmd == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
 }
 
 // Kill stops the server abruptly (SIGKILL).
