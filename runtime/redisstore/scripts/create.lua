@@ -7,9 +7,8 @@
 local id = ARGV[2]
 local key = ik(id)
 if call("EXISTS", key) == 1 then return "exists" end
-local f = fieldTable()
-f.st, f.pr = ARGV[3], ARGV[4]
-local inst = newInstance(id, key, f, NONE, NONE)
+local inst = newInstance(id, key, fieldTable(), NONE, NONE)
+inst.st0, inst.prio0 = ARGV[3], ARGV[4]
 put(inst, "v", "1")
 put(inst, "st", ARGV[3])
 put(inst, "pr", ARGV[4])

@@ -176,7 +176,11 @@ local function load(id)
   return newInstance(id, key, f, wf, tf)
 end
 
+-- put sets a field; one that already holds the value is not written
+-- again (a string compare costs next to nothing in Lua, and every field
+-- HSET writes costs Redis a search of the listpack).
 local function put(inst, field, value)
+  if inst.f[field] == value then return end
   inst.f[field] = value
   local n = inst.n
   inst.args[n + 1], inst.args[n + 2], inst.n = field, value, n + 2
