@@ -124,10 +124,10 @@ local PRIO = {[0] = "0", "1", "2", "3", "4", "5", "6", "7", "8", "9"}
 -- doubles, and a constructor sizes it once. So an instance's fields go
 -- in a table made with room for the fields every instance has and a few
 -- of work (their names start out with no value), and its changes in
--- arrays made with room for a commit's. Lua here spends about 400
--- instructions on a function call and 150 on a table access (counted
--- with callgrind), so loops over an instance's work read lists of its
--- work fields (newInstance), not every field through a helper.
+-- arrays made with room for a commit's. A function call, and a table
+-- access, cost Redis's Lua many times what a local does, so the loops
+-- over an instance's work read lists of its work fields (newInstance),
+-- not every field through a helper.
 
 -- newInstance makes the table of instance id, stored at key, whose
 -- fields (from Redis) are f: of them, wf lists the names of its
