@@ -392,7 +392,13 @@ var (
 	errDivZero          = errors.New("integer division by zero")
 	errIntOverflow      = errors.New("integer overflow (beyond the 64-bit range)")
 	errDurationOverflow = errors.New("duration overflow (beyond about 292 years)")
+	errStringTooLong    = fmt.Errorf("string too long (a concatenation beyond %d MiB)", MaxString>>20)
 )
+
+// MaxString is the longest string a concatenation may make: beyond it,
+// the expression faults, so that a loop of `s = s + s` stops the
+// instance rather than the process.
+const MaxString = 16 << 20
 
 // overflow is the fault of an int or duration result out of range.
 func overflow(t Type) error {
@@ -451,6 +457,9 @@ func binary(op Op, x *Value, y Value) error {
 	case OpDivF:
 		x.F /= y.F
 	case OpConcat:
+		if len(x.S)+len(y.S) > MaxString {
+			return errStringTooLong
+		}
 		x.S += y.S
 	case OpEqI, OpNeI, OpLtI, OpLeI, OpGtI, OpGeI:
 		*x = boolValue(order(op-OpEqI, cmpInt(x.I, y.I)))

@@ -283,6 +283,33 @@ func TestEvalOverflow(t *testing.T) {
 	}
 }
 
+// TestEvalStringLimit: a concatenation longer than ir.MaxString is a
+// fault (a loop of s = s + s would otherwise take all the memory there
+// is); one of exactly that length is not.
+func TestEvalStringLimit(t *testing.T) {
+	for _, c := range []struct {
+		expr  string
+		n     int // the length of s
+		fault bool
+	}{
+		{"s + s != \"\"", ir.MaxString / 2, false},
+		{"s + s != \"\"", ir.MaxString/2 + 1, true},
+		{"s + \"x\" != \"\"", ir.MaxString, true},
+		{"s + \"\" != \"\"", ir.MaxString, false},
+	} {
+		m, g := exprMachine(t, c.expr)
+		ctx := make([]ir.Value, len(m.Context))
+		for i, f := range m.Context {
+			ctx[i] = *f.Default
+		}
+		ctx[2] = ir.Value{T: ir.TypeString, S: strings.Repeat("a", c.n)}
+		_, err := g.Eval(ctx, nil, make([]ir.Value, 0, m.MaxStack()))
+		if got := err != nil && strings.Contains(err.Error(), "string too long"); got != c.fault || !c.fault && err != nil {
+			t.Errorf("%s with s of %d bytes: %v, want a fault: %v", c.expr, c.n, err, c.fault)
+		}
+	}
+}
+
 func asFault(err error, f **ir.Fault) bool {
 	v, ok := err.(*ir.Fault)
 	*f = v
