@@ -104,9 +104,9 @@ func historyLine(m *ir.Machine, h runtime.HistoryEntry) string {
 	case runtime.HistAttempt:
 		return fmt.Sprintf("attempt %d succeeded: %s", h.Attempt, event(h.Event))
 	case runtime.HistAttemptFailed:
-		return fmt.Sprintf("attempt %d failed: %s", h.Attempt, h.Message)
+		return fmt.Sprintf("attempt %d failed: %s", h.Attempt, graphic(h.Message))
 	case runtime.HistFault:
-		return fmt.Sprintf("v%d failed: %s", h.Version, h.Message)
+		return fmt.Sprintf("v%d failed: %s", h.Version, graphic(h.Message))
 	case runtime.HistRetry:
 		return fmt.Sprintf("v%d resumed by retry", h.Version)
 	case runtime.HistCancel:
@@ -139,7 +139,7 @@ func writeInspect(w io.Writer, v *runtime.View) {
 		line("status", "%s", v.Status)
 	}
 	if v.Failure != "" && v.Status == runtime.Failed {
-		line("failure", "%s", v.Failure)
+		line("failure", "%s", graphic(v.Failure))
 	}
 	line("version", "%d", v.Version)
 	for i, f := range v.IR.Context {

@@ -142,7 +142,8 @@ func (s *scenario) refuse(format string, args ...any) {
 
 // graphic escapes what a terminal would not show as text (control
 // characters, bytes that are not UTF-8), as Go quotes them: a message
-// echoes the scenario's words.
+// echoes the scenario's words, and a failure a command's words, and
+// each stays one line.
 func graphic(msg string) string {
 	var b strings.Builder
 	for i, r := range msg {
