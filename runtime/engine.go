@@ -585,7 +585,8 @@ func (e *Engine) List(ctx context.Context, f ListFilter) ([]*Instance, error) {
 
 // Retry resumes a failed instance: a task that failed for good runs
 // again from its first attempt; after an expression fault, the event that
-// caused it has been consumed and the instance goes on with the next.
+// caused it has been consumed and the instance goes on with the next (a
+// timer whose firing faulted fires again).
 func (e *Engine) Retry(ctx context.Context, id string) error {
 	return e.operate(ctx, id, func(m *machine, inst *Instance, w *worker, now time.Time) error {
 		if inst.Status != Failed {
@@ -597,6 +598,12 @@ func (e *Engine) Retry(ctx context.Context, id string) error {
 			inst.FailedTask = false
 			if t := m.ir.States[inst.State].Task; t != nil {
 				w.schedule = append(w.schedule, Work{Kind: WorkTask, Due: now, Visit: inst.Visit, Action: t.Action, Attempt: 1})
+			}
+		}
+		if t := inst.FailedTimer - 1; t >= 0 {
+			inst.FailedTimer = 0
+			if t < len(m.ir.States[inst.State].Timers) {
+				w.schedule = append(w.schedule, Work{Kind: WorkTimer, Due: now, Visit: inst.Visit, Timer: t})
 			}
 		}
 		w.history = append(w.history, HistoryEntry{Time: now, Kind: HistRetry, Version: inst.Version + 1, From: -1, To: -1, Event: -1})

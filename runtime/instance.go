@@ -51,8 +51,12 @@ type Instance struct {
 	// FailedTask is set when it failed because its task failed for good
 	// (retry then runs the task again).
 	FailedTask bool
-	Created    time.Time
-	Updated    time.Time
+	// FailedTimer is the timer of its state (its index + 1; 0 for none)
+	// whose firing faulted: the firing was consumed, so retry arms it
+	// again, due at once.
+	FailedTimer int
+	Created     time.Time
+	Updated     time.Time
 }
 
 // CopyFrom makes inst a copy of src, reusing inst's Context storage.

@@ -151,6 +151,12 @@ func (w *worker) decide(m *machine, inst *Instance, item *Work, now time.Time) o
 		// failed for good, Retry runs the task again.
 		inst.FailedTask = true
 	}
+	if inst.Status == Failed && item.Kind == WorkTimer && item.Visit == inst.Visit {
+		// A fault as one of the state's timers fired (in its transition,
+		// or entering the target): the firing is consumed, and the state
+		// may have nothing else to move it on. Retry fires it again.
+		inst.FailedTimer = item.Timer + 1
+	}
 	return out
 }
 
@@ -296,6 +302,7 @@ func (w *worker) fail(inst *Instance, now time.Time, msg string, task bool) outc
 	inst.Status = Failed
 	inst.Failure = msg
 	inst.FailedTask = task
+	inst.FailedTimer = 0
 	inst.Updated = now
 	w.history = append(w.history[:0], HistoryEntry{Time: now, Kind: HistFault, Version: inst.Version + 1, From: inst.State, To: -1, Event: -1, Message: msg})
 	w.schedule = w.schedule[:0]

@@ -177,15 +177,15 @@ func fields(rec string, n int) ([]int64, string, error) {
 func millis(t time.Time) int64 { return t.UnixMilli() }
 
 // instance fields the scripts never read: d holds state, visit, created,
-// updated (as ms after created) and failed-task; c the context; f the
-// failure.
+// updated (as ms after created), failed-task and failed-timer; c the
+// context; f the failure.
 func encodeData(inst *runtime.Instance) (d, c, f string) {
 	failedTask := int64(0)
 	if inst.FailedTask {
 		failedTask = 1
 	}
 	created := millis(inst.Created)
-	d = record(nil).int(int64(inst.State)).int(int64(inst.Visit)).int(created).int(millis(inst.Updated) - created).int(failedTask).tail("")
+	d = record(nil).int(int64(inst.State)).int(int64(inst.Visit)).int(created).int(millis(inst.Updated) - created).int(failedTask).int(int64(inst.FailedTimer)).tail("")
 	return d, valuesOut(inst.Context), inst.Failure
 }
 
@@ -193,7 +193,7 @@ func encodeData(inst *runtime.Instance) (d, c, f string) {
 // that order); the caller fills Machine and Hash.
 func decodeFields(id string, vals []any, inst *runtime.Instance) error {
 	str := func(i int) string { s, _ := vals[i].(string); return s }
-	n, _, err := fields(str(3), 5)
+	n, _, err := fields(str(3), 6)
 	if err != nil {
 		return fmt.Errorf("instance %s: %w", id, err)
 	}
@@ -203,7 +203,7 @@ func decodeFields(id string, vals []any, inst *runtime.Instance) error {
 	}
 	*inst = runtime.Instance{ID: id, State: int(n[0]), Context: ctx,
 		Status: runtime.Status(atoi(str(1))), Version: uint64(atoi(str(0))), Visit: uint64(n[1]),
-		Priority: atoi(str(2)), Failure: str(5), FailedTask: n[4] == 1,
+		Priority: atoi(str(2)), Failure: str(5), FailedTask: n[4] == 1, FailedTimer: int(n[5]),
 		Created: time.UnixMilli(n[2]), Updated: time.UnixMilli(n[2] + n[3])}
 	return nil
 }

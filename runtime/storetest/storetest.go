@@ -87,6 +87,7 @@ func RunEngine(t *testing.T, newStore NewStore) {
 		{"StaleResultDiscarded", testStaleResultDiscarded},
 		{"ExpressionFaultParks", testExpressionFaultParks},
 		{"FaultOnATaskResult", testFaultOnATaskResult},
+		{"FaultAsATimerFires", testFaultAsATimerFires},
 		{"UnhandledAndIgnored", testUnhandledAndIgnored},
 		{"CompletedRejects", testCompletedRejects},
 		{"QueuedWhenItCompletes", testQueuedWhenItCompletes},
@@ -1241,6 +1242,46 @@ func testFaultOnATaskResult(t *testing.T, newStore NewStore) {
 	v = h.expect("f", "B", runtime.Completed)
 	if calls != 2 || v.Fields.Int("x") != 10 {
 		t.Fatalf("after Retry: %d calls, x = %d; want the task run again and x = 10", calls, v.Fields.Int("x"))
+	}
+}
+
+// testFaultAsATimerFires: a fault as a timer fires (in its transition's
+// set, or entering its target) parks the instance with the firing
+// consumed; Retry fires the timer again (else the instance would sit in
+// the state with nothing to do).
+func testFaultAsATimerFires(t *testing.T, newStore NewStore) {
+	h := newHarness(t, newStore, `machine T {
+    context {
+        z: int = 0
+        x: int = 0
+    }
+    initial state A {
+        after 1s -> B set x = 1 / z
+        after 1h -> B
+    }
+    final state B
+}`, nil)
+	h.start("t", nil)
+	h.advance(2 * time.Second)
+	v := h.expect("t", "A", runtime.Failed)
+	if !strings.Contains(v.Failure, `integer division by zero in "1 / z"`) {
+		t.Fatalf("failure %q", v.Failure)
+	}
+	if err := h.engine.Retry(ctx(), "t"); err != nil {
+		t.Fatal(err)
+	}
+	h.advance(time.Second)
+	// The timer fired again, and faulted again: the instance is failed,
+	// not active in A with its first timer gone.
+	v = h.expect("t", "A", runtime.Failed)
+	faults := 0
+	for _, e := range v.History {
+		if e.Kind == runtime.HistFault {
+			faults++
+		}
+	}
+	if faults != 2 {
+		t.Fatalf("after Retry: %d faults in the history %+v, want the timer fired again and a second fault", faults, v.History)
 	}
 }
 
