@@ -201,7 +201,7 @@ func (e *env) runScenario(ctx context.Context, machines map[string]*ir.Machine, 
 		out.stdout, out.stderr = &lockedWriter{mu: &mu, w: e.stdout}, &lockedWriter{mu: &mu, w: e.stderr}
 		e = &out
 	}
-	s := &scenario{env: e, clock: opts.Clock, virtual: virtual, json: flags.json, machines: machines, machine: map[string]string{}, steps: map[string]stepRun{}}
+	s := &scenario{env: e, clock: opts.Clock, virtual: virtual, json: flags.json, machines: machines, machine: map[string]string{}, steps: map[string]stepRun{}, sent: map[string]int{}}
 	opts.OnChange, opts.OnHistory = s.printChange, s.printHistory
 	s.engine = runtime.New(memstore.New(memstore.Options{Retention: flags.retain}), opts)
 	for name, m := range machines {

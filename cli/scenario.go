@@ -42,9 +42,13 @@ type scenario struct {
 	// one instant; on the real clock it is faster than a step a
 	// millisecond, which no timer of 1 ms or more gives. stop then ends
 	// the runDue (virtual time) or Run's workers (the real clock), and
-	// the scenario stops.
+	// the scenario stops. An event the scenario sent gives its instance
+	// one step that does not count (sent: those not yet taken), so that
+	// a backlog the instance handles at once, after a retry say, is not
+	// taken for a loop.
 	loopMu   sync.Mutex
 	steps    map[string]stepRun
+	sent     map[string]int
 	looping  string
 	loopTook time.Duration // the looping instance's run
 	stop     context.CancelFunc
@@ -401,6 +405,9 @@ func (s *scenario) send(ctx context.Context, args string) {
 		s.refuse("send %s %s: %v", id, event, err)
 		return
 	}
+	s.loopMu.Lock()
+	s.sent[id]++
+	s.loopMu.Unlock()
 	if v, err := s.engine.Get(ctx, id); err == nil && v.Status == runtime.Failed {
 		fmt.Fprintf(s.stderr, "%s: %s waits: the instance is failed until it is retried\n", id, event)
 	}
@@ -540,6 +547,10 @@ func (s *scenario) step(id string, at time.Time) {
 	s.loopMu.Lock()
 	defer s.loopMu.Unlock()
 	if s.looping != "" || s.stop == nil {
+		return
+	}
+	if s.sent[id] > 0 {
+		s.sent[id]-- // a step for an event the scenario sent
 		return
 	}
 	r := s.steps[id]

@@ -62,3 +62,37 @@ func TestRefusalsAreText(t *testing.T) {
 		}
 	}
 }
+
+// TestBacklogIsNotALoop: events the scenario sent to a failed instance
+// wait, and are handled at one instant once it is retried. More of them
+// than a loop's limit is not a loop; a loop of timers still is.
+func TestBacklogIsNotALoop(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "backlog.fsm")
+	src := `machine B {
+    context {
+        z: int
+        n: int
+    }
+    event Boom
+    event Inc
+    initial state A {
+        on Boom -> A set z = 1 / z
+        on Inc -> A set n = n + 1
+    }
+}`
+	if err := os.WriteFile(file, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	in := "start B b\nsend b Boom\n" + strings.Repeat("send b Inc\n", loopLimit+1) + "retry b\nexpect b A\n"
+	var stdout, stderr bytes.Buffer
+	code := Main([]string{"fsmc", "run", "--virtual-time", file}, strings.NewReader(in), &stdout, &stderr)
+	if code != ExitOK || strings.Contains(stderr.String(), "steps") || strings.Count(stdout.String(), "--Inc--> A") != loopLimit+1 {
+		t.Fatalf("exit %d, %d transitions on Inc:\n%s", code, strings.Count(stdout.String(), "--Inc--> A"), lastLines(stderr.String(), 3))
+	}
+}
+
+// lastLines is the last n lines of s.
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
