@@ -77,13 +77,15 @@ func CommandHandler(argv []string) Handler {
 // Limits on what a command's output may fill: a result over outputLimit
 // bytes fails the attempt, and of stderr the last stderrKept bytes go
 // into a failure's message. The rest is read and dropped, so a chatty
-// command neither blocks nor fills memory. After the command exits, its
-// output is read for at most drainAfterExit more (a child that escaped
-// its process group may hold the pipes open).
+// command neither blocks nor fills memory. After the command exits,
+// more output is waited for drainAfterExit at most (a child that escaped
+// its process group may hold the pipes open), and for drainCap in all
+// while it keeps coming (see readPipe).
 const (
 	outputLimit    = 1 << 20
 	stderrKept     = 500
 	drainAfterExit = 100 * time.Millisecond
+	drainCap       = time.Second
 )
 
 // commandOutput is what a command wrote.
@@ -124,8 +126,8 @@ func runCommand(ctx context.Context, argv []string, input []byte) (*commandOutpu
 	out.started = true
 	var reading sync.WaitGroup
 	reading.Add(2)
-	go func() { defer reading.Done(); _, _ = io.Copy(&out.stdout, outR) }()
-	go func() { defer reading.Done(); _, _ = io.Copy(&out.stderr, errR) }()
+	go func() { defer reading.Done(); readPipe(&out.stdout, outR) }()
+	go func() { defer reading.Done(); readPipe(&out.stderr, errR) }()
 	err = cmd.Wait()
 	if errors.Is(err, exec.ErrWaitDelay) {
 		err = nil // it exited 0; only its stdin was still open
@@ -135,6 +137,40 @@ func runCommand(ctx context.Context, argv []string, input []byte) (*commandOutpu
 	_ = errR.SetReadDeadline(time.Now().Add(drainAfterExit))
 	reading.Wait()
 	return out, err
+}
+
+// readPipe copies r to dst until r ends. Once the command has exited,
+// runCommand sets r's deadline: it bounds the wait for more output, not
+// the reading of what is already in the pipe, which a reader scheduled
+// late on a busy host would otherwise lose (a command that exited 0
+// having written its event would be taken for one that wrote none).
+// So a read stopped by the deadline looks again, for drainAfterExit, and
+// reading ends when a look finds nothing, or drainCap after the first
+// deadline passed.
+func readPipe(dst io.Writer, r *os.File) {
+	buf := make([]byte, 32<<10)
+	var first time.Time // when the deadline first stopped a read
+	looked := false     // the last look found nothing yet
+	for {
+		n, err := r.Read(buf)
+		_, _ = dst.Write(buf[:n])
+		if n > 0 {
+			looked = false
+		}
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, os.ErrDeadlineExceeded) || looked {
+			return // the end of the pipe, or a look that found nothing
+		}
+		if first.IsZero() {
+			first = time.Now()
+		} else if time.Since(first) > drainCap {
+			return
+		}
+		looked = true
+		_ = r.SetReadDeadline(time.Now().Add(drainAfterExit))
+	}
 }
 
 // stderrNote is the end of stderr, quoted onto one line, for a
