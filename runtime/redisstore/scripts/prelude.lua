@@ -56,13 +56,13 @@ local C
 -- a local costs none. They are bound on a call (bind(_G), see
 -- scripts.go): while a library loads, Redis's globals are not there.
 local call, find, sub, byte, format, gsub, gmatch
-local tonumber, unpack, pairs, ipairs, type, setmetatable, rawset
+local tonumber, unpack, ipairs, type, setmetatable, rawset
 
 local function bind(G)
   call = G.redis.call
   find, sub, byte, format = G.string.find, G.string.sub, G.string.byte, G.string.format
   gsub, gmatch = G.string.gsub, G.string.gmatch
-  tonumber, unpack, pairs, ipairs, type = G.tonumber, G.unpack, G.pairs, G.ipairs, G.type
+  tonumber, unpack, ipairs, type = G.tonumber, G.unpack, G.ipairs, G.type
   setmetatable, rawset = G.setmetatable, G.rawset
 end
 
@@ -92,9 +92,9 @@ local function begin()
 end
 -- Statuses, as runtime.Status numbers them.
 local ACTIVE, COMPLETED, CANCELLED = "1", "3", "4"
--- The bytes of "w", "t", ":" and "q" (a function library's definitions may not
+-- The bytes of "w" and "q" (a function library's definitions may not
 -- call the string library while it loads).
-local BYTE_W, BYTE_T, BYTE_COLON, BYTE_Q = 119, 116, 58, 113
+local BYTE_W, BYTE_Q = 119, 113
 
 local function ik(id) return P .. "i:" .. id end
 -- ready names the ready set of a class at a priority (a string, "0" to
