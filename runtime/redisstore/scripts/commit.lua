@@ -34,7 +34,9 @@ local free = sub(unit, 1, 2) == "q|"
 if sub(unit, 1, 2) == "t|" then
   local first, due = head(inst)
   if due and due <= tonumber(ARGV[12]) then return "busy" end
-  if call("ZSCORE", K.leases, "q|" .. id) then return "busy" end
+  -- Instance work under a lease is in the hash until the lease's
+  -- commit removes it, so an instance without any has none leased.
+  if first and call("ZSCORE", K.leases, "q|" .. id) then return "busy" end
   if ARGV[14] == "1" and call("EXISTS", lockKey(id)) == 1 then return "busy" end
   free = first == nil
 end

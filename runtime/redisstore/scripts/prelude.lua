@@ -379,11 +379,18 @@ local function done()
 end
 
 -- allowing reads a list of allowed items ("\n"-separated) into a set,
--- or nil for "*" (any item).
+-- or nil for "*" (any item). A worker sends the same lists with every
+-- claim, so the library keeps the sets it made (a few: ALLOWED_MAX,
+-- then it starts again), and a claim reads a list only when it is new.
+local ALLOWED, allowedCount, ALLOWED_MAX = {}, 0, 64
 local function allowing(list)
   if list == "*" then return nil end
-  local set = {}
+  local set = ALLOWED[list]
+  if set then return set end
+  set = {}
   for line in gmatch(list, "[^\n]+") do set[line] = true end
+  if allowedCount == ALLOWED_MAX then ALLOWED, allowedCount = {}, 0 end
+  ALLOWED[list], allowedCount = set, allowedCount + 1
   return set
 end
 
@@ -686,14 +693,14 @@ end
 -- would wake for it again and again. The index of classes gives each
 -- class's earliest due time or an earlier one, so its entries are read
 -- in order until they are later than the best found.
-local function nextDue(machines, actions)
+local function nextDue(machines, actions, top)
   machines, actions = allowing(machines), allowing(actions)
   local best = -1
   local function consider(t)
     t = tonumber(t)
     if best < 0 or t < best then best = t end
   end
-  for prio = 0, tonumber(call("GET", K.top) or "0") do
+  for prio = 0, top or tonumber(call("GET", K.top) or "0") do
     local entries = call("ZRANGE", classes(PRIO[prio]), "0", "-1", "WITHSCORES")
     for k = 1, #entries, 2 do
       if best >= 0 and tonumber(entries[k + 1]) >= best then break end
@@ -759,7 +766,7 @@ local function claimWork()
   if mode == "peek" then return -1 end
   -- Nothing to claim: when asked, say when to look again, which saves
   -- the worker asking (nextdue.lua) before it waits.
-  if C[11] == "1" then return nextDue(C[4], C[5]) end
+  if C[11] == "1" then return nextDue(C[4], C[5], top) end
   return nil
 end
 
