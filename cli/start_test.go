@@ -147,6 +147,16 @@ func TestStartVersion(t *testing.T) {
 	if code, stderr := fsmc("start", "Other@"+v1ID, "x"); code != 1 || !strings.Contains(stderr, "no version "+v1ID+" of machine Other") {
 		t.Errorf("start of another machine's version: exit %d: %s", code, stderr)
 	}
+	// An ID is the hash's first 12 hex digits or all of them: the first
+	// 12 followed by anything else name no version.
+	for _, id := range []string{v1ID + "zz", v1ID + "0", strings.ToUpper(v1ID), v1ID[:11]} {
+		if code, stderr := fsmc("start", "Toggle@"+id, "x"); code != 1 || !strings.Contains(stderr, "no version "+id+" of machine Toggle") {
+			t.Errorf("start Toggle@%s: exit %d: %s", id, code, stderr)
+		}
+		if code, stderr := fsmc("ls", "--machine", "Toggle@"+id); code != 1 || !strings.Contains(stderr, "no version "+id+" of machine Toggle") {
+			t.Errorf("ls --machine Toggle@%s: exit %d: %s", id, code, stderr)
+		}
+	}
 	// ls names the version of an instance that is not of the latest, and
 	// lists one version's instances with --machine NAME@ID.
 	if code, stderr := fsmc("ls"); code != 0 || !regexp.MustCompile(`(?m)^old +Toggle@`+v1ID+` `).MatchString(stdout.String()) ||

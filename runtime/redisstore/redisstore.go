@@ -631,13 +631,21 @@ func (s *Store) putMachine(ctx context.Context, mid string, m *ir.Machine, first
 // names it: NAME@ID.
 func (s *Store) Version(ctx context.Context, name, id string) (string, error) {
 	m, err := s.machine(ctx, machineID(id))
-	if errors.Is(err, errNoMachine) || err == nil && m.Name != name {
+	if errors.Is(err, errNoMachine) || err == nil && (m.Name != name || !namesVersion(id, m.Hash)) {
 		return "", fmt.Errorf("no version %s of machine %s is registered", id, name)
 	}
 	if err != nil {
 		return "", err
 	}
 	return m.Hash, nil
+}
+
+// namesVersion reports whether id names the version hash: its first 12
+// hex digits or all of them, with or without the "sha256:" prefix. (The
+// registry finds a version by its first 12, whatever follows them.)
+func namesVersion(id, hash string) bool {
+	id, hash = strings.TrimPrefix(id, "sha256:"), strings.TrimPrefix(hash, "sha256:")
+	return id == hash || len(hash) >= 12 && id == hash[:12]
 }
 
 // machine returns the machine version with id mid: from this store's
