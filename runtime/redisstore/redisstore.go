@@ -923,6 +923,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	// The nodes are asked at once, each with its own time: a hung one
 	// does not use up the others' time.
 	nodeErrs := make([]error, len(lockOpts))
+	servers := make([]string, len(lockOpts)) // each node's server (its run id), when it says
 	var asked sync.WaitGroup
 	for i, o := range lockOpts {
 		c := redis.NewClient(o)
@@ -933,10 +934,24 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 			defer asked.Done()
 			nodeCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			defer cancel()
-			nodeErrs[i] = c.Ping(nodeCtx).Err()
+			servers[i], nodeErrs[i] = serverID(nodeCtx, c)
 		}()
 	}
 	asked.Wait()
+	// One server named twice under different addresses (localhost and
+	// 127.0.0.1, say), which parseLockURLs cannot tell apart.
+	seen := map[string]int{}
+	for i, id := range servers {
+		if id == "" {
+			continue
+		}
+		id += "/" + strconv.Itoa(lockOpts[i].DB)
+		if j, twice := seen[id]; twice {
+			closeAll()
+			return nil, fmt.Errorf("lock node %s is named twice (as %s too: one Redis server answers both): Redlock needs independent nodes, each named once", redactURL(opts.LockURLs[i]), redactURL(opts.LockURLs[j]))
+		}
+		seen[id] = i
+	}
 	var down []string
 	for i, err := range nodeErrs {
 		if err != nil {
@@ -974,6 +989,25 @@ func parseLockURLs(urls []string) ([]*redis.Options, error) {
 		all = append(all, o)
 	}
 	return all, nil
+}
+
+// serverID asks node which Redis server it is (its run id, unique to a
+// server process), or, when it refuses INFO (a user not allowed it),
+// whether it answers PING ("" then).
+func serverID(ctx context.Context, node *redis.Client) (string, error) {
+	info, err := node.Info(ctx, "server").Result()
+	if err != nil {
+		if answerCode(err) != "" {
+			return "", node.Ping(ctx).Err()
+		}
+		return "", err
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if id, ok := strings.CutPrefix(line, "run_id:"); ok {
+			return strings.TrimSpace(id), nil
+		}
+	}
+	return "", nil
 }
 
 // clusterEnabled reports whether node says it is a Cluster node (a user

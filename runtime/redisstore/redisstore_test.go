@@ -557,7 +557,10 @@ func TestLockNodeNamedTwice(t *testing.T) {
 	if o.DB != 0 {
 		same = fmt.Sprintf("redis://%s/%d", o.Addr, o.DB)
 	}
-	for _, locks := range [][]string{{url, url}, {url, "redis://127.0.0.1:1", same}} {
+	// The same server under another address: a name of the host, or
+	// the name in capitals.
+	alias := strings.Replace(same, "127.0.0.1", "localhost", 1)
+	for _, locks := range [][]string{{url, url}, {url, "redis://127.0.0.1:1", same}, {same, alias}, {alias, strings.ToUpper(alias)}} {
 		_, err := redisstore.Open(context.Background(), url, redisstore.Options{LockURLs: locks})
 		if err == nil || !strings.Contains(err.Error(), "is named twice") {
 			t.Errorf("lock nodes %q: %v, want a refusal", locks, err)
