@@ -589,9 +589,22 @@ func watchCommand(e *env) *cli.Command {
 				// and returns the cursor after the last one it dealt with:
 				// next, or, when Redis fails it while it reads a machine
 				// version, the one before that change, with the error.
+				lost := map[string]bool{} // versions the registry lost, said once each
 				show := func(batch []runtime.Change, next string) (string, error) {
 					for i, ch := range batch {
-						if machine != "" && ch.Machine != machine || version != "" && ch.Hash != version || c.String("instance") != "" && ch.Instance != c.String("instance") {
+						if c.String("instance") != "" && ch.Instance != c.String("instance") {
+							continue
+						}
+						if ch.Machine == "" {
+							// Its machine is not known, nor whether --machine
+							// covers it: left out, as ls leaves it out.
+							if !lost[ch.Hash] {
+								lost[ch.Hash] = true
+								fmt.Fprintf(e.stderr, "fsmc watch: changes of machine version %s left out: the machine registry has lost that version (a worker that runs it registers it again when it starts)\n", ch.Hash)
+							}
+							continue
+						}
+						if machine != "" && ch.Machine != machine || version != "" && ch.Hash != version {
 							continue
 						}
 						m, err := store.Machine(ctx, ch.Hash)

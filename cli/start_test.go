@@ -245,6 +245,41 @@ func TestListStateOfVersion(t *testing.T) {
 }
 
 // firstLine keeps the first write, and refuses the others.
+// TestWatchWithoutAVersion: watch leaves out the changes of a version
+// the registry lost, saying so once, and goes on with the others' (it
+// failed on the first such change).
+func TestWatchWithoutAVersion(t *testing.T) {
+	ctx := context.Background()
+	c := redistest.Client(t)
+	prefix := fmt.Sprintf("wlost%d", time.Now().UnixNano())
+	e := runtime.New(redisstore.New(c, redisstore.Options{Prefix: prefix}), runtime.Options{})
+	lost := irtest.Compile(t, "toggle.fsm", []byte(irtest.Toggle)).Machines[0]
+	kept := irtest.Compile(t, "order.fsm", []byte(irtest.OneStep)).Machines[0]
+	for _, m := range []*ir.Machine{lost, kept} {
+		if err := e.Register(ctx, m, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, start := range [][2]string{{lost.Name, "t1"}, {kept.Name, "k1"}, {lost.Name, "t2"}, {kept.Name, "k2"}} {
+		if err := e.Start(ctx, start[0], start[1], nil, runtime.StartOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Del(ctx, prefix+":machine:"+ir.ShortHash(lost.Hash)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	var first firstLine
+	var stderr bytes.Buffer
+	args := []string{"fsmc", "watch", "--redis", redistest.URL(t), "--prefix", prefix, "--since", "start"}
+	if code := Main(args, strings.NewReader(""), &first, &stderr); code != ExitUsage || !strings.HasPrefix(first.line, "k1 OneStep ") {
+		t.Errorf("watch: exit %d, first line %q: %s", code, first.line, stderr.String())
+	}
+	notice := "changes of machine version " + ir.ShortHash(lost.Hash) + " left out"
+	if n := strings.Count(stderr.String(), notice); n != 1 {
+		t.Errorf("watch said %d times %q:\n%s", n, notice, stderr.String())
+	}
+}
+
 type firstLine struct{ line string }
 
 func (w *firstLine) Write(p []byte) (int, error) {

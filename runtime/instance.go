@@ -112,14 +112,18 @@ type HistoryEntry struct {
 type Change struct {
 	Time     time.Time
 	Instance string
-	Machine  string
-	Hash     string // the machine version, to name its states
-	From     int    // -1 at start
-	To       int
-	Event    int // -1 for a timer or the start
-	Timer    int // the timer's index when Event is -1 and From >= 0
-	Version  uint64
-	Status   Status
+	// Machine and Hash name the machine version, whose states From and
+	// To number. A change of a version the store no longer holds (a
+	// Redis registry that lost it) has no Machine, and its Hash is the
+	// version's id (ir.ShortHash).
+	Machine string
+	Hash    string
+	From    int // -1 at start
+	To      int
+	Event   int // -1 for a timer or the start
+	Timer   int // the timer's index when Event is -1 and From >= 0
+	Version uint64
+	Status  Status
 	// Cursor, set by Store.Changes, resumes reading after this change.
 	Cursor string
 }

@@ -1943,11 +1943,16 @@ func (s *Store) Changes(ctx context.Context, cursor string, limit int) ([]runtim
 			if err != nil {
 				return nil, "", fmt.Errorf("changelog entry %s: %w", m.ID, err)
 			}
-			machine, err := s.machine(ctx, mid)
-			if err != nil {
+			switch machine, err := s.machine(ctx, mid); {
+			case errors.Is(err, errNoMachine):
+				// The registry has lost the version (see List): the
+				// change stays, named by the version's id alone.
+				c.Hash = mid
+			case err != nil:
 				return nil, "", fmt.Errorf("changelog entry %s: %w", m.ID, err)
+			default:
+				c.Machine, c.Hash = machine.Name, machine.Hash
 			}
-			c.Machine, c.Hash = machine.Name, machine.Hash
 			all = append(all, entry{m.ID, p, c})
 		}
 	}
