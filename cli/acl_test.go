@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -64,6 +66,16 @@ func TestReadOnlyReplica(t *testing.T) {
 		if code != 2 || !strings.Contains(stderr.String(), "Redis is a read-only replica; nothing was changed: give --redis the master's URL") {
 			t.Errorf("fsmc %s on a replica: exit %d, %s", args[0], code, stderr.String())
 		}
+	}
+	// A worker pointed at the replica says so too, as it registers.
+	file := filepath.Join(t.TempDir(), "toggle.fsm")
+	if err := os.WriteFile(file, []byte(irtest.Toggle), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	code := Main([]string{"fsmc", "run", "--redis", replica.URL(), file}, strings.NewReader(""), &stdout, &stderr)
+	if code != 2 || !strings.Contains(stderr.String(), "registering machine Toggle: Redis is a read-only replica: give --redis the master's URL") {
+		t.Errorf("fsmc run on a replica: exit %d, %s", code, stderr.String())
 	}
 	v, err := admin.Get(ctx, "a")
 	if err != nil || v.Version != 1 || v.Status != runtime.Active {

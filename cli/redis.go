@@ -785,6 +785,9 @@ func (e *env) runWorker(c *cli.Context, machines map[string]*ir.Machine, handler
 			}
 		}
 		if err := engine.Register(ctx, m, bound); err != nil {
+			if redisstore.ReadOnlyReplica(err) {
+				return usageError("fsmc run: registering machine %s: Redis is a read-only replica: give --redis the master's URL (or Sentinel's, redis+sentinel://)", name)
+			}
 			return usageError("fsmc run: registering machine %s: %v", name, err)
 		}
 		if collector != nil {
