@@ -176,6 +176,23 @@ local function load(id)
   return newInstance(id, key, f, wf, tf)
 end
 
+-- loadTask reads of instance id only what a claim of its task attempt
+-- member needs (see pending and lease), or returns nil when there is
+-- none: its work lists are left empty, so it is not for writing.
+local TASK_FIELDS = {"v", "st", "pr", "d", "c", "f", "h"}
+local function loadTask(id, member)
+  local key = ik(id)
+  local field = "t:" .. member
+  local raw = call("HMGET", key, "v", "st", "pr", "d", "c", "f", "h", field)
+  if not raw[1] then return nil end
+  local f = {}
+  for k = 1, 7 do
+    if raw[k] then f[TASK_FIELDS[k]] = raw[k] end
+  end
+  f[field] = raw[8] or nil
+  return newInstance(id, key, f, NONE, NONE)
+end
+
 -- put sets a field; one that already holds the value is not written
 -- again (a string compare costs next to nothing in Lua, and every field
 -- HSET writes costs Redis a search of the listpack).
@@ -667,7 +684,8 @@ local function claimClass(prio, class, bound, alone)
   for k = 1, #units, step do
     local unit = units[k]
     local kind, id, member = parseUnit(unit)
-    local inst = load(id)
+    local inst
+    if kind == "t" then inst = loadTask(id, member) else inst = load(id) end
     if not pending(inst, kind, member) then
       unready(prioText, class, unit)
     elseif C[6] == "peek" then
