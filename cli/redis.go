@@ -162,9 +162,10 @@ func operator(c *cli.Context, fn func(ctx context.Context, store *redisstore.Sto
 	defer stop()
 	// An operator's command reports failures itself: the client's own
 	// messages would only repeat them. The store's warnings (it could
-	// not wake the workers) go to stderr.
+	// not wake the workers, ls left instances out) go to stderr, as the
+	// command's other messages.
 	store, err := openRedis(ctx, c, slog.New(slog.NewTextHandler(io.Discard, nil)),
-		slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: slog.LevelWarn})))
+		slog.New(&noticeHandler{w: c.App.ErrWriter, command: c.Command.Name}))
 	if err != nil {
 		return err
 	}
@@ -802,3 +803,38 @@ func (e *env) runWorker(c *cli.Context, machines map[string]*ir.Machine, handler
 	logger.Info("worker stopped")
 	return nil
 }
+
+// noticeHandler writes an operator command's warnings as its other
+// messages read: "fsmc ls: MESSAGE (key=value, ...)", one line each.
+type noticeHandler struct {
+	w       io.Writer
+	command string
+	attrs   []slog.Attr
+}
+
+func (h *noticeHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
+
+func (h *noticeHandler) Handle(_ context.Context, r slog.Record) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "fsmc %s: %s", h.command, r.Message)
+	var attrs []string
+	add := func(a slog.Attr) bool {
+		attrs = append(attrs, a.Key+"="+a.Value.String())
+		return true
+	}
+	for _, a := range h.attrs {
+		add(a)
+	}
+	r.Attrs(add)
+	if len(attrs) > 0 {
+		fmt.Fprintf(&b, " (%s)", strings.Join(attrs, ", "))
+	}
+	_, err := io.WriteString(h.w, graphic(b.String())+"\n")
+	return err
+}
+
+func (h *noticeHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return &noticeHandler{w: h.w, command: h.command, attrs: append(slices.Clip(h.attrs), attrs...)}
+}
+
+func (h *noticeHandler) WithGroup(string) slog.Handler { return h }

@@ -247,7 +247,8 @@ func TestListStateOfVersion(t *testing.T) {
 // firstLine keeps the first write, and refuses the others.
 // TestWatchWithoutAVersion: watch leaves out the changes of a version
 // the registry lost, saying so once, and goes on with the others' (it
-// failed on the first such change).
+// failed on the first such change); ls leaves out its instances, saying
+// how many.
 func TestWatchWithoutAVersion(t *testing.T) {
 	ctx := context.Background()
 	c := redistest.Client(t)
@@ -277,6 +278,14 @@ func TestWatchWithoutAVersion(t *testing.T) {
 	notice := "changes of machine version " + ir.ShortHash(lost.Hash) + " left out"
 	if n := strings.Count(stderr.String(), notice); n != 1 {
 		t.Errorf("watch said %d times %q:\n%s", n, notice, stderr.String())
+	}
+	// ls leaves the instances out, and says so as its other messages.
+	var stdout bytes.Buffer
+	stderr.Reset()
+	args = []string{"fsmc", "ls", "--redis", redistest.URL(t), "--prefix", prefix}
+	want := regexp.MustCompile(`^fsmc ls: instances left out of the list: .* \(machine_id=` + ir.ShortHash(lost.Hash) + `, instances=2\)\n$`)
+	if code := Main(args, strings.NewReader(""), &stdout, &stderr); code != 0 || !want.MatchString(stderr.String()) || strings.Contains(stdout.String(), "t1") {
+		t.Errorf("ls: exit %d: %s%s", code, stdout.String(), stderr.String())
 	}
 }
 
