@@ -12,13 +12,14 @@
 //
 // It starts a redis-server of its own (no persistence) and stops it.
 //
-//	cd bench && go run ./fleet [-n 5000] [-workers 3] [-concurrency 8] [-waiting 100000] [-commands] [-no-redlock] [-cpuprofile FILE] [-callgrind]
+//	cd bench && go run ./fleet [-n 5000] [-workers 3] [-concurrency 8] [-waiting 100000] [-commands] [-no-redlock] [-cpuprofile FILE] [-callgrind [-callgrind-keep DIR]]
 //
 // Beside each throughput it prints what Redis spent per unit (CPU time and
 // commands, from INFO); -commands lists the commands, and counts fsmc's
 // claims by what they found. CPU time varies from run to run on a shared
 // machine; -callgrind runs Redis under valgrind and counts the
-// instructions it executed per unit instead, which repeat.
+// instructions it executed per unit instead, which repeat (and
+// -callgrind-keep keeps the profiles, to see where they go).
 package main
 
 import (
@@ -58,6 +59,7 @@ var (
 	noRedlock   = flag.Bool("no-redlock", false, "run fsmc without the per-instance Redlock (fenced commits alone), to see what the lock costs")
 	cpuProfile  = flag.String("cpuprofile", "", "write a CPU profile of this process during fsmc's throughput run to the file")
 	callgrind   = flag.Bool("callgrind", false, "run Redis under valgrind's callgrind and report the instructions it executed per unit of the throughput runs, which repeat where CPU time varies; the rates then mean nothing, and (b) and (c) are skipped")
+	keepProfile = flag.String("callgrind-keep", "", "with -callgrind, keep each side's callgrind profile in this directory (fsmc.callgrind, asynq.callgrind), for callgrind_annotate")
 )
 
 // server is the run's redis-server.
@@ -574,6 +576,13 @@ func dumpInstructions() float64 {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		log.Fatal(err)
+	}
+	if *keepProfile != "" {
+		// The throughput runs dump in order: fsmc's, then asynq's.
+		name := [...]string{"fsmc", "asynq"}[min(callgrindDumps, 2)-1] + ".callgrind"
+		if err := os.WriteFile(filepath.Join(*keepProfile, name), b, 0o644); err != nil {
+			log.Fatal(err)
+		}
 	}
 	for _, line := range strings.Split(string(b), "\n") {
 		if v, ok := strings.CutPrefix(line, "totals: "); ok {
