@@ -210,7 +210,8 @@ func (e *Engine) Clock() Clock { return e.opts.Clock }
 // fails instead ("no handler for action X"), and is retried or parked
 // like any failure. A machine registered again under the
 // same name becomes the version that Start uses; instances of the older
-// version keep running on it.
+// version keep running on it. The same version registered again takes
+// the handlers given then, in place of the earlier ones.
 func (e *Engine) Register(ctx context.Context, m *ir.Machine, handlers map[string]Handler) error {
 	if m == nil {
 		return errors.New("register: no machine (nil)")

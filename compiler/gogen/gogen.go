@@ -4,7 +4,7 @@
 // only the events each action declares (a sealed interface per action),
 // the IR embedded as a constant, and Register, which binds an Actions
 // implementation to a runtime.Engine and returns a typed handle with
-// Start, Send and Get.
+// Start, a SendX per event X (SendSubmit) and Get.
 //
 //	*ir.File -> Generate -> Go source (gofmt-formatted) [-> Stubs]
 //
