@@ -710,7 +710,8 @@ end
 -- (another worker's machines or actions) does not count, or the worker
 -- would wake for it again and again. The index of classes gives each
 -- class's earliest due time or an earlier one, so its entries are read
--- in order until they are later than the best found.
+-- in order until they are later than the best found. top: the
+-- partition's highest priority (P.."top"), when the caller has read it.
 local function nextDue(machines, actions, top)
   machines, actions = allowing(machines), allowing(actions)
   local best = -1
