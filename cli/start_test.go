@@ -107,24 +107,15 @@ func (redisAnswer) RedisError()     {}
 // again; NAME@ID starts a given version, and an unknown one is refused.
 func TestStartVersion(t *testing.T) {
 	ctx := context.Background()
-	c := redistest.Client(t)
-	prefix := fmt.Sprintf("ver%d", time.Now().UnixNano())
-	store := redisstore.New(c, redisstore.Options{Prefix: prefix})
 	v1 := irtest.Compile(t, "v1.fsm", []byte(irtest.Toggle)).Machines[0]
 	v2 := irtest.Compile(t, "v2.fsm", []byte(strings.Replace(irtest.Toggle, "event Flip", "event Flip\n    event Flop", 1))).Machines[0]
-	for _, m := range []*ir.Machine{v1, v2, v1} { // v1's worker restarts last
-		if err := runtime.New(store, runtime.Options{}).Register(ctx, m, nil); err != nil {
-			t.Fatal(err)
-		}
+	d := newDeployment(t, v1, v2, v1) // v1's worker restarts last
+	var stdout string
+	fsmc := func(args ...string) (code int, stderr string) {
+		code, stdout, stderr = d.fsmc(args...)
+		return code, stderr
 	}
-	var stdout bytes.Buffer
-	fsmc := func(args ...string) (int, string) {
-		var stderr bytes.Buffer
-		stdout.Reset()
-		code := Main(append([]string{"fsmc", args[0], "--redis", redistest.URL(t), "--prefix", prefix}, args[1:]...), strings.NewReader(""), &stdout, &stderr)
-		return code, stderr.String()
-	}
-	v1ID := strings.TrimPrefix(v1.Hash, "sha256:")[:12]
+	v1ID := ir.ShortHash(v1.Hash)
 	for _, tc := range []struct {
 		machine, id string
 		hash        string
@@ -136,7 +127,7 @@ func TestStartVersion(t *testing.T) {
 		if code, stderr := fsmc("start", tc.machine, tc.id); code != 0 {
 			t.Fatalf("start %s %s: exit %d: %s", tc.machine, tc.id, code, stderr)
 		}
-		v, err := runtime.New(store, runtime.Options{}).Get(ctx, tc.id)
+		v, err := d.engine.Get(ctx, tc.id)
 		if err != nil || v.Hash != tc.hash {
 			t.Errorf("start %s %s: instance of %v (%v), want %s", tc.machine, tc.id, v.Hash, err, tc.hash)
 		}
@@ -159,12 +150,12 @@ func TestStartVersion(t *testing.T) {
 	}
 	// ls names the version of an instance that is not of the latest, and
 	// lists one version's instances with --machine NAME@ID.
-	if code, stderr := fsmc("ls"); code != 0 || !regexp.MustCompile(`(?m)^old +Toggle@`+v1ID+` `).MatchString(stdout.String()) ||
-		!regexp.MustCompile(`(?m)^new +Toggle `).MatchString(stdout.String()) {
-		t.Errorf("ls: exit %d: %s%s", code, stdout.String(), stderr)
+	if code, stderr := fsmc("ls"); code != 0 || !regexp.MustCompile(`(?m)^old +Toggle@`+v1ID+` `).MatchString(stdout) ||
+		!regexp.MustCompile(`(?m)^new +Toggle `).MatchString(stdout) {
+		t.Errorf("ls: exit %d: %s%s", code, stdout, stderr)
 	}
-	if code, stderr := fsmc("ls", "--machine", "Toggle@"+v1ID); code != 0 || strings.Count(stdout.String(), "\n") != 2 || !strings.Contains(stdout.String(), "old ") {
-		t.Errorf("ls --machine Toggle@%s: exit %d: %s%s", v1ID, code, stdout.String(), stderr)
+	if code, stderr := fsmc("ls", "--machine", "Toggle@"+v1ID); code != 0 || strings.Count(stdout, "\n") != 2 || !strings.Contains(stdout, "old ") {
+		t.Errorf("ls --machine Toggle@%s: exit %d: %s%s", v1ID, code, stdout, stderr)
 	}
 	// watch takes NAME@ID too: the first change it prints is old's, not
 	// new's (started before it). It stops when a second change cannot be
@@ -174,8 +165,7 @@ func TestStartVersion(t *testing.T) {
 	}
 	var first firstLine
 	var stderr bytes.Buffer
-	args := []string{"fsmc", "watch", "--redis", redistest.URL(t), "--prefix", prefix, "--since", "start", "--machine", "Toggle@" + v1ID}
-	if code := Main(args, strings.NewReader(""), &first, &stderr); code != ExitUsage || !strings.HasPrefix(first.line, "old Toggle ") {
+	if code := Main(d.args("watch", "--since", "start", "--machine", "Toggle@"+v1ID), strings.NewReader(""), &first, &stderr); code != ExitUsage || !strings.HasPrefix(first.line, "old Toggle ") {
 		t.Errorf("watch --machine Toggle@%s: exit %d, first line %q: %s", v1ID, code, first.line, stderr.String())
 	}
 }
@@ -185,30 +175,18 @@ func TestStartVersion(t *testing.T) {
 // that none of them has, whatever the other filters match.
 func TestListStateOfVersion(t *testing.T) {
 	ctx := context.Background()
-	c := redistest.Client(t)
-	prefix := fmt.Sprintf("lsv%d", time.Now().UnixNano())
-	store := redisstore.New(c, redisstore.Options{Prefix: prefix})
 	v1 := irtest.Compile(t, "v1.fsm", []byte(irtest.Toggle)).Machines[0]
 	v2 := irtest.Compile(t, "v2.fsm", []byte(strings.ReplaceAll(irtest.Toggle, "On", "Lit"))).Machines[0]
-	e := runtime.New(store, runtime.Options{})
-	for _, m := range []*ir.Machine{v1, v2} {
-		if err := e.Register(ctx, m, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
+	d := newDeployment(t, v1, v2)
+	e, fsmc := d.engine, d.fsmc
 	v1ID, v2ID := ir.ShortHash(v1.Hash), ir.ShortHash(v2.Hash)
-	fsmc := func(args ...string) (code int, stdout, stderr string) {
-		var out, errs bytes.Buffer
-		code = Main(append([]string{"fsmc", args[0], "--redis", redistest.URL(t), "--prefix", prefix}, args[1:]...), strings.NewReader(""), &out, &errs)
-		return code, out.String(), errs.String()
-	}
 	if code, _, stderr := fsmc("start", "Toggle@"+v1ID, "a1"); code != 0 {
 		t.Fatalf("start: exit %d: %s", code, stderr)
 	}
 	// a1 goes to On, where it waits.
 	runCtx, stop := context.WithCancel(ctx)
 	ran := make(chan error, 1)
-	go func() { ran <- runtime.New(store, runtime.Options{}).Run(runCtx, 1) }()
+	go func() { ran <- runtime.New(d.store, runtime.Options{}).Run(runCtx, 1) }()
 	if err := e.Send(ctx, "a1", "Flip", nil); err != nil {
 		t.Fatal(err)
 	}
@@ -244,35 +222,26 @@ func TestListStateOfVersion(t *testing.T) {
 	}
 }
 
-// firstLine keeps the first write, and refuses the others.
 // TestWatchWithoutAVersion: watch leaves out the changes of a version
 // the registry lost, saying so once, and goes on with the others' (it
 // failed on the first such change); ls leaves out its instances, saying
 // how many.
 func TestWatchWithoutAVersion(t *testing.T) {
 	ctx := context.Background()
-	c := redistest.Client(t)
-	prefix := fmt.Sprintf("wlost%d", time.Now().UnixNano())
-	e := runtime.New(redisstore.New(c, redisstore.Options{Prefix: prefix}), runtime.Options{})
 	lost := irtest.Compile(t, "toggle.fsm", []byte(irtest.Toggle)).Machines[0]
 	kept := irtest.Compile(t, "order.fsm", []byte(irtest.OneStep)).Machines[0]
-	for _, m := range []*ir.Machine{lost, kept} {
-		if err := e.Register(ctx, m, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
+	d := newDeployment(t, lost, kept)
 	for _, start := range [][2]string{{lost.Name, "t1"}, {kept.Name, "k1"}, {lost.Name, "t2"}, {kept.Name, "k2"}} {
-		if err := e.Start(ctx, start[0], start[1], nil, runtime.StartOptions{}); err != nil {
-			t.Fatal(err)
+		if code, _, stderr := d.fsmc("start", start[0], start[1]); code != 0 {
+			t.Fatalf("start %s %s: exit %d: %s", start[0], start[1], code, stderr)
 		}
 	}
-	if err := c.Del(ctx, prefix+":machine:"+ir.ShortHash(lost.Hash)).Err(); err != nil {
+	if err := redistest.Client(t).Del(ctx, d.prefix+":machine:"+ir.ShortHash(lost.Hash)).Err(); err != nil {
 		t.Fatal(err)
 	}
 	var first firstLine
 	var stderr bytes.Buffer
-	args := []string{"fsmc", "watch", "--redis", redistest.URL(t), "--prefix", prefix, "--since", "start"}
-	if code := Main(args, strings.NewReader(""), &first, &stderr); code != ExitUsage || !strings.HasPrefix(first.line, "k1 OneStep ") {
+	if code := Main(d.args("watch", "--since", "start"), strings.NewReader(""), &first, &stderr); code != ExitUsage || !strings.HasPrefix(first.line, "k1 OneStep ") {
 		t.Errorf("watch: exit %d, first line %q: %s", code, first.line, stderr.String())
 	}
 	notice := "changes of machine version " + ir.ShortHash(lost.Hash) + " left out"
@@ -280,15 +249,48 @@ func TestWatchWithoutAVersion(t *testing.T) {
 		t.Errorf("watch said %d times %q:\n%s", n, notice, stderr.String())
 	}
 	// ls leaves the instances out, and says so as its other messages.
-	var stdout bytes.Buffer
-	stderr.Reset()
-	args = []string{"fsmc", "ls", "--redis", redistest.URL(t), "--prefix", prefix}
 	want := regexp.MustCompile(`^fsmc ls: instances left out of the list: .* \(machine_id=` + ir.ShortHash(lost.Hash) + `, instances=2\)\n$`)
-	if code := Main(args, strings.NewReader(""), &stdout, &stderr); code != 0 || !want.MatchString(stderr.String()) || strings.Contains(stdout.String(), "t1") {
-		t.Errorf("ls: exit %d: %s%s", code, stdout.String(), stderr.String())
+	if code, stdout, stderr := d.fsmc("ls"); code != 0 || !want.MatchString(stderr) || strings.Contains(stdout, "t1") {
+		t.Errorf("ls: exit %d: %s%s", code, stdout, stderr)
 	}
 }
 
+// A deployment is a fresh prefix of the test Redis with machine
+// versions registered, for fsmc's commands to run against.
+type deployment struct {
+	t      *testing.T
+	prefix string
+	store  *redisstore.Store
+	engine *runtime.Engine // an operator's: it registered nothing
+}
+
+// newDeployment registers machines in order, each as a worker of its
+// own would.
+func newDeployment(t *testing.T, machines ...*ir.Machine) *deployment {
+	t.Helper()
+	prefix := fmt.Sprintf("%s%d", strings.ToLower(t.Name()), time.Now().UnixNano())
+	store := redisstore.New(redistest.Client(t), redisstore.Options{Prefix: prefix})
+	for _, m := range machines {
+		if err := runtime.New(store, runtime.Options{}).Register(context.Background(), m, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return &deployment{t: t, prefix: prefix, store: store, engine: runtime.New(store, runtime.Options{})}
+}
+
+// args is the command line of fsmc command with args, on d.
+func (d *deployment) args(command string, args ...string) []string {
+	return append([]string{"fsmc", command, "--redis", redistest.URL(d.t), "--prefix", d.prefix}, args...)
+}
+
+// fsmc runs command args[0] with args[1:] on d.
+func (d *deployment) fsmc(args ...string) (code int, stdout, stderr string) {
+	var out, errs bytes.Buffer
+	code = Main(d.args(args[0], args[1:]...), strings.NewReader(""), &out, &errs)
+	return code, out.String(), errs.String()
+}
+
+// firstLine keeps the first write, and refuses the others.
 type firstLine struct{ line string }
 
 func (w *firstLine) Write(p []byte) (int, error) {
