@@ -21,12 +21,7 @@ func TestReadOnlyNotReplaced(t *testing.T) {
 	if dir == "" {
 		dir = readOnlySetup(t)
 		if os.Geteuid() == 0 {
-			cmd := asuser.Command(t, dir, asuser.Nobody, "-test.run=^TestReadOnlyNotReplaced$", "-test.v")
-			cmd.Env = append(os.Environ(), "FSMC_TEST_READONLY_DIR="+dir)
-			out, err := cmd.CombinedOutput()
-			if err != nil || !strings.Contains(string(out), "--- PASS: TestReadOnlyNotReplaced") {
-				t.Fatalf("as nobody: %v\n%s", err, out)
-			}
+			asNobody(t, dir, "TestReadOnlyNotReplaced")
 			return
 		}
 	}
@@ -158,12 +153,7 @@ func TestFmtInReadOnlyDirectory(t *testing.T) {
 			}
 			t.Cleanup(func() { os.Chmod(dir, 0o755) })
 		} else {
-			cmd := asuser.Command(t, dir, asuser.Nobody, "-test.run=^TestFmtInReadOnlyDirectory$", "-test.v")
-			cmd.Env = append(os.Environ(), "FSMC_TEST_READONLY_DIR="+dir)
-			out, err := cmd.CombinedOutput()
-			if err != nil || !strings.Contains(string(out), "--- PASS: TestFmtInReadOnlyDirectory") {
-				t.Fatalf("as nobody: %v\n%s", err, out)
-			}
+			asNobody(t, dir, "TestFmtInReadOnlyDirectory")
 			return
 		}
 	}
@@ -174,5 +164,18 @@ func TestFmtInReadOnlyDirectory(t *testing.T) {
 	}
 	if got, _ := os.ReadFile(path); !strings.Contains(string(got), "    initial state A {}") {
 		t.Errorf("the file holds:\n%s", got)
+	}
+}
+
+// asNobody runs test again as the user nobody, with dir for its
+// FSMC_TEST_READONLY_DIR (root may write anywhere), and requires it to
+// pass.
+func asNobody(t *testing.T, dir, test string) {
+	t.Helper()
+	cmd := asuser.Command(t, dir, asuser.Nobody, "-test.run=^"+test+"$", "-test.v")
+	cmd.Env = append(os.Environ(), "FSMC_TEST_READONLY_DIR="+dir)
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--- PASS: "+test) {
+		t.Fatalf("as nobody: %v\n%s", err, out)
 	}
 }
