@@ -1921,6 +1921,7 @@ func (s *Store) Changes(ctx context.Context, cursor string, limit int) ([]runtim
 		return nil, "", err
 	}
 	var all []entry
+	lost := map[string]bool{} // machine ids the registry has lost
 	for p := 0; p < s.parts; p++ {
 		if firsts[p] != nil {
 			if first := firsts[p].Val(); len(first) > 0 && streamBefore(last[p], first[0].ID) && !streamNext(last[p], first[0].ID) {
@@ -1943,10 +1944,16 @@ func (s *Store) Changes(ctx context.Context, cursor string, limit int) ([]runtim
 			if err != nil {
 				return nil, "", fmt.Errorf("changelog entry %s: %w", m.ID, err)
 			}
-			switch machine, err := s.machine(ctx, mid); {
+			machine, err := (*ir.Machine)(nil), errNoMachine
+			if !lost[mid] {
+				machine, err = s.machine(ctx, mid)
+			}
+			switch {
 			case errors.Is(err, errNoMachine):
 				// The registry has lost the version (see List): the
-				// change stays, named by the version's id alone.
+				// change stays, named by the version's id alone (and
+				// the registry is not asked again for this read).
+				lost[mid] = true
 				c.Hash = mid
 			case err != nil:
 				return nil, "", fmt.Errorf("changelog entry %s: %w", m.ID, err)
