@@ -545,6 +545,7 @@ type redisCost struct {
 	client       float64 // this process's CPU time (workers and starters), in seconds
 	instructions float64 // Redis's, with -callgrind
 	stats        map[string][2]int64
+	reads        int64 // reads from clients' connections: round trips, one per batch of pipelined commands
 }
 
 func measureRedis(ctx context.Context, rdb *redis.Client) *redisCost {
@@ -603,6 +604,7 @@ func (c *redisCost) end(ctx context.Context, rdb *redis.Client) {
 	}
 	c.cpu = redisCPU(ctx, rdb) - c.cpu
 	c.client = processCPU() - c.client
+	c.reads, _ = strconv.ParseInt(infoField(ctx, rdb, "stats", "total_reads_processed"), 10, 64)
 	c.stats = map[string][2]int64{}
 	info, _ := rdb.Info(ctx, "commandstats").Result()
 	for _, line := range strings.Split(info, "\n") {
@@ -647,7 +649,7 @@ func (c *redisCost) print(side string) {
 		names = append(names, name)
 	}
 	sort.Slice(names, func(i, j int) bool { return c.stats[names[i]][1] > c.stats[names[j]][1] })
-	fmt.Printf("    %s, per unit:  calls   µs in the command (Lua scripts include their calls)\n", side)
+	fmt.Printf("    %s, per unit: %.2f round trips (reads from connections); calls   µs in the command (Lua scripts include their calls)\n", side, float64(c.reads)/float64(*n))
 	for _, name := range names {
 		s := c.stats[name]
 		fmt.Printf("      %-18s %6.2f %6.1f\n", name, float64(s[0])/float64(*n), float64(s[1])/float64(*n))
