@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,11 +22,14 @@ const idleWait = time.Second
 // new work. When ctx is cancelled workers stop claiming and finish what
 // they hold: running tasks get Options.StopGrace to finish and record
 // their results; after that their handlers see the cancellation and
-// their attempts are given back. Then Run returns.
+// their attempts are given back. Then Run returns nil. A store that has
+// been closed (ErrClosed) ends the run too, and Run returns that error.
 func (e *Engine) Run(ctx context.Context, workers int) error {
 	if workers < 1 {
 		workers = 1
 	}
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
 	b := make(wakeups, 1)
 	stopForward, forwarded := make(chan struct{}), make(chan struct{})
 	go func() {
@@ -54,10 +58,13 @@ func (e *Engine) Run(ctx context.Context, workers int) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			e.workLoop(ctx, work, b, slots)
+			e.workLoop(ctx, work, b, slots, stop)
 		}()
 	}
 	wg.Wait()
+	if err := context.Cause(ctx); errors.Is(err, ErrClosed) {
+		return err
+	}
 	return nil
 }
 
@@ -112,8 +119,9 @@ func (t *taskSlots) give() { t.running.Add(-1) }
 // workLoop claims work until ctx ends, and handles it on work. A worker
 // claims task attempts only while it holds one of slots. It asks for
 // its next work in the write that finishes each item (Lease.Then), and
-// claims on its own only when that write did not claim (see Chain).
-func (e *Engine) workLoop(ctx, work context.Context, b wakeups, slots *taskSlots) {
+// claims on its own only when that write did not claim (see Chain). A
+// closed store stops the run: the worker calls stop with the error.
+func (e *Engine) workLoop(ctx, work context.Context, b wakeups, slots *taskSlots, stop context.CancelCauseFunc) {
 	w := e.newWorker()
 	retry := 10 * time.Millisecond
 	slot, chained := false, false
@@ -129,6 +137,9 @@ func (e *Engine) workLoop(ctx, work context.Context, b wakeups, slots *taskSlots
 			var err error
 			ok, slot, err = e.claimAlone(ctx, w, &f, slots)
 			if err != nil {
+				if errors.Is(err, ErrClosed) {
+					stop(err)
+				}
 				if ctx.Err() != nil {
 					return
 				}

@@ -18,6 +18,10 @@ var (
 	// ErrCursorTrimmed: the changelog no longer reaches back to the
 	// cursor, so entries after it may have been trimmed away.
 	ErrCursorTrimmed = errors.New("the changelog no longer reaches back to this cursor: entries after it may have been trimmed")
+	// ErrClosed: the store has been closed (a store that can be, such
+	// as the Redis store, whose own error matches it with errors.Is).
+	// Engine.Run returns when its store is.
+	ErrClosed = errors.New("the store is closed")
 )
 
 // WorkKind says what a work item is.

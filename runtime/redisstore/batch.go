@@ -2,9 +2,9 @@ package redisstore
 
 import (
 	"context"
-	"errors"
 	"sync"
 
+	"github.com/fsmc/fsmc/runtime"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -47,8 +47,16 @@ const (
 	maxBatch = 64
 )
 
-// ErrClosed: the store was closed, and its scripts no longer run.
-var ErrClosed = errors.New("the Redis store is closed")
+// ErrClosed: the store was closed; every call made after Close returns
+// it (one made before that may end with the client's error instead, when
+// Open made the client, as Close closes it). errors.Is matches it with
+// runtime.ErrClosed too, on which Engine.Run returns.
+var ErrClosed error = closedError{}
+
+type closedError struct{}
+
+func (closedError) Error() string        { return "the Redis store is closed" }
+func (closedError) Is(target error) bool { return target == runtime.ErrClosed }
 
 func newBatcher(rdb redis.UniversalClient, sc *scripts, closed <-chan struct{}) *batcher {
 	// The queue has no buffer: a call is either taken by a sender, which

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -58,22 +59,96 @@ func TestConcurrentScriptsGetTheirOwnReplies(t *testing.T) {
 	}
 }
 
-// TestClosedStoreRefuses: a script run after Close fails at once, saying
-// so, rather than waiting for a round trip that never comes.
+// TestClosedStoreRefuses: every call made after Close fails at once with
+// ErrClosed (which matches runtime.ErrClosed), whether or not the store
+// made its client, rather than waiting for a round trip that never comes
+// or failing with the client's own error; and an engine's Run on the
+// closed store returns it.
 func TestClosedStoreRefuses(t *testing.T) {
-	store := redisstore.New(redisClient(t), redisstore.Options{Prefix: "closed"})
-	store.Close()
+	ctx := context.Background()
 	m := compileJob(t)
-	inst, history := irtest.NewInstance(m, "late", 0, time.Now())
-	done := make(chan error, 1)
-	go func() { done <- store.Create(context.Background(), inst, nil, history) }()
-	select {
-	case err := <-done:
-		if err == nil || !errors.Is(err, redisstore.ErrClosed) {
-			t.Fatalf("Create after Close: %v, want ErrClosed", err)
+	opened, err := redisstore.Open(ctx, redistest.URL(t), redisstore.Options{Prefix: "closed-own"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	given := redisstore.New(redisClient(t), redisstore.Options{Prefix: "closed"})
+	for name, store := range map[string]*redisstore.Store{"Open": opened, "New": given} {
+		t.Run(name, func(t *testing.T) {
+			if err := store.PutMachine(ctx, m); err != nil {
+				t.Fatal(err)
+			}
+			inst, history := irtest.NewInstance(m, "early", 0, time.Now())
+			if err := store.Create(ctx, inst, nil, history); err != nil {
+				t.Fatal(err)
+			}
+			store.Close()
+			late, history := irtest.NewInstance(m, "late", 0, time.Now())
+			var l runtime.Lease
+			calls := map[string]func() error{
+				"PutMachine": func() error { return store.PutMachine(ctx, m) },
+				"Machine":    func() error { _, err := store.Machine(ctx, m.Hash); return err },
+				"Create":     func() error { return store.Create(ctx, late, nil, history) },
+				"Load":       func() error { return store.Load(ctx, "early", &runtime.Instance{}) },
+				"History":    func() error { _, err := store.History(ctx, "early"); return err },
+				"List":       func() error { _, err := store.List(ctx, runtime.ListFilter{}); return err },
+				"Claim":      func() error { _, err := store.Claim(ctx, runtime.ClaimFilter{}, &l); return err },
+				"NextDue":    func() error { _, _, err := store.NextDue(ctx, runtime.ClaimFilter{}); return err },
+				"Changes":    func() error { _, _, err := store.Changes(ctx, "", 10); return err },
+				"QueueStats": func() error { _, err := store.QueueStats(ctx, time.Now()); return err },
+				"Retention":  func() error { _, err := store.Retention(ctx); return err },
+				"Latest":     func() error { _, err := store.Latest(ctx, m.Name); return err },
+				"Run": func() error {
+					return runtime.New(store, runtime.Options{}).Run(ctx, 2)
+				},
+			}
+			for call, do := range calls {
+				done := make(chan error, 1)
+				go func() { done <- do() }()
+				select {
+				case err := <-done:
+					if !errors.Is(err, redisstore.ErrClosed) || !errors.Is(err, runtime.ErrClosed) {
+						t.Errorf("%s after Close: %v, want ErrClosed", call, err)
+					}
+				case <-time.After(5 * time.Second):
+					t.Errorf("%s after Close did not return", call)
+				}
+			}
+		})
+	}
+}
+
+// TestDeadlineWhileRedisHangs: a call whose context ends before the
+// client's read timeout (3 s) returns then, though Redis does not answer
+// (a stopped process, as a hung host would be).
+func TestDeadlineWhileRedisHangs(t *testing.T) {
+	srv := redistest.Own(t)
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	store, err := redisstore.Open(ctx, srv.URL(), redisstore.Options{Prefix: "hang"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	if err := syscall.Kill(srv.Pid(), syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Kill(srv.Pid(), syscall.SIGCONT)
+	for name, do := range map[string]func(context.Context) error{
+		"Load (a command)": func(ctx context.Context) error { return store.Load(ctx, "x", &runtime.Instance{}) },
+		"Claim (a script)": func(ctx context.Context) error {
+			_, err := store.Claim(ctx, runtime.ClaimFilter{}, &runtime.Lease{})
+			return err
+		},
+	} {
+		ctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		start := time.Now()
+		err := do(ctx)
+		cancel()
+		if took := time.Since(start); err == nil || took > 2*time.Second {
+			t.Errorf("%s with a 200ms deadline while Redis hangs: %v after %v, want an error within the deadline", name, err, took.Round(time.Millisecond))
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Create after Close did not return")
 	}
 }
 

@@ -471,6 +471,9 @@ func (s *Store) unlock(ctx context.Context, l *runtime.Lease) {
 // not move new starts back to its version. One whose id another version
 // holds is refused.
 func (s *Store) PutMachine(ctx context.Context, m *ir.Machine) error {
+	if s.isClosed() {
+		return ErrClosed
+	}
 	mid := machineID(m.Hash)
 	var first int64 // when this store saw the version first registered; 0: not yet
 	if v, put := s.registered.Load(mid); put {
@@ -630,6 +633,9 @@ func (s *Store) putMachine(ctx context.Context, mid string, m *ir.Machine, first
 // hash's first 12 hex digits, or all of it) is given, as `fsmc inspect`
 // names it: NAME@ID.
 func (s *Store) Version(ctx context.Context, name, id string) (string, error) {
+	if s.isClosed() {
+		return "", ErrClosed
+	}
 	m, err := s.machine(ctx, machineID(id))
 	if errors.Is(err, errNoMachine) || err == nil && (m.Name != name || !namesVersion(id, m.Hash)) {
 		return "", fmt.Errorf("no version %s of machine %s is registered", id, name)
@@ -671,6 +677,9 @@ func (s *Store) machine(ctx context.Context, mid string) (*ir.Machine, error) {
 
 // Latest returns the hash of the version of machine name registered last.
 func (s *Store) Latest(ctx context.Context, name string) (string, error) {
+	if s.isClosed() {
+		return "", ErrClosed
+	}
 	hash, err := s.rdb.Get(ctx, s.latestKey(name)).Result()
 	if errors.Is(err, redis.Nil) {
 		return "", fmt.Errorf("no machine %q is registered (a worker registers it when it starts)", name)
@@ -682,6 +691,9 @@ func (s *Store) Latest(ctx context.Context, name string) (string, error) {
 // first, then the others from the most recently first registered. A
 // version whose IR the registry lost is left out.
 func (s *Store) Versions(ctx context.Context, name string) ([]*ir.Machine, error) {
+	if s.isClosed() {
+		return nil, ErrClosed
+	}
 	latest, err := s.Latest(ctx, name)
 	if err != nil {
 		return nil, err
@@ -721,6 +733,9 @@ func (s *Store) Versions(ctx context.Context, name string) ([]*ir.Machine, error
 // lost its data can be told from one whose ended instances are kept
 // (KeepSettings).
 func (s *Store) SetRetention(ctx context.Context, d time.Duration) error {
+	if s.isClosed() {
+		return ErrClosed
+	}
 	ms := int64(0)
 	if d > 0 {
 		ms = max(d.Milliseconds(), 1)
@@ -762,6 +777,9 @@ func (s *Store) writeRetention(ctx context.Context, parts []int, ms int64) error
 // known none restores nothing. Run calls it with its registry check
 // (runtime.SettingsKeeper). It returns how many partitions it restored.
 func (s *Store) KeepSettings(ctx context.Context) (int, error) {
+	if s.isClosed() {
+		return 0, ErrClosed
+	}
 	cmds := make([][2]*redis.StringCmd, s.parts)
 	_, err := s.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
 		for p := range cmds {
@@ -799,6 +817,9 @@ func (s *Store) KeepSettings(ctx context.Context) (int, error) {
 // Retention returns the deployment's retention of ended instances (see
 // SetRetention); 0 if they are kept.
 func (s *Store) Retention(ctx context.Context) (time.Duration, error) {
+	if s.isClosed() {
+		return 0, ErrClosed
+	}
 	ms, err := s.rdb.Get(ctx, s.partitionPrefix(0)+"retain").Int64()
 	if errors.Is(err, redis.Nil) {
 		return 0, nil
@@ -809,6 +830,9 @@ func (s *Store) Retention(ctx context.Context) (time.Duration, error) {
 // LatestMachines returns the latest version of every machine name
 // registered (in no particular order).
 func (s *Store) LatestMachines(ctx context.Context) ([]*ir.Machine, error) {
+	if s.isClosed() {
+		return nil, ErrClosed
+	}
 	var mu sync.Mutex
 	var out []*ir.Machine
 	scan := func(ctx context.Context, c redis.UniversalClient) error {
@@ -860,7 +884,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		if err != nil {
 			return nil, badURL("Redis URL", url, err)
 		}
-		fo.MaxRetries = noRetries
+		fo.MaxRetries, fo.ContextTimeoutEnabled = noRetries, true
 		rdb = redis.NewFailoverClient(fo)
 	} else if strings.Contains(url, "addr=") {
 		copts, err := parseClusterURL(url)
@@ -1061,11 +1085,14 @@ func answerCode(err error) string {
 }
 
 // parseNodeURL reads the URL of one Redis node, with fsmc's TLS
-// parameters (see takeTLSParams), for a client that does not retry.
+// parameters (see takeTLSParams), for a client that does not retry
+// (noRetries) and that gives up on a reply when the call's context
+// ends, if that comes before its read timeout: a caller's deadline
+// holds while Redis hangs.
 func parseNodeURL(raw string) (*redis.Options, error) {
 	o, err := parseWithTLS(raw, redis.ParseURL, func(o *redis.Options) *tls.Config { return o.TLSConfig })
 	if err == nil {
-		o.MaxRetries = noRetries
+		o.MaxRetries, o.ContextTimeoutEnabled = noRetries, true
 	}
 	return o, err
 }
@@ -1075,7 +1102,7 @@ func parseNodeURL(raw string) (*redis.Options, error) {
 func parseClusterURL(raw string) (*redis.ClusterOptions, error) {
 	o, err := parseWithTLS(raw, redis.ParseClusterURL, func(o *redis.ClusterOptions) *tls.Config { return o.TLSConfig })
 	if err == nil {
-		o.MaxRetries = noRetries
+		o.MaxRetries, o.ContextTimeoutEnabled = noRetries, true
 	}
 	return o, err
 }
@@ -1181,6 +1208,9 @@ func badURL(what, raw string, err error) error {
 
 // Machine implements runtime.Store.
 func (s *Store) Machine(ctx context.Context, hash string) (*ir.Machine, error) {
+	if s.isClosed() {
+		return nil, ErrClosed
+	}
 	m, err := s.machine(ctx, machineID(hash))
 	if errors.Is(err, errNoMachine) || err == nil && m.Hash != hash {
 		return nil, fmt.Errorf("no machine with hash %s in the registry", hash)
@@ -1215,6 +1245,9 @@ func (s *Store) lists(inst *runtime.Instance, history []runtime.HistoryEntry, wo
 
 // Create implements runtime.Store.
 func (s *Store) Create(ctx context.Context, inst *runtime.Instance, work []runtime.Work, history []runtime.HistoryEntry) error {
+	if s.isClosed() {
+		return ErrClosed
+	}
 	d, c, f := encodeData(inst)
 	args := append([]any{inst.ID, int(inst.Status), inst.Priority, machineID(inst.Hash), d, c, f},
 		s.lists(inst, history, work)...)
@@ -1229,6 +1262,9 @@ var instanceFields = []string{"v", "st", "pr", "d", "c", "f", "h"}
 
 // Load implements runtime.Store.
 func (s *Store) Load(ctx context.Context, id string, inst *runtime.Instance) error {
+	if s.isClosed() {
+		return ErrClosed
+	}
 	vals, err := s.rdb.HMGet(ctx, s.instanceKey(id, "i"), instanceFields...).Result()
 	if err != nil {
 		return err
@@ -1265,6 +1301,9 @@ func (s *Store) decodeInstance(ctx context.Context, id string, vals []any, inst 
 
 // History implements runtime.Store.
 func (s *Store) History(ctx context.Context, id string) ([]runtime.HistoryEntry, error) {
+	if s.isClosed() {
+		return nil, ErrClosed
+	}
 	vals, err := s.rdb.HMGet(ctx, s.instanceKey(id, "i"), "v", "hi").Result()
 	if err != nil {
 		return nil, err
@@ -1292,6 +1331,9 @@ func (s *Store) History(ctx context.Context, id string) ([]runtime.HistoryEntry,
 // operators' listings rather than hot paths: each page of the scan (up
 // to 1,000 keys) is read in one pipelined round trip.
 func (s *Store) List(ctx context.Context, f runtime.ListFilter) ([]*runtime.Instance, error) {
+	if s.isClosed() {
+		return nil, ErrClosed
+	}
 	pattern := s.prefix + ":{" + s.prefix + "-*}:i:*"
 	var mu sync.Mutex
 	var out []*runtime.Instance
@@ -1367,6 +1409,9 @@ func uniqueIDs(sorted []*runtime.Instance) []*runtime.Instance {
 
 // Enqueue implements runtime.Store.
 func (s *Store) Enqueue(ctx context.Context, w runtime.Work) error {
+	if s.isClosed() {
+		return ErrClosed
+	}
 	kind, value := encodeWork(w)
 	out, err := s.result(s.run(ctx, "enqueue", s.partitionOf(w.Instance), w.Instance, 1, kind, value))
 	if st, ok := strings.CutPrefix(out, "ended:"); ok {
@@ -1404,6 +1449,9 @@ func claimArgs(f runtime.ClaimFilter) (hashes, runnable string) {
 
 // Claim implements runtime.Store.
 func (s *Store) Claim(ctx context.Context, f runtime.ClaimFilter, l *runtime.Lease) (bool, error) {
+	if s.isClosed() {
+		return false, ErrClosed
+	}
 	ok, err := s.claim(ctx, f, l)
 	if err == nil && !ok {
 		err = s.moveOldAgain(ctx, f.Now, l)
@@ -1659,6 +1707,9 @@ func newClaimIDs() string {
 
 // ClaimInstance implements runtime.Store.
 func (s *Store) ClaimInstance(ctx context.Context, id string, f runtime.ClaimFilter, l *runtime.Lease) (bool, error) {
+	if s.isClosed() {
+		return false, ErrClosed
+	}
 	hashes, runnable := claimArgs(f)
 	return s.claimFrom(ctx, s.partitionOf(id), l, f.Now.UnixMilli(), f.Lease.Milliseconds(), hashes, runnable, "instance", 0, id, f)
 }
@@ -1667,6 +1718,9 @@ func leaseToken(l *runtime.Lease) string { return strconv.FormatUint(l.Fence, 10
 
 // Extend implements runtime.Store.
 func (s *Store) Extend(ctx context.Context, l *runtime.Lease, until time.Time) error {
+	if s.isClosed() {
+		return ErrClosed
+	}
 	_, err := s.result(s.run(ctx, "lease", s.partitionOf(l.Work.Instance), l.Token, leaseToken(l), "extend", until.UnixMilli()))
 	if err == nil {
 		l.Until = until
@@ -1679,6 +1733,9 @@ func (s *Store) Extend(ctx context.Context, l *runtime.Lease, until time.Time) e
 
 // Release implements runtime.Store.
 func (s *Store) Release(ctx context.Context, l *runtime.Lease) error {
+	if s.isClosed() {
+		return ErrClosed
+	}
 	out, err := s.result(s.run(ctx, "lease", s.partitionOf(l.Work.Instance), l.Token, leaseToken(l), "release", 0))
 	s.unlock(ctx, l)
 	s.pokeIf(out, err)
@@ -1758,6 +1815,9 @@ func (s *Store) finish(ctx context.Context, name string, p int, l *runtime.Lease
 
 // Commit implements runtime.Store.
 func (s *Store) Commit(ctx context.Context, l *runtime.Lease, c *runtime.Commit) error {
+	if s.isClosed() {
+		return ErrClosed
+	}
 	_, err := s.commit(ctx, l, c, time.Time{})
 	s.unlockAfter(ctx, l, err)
 	return err
@@ -1785,6 +1845,9 @@ var (
 // committing and releasing it in one atomic step, without the two round
 // trips.
 func (s *Store) CompleteDirect(ctx context.Context, l *runtime.Lease, c *runtime.Commit, due time.Time) (bool, error) {
+	if s.isClosed() {
+		return false, ErrClosed
+	}
 	if s.redlock != nil && !s.lockHere {
 		m, err := s.lockInstance(ctx, c.Instance.ID, max(time.Until(l.Until), time.Second), 1)
 		if err != nil {
@@ -1800,6 +1863,9 @@ func (s *Store) CompleteDirect(ctx context.Context, l *runtime.Lease, c *runtime
 // instance's Redlock (waiting up to about a second for a worker to
 // finish) before its fenced commit.
 func (s *Store) Update(ctx context.Context, c *runtime.Commit) error {
+	if s.isClosed() {
+		return ErrClosed
+	}
 	if s.redlock != nil {
 		m, err := s.lockInstance(ctx, c.Instance.ID, 5*time.Second, 50)
 		if err != nil {
@@ -1813,6 +1879,9 @@ func (s *Store) Update(ctx context.Context, c *runtime.Commit) error {
 
 // Complete implements runtime.Store.
 func (s *Store) Complete(ctx context.Context, l *runtime.Lease, history []runtime.HistoryEntry, schedule []runtime.Work) error {
+	if s.isClosed() {
+		return ErrClosed
+	}
 	args := append([]any{l.Work.Instance, l.Token, leaseToken(l)}, s.lists(nil, history, schedule)...)
 	out, err := s.finish(ctx, "complete", s.partitionOf(l.Work.Instance), l, args)
 	s.unlockAfter(ctx, l, err)
@@ -1823,6 +1892,9 @@ func (s *Store) Complete(ctx context.Context, l *runtime.Lease, history []runtim
 // NextDue implements runtime.Store: the earliest of every partition's,
 // asked in one round trip.
 func (s *Store) NextDue(ctx context.Context, f runtime.ClaimFilter) (time.Time, bool, error) {
+	if s.isClosed() {
+		return time.Time{}, false, ErrClosed
+	}
 	hashes, runnable := claimArgs(f)
 	cmds, err := s.everyPartition(ctx, "nextdue", hashes, runnable)
 	if err != nil {
@@ -1847,6 +1919,9 @@ func (s *Store) NextDue(ctx context.Context, f runtime.ClaimFilter) (time.Time, 
 // QueueStats implements runtime.QueueStater: every partition's queue,
 // summed, in one round trip.
 func (s *Store) QueueStats(ctx context.Context, now time.Time) (runtime.QueueStats, error) {
+	if s.isClosed() {
+		return runtime.QueueStats{}, ErrClosed
+	}
 	cmds, err := s.everyPartition(ctx, "depth", now.UnixMilli())
 	if err != nil {
 		return runtime.QueueStats{}, err
@@ -1874,6 +1949,9 @@ func (s *Store) QueueStats(ctx context.Context, now time.Time) (runtime.QueueSta
 // partition; the cursor holds the last ID read from each, and entries
 // are merged in stream-ID (time) order.
 func (s *Store) Changes(ctx context.Context, cursor string, limit int) ([]runtime.Change, string, error) {
+	if s.isClosed() {
+		return nil, "", ErrClosed
+	}
 	last := make([]string, s.parts)
 	for i := range last {
 		last[i] = "-"
