@@ -20,6 +20,29 @@ import (
 // status does not allow (an event to a completed instance, say).
 var ErrRejected = errors.New("rejected")
 
+// ErrUnknownMachine and ErrUnknownEvent match (errors.Is) the errors of
+// a start that names a machine the engine does not run, and of an event
+// the instance's machine does not have.
+var (
+	ErrUnknownMachine = errors.New("unknown machine")
+	ErrUnknownEvent   = errors.New("unknown event")
+)
+
+// described is an error that reads as its text and matches (wraps) its
+// kind, such as ErrUnknownEvent, with the text saying what was unknown.
+type described struct {
+	kind error
+	text string
+}
+
+func (d *described) Error() string { return d.text }
+func (d *described) Unwrap() error { return d.kind }
+
+// noEvent is the error of an event machine m does not have.
+func noEvent(m *machine, event string) error {
+	return &described{ErrUnknownEvent, fmt.Sprintf("machine %s has no event %q", m.ir.Name, event)}
+}
+
 // Options configure an Engine; the zero value is usable.
 type Options struct {
 	Clock  Clock         // RealClock if nil
@@ -282,7 +305,7 @@ func (e *Engine) machineByName(name string) (*machine, error) {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	return nil, fmt.Errorf("unknown machine %q (this engine runs: %v)", name, names)
+	return nil, &described{ErrUnknownMachine, fmt.Sprintf("unknown machine %q (this engine runs: %v)", name, names)}
 }
 
 // Adopt registers the machine stored under hash, without handlers, so
@@ -349,7 +372,7 @@ func (e *Engine) StartValues(ctx context.Context, machineName, id string, values
 		return nil
 	}
 	if err != nil {
-		return err
+		return named(id, err)
 	}
 	e.notify(id, inst, w.history)
 	return nil
@@ -389,7 +412,7 @@ func (e *Engine) send(ctx context.Context, machine, id, event string, payload ma
 	}
 	ev, ok := m.events[event]
 	if !ok || ev < 2 {
-		return fmt.Errorf("machine %s has no event %q", m.ir.Name, event)
+		return noEvent(m, event)
 	}
 	// Refused here before the payload is checked; the store checks
 	// again with its write, as the end may come in between.
@@ -468,7 +491,7 @@ func (w *worker) inlineDecide(inst *Instance, c *Commit) bool {
 	}
 	ev, ok := w.eventCached(m, w.fireName)
 	if !ok || ev < 2 {
-		w.fireErr = fmt.Errorf("machine %s has no event %q", m.ir.Name, w.fireName)
+		w.fireErr = noEvent(m, w.fireName)
 		return false
 	}
 	w.fire.Kind, w.fire.Instance, w.fire.Event, w.fire.Visit, w.fire.Payload = WorkEvent, inst.ID, ev, 0, nil
@@ -707,10 +730,13 @@ func CheckID(id string) error {
 	return nil
 }
 
-// named says which instance was not found.
+// named says which instance was not found, or already exists.
 func named(id string, err error) error {
-	if errors.Is(err, ErrNotFound) {
+	switch {
+	case errors.Is(err, ErrNotFound):
 		return fmt.Errorf("instance %q: %w", id, err)
+	case errors.Is(err, ErrExists):
+		return &described{err, fmt.Sprintf("instance %q already exists", id)}
 	}
 	return err
 }

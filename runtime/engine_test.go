@@ -226,6 +226,44 @@ func TestFireAndSendNameAMissingInstance(t *testing.T) {
 	}
 }
 
+// TestStartNamesATakenID: a second start of an ID says which instance
+// exists, and still matches ErrExists; with IfAbsent it is no error.
+func TestStartNamesATakenID(t *testing.T) {
+	e := toggleEngine(t)
+	ctx := context.Background()
+	if err := e.Start(ctx, "Toggle", "t1", nil, runtime.StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	err := e.Start(ctx, "Toggle", "t1", nil, runtime.StartOptions{})
+	if !errors.Is(err, runtime.ErrExists) || err.Error() != `instance "t1" already exists` {
+		t.Errorf("second start: %v", err)
+	}
+	if err := e.Start(ctx, "Toggle", "t1", nil, runtime.StartOptions{IfAbsent: true}); err != nil {
+		t.Errorf("second start with IfAbsent: %v", err)
+	}
+}
+
+// TestUnknownNames: a start of a machine the engine does not run, and an
+// event the machine does not have (sent, or fired), match their
+// sentinels and name what was unknown.
+func TestUnknownNames(t *testing.T) {
+	e := toggleEngine(t)
+	ctx := context.Background()
+	err := e.Start(ctx, "Toggel", "t1", nil, runtime.StartOptions{})
+	if !errors.Is(err, runtime.ErrUnknownMachine) || !strings.Contains(err.Error(), `"Toggel"`) {
+		t.Errorf("start of an unknown machine: %v", err)
+	}
+	if err := e.Start(ctx, "Toggle", "t1", nil, runtime.StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for name, send := range map[string]func(context.Context, string, string, map[string]any) error{"Fire": e.Fire, "Send": e.Send} {
+		err := send(ctx, "t1", "Flop", nil)
+		if !errors.Is(err, runtime.ErrUnknownEvent) || err.Error() != `machine Toggle has no event "Flop"` {
+			t.Errorf("%s of an unknown event: %v", name, err)
+		}
+	}
+}
+
 // TestSendTo: an event sent to an instance of another machine that has an
 // event of that name is refused, and the instance does not move; Send,
 // which names no machine, delivers it.
