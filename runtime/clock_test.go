@@ -15,12 +15,22 @@ func TestStampFollowsTheClock(t *testing.T) {
 	if s := c.Stamp(); s.Before(before) {
 		t.Fatalf("stamp %v is earlier than the reading %v before it", s, before)
 	}
+	// Most stamps lag by about StampPeriod; a few may lag more where the
+	// refresh waited for a CPU (a loaded machine), which a bound on the
+	// largest lag would take for a fault. Without the refresh, nearly
+	// all would lag by more, up to the whole 300 ms.
+	var taken, late int
 	var lag time.Duration
 	for end := time.Now().Add(300 * time.Millisecond); time.Now().Before(end); {
-		lag = max(lag, time.Since(c.Stamp()))
+		l := time.Since(c.Stamp())
+		taken++
+		if l > 20*time.Millisecond {
+			late++
+		}
+		lag = max(lag, l)
 	}
-	if lag > 100*time.Millisecond {
-		t.Fatalf("stamps lagged the clock by %v while taken", lag)
+	if late > taken/2 {
+		t.Fatalf("%d of %d stamps lagged the clock by over 20ms while taken (the most, %v)", late, taken, lag)
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for stamps.state.Load() != stampsIdle {
