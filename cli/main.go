@@ -123,16 +123,22 @@ func (o *outputWriter) unreported() error {
 	return o.err
 }
 
-// Process runs fsmc as the process: with its arguments and streams, and
-// a closed output pipe (fsmc run | head -1) reported as output that
-// cannot be written (exit 2), as a full disk is. Without the
-// notification Go's runtime ends the process by SIGPIPE on such a write;
-// with it, the write fails with EPIPE. (A notification, not
-// signal.Ignore: an ignored SIGPIPE would be inherited by --exec
-// commands.)
+// Process runs fsmc as the process: with its arguments and streams. A
+// reader that goes away (fsmc ls | head -1) ends it quietly, by SIGPIPE,
+// as it ends other Unix tools; but for run (see keepOnBrokenPipe).
 func Process() int {
-	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	return Main(os.Args, os.Stdin, os.Stdout, os.Stderr)
+}
+
+// keepOnBrokenPipe makes a write to a closed pipe fail with EPIPE, where
+// Go's runtime would end the process by SIGPIPE on such a write to its
+// standard output or error. run takes it: a scenario reports its lost
+// output as output that cannot be written (exit 2), as a full disk is;
+// a worker reports it and goes on, as its changelog is not its work. (A
+// notification, not signal.Ignore: an ignored SIGPIPE would be inherited
+// by --exec commands.)
+func keepOnBrokenPipe() {
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 }
 
 // Main runs fsmc with args (args[0] is the program name) and returns the

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -118,6 +119,34 @@ func TestBrokenPipe(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "fsmc run: cannot write the output:") || !strings.Contains(stderr.String(), "broken pipe") {
 		t.Fatalf("stderr does not say the output was lost:\n%s", stderr.String())
+	}
+}
+
+// TestReaderGone: any other command, writing to a pipe whose reader has
+// gone (fsmc ls | head -1, fsmc watch | head), ends quietly by SIGPIPE,
+// as other Unix tools do: no message, and a shell sees status 141.
+func TestReaderGone(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close() // the reader has gone
+	defer w.Close()
+	cmd := exec.Command(os.Args[0], "compile", "--emit", "go", "../examples/order.fsm")
+	cmd.Env = append(os.Environ(), "FSMC_TEST_PROCESS=1")
+	cmd.Stdout = w
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	err = cmd.Run()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) {
+		t.Fatalf("fsmc compile into a closed pipe: %v, want an end by SIGPIPE", err)
+	}
+	if status, ok := exit.Sys().(syscall.WaitStatus); !ok || !status.Signaled() || status.Signal() != syscall.SIGPIPE {
+		t.Fatalf("fsmc compile into a closed pipe: %v, want an end by SIGPIPE; stderr:\n%s", err, stderr.String())
+	}
+	if stderr.Len() > 0 {
+		t.Fatalf("fsmc compile into a closed pipe said:\n%s", stderr.String())
 	}
 }
 

@@ -48,6 +48,7 @@ func runCommand(e *env) *cli.Command {
 			&cli.DurationFlag{Name: "retain", Usage: "remove an instance `DURATION` after it completes or is cancelled (0: keep it); with --redis this sets the deployment's retention, for every worker and fsmc cancel, until it is set again"},
 		},
 		Action: func(c *cli.Context) error {
+			keepOnBrokenPipe()
 			if c.NArg() == 0 {
 				return usageError("fsmc run: give at least one .fsm or IR file (usage: fsmc run [flags] FILE...)")
 			}
