@@ -322,14 +322,36 @@ func sendCommand(e *env) *cli.Command {
 			if err != nil {
 				return &exitError{code: ExitFound, msg: fmt.Sprintf("fsmc send: payload: %v", err)}
 			}
-			return operator(c, func(ctx context.Context, _ *redisstore.Store, engine *runtime.Engine) error {
-				if err := engine.Send(ctx, c.Args().Get(0), c.Args().Get(1), payload); err != nil {
+			return operator(c, func(ctx context.Context, store *redisstore.Store, engine *runtime.Engine) error {
+				id, event := c.Args().Get(0), c.Args().Get(1)
+				err := engine.Send(ctx, id, event, payload)
+				if errors.Is(err, runtime.ErrUnknownEvent) && adoptLatest(ctx, store, engine, id) {
+					// The engine knows the latest version now: its error
+					// names the instance's, which lacks the event.
+					err = engine.Send(ctx, id, event, payload)
+				}
+				if err != nil {
 					return refused(c, err)
 				}
 				return nil
 			})
 		},
 	}
+}
+
+// adoptLatest registers with engine the latest version of instance id's
+// machine, and reports whether that is another than the instance's.
+func adoptLatest(ctx context.Context, store *redisstore.Store, engine *runtime.Engine, id string) bool {
+	var inst runtime.Instance
+	if store.Load(ctx, id, &inst) != nil {
+		return false
+	}
+	latest, err := store.Latest(ctx, inst.Machine)
+	if err != nil || latest == inst.Hash {
+		return false
+	}
+	_, err = engine.Adopt(ctx, latest)
+	return err == nil
 }
 
 func inspectCommand(e *env) *cli.Command {

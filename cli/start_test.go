@@ -104,7 +104,8 @@ func (redisAnswer) RedisError()     {}
 
 // TestStartVersion: `start` uses the version of a machine registered
 // first most recently, even after an older worker registers its version
-// again; NAME@ID starts a given version, and an unknown one is refused.
+// again; NAME@ID starts a given version, and an unknown one is refused;
+// ls, send and watch name versions.
 func TestStartVersion(t *testing.T) {
 	ctx := context.Background()
 	v1 := irtest.Compile(t, "v1.fsm", []byte(irtest.Toggle)).Machines[0]
@@ -156,6 +157,15 @@ func TestStartVersion(t *testing.T) {
 	}
 	if code, stderr := fsmc("ls", "--machine", "Toggle@"+v1ID); code != 0 || strings.Count(stdout, "\n") != 2 || !strings.Contains(stdout, "old ") {
 		t.Errorf("ls --machine Toggle@%s: exit %d: %s%s", v1ID, code, stdout, stderr)
+	}
+	// send of an event only the latest version has names the instance's
+	// version, which lacks it.
+	if code, stderr := fsmc("send", "old", "Flop"); code != 1 || !strings.Contains(stderr,
+		`machine Toggle@`+v1ID+`, the instance's version, has no event "Flop" (new instances start Toggle@`+ir.ShortHash(v2.Hash)+`)`) {
+		t.Errorf("send old Flop: exit %d: %s", code, stderr)
+	}
+	if code, stderr := fsmc("send", "new", "Flop"); code != 0 {
+		t.Errorf("send new Flop: exit %d: %s", code, stderr)
 	}
 	// watch takes NAME@ID too: the first change it prints is old's, not
 	// new's (started before it). It stops when a second change cannot be

@@ -38,8 +38,17 @@ type described struct {
 func (d *described) Error() string { return d.text }
 func (d *described) Unwrap() error { return d.kind }
 
-// noEvent is the error of an event machine m does not have.
-func noEvent(m *machine, event string) error {
+// noEvent is the error of an event machine m, an instance's version,
+// does not have. When the engine starts another version of the machine,
+// the error names the instance's: the event may be one of the other's.
+func (e *Engine) noEvent(m *machine, event string) error {
+	e.mu.RLock()
+	current := e.byName[m.ir.Name]
+	e.mu.RUnlock()
+	if current != nil && current != m {
+		return &described{ErrUnknownEvent, fmt.Sprintf("machine %s@%s, the instance's version, has no event %q (new instances start %s@%s)",
+			m.ir.Name, ir.ShortHash(m.ir.Hash), event, m.ir.Name, ir.ShortHash(current.ir.Hash))}
+	}
 	return &described{ErrUnknownEvent, fmt.Sprintf("machine %s has no event %q", m.ir.Name, event)}
 }
 
@@ -412,7 +421,7 @@ func (e *Engine) send(ctx context.Context, machine, id, event string, payload ma
 	}
 	ev, ok := m.events[event]
 	if !ok || ev < 2 {
-		return noEvent(m, event)
+		return e.noEvent(m, event)
 	}
 	// Refused here before the payload is checked; the store checks
 	// again with its write, as the end may come in between.
@@ -491,7 +500,7 @@ func (w *worker) inlineDecide(inst *Instance, c *Commit) bool {
 	}
 	ev, ok := w.eventCached(m, w.fireName)
 	if !ok || ev < 2 {
-		w.fireErr = noEvent(m, w.fireName)
+		w.fireErr = w.e.noEvent(m, w.fireName)
 		return false
 	}
 	w.fire.Kind, w.fire.Instance, w.fire.Event, w.fire.Visit, w.fire.Payload = WorkEvent, inst.ID, ev, 0, nil

@@ -262,6 +262,21 @@ func TestUnknownNames(t *testing.T) {
 			t.Errorf("%s of an unknown event: %v", name, err)
 		}
 	}
+	// A newer version has Flop; the instance's does not, and the error
+	// names the instance's version.
+	old := compileMachine(t, toggle)
+	newer := compileMachine(t, strings.Replace(toggle, "event Flip", "event Flip\n    event Flop", 1))
+	if err := e.Register(ctx, newer, nil); err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf(`machine Toggle@%s, the instance's version, has no event "Flop" (new instances start Toggle@%s)`,
+		ir.ShortHash(old.Hash), ir.ShortHash(newer.Hash))
+	for name, send := range map[string]func(context.Context, string, string, map[string]any) error{"Fire": e.Fire, "Send": e.Send} {
+		err := send(ctx, "t1", "Flop", nil)
+		if !errors.Is(err, runtime.ErrUnknownEvent) || err.Error() != want {
+			t.Errorf("%s of an event only a newer version has: %v, want %s", name, err, want)
+		}
+	}
 }
 
 // TestSendTo: an event sent to an instance of another machine that has an
