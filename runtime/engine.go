@@ -350,7 +350,8 @@ func (e *Engine) Start(ctx context.Context, machineName, id string, fields map[s
 	return e.StartValues(ctx, machineName, id, values, opts)
 }
 
-// StartValues is Start with typed context values, in field order.
+// StartValues is Start with typed context values, in field order,
+// checked as Start's are (CheckValues).
 func (e *Engine) StartValues(ctx context.Context, machineName, id string, values []ir.Value, opts StartOptions) error {
 	m, err := e.machineByName(machineName)
 	if err != nil {
@@ -362,8 +363,8 @@ func (e *Engine) StartValues(ctx context.Context, machineName, id string, values
 	if opts.Priority < 0 || opts.Priority > 9 {
 		return fmt.Errorf("priority %d is out of range (0-9)", opts.Priority)
 	}
-	if len(values) != len(m.ir.Context) {
-		return fmt.Errorf("context: want %d values, got %d", len(m.ir.Context), len(values))
+	if err := CheckValues(m.ir.Context, values); err != nil {
+		return fmt.Errorf("context: %w", err)
 	}
 	now := e.opts.Clock.Now()
 	inst := &Instance{ID: id, Machine: m.ir.Name, Hash: m.ir.Hash, State: m.ir.Initial, Context: values,

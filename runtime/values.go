@@ -65,6 +65,27 @@ func valuesInto(out []ir.Value, fields []ir.Field, base []ir.Value, in map[strin
 	return out, nil
 }
 
+// CheckValues checks typed values against fields, in field order, as
+// Values would have made them: one per field, each of the field's type,
+// a string valid UTF-8 and a bool 0 or 1. Errors name the field.
+func CheckValues(fields []ir.Field, values []ir.Value) error {
+	if len(values) != len(fields) {
+		return fmt.Errorf("want %d values (fields: %s), got %d", len(fields), fieldNames(fields), len(values))
+	}
+	for i, f := range fields {
+		v := values[i]
+		switch {
+		case v.T != f.Type:
+			return fmt.Errorf("field %q: want %s, got a value of type %s", f.Name, f.Type, v.T)
+		case v.T == ir.TypeString && !utf8.ValidString(v.S):
+			return fmt.Errorf("field %q: want UTF-8 text, got %q", f.Name, v.S)
+		case v.T == ir.TypeBool && v.I != 0 && v.I != 1:
+			return fmt.Errorf("field %q: a bool holds 0 or 1, not %d", f.Name, v.I)
+		}
+	}
+	return nil
+}
+
 // DecodeJSON decodes a JSON object into typed values for fields; an
 // empty input gives the defaults.
 func DecodeJSON(fields []ir.Field, base []ir.Value, data []byte) ([]ir.Value, error) {

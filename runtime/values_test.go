@@ -1,14 +1,18 @@
 package runtime_test
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"math"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/fsmc/fsmc/compiler/ir"
+	"github.com/fsmc/fsmc/internal/irtest"
 	"github.com/fsmc/fsmc/runtime"
+	"github.com/fsmc/fsmc/runtime/memstore"
 )
 
 // TestValuesConvert: what a host may pass for each type, and what is
@@ -159,5 +163,48 @@ func TestNonFiniteFloatsInJSON(t *testing.T) {
 	}
 	if !math.IsInf(out[0].F, 1) || !math.IsInf(out[1].F, -1) || !math.IsNaN(out[2].F) {
 		t.Fatalf("read back %v", out)
+	}
+}
+
+// TestStartValuesChecked: typed context values are checked as Start's
+// map is: a value of another type than its field's, text that is not
+// UTF-8, a zero Value (no type), a bool other than 0 or 1 or a wrong
+// count is refused naming the field, and nothing is stored.
+func TestStartValuesChecked(t *testing.T) {
+	m := irtest.Compile(t, "v.fsm", []byte(`machine V {
+    context {
+        n: int
+        s: string
+        b: bool
+    }
+    initial state A {}
+}`)).Machines[0]
+	e := runtime.New(memstore.New(memstore.Options{}), runtime.Options{})
+	ctx := context.Background()
+	if err := e.Register(ctx, m, nil); err != nil {
+		t.Fatal(err)
+	}
+	good := []ir.Value{{T: ir.TypeInt, I: 7}, {T: ir.TypeString, S: "ok"}, {T: ir.TypeBool, I: 1}}
+	for _, tc := range []struct {
+		name   string
+		values []ir.Value
+		want   string
+	}{
+		{"wrong types", []ir.Value{{T: ir.TypeString, S: "oops"}, good[1], good[2]}, `context: field "n": want int, got a value of type string`},
+		{"not UTF-8", []ir.Value{good[0], {T: ir.TypeString, S: "a\xffb"}, good[2]}, `context: field "s": want UTF-8 text, got "a\xffb"`},
+		{"zero values", []ir.Value{{}, {}, {}}, `context: field "n": want int, got a value of type invalid`},
+		{"a bool of 7", []ir.Value{good[0], good[1], {T: ir.TypeBool, I: 7}}, `context: field "b": a bool holds 0 or 1, not 7`},
+		{"too few", good[:2], `context: want 3 values (fields: n, s, b), got 2`},
+	} {
+		err := e.StartValues(ctx, "V", "x", tc.values, runtime.StartOptions{})
+		if err == nil || err.Error() != tc.want {
+			t.Errorf("%s: %v, want %s", tc.name, err, tc.want)
+		}
+		if _, err := e.Get(ctx, "x"); !errors.Is(err, runtime.ErrNotFound) {
+			t.Fatalf("%s: the instance was stored (%v)", tc.name, err)
+		}
+	}
+	if err := e.StartValues(ctx, "V", "x", good, runtime.StartOptions{}); err != nil {
+		t.Errorf("good values: %v", err)
 	}
 }

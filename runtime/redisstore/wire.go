@@ -33,8 +33,9 @@ var (
 )
 
 // valuesOut is vs in the stored form ("" for none). It cannot fail:
-// every value has one (strings that are not UTF-8 never get this far:
-// see runtime.Values).
+// every value has one (values without a type, and strings that are not
+// UTF-8, never get this far: the engine checks what it is given, with
+// runtime.Values and runtime.CheckValues).
 func valuesOut(vs []ir.Value) string {
 	if len(vs) == 0 {
 		return ""
