@@ -198,7 +198,10 @@ type Store interface {
 	// the write, so work racing the instance's end is never left behind).
 	Enqueue(ctx context.Context, w Work) error
 	// Claim leases the most urgent due work the filter allows: highest
-	// instance priority first, then earliest due, then arrival. Instance
+	// instance priority first, then earliest due, then arrival (the Redis
+	// store keeps due times in milliseconds, and takes the work of
+	// different instances due in the same one in any order; an
+	// instance's own work keeps its order there too). Instance
 	// work is claimable only at the head of its instance's queue, while
 	// no other lease holds that queue, and while the instance is active.
 	// It fills l and reports whether anything was due.

@@ -832,6 +832,11 @@ func (s *Store) Changes(_ context.Context, cursor string, limit int) ([]runtime.
 	if after < oldest && cursor != "" {
 		return nil, "", fmt.Errorf("%w (cursor %d; the oldest entry kept is %d)", runtime.ErrCursorTrimmed, after, oldest+1)
 	}
+	if after > s.changeSeq {
+		// Not a cursor this store gave: a reader would skip the changes
+		// up to it, as the Redis store's would (checkAhead there).
+		return nil, "", fmt.Errorf("%w %q: ahead of the changelog (its last entry: %d)", runtime.ErrBadCursor, cursor, s.changeSeq)
+	}
 	after = max(after, oldest)
 	var out []runtime.Change
 	for i := after; i < s.changeSeq && (limit <= 0 || len(out) < limit); i++ {

@@ -18,7 +18,8 @@ func TestConformance(t *testing.T) {
 }
 
 // TestTrimmedCursor: a cursor older than the changes the store keeps is
-// refused with ErrCursorTrimmed rather than silently skipping them.
+// refused with ErrCursorTrimmed rather than silently skipping them, and
+// one ahead of them with ErrBadCursor.
 func TestTrimmedCursor(t *testing.T) {
 	ctx := context.Background()
 	store := memstore.New(memstore.Options{Changelog: true})
@@ -41,6 +42,11 @@ func TestTrimmedCursor(t *testing.T) {
 	}
 	if more, _, err := store.Changes(ctx, last, 0); err != nil || len(more) != 0 {
 		t.Fatalf("from the latest cursor: %v %v", more, err)
+	}
+	// A cursor ahead of the changelog was never given: a reader would
+	// skip the changes up to it.
+	if _, _, err := store.Changes(ctx, "999999", 0); !errors.Is(err, runtime.ErrBadCursor) {
+		t.Fatalf("from a cursor ahead of the changelog: %v, want ErrBadCursor", err)
 	}
 }
 
