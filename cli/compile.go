@@ -41,7 +41,9 @@ func compileCommand(e *env) *cli.Command {
 			if emit == "ir" && (c.String("package") != "" || c.Bool("stubs")) {
 				return usageError("fsmc compile: --package and --stubs go with --emit go")
 			}
-			if c.Bool("stubs") && (out == "" || out == "-") {
+			if c.Bool("stubs") && descriptorOf(out) >= 0 {
+				// A stream (stdout, /dev/fd/N) has no name to put the
+				// skeleton's beside.
 				return usageError("fsmc compile: --stubs needs -o FILE.go, to know where the skeleton goes")
 			}
 			if pkg := c.String("package"); pkg != "" && !gogen.IsPackageName(pkg) {
