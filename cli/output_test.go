@@ -92,33 +92,44 @@ func TestWatchStopsWhenOutputIsLost(t *testing.T) {
 	}
 }
 
-// TestBrokenPipe: fsmc as a process, writing to a pipe whose reader has
-// gone (fsmc run | head -1), says that its output cannot be written and
-// exits 2, where Go's runtime would end it by SIGPIPE.
-func TestBrokenPipe(t *testing.T) {
+// intoClosedPipe runs fsmc as a process with args, stdin as its input,
+// writing to a pipe whose reader has gone, and returns how it ended and
+// what it said on stderr.
+func intoClosedPipe(t *testing.T, stdin string, args ...string) (*exec.ExitError, string) {
+	t.Helper()
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
 	r.Close() // the reader has gone
 	defer w.Close()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "FSMC_TEST_PROCESS=1")
+	cmd.Stdin = strings.NewReader(stdin)
+	cmd.Stdout = w
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	var exit *exec.ExitError
+	if err := cmd.Run(); !errors.As(err, &exit) {
+		t.Fatalf("fsmc %s into a closed pipe: %v, want it to fail; stderr:\n%s", args[0], err, stderr.String())
+	}
+	return exit, stderr.String()
+}
+
+// TestBrokenPipe: fsmc as a process, writing to a pipe whose reader has
+// gone (fsmc run | head -1), says that its output cannot be written and
+// exits 2, where Go's runtime would end it by SIGPIPE.
+func TestBrokenPipe(t *testing.T) {
 	var starts strings.Builder
 	for i := 0; i < 2000; i++ {
 		fmt.Fprintf(&starts, "start Order o%d\n", i)
 	}
-	cmd := exec.Command(os.Args[0], "run", "--virtual-time", "../examples/order.fsm")
-	cmd.Env = append(os.Environ(), "FSMC_TEST_PROCESS=1")
-	cmd.Stdin = strings.NewReader(starts.String())
-	cmd.Stdout = w
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	err = cmd.Run()
-	var exit *exec.ExitError
-	if !errors.As(err, &exit) || exit.ExitCode() != ExitUsage {
-		t.Fatalf("fsmc run into a closed pipe: %v, want exit status %d; stderr:\n%s", err, ExitUsage, stderr.String())
+	exit, stderr := intoClosedPipe(t, starts.String(), "run", "--virtual-time", "../examples/order.fsm")
+	if exit.ExitCode() != ExitUsage {
+		t.Fatalf("fsmc run into a closed pipe: %v, want exit status %d; stderr:\n%s", exit, ExitUsage, stderr)
 	}
-	if !strings.Contains(stderr.String(), "fsmc run: cannot write the output:") || !strings.Contains(stderr.String(), "broken pipe") {
-		t.Fatalf("stderr does not say the output was lost:\n%s", stderr.String())
+	if !strings.Contains(stderr, "fsmc run: cannot write the output:") || !strings.Contains(stderr, "broken pipe") {
+		t.Fatalf("stderr does not say the output was lost:\n%s", stderr)
 	}
 }
 
@@ -126,27 +137,12 @@ func TestBrokenPipe(t *testing.T) {
 // gone (fsmc ls | head -1, fsmc watch | head), ends quietly by SIGPIPE,
 // as other Unix tools do: no message, and a shell sees status 141.
 func TestReaderGone(t *testing.T) {
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.Close() // the reader has gone
-	defer w.Close()
-	cmd := exec.Command(os.Args[0], "compile", "--emit", "go", "../examples/order.fsm")
-	cmd.Env = append(os.Environ(), "FSMC_TEST_PROCESS=1")
-	cmd.Stdout = w
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	err = cmd.Run()
-	var exit *exec.ExitError
-	if !errors.As(err, &exit) {
-		t.Fatalf("fsmc compile into a closed pipe: %v, want an end by SIGPIPE", err)
-	}
+	exit, stderr := intoClosedPipe(t, "", "compile", "--emit", "go", "../examples/order.fsm")
 	if status, ok := exit.Sys().(syscall.WaitStatus); !ok || !status.Signaled() || status.Signal() != syscall.SIGPIPE {
-		t.Fatalf("fsmc compile into a closed pipe: %v, want an end by SIGPIPE; stderr:\n%s", err, stderr.String())
+		t.Fatalf("fsmc compile into a closed pipe: %v, want an end by SIGPIPE; stderr:\n%s", exit, stderr)
 	}
-	if stderr.Len() > 0 {
-		t.Fatalf("fsmc compile into a closed pipe said:\n%s", stderr.String())
+	if stderr != "" {
+		t.Fatalf("fsmc compile into a closed pipe said:\n%s", stderr)
 	}
 }
 
