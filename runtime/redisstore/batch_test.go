@@ -117,20 +117,28 @@ func TestClosedStoreRefuses(t *testing.T) {
 	}
 }
 
-// TestDeadlineWhileRedisHangs: a call whose context ends before the
-// client's read timeout (3 s) returns then, though Redis does not answer
-// (a stopped process, as a hung host would be).
-func TestDeadlineWhileRedisHangs(t *testing.T) {
+// ownStore starts a redis-server of the test's own, and opens a store
+// with prefix on it, closed when the test ends.
+func ownStore(t *testing.T, prefix string) (*redistest.Server, *redisstore.Store) {
+	t.Helper()
 	srv := redistest.Own(t)
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
-	store, err := redisstore.Open(ctx, srv.URL(), redisstore.Options{Prefix: "hang"})
+	store, err := redisstore.Open(context.Background(), srv.URL(), redisstore.Options{Prefix: prefix})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer store.Close()
+	t.Cleanup(func() { store.Close() })
+	return srv, store
+}
+
+// TestDeadlineWhileRedisHangs: a call whose context ends before the
+// client's read timeout (3 s) returns then, though Redis does not answer
+// (a stopped process, as a hung host would be).
+func TestDeadlineWhileRedisHangs(t *testing.T) {
+	srv, store := ownStore(t, "hang")
+	ctx := context.Background()
 	if err := syscall.Kill(srv.Pid(), syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
@@ -156,16 +164,8 @@ func TestDeadlineWhileRedisHangs(t *testing.T) {
 // Redis is away each fail; none is told it ran (a pipeline that finds no
 // connection leaves its commands with neither reply nor error).
 func TestScriptsFailWhileRedisIsDown(t *testing.T) {
-	srv := redistest.Own(t)
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
+	srv, store := ownStore(t, "down")
 	ctx := context.Background()
-	store, err := redisstore.Open(ctx, srv.URL(), redisstore.Options{Prefix: "down"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
 	m := compileJob(t)
 	if err := store.PutMachine(ctx, m); err != nil {
 		t.Fatal(err)
