@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -288,7 +289,7 @@ func (e *env) jsonFlag(c *cli.Context, name string) ([]byte, error) {
 	v := c.String(name)
 	path, fromFile := strings.CutPrefix(v, "@")
 	if !fromFile {
-		return []byte(v), nil
+		return given(c, name, v, []byte(v))
 	}
 	if path == "" {
 		return nil, usageError("fsmc %s: --%s @: give a file after the @ (or @- for stdin)", c.Command.Name, name)
@@ -302,6 +303,16 @@ func (e *env) jsonFlag(c *cli.Context, name string) ([]byte, error) {
 	}
 	if err != nil {
 		return nil, usageError("fsmc %s: --%s: %v", c.Command.Name, name, err)
+	}
+	return given(c, name, v, data)
+}
+
+// given refuses a JSON flag that was given but holds nothing, blank or
+// from an empty file (exit 1, as wrong JSON is): that is no object, and
+// taken as none it would start or send with every field at its default.
+func given(c *cli.Context, name, v string, data []byte) ([]byte, error) {
+	if c.IsSet(name) && len(bytes.TrimSpace(data)) == 0 {
+		return nil, &exitError{code: ExitFound, msg: fmt.Sprintf("fsmc %s: --%s %q: no JSON in it (want an object such as {}, or leave out --%s)", c.Command.Name, name, v, name)}
 	}
 	return data, nil
 }
