@@ -398,7 +398,7 @@ func (e *Engine) whileLeased(ctx context.Context, w *worker, call func() error) 
 			return err, retried
 		}
 		if !retried {
-			e.opts.Logger.Warn("the store did not answer; trying again while the lease lasts",
+			e.opts.Logger.Warn("the store could not take this now (unreachable, or refusing for a while); trying again while the lease lasts",
 				"instance", w.lease.Work.Instance, "err", err, "lease_until", w.lease.Until)
 		}
 		e.opts.Observer.StoreError(err)
