@@ -242,10 +242,11 @@ func FreshDatabase() (string, error) {
 	return u, c.FlushDB(context.Background()).Err()
 }
 
-// Cluster starts a Redis Cluster of three masters on free ports, and
-// returns their addresses; it is stopped when t ends. Without
-// redis-server and redis-cli it skips (fails under FSMC_REQUIRE_REDIS=1).
-func Cluster(t testing.TB) []string {
+// Cluster starts a Redis Cluster of three masters on free ports, each
+// given args besides the cluster's own, and returns their addresses; it
+// is stopped when t ends. Without redis-server and redis-cli it skips
+// (fails under FSMC_REQUIRE_REDIS=1).
+func Cluster(t testing.TB, args ...string) []string {
 	skip := func(format string, args ...any) {
 		if os.Getenv("FSMC_REQUIRE_REDIS") == "1" {
 			t.Fatalf("Redis Cluster is required (FSMC_REQUIRE_REDIS=1): "+format, args...)
@@ -257,7 +258,7 @@ func Cluster(t testing.TB) []string {
 	}
 	var addrs []string
 	for i := 0; i < 3; i++ {
-		srv, e := NewServer("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000")
+		srv, e := NewServer(append([]string{"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000"}, args...)...)
 		if e != nil {
 			skip("%v", e)
 		}
@@ -267,9 +268,9 @@ func Cluster(t testing.TB) []string {
 		t.Cleanup(srv.Kill)
 		addrs = append(addrs, fmt.Sprintf("127.0.0.1:%d", srv.Port))
 	}
-	args := append([]string{"--cluster", "create"}, addrs...)
-	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
-	if out, e := exec.Command("redis-cli", args...).CombinedOutput(); e != nil {
+	create := append([]string{"--cluster", "create"}, addrs...)
+	create = append(create, "--cluster-replicas", "0", "--cluster-yes")
+	if out, e := exec.Command("redis-cli", create...).CombinedOutput(); e != nil {
 		t.Fatalf("redis-cli --cluster create: %v\n%s", e, out)
 	}
 	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})

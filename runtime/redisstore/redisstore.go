@@ -1466,9 +1466,9 @@ func (s *Store) claim(ctx context.Context, f runtime.ClaimFilter, l *runtime.Lea
 		return s.claimFrom(ctx, 0, l, now, lease, hashes, runnable, "claim", 0, "", f)
 	}
 	for try := 0; try < 3; try++ {
-		heads, err := s.peek(ctx, now, lease, hashes, runnable)
-		if err != nil {
-			return false, err
+		heads, unavailable := s.peek(ctx, now, lease, hashes, runnable)
+		if heads == nil {
+			return false, unavailable
 		}
 		// The partitions with work due at the highest priority, the
 		// earliest due first (ties in turn, from a rotating start).
@@ -1477,7 +1477,9 @@ func (s *Store) claim(ctx context.Context, f runtime.ClaimFilter, l *runtime.Lea
 			best = max(best, h.prio)
 		}
 		if best < 0 {
-			return false, nil
+			// Nothing due where Redis answered: an outage elsewhere is
+			// the claim's error, for the worker to report and wait out.
+			return false, unavailable
 		}
 		start := int(s.nextRotation()) % s.parts
 		var order []int
@@ -1508,15 +1510,24 @@ func (s *Store) claim(ctx context.Context, f runtime.ClaimFilter, l *runtime.Lea
 type partitionHead struct{ prio, due int64 }
 
 // peek asks every partition, in one pipelined round trip, what it has
-// due first.
-func (s *Store) peek(ctx context.Context, now, lease int64, hashes, runnable string) ([]partitionHead, error) {
+// due first. A partition that cannot answer (its Cluster node is down)
+// counts as having nothing due, and its error comes back with the
+// others' heads (unavailable): work on the nodes that answer goes on.
+// Only when none answers are there no heads.
+func (s *Store) peek(ctx context.Context, now, lease int64, hashes, runnable string) (heads []partitionHead, unavailable error) {
 	cmds, err := s.everyPartition(ctx, "claim", now, now+lease, hashes, runnable, "peek", 0, "")
-	if err != nil {
+	if cmds == nil {
 		return nil, err
 	}
-	heads := make([]partitionHead, s.parts)
+	heads = make([]partitionHead, s.parts)
+	answered := false
 	for p, cmd := range cmds {
 		heads[p].prio = -1
+		if err := cmd.Err(); err != nil && !errors.Is(err, redis.Nil) && (Unreachable(err) || Unavailable(err)) {
+			unavailable = err
+			continue
+		}
+		answered = true
 		switch v := cmd.Val().(type) {
 		case int64: // -1: nothing due
 		case []any:
@@ -1533,13 +1544,17 @@ func (s *Store) peek(ctx context.Context, now, lease int64, hashes, runnable str
 			return nil, fmt.Errorf("claim script's peek returned %v", v)
 		}
 	}
-	return heads, nil
+	if !answered {
+		return nil, unavailable
+	}
+	return heads, unavailable
 }
 
 // everyPartition runs script name with args on every partition, in one
 // pipelined round trip (one per node of a Cluster), and returns each
-// partition's reply. A server that lost the scripts (isNoScript) gets
-// them again, and the round trip is made once more.
+// partition's reply, with the first error if any failed. A server that
+// lost the scripts (isNoScript) gets them again, and the round trip is
+// made once more.
 func (s *Store) everyPartition(ctx context.Context, name string, args ...any) ([]*redis.Cmd, error) {
 	if err := s.scripts.ready(ctx, s.rdb); err != nil {
 		return nil, err
@@ -1559,10 +1574,9 @@ func (s *Store) everyPartition(ctx context.Context, name string, args ...any) ([
 		}
 		_, err = s.rdb.Pipelined(ctx, pipeline)
 	}
-	if err != nil {
-		return nil, err
-	}
-	return cmds, nil
+	// On an error, the replies too: on a Cluster, the partitions whose
+	// node answered have theirs (see peek).
+	return cmds, err
 }
 
 func (s *Store) nextRotation() uint32 { return s.rotate.Add(1) }

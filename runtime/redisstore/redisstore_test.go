@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"log/slog"
 	"os"
 	"strconv"
@@ -247,6 +248,63 @@ func TestCluster(t *testing.T) {
 			t.Fatalf("listed %d of 32 instances: %v", len(list), err)
 		}
 	})
+}
+
+// TestClusterNodeDown: with one master of a Cluster down (and the others
+// serving their slots: cluster-require-full-coverage no), workers go on
+// with the work on the others' partitions; the claim that asks every
+// partition failed as a whole before.
+func TestClusterNodeDown(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a Redis Cluster")
+	}
+	addrs := redistest.Cluster(t, "--cluster-require-full-coverage", "no")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	store, err := redisstore.Open(ctx, "redis://"+addrs[0], redisstore.Options{Prefix: fmt.Sprintf("c%d", prefixes.Add(1))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	m := irtest.Compile(t, "one.fsm", []byte(irtest.OneStep)).Machines[0]
+	e := runtime.New(store, runtime.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err := e.Register(ctx, m, map[string]runtime.Handler{"Work": func(context.Context, *runtime.Call) (runtime.Result, error) {
+		return runtime.Result{}, nil
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 48
+	for i := 0; i < n; i++ {
+		if err := e.Start(ctx, "OneStep", fmt.Sprintf("o%d", i), nil, runtime.StartOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	down := redis.NewClient(&redis.Options{Addr: addrs[1]})
+	down.ShutdownNoSave(ctx) // its reply is the connection closing
+	down.Close()
+	storetest.RunInBackground(t, e, 4)
+	// Every instance that can be read (its node is up) completes; some
+	// cannot be (their node is down).
+	var reachable, completed int
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		reachable, completed = 0, 0
+		for i := 0; i < n; i++ {
+			var inst runtime.Instance
+			if store.Load(ctx, fmt.Sprintf("o%d", i), &inst) != nil {
+				continue
+			}
+			reachable++
+			if inst.Status == runtime.Completed {
+				completed++
+			}
+		}
+		if reachable > 0 && completed == reachable {
+			break
+		}
+	}
+	if reachable == 0 || reachable == n || completed != reachable {
+		t.Fatalf("of %d instances, %d on the masters still up, %d of those completed; want some on each side, and all of those up completed", n, reachable, completed)
+	}
 }
 
 // TestShortLivedStoreWakesWorkers: work started through a store that is
