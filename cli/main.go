@@ -124,8 +124,9 @@ func (o *outputWriter) unreported() error {
 }
 
 // Process runs fsmc as the process: with its arguments and streams. A
-// reader that goes away (fsmc ls | head -1) ends it quietly, by SIGPIPE,
-// as it ends other Unix tools; but for run (see keepOnBrokenPipe).
+// reader of its output that goes away (fsmc ls | head -1) ends it
+// quietly, by SIGPIPE, as it ends other Unix tools; run alone goes on
+// (see keepOnBrokenPipe).
 func Process() int {
 	return Main(os.Args, os.Stdin, os.Stdout, os.Stderr)
 }
