@@ -1516,15 +1516,19 @@ type partitionHead struct{ prio, due int64 }
 // Only when none answers are there no heads.
 func (s *Store) peek(ctx context.Context, now, lease int64, hashes, runnable string) (heads []partitionHead, unavailable error) {
 	cmds, err := s.everyPartition(ctx, "claim", now, now+lease, hashes, runnable, "peek", 0, "")
-	if cmds == nil {
+	if cmds == nil || err != nil && !Unreachable(err) && !Unavailable(err) {
 		return nil, err
 	}
 	heads = make([]partitionHead, s.parts)
 	answered := false
 	for p, cmd := range cmds {
 		heads[p].prio = -1
-		if err := cmd.Err(); err != nil && !errors.Is(err, redis.Nil) && (Unreachable(err) || Unavailable(err)) {
-			unavailable = err
+		perr := cmd.Err()
+		if perr == nil && cmd.Val() == nil {
+			perr = err // not sent: the round trip's error
+		}
+		if perr != nil && !errors.Is(perr, redis.Nil) && (Unreachable(perr) || Unavailable(perr)) {
+			unavailable = perr
 			continue
 		}
 		answered = true
