@@ -26,10 +26,11 @@ import (
 // A drawing of more than LargeStates states or LargeEdges edges bounds
 // Graphviz's layout effort (see largeLayout); one of more than
 // MaxRenderStates states or MaxRenderEdges edges is not rendered as SVG
-// or PNG. Edges count as much as states: with every state linked to
-// every state, 42 states (1,764 edges) take 7 s even bounded, 31 (961)
-// 1.5 s (BenchmarkRenderLarge); the default layout took 6.6 s on 20
-// such states (400 edges), and 161 s on 31.
+// or PNG. Edges count as much as states: a machine whose every state
+// links to every state is slow to lay out even bounded
+// (BenchmarkRenderLarge's dense cases), and far slower with the default
+// layout (docs/visualize.md gives the figures, and how to reproduce
+// them).
 const (
 	LargeStates     = 50
 	LargeEdges      = 250
