@@ -1527,7 +1527,7 @@ func (s *Store) peek(ctx context.Context, now, lease int64, hashes, runnable str
 		if perr == nil && cmd.Val() == nil {
 			perr = err // not sent: the round trip's error
 		}
-		if perr != nil && !errors.Is(perr, redis.Nil) && (Unreachable(perr) || Unavailable(perr)) {
+		if perr != nil && (Unreachable(perr) || Unavailable(perr)) {
 			unavailable = perr
 			continue
 		}
