@@ -15,8 +15,8 @@
 //	cd bench && go run ./fleet [-n 5000] [-workers 3] [-concurrency 8] [-waiting 100000] [-commands] [-no-redlock] [-cpuprofile FILE] [-callgrind [-callgrind-keep DIR]]
 //
 // Beside each throughput it prints what Redis spent per unit (CPU time and
-// commands, from INFO); -commands lists the commands, and counts fsmc's
-// claims by what they found. CPU time varies from run to run on a shared
+// commands, from INFO); -commands lists the commands and counts the round
+// trips per unit, and counts fsmc's claims by what they found. CPU time varies from run to run on a shared
 // machine; -callgrind runs Redis under valgrind and counts the
 // instructions it executed per unit instead, which repeat (and
 // -callgrind-keep keeps the profiles, to see where they go).
