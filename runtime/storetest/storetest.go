@@ -51,6 +51,7 @@ func RunStore(t *testing.T, newStore NewStore) {
 	runTests(t, newStore, []suiteTest{
 		{"CreateLoadExists", testCreateLoadExists},
 		{"InstanceQueueIsFIFO", testInstanceQueueIsFIFO},
+		{"CreatedQueueInDueOrder", testCreatedQueueInDueOrder},
 		{"EarlierWorkWhileLeased", testEarlierWorkWhileLeased},
 		{"CancelledContext", testCancelledContext},
 		{"NoWorkAfterTheEnd", testNoWorkAfterTheEnd},
@@ -240,6 +241,30 @@ func testInstanceQueueIsFIFO(t *testing.T, newStore NewStore) {
 	}
 	if _, ok := claim(t, s, epoch); ok {
 		t.Fatal("claimed from an empty queue")
+	}
+}
+
+// testCreatedQueueInDueOrder: the work an instance starts with runs in
+// order of due time, then in the order given, whatever that order.
+func testCreatedQueueInDueOrder(t *testing.T, newStore NewStore) {
+	s := newStore(t)
+	m := compile(t, toggle)
+	work := func(due time.Duration, timer int) runtime.Work {
+		return runtime.Work{Kind: runtime.WorkEvent, Instance: "a", Due: epoch.Add(due), Event: 2, Timer: timer}
+	}
+	create(t, s, m, "a", 0, work(time.Hour, 0), work(0, 1), work(time.Minute, 2), work(0, 3))
+	for _, want := range []struct {
+		at    time.Duration
+		timer int
+	}{{0, 1}, {0, 3}, {time.Hour, 2}, {time.Hour, 0}} {
+		l, ok := claim(t, s, epoch.Add(want.at))
+		if !ok || l.Work.Timer != want.timer {
+			t.Fatalf("claim at +%v: ok=%v work %+v, want timer %d", want.at, ok, l.Work, want.timer)
+		}
+		commitNoChange(t, s, &l)
+	}
+	if l, ok := claim(t, s, epoch); ok {
+		t.Fatalf("claimed %+v from an empty queue", l.Work)
 	}
 }
 

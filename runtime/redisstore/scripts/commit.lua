@@ -30,8 +30,9 @@ if inst.f.v ~= ARGV[5] then return "stale" end
 -- free: the instance's "q|" unit is neither leased nor ready (see
 -- reschedule): this commit held its lease, or, for a task unit, the
 -- instance has no instance work and nobody leases it.
-local free = sub(unit, 1, 2) == "q|"
-if sub(unit, 1, 2) == "t|" then
+local kind = byte(unit) -- BYTE_Q, BYTE_T, or none for an update
+local free = kind == BYTE_Q
+if kind == BYTE_T then
   local first, due = head(inst)
   if due and due <= tonumber(ARGV[12]) then return "busy" end
   -- Instance work under a lease is in the hash until the lease's
@@ -42,7 +43,7 @@ if sub(unit, 1, 2) == "t|" then
 end
 if unit ~= "" then
   finish(inst, unit, member)
-  if sub(unit, 1, 2) == "q|" then unlock(id, token) end
+  if kind == BYTE_Q then unlock(id, token) end
 end
 put(inst, "v", ARGV[13])
 put(inst, "st", ARGV[6])
@@ -51,6 +52,6 @@ writeData(inst, 9)
 if ARGV[8] == "1" then dropAll(inst) elseif ARGV[8] == "2" then dropTimers(inst) end
 local i = applyLists(inst, 15)
 save(inst)
-if ARGV[8] == "1" then expireEnded(inst) end
+if ARGV[8] == "1" then expireEnded(inst.key) end
 reschedule(inst, free)
 return chain(i)

@@ -8,7 +8,8 @@
 local id, unit = ARGV[2], ARGV[3]
 local token, member = leaseOf(unit)
 if token == nil or token ~= ARGV[4] then return "lost" end
-if sub(unit, 1, 2) == "q|" then unlock(id, token) end
+local queue = byte(unit) == BYTE_Q
+if queue then unlock(id, token) end
 local inst = load(id)
 if not inst then
   unlease(unit)
@@ -17,5 +18,5 @@ end
 finish(inst, unit, member)
 local i = applyLists(inst, 5)
 save(inst)
-reschedule(inst, sub(unit, 1, 2) == "q|")
+reschedule(inst, queue)
 return chain(i)

@@ -92,9 +92,9 @@ local function begin()
 end
 -- Statuses, as runtime.Status numbers them.
 local ACTIVE, COMPLETED, CANCELLED = "1", "3", "4"
--- The bytes of "w" and "q" (a function library's definitions may not
--- call the string library while it loads).
-local BYTE_W, BYTE_Q = 119, 113
+-- The bytes of "w", "q" and "t" (a function library's definitions may
+-- not call the string library while it loads).
+local BYTE_W, BYTE_Q, BYTE_T = 119, 113, 116
 
 local function ik(id) return P .. "i:" .. id end
 -- ready names the ready set of a class at a priority (a string, "0" to
@@ -122,12 +122,15 @@ local PRIO = {[0] = "0", "1", "2", "3", "4", "5", "6", "7", "8", "9"}
 
 -- Tables cost most when they grow: Lua rebuilds a table each time it
 -- doubles, and a constructor sizes it once. So an instance's fields go
--- in a table made with room for the fields every instance has and a few
--- of work (their names start out with no value), and its changes in
--- arrays made with room for a commit's. A function call, and a table
--- access, cost Redis's Lua many times what a local does, so the loops
--- over an instance's work read lists of its work fields (newInstance),
--- not every field through a helper.
+-- in a table made with room for the eight fields an instance may have
+-- besides its work (a quiet instance has one or two of work: one
+-- rebuild), and its changes in arrays made, on their first use, with
+-- room for a commit's. Making a table costs from a third to most of
+-- what a redis.call does, so a claim, which only reads its instance,
+-- makes none of the arrays. A function call, and a table access, cost
+-- Redis's Lua many times what a local does, so the loops over an
+-- instance's work read lists of its work fields (newInstance), not
+-- every field through a helper.
 
 -- newInstance makes the table of instance id, stored at key, whose
 -- fields (from Redis) are f: of them, wf lists the names of its
@@ -139,18 +142,16 @@ local function newInstance(id, key, f, wf, tf)
   return {
     id = id, key = key, f = f, prio0 = f.pr or "0", st0 = f.st, wf = wf, tf = tf,
     -- args: field, value, ... for HSET (n of them); dels: fields to HDEL
-    -- (nd of them).
-    args = {nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil},
-    n = 0,
-    dels = {nil, nil, nil, nil},
-    nd = 0,
+    -- (nd of them). Each is made on its first use (put, remove): a claim
+    -- only reads its instance.
+    args = nil, n = 0, dels = nil, nd = 0,
   }
 end
 
--- fieldTable returns an empty table sized for an instance's fields.
+-- fieldTable returns an empty table sized for an instance's fields but
+-- its work (their names start out with no value).
 local function fieldTable()
-  return {v = nil, st = nil, pr = nil, h = nil, d = nil, c = nil, f = nil, hi = nil,
-    _1 = nil, _2 = nil, _3 = nil, _4 = nil, _5 = nil, _6 = nil, _7 = nil, _8 = nil}
+  return {v = nil, st = nil, pr = nil, h = nil, d = nil, c = nil, f = nil, hi = nil}
 end
 
 -- load reads instance id, or returns nil when there is none.
@@ -179,16 +180,13 @@ end
 -- loadTask reads of instance id only what a claim of its task attempt
 -- member needs (see pending and lease), or returns nil when there is
 -- none: its work lists are left empty, so it is not for writing.
-local TASK_FIELDS = {"v", "st", "pr", "d", "c", "f", "h"}
 local function loadTask(id, member)
   local key = ik(id)
   local field = "t:" .. member
   local raw = call("HMGET", key, "v", "st", "pr", "d", "c", "f", "h", field)
   if not raw[1] then return nil end
-  local f = {}
-  for k = 1, 7 do
-    if raw[k] then f[TASK_FIELDS[k]] = raw[k] end
-  end
+  local f = {v = raw[1], st = raw[2] or nil, pr = raw[3] or nil, d = raw[4] or nil,
+    c = raw[5] or nil, f = raw[6] or nil, h = raw[7] or nil}
   f[field] = raw[8] or nil
   return newInstance(id, key, f, NONE, NONE)
 end
@@ -199,12 +197,17 @@ end
 local function put(inst, field, value)
   if inst.f[field] == value then return end
   inst.f[field] = value
-  local n = inst.n
-  inst.args[n + 1], inst.args[n + 2], inst.n = field, value, n + 2
+  local n, args = inst.n, inst.args
+  if not args then
+    args = {nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil}
+    inst.args = args
+  end
+  args[n + 1], args[n + 2], inst.n = field, value, n + 2
 end
 
 local function remove(inst, field)
   inst.f[field] = nil
+  if not inst.dels then inst.dels = {nil, nil, nil, nil} end
   inst.nd = inst.nd + 1
   inst.dels[inst.nd] = field
 end
@@ -245,11 +248,17 @@ local function actionOf(value)
   return sub(value, b + 1, (c or 0) - 1)
 end
 
+-- taskUnitOf names the unit of task attempt member (value: its work
+-- value) of instance id, of machine id h, and returns its class.
+local function taskUnitOf(id, h, member, value)
+  local action = actionOf(value)
+  return "t|" .. action .. "|" .. member .. "|" .. id, h .. "#" .. action
+end
+
 -- taskUnit names the unit of an instance's task attempt (its field
 -- "t:"..member holds value), and returns its class.
 local function taskUnit(inst, member, value)
-  local action = actionOf(value)
-  return "t|" .. action .. "|" .. member .. "|" .. inst.id, inst.f.h .. "#" .. action
+  return taskUnitOf(inst.id, inst.f.h, member, value)
 end
 
 -- head returns the member and due time (a number, and as text) of the
@@ -378,14 +387,15 @@ local function addWork(inst, i)
   return i
 end
 
--- parseUnit returns kind ("q" or "t"), instance id, member and action.
+-- parseUnit returns kind ("q" or "t"), instance id and, for a task
+-- attempt, member.
 local function parseUnit(unit)
   if byte(unit, 1) == BYTE_Q then
-    return "q", sub(unit, 3), nil, nil
+    return "q", sub(unit, 3), nil
   end
   local a = find(unit, "|", 3, true)
   local m = find(unit, "|", a + 1, true)
-  return "t", sub(unit, m + 1), sub(unit, a + 1, m - 1), sub(unit, 3, a - 1)
+  return "t", sub(unit, m + 1), sub(unit, a + 1, m - 1)
 end
 
 -- done is a script's success: "ready" when it put work in a ready set
@@ -468,14 +478,14 @@ local function giveBack(unit)
 end
 
 -- finish removes the work a leased unit stands for (member: the one the
--- lease holds) from the instance; the caller saves it.
+-- lease holds, its task attempt's for a task unit) from the instance;
+-- the caller saves it.
 local function finish(inst, unit, member)
   unlease(unit)
-  local kind, _, taskMember = parseUnit(unit)
-  if kind == "q" then
+  if byte(unit) == BYTE_Q then
     remove(inst, "w:" .. member)
   else
-    remove(inst, "t:" .. taskMember)
+    remove(inst, "t:" .. member)
   end
 end
 
@@ -550,31 +560,57 @@ local function writeData(inst, i)
   end
 end
 
--- appendHistory adds entries ("\n"-separated) to the instance's
--- history, keeping the newest cap. Entries are never empty, so a text of at most 2*cap bytes
--- holds at most cap of them and needs no counting.
-local function appendHistory(inst, entries, cap)
-  local text = entries
-  if inst.f.hi then text = inst.f.hi .. "\n" .. text end
-  if #text <= 2 * cap then
-    put(inst, "hi", text)
-    return
-  end
+-- cappedHistory returns the newest cap of the history entries in text
+-- ("\n"-separated). Entries are never empty, so a text of at most 2*cap
+-- bytes holds at most cap of them and needs no counting.
+local function cappedHistory(text, cap)
+  if #text <= 2 * cap then return text end
   local _, lines = gsub(text, "\n", "")
   local cut = 0
   for _ = 1, lines + 1 - cap do
     cut = find(text, "\n", cut + 1, true)
   end
   if cut > 0 then text = sub(text, cut + 1) end
-  put(inst, "hi", text)
+  return text
+end
+
+-- appendHistory adds entries ("\n"-separated) to the instance's
+-- history, keeping the newest cap.
+local function appendHistory(inst, entries, cap)
+  local text = entries
+  if inst.f.hi then text = inst.f.hi .. "\n" .. text end
+  put(inst, "hi", cappedHistory(text, cap))
 end
 
 -- expireEnded gives an instance that has just completed or been
--- cancelled the deployment's retention: Redis removes its hash when
--- that has passed. (Nothing writes to an ended instance again.)
-local function expireEnded(inst)
+-- cancelled (its hash, key) the deployment's retention: Redis removes
+-- the hash when that has passed. (Nothing writes to an ended instance
+-- again.)
+local function expireEnded(key)
   local ms = call("GET", K.retain)
-  if ms then call("PEXPIRE", inst.key, ms) end
+  if ms then call("PEXPIRE", key, ms) end
+end
+
+-- addChanges appends changelog entries from ARGV starting at i: a
+-- count, then the entries. It returns the next index.
+local function addChanges(i)
+  local n = tonumber(ARGV[i])
+  for k = 1, n do
+    call("XADD", K.changes, "MAXLEN", "~", "10000", "*", "c", ARGV[i + k])
+  end
+  return i + n + 1
+end
+
+-- readHistory reads history from ARGV starting at i (a count, the
+-- entries, then the history cap): it returns the entries as one text
+-- ("\n"-separated), or nil for none, the cap, and the next index.
+local function readHistory(i)
+  local n = tonumber(ARGV[i])
+  local cap = tonumber(ARGV[i + n + 1])
+  if n == 0 then return nil, cap, i + 2 end
+  local entries = ARGV[i + 1]
+  for k = 2, n do entries = entries .. "\n" .. ARGV[i + k] end
+  return entries, cap, i + n + 2
 end
 
 -- applyLists reads, from ARGV starting at i, what a commit writes:
@@ -582,19 +618,11 @@ end
 -- addWork) and changes (a count, then the entries); the caller saves
 -- the instance. It returns the next index.
 local function applyLists(inst, i)
-  local n = tonumber(ARGV[i]); i = i + 1
-  local entries = ARGV[i]
-  for k = 2, n do entries = entries .. "\n" .. ARGV[i + k - 1] end
-  i = i + n
-  local cap = tonumber(ARGV[i]); i = i + 1
-  if n > 0 then appendHistory(inst, entries, cap) end
+  local entries, cap
+  entries, cap, i = readHistory(i)
+  if entries then appendHistory(inst, entries, cap) end
   i = addWork(inst, i)
-  n = tonumber(ARGV[i]); i = i + 1
-  for k = 1, n do
-    call("XADD", K.changes, "MAXLEN", "~", "10000", "*", "c", ARGV[i])
-    i = i + 1
-  end
-  return i
+  return addChanges(i)
 end
 
 -- firstDue returns the earliest due time (text) in the ready set of
@@ -740,9 +768,8 @@ local function claimWork()
   local now = tonumber(nowText)
 
   -- Expired leases make their work claimable again.
-  for _, unit in ipairs(call("ZRANGEBYSCORE", K.leases, "-inf", nowText)) do
-    giveBack(unit)
-  end
+  local expired = call("ZRANGEBYSCORE", K.leases, "-inf", nowText)
+  for k = 1, #expired do giveBack(expired[k]) end
 
   local machines, actions = allowing(C[4]), allowing(C[5])
   if mode == "instance" then
