@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"regexp"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -59,6 +60,18 @@ func exit(code int) error { return &exitError{code: code} }
 // usageError returns an error that makes Main print msg and exit 2.
 func usageError(format string, args ...any) error {
 	return &exitError{code: ExitUsage, msg: fmt.Sprintf(format, args...)}
+}
+
+// flagName is a flag as Go's flag package names it in its errors: one
+// dash and the name, after "defined: ", "argument: ", "for " or "for
+// flag " (never inside the quoted value that "invalid value" shows).
+var flagName = regexp.MustCompile(`(: |for |flag )-([A-Za-z][A-Za-z0-9-]+)(:|$)`)
+
+// flagMessage is a flag parsing error's message with its long flags
+// named as fsmc's help and documents name them (--format, where Go's
+// flag package says -format); one-letter flags keep their one dash (-o).
+func flagMessage(err error) string {
+	return flagName.ReplaceAllString(err.Error(), "$1--$2$3")
 }
 
 // env is what commands need from the process.
@@ -194,12 +207,12 @@ func run(e *env, args []string) int {
 			fmt.Fprintf(stderr, "fsmc: unknown command %q; see 'fsmc --help'\n", name)
 		},
 		OnUsageError: func(c *cli.Context, err error, _ bool) error {
-			return usageError("fsmc: %v (see 'fsmc --help')", err)
+			return usageError("fsmc: %s (see 'fsmc --help')", flagMessage(err))
 		},
 	}
 	for _, cmd := range app.Commands {
 		cmd.OnUsageError = func(c *cli.Context, err error, _ bool) error {
-			return usageError("fsmc %s: %v (see 'fsmc %s --help')", c.Command.Name, err, c.Command.Name)
+			return usageError("fsmc %s: %s (see 'fsmc %s --help')", c.Command.Name, flagMessage(err), c.Command.Name)
 		}
 	}
 	if len(args) < 2 {
