@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"errors"
 	"sync"
 
 	"github.com/fsmc/fsmc/runtime"
@@ -48,8 +49,8 @@ const (
 )
 
 // ErrClosed: the store was closed; every call made after Close returns
-// it (one made before that may end with the client's error instead, when
-// Open made the client, as Close closes it). errors.Is matches it with
+// it, and so does one in flight that Close cut short by closing the
+// client Open made (closedHook). errors.Is matches it with
 // runtime.ErrClosed too, on which Engine.Run returns.
 var ErrClosed error = closedError{}
 
@@ -57,6 +58,53 @@ type closedError struct{}
 
 func (closedError) Error() string        { return "the Redis store is closed" }
 func (closedError) Is(target error) bool { return target == runtime.ErrClosed }
+
+// closedHook is on the clients Open makes, which Close closes: a command
+// that fails for want of its connection (the client closed under it, or
+// its connection) once the store is closed fails with ErrClosed, not
+// with go-redis's "client is closed" or a closed network connection. A
+// command that Redis answered keeps its answer, redis.Nil included.
+type closedHook struct{ closed <-chan struct{} }
+
+func (h closedHook) cut(err error) bool {
+	if err == nil || !(errors.Is(err, redis.ErrClosed) || Unreachable(err)) {
+		return false
+	}
+	select {
+	case <-h.closed:
+		return true
+	default:
+		return false
+	}
+}
+
+func (closedHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h closedHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		if h.cut(err) {
+			cmd.SetErr(ErrClosed)
+			return ErrClosed
+		}
+		return err
+	}
+}
+
+func (h closedHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		for _, cmd := range cmds {
+			if h.cut(cmd.Err()) {
+				cmd.SetErr(ErrClosed)
+			}
+		}
+		if h.cut(err) {
+			return ErrClosed
+		}
+		return err
+	}
+}
 
 func newBatcher(rdb redis.UniversalClient, sc *scripts, closed <-chan struct{}) *batcher {
 	// The queue has no buffer: a call is either taken by a sender, which

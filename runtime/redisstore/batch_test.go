@@ -160,6 +160,42 @@ func TestDeadlineWhileRedisHangs(t *testing.T) {
 	}
 }
 
+// TestCloseCutsACallShort: a call in flight when Close closes the client
+// that Open made (Redis does not answer: a stopped process) returns
+// ErrClosed then, as a call made after Close does, not the client's own
+// error; and a call that Redis answered before keeps its answer.
+func TestCloseCutsACallShort(t *testing.T) {
+	srv, store := ownStore(t, "cut")
+	ctx := context.Background()
+	if err := store.Load(ctx, "none", &runtime.Instance{}); !errors.Is(err, runtime.ErrNotFound) {
+		t.Fatalf("Load of a missing instance: %v, want ErrNotFound", err)
+	}
+	if err := syscall.Kill(srv.Pid(), syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Kill(srv.Pid(), syscall.SIGCONT)
+	done := make(chan error, 1)
+	go func() { done <- store.Load(ctx, "x", &runtime.Instance{}) }()
+	select {
+	case err := <-done:
+		t.Fatalf("Load answered by a stopped Redis: %v", err)
+	case <-time.After(300 * time.Millisecond): // in flight
+	}
+	closed := time.Now()
+	store.Close()
+	select {
+	case err := <-done:
+		if !errors.Is(err, redisstore.ErrClosed) || !errors.Is(err, runtime.ErrClosed) {
+			t.Errorf("Load in flight at Close: %v, want ErrClosed", err)
+		}
+		if took := time.Since(closed); took > 2*time.Second {
+			t.Errorf("Load returned %v after Close, at the client's read timeout rather than at Close", took)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Load in flight at Close did not return")
+	}
+}
+
 // TestScriptsFailWhileRedisIsDown: scripts that share a round trip while
 // Redis is away each fail; none is told it ran (a pipeline that finds no
 // connection leaves its commands with neither reply nor error).

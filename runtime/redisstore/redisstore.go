@@ -360,7 +360,7 @@ func (s *Store) wakeTrouble(err error) []any {
 }
 
 // Close stops listening for wake messages, and closes the client if Open
-// made it.
+// made it: a call then in flight on that client returns ErrClosed.
 func (s *Store) Close() error {
 	s.close.Do(func() { close(s.closed) })
 	s.poker.Wait()
@@ -988,6 +988,9 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	}
 	s := New(rdb, opts)
 	s.owned = owned
+	for _, c := range owned {
+		c.AddHook(closedHook{s.closed})
+	}
 	for _, node := range down {
 		s.log.Warn("a lock node does not answer; the others make a majority", "node", node)
 	}
