@@ -658,9 +658,19 @@ func (e *Engine) Cancel(ctx context.Context, id string) error {
 	})
 }
 
-// operate applies an operator's change with a fenced update, retrying
-// when a worker commits in between.
+// operate applies an operator's change with a fenced update: on a store
+// that can hold the instance (InstanceHolder), from its read to its
+// write; elsewhere retrying when a worker commits in between.
 func (e *Engine) operate(ctx context.Context, id string, change func(*machine, *Instance, *worker, time.Time) error) error {
+	if h, ok := e.store.(InstanceHolder); ok {
+		return h.Hold(ctx, id, func(ctx context.Context) error { return e.operateTries(ctx, id, change) })
+	}
+	return e.operateTries(ctx, id, change)
+}
+
+// operateTries reads instance id, applies change and writes it back,
+// trying again while the write finds it stale.
+func (e *Engine) operateTries(ctx context.Context, id string, change func(*machine, *Instance, *worker, time.Time) error) error {
 	w := e.newWorker()
 	for tries := 0; ; tries++ {
 		w.reset()

@@ -136,6 +136,20 @@ type HandlerDirectory interface {
 	Announce(engine any, runnable map[string][]int)
 }
 
+// InstanceHolder is a store that can hold one instance against the
+// workers' writes while an operator's change (Engine.Retry, Cancel)
+// reads it and writes it back: the Redis store, through the instance's
+// lock. Without the hold, an instance that workers change every few
+// milliseconds could move on between each read and its write, and
+// every try of the change would be stale.
+type InstanceHolder interface {
+	// Hold takes instance id's lock, runs fn with a context under which
+	// the store's Update of id counts the lock as its own, and releases
+	// the lock. Meanwhile no worker claims the instance's events or
+	// timers, or commits a task result to it directly.
+	Hold(ctx context.Context, id string, fn func(ctx context.Context) error) error
+}
+
 // Commit is the result of handling one instance work item: the new
 // snapshot (Version is the version read; the store writes Version+1),
 // history to append and work to schedule. The history's transitions are

@@ -1882,12 +1882,12 @@ func (s *Store) CompleteDirect(ctx context.Context, l *runtime.Lease, c *runtime
 
 // Update implements runtime.Store: an operator's change takes the
 // instance's Redlock (waiting up to about a second for a worker to
-// finish) before its fenced commit.
+// finish) before its fenced commit, unless Hold holds it already.
 func (s *Store) Update(ctx context.Context, c *runtime.Commit) error {
 	if s.isClosed() {
 		return ErrClosed
 	}
-	if s.redlock != nil {
+	if s.redlock != nil && !holding(ctx, c.Instance.ID) {
 		m, err := s.lockInstance(ctx, c.Instance.ID, 5*time.Second, 50)
 		if err != nil {
 			return lockRefusal(c.Instance.ID, err)
@@ -1896,6 +1896,35 @@ func (s *Store) Update(ctx context.Context, c *runtime.Commit) error {
 	}
 	_, err := s.commit(ctx, nil, c, time.Time{})
 	return err
+}
+
+// Hold implements runtime.InstanceHolder: it takes the instance's
+// Redlock as Update does (waiting about a second while a worker holds
+// it, then ErrBusy), and runs fn with a context that says so, for
+// Update. Without the Redlock (Options.NoRedlock) it runs fn alone.
+func (s *Store) Hold(ctx context.Context, id string, fn func(ctx context.Context) error) error {
+	if s.isClosed() {
+		return ErrClosed
+	}
+	if s.redlock == nil {
+		return fn(ctx)
+	}
+	m, err := s.lockInstance(ctx, id, 5*time.Second, 50)
+	if err != nil {
+		return lockRefusal(id, err)
+	}
+	defer releaseLock(ctx, m)
+	return fn(context.WithValue(ctx, heldKey{}, id))
+}
+
+// heldKey is the context key under which Hold names the instance whose
+// lock it holds.
+type heldKey struct{}
+
+// holding reports whether ctx is Hold's, for instance id.
+func holding(ctx context.Context, id string) bool {
+	held, ok := ctx.Value(heldKey{}).(string)
+	return ok && held == id
 }
 
 // Complete implements runtime.Store.
