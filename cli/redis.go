@@ -135,6 +135,11 @@ func refused(c *cli.Context, err error) error {
 	if errors.Is(err, redisstore.ErrBusy) {
 		return usageError("fsmc %s: %v; nothing was changed, try again (a paused worker's lock lasts until its lease ends)", c.Command.Name, err)
 	}
+	if errors.Is(err, runtime.ErrStale) {
+		// Workers changed the instance between each read and its write
+		// (a deployment without the instance lock's hold).
+		return usageError("fsmc %s: instance %s kept changing while the change was made; nothing was changed, try again", c.Command.Name, c.Args().First())
+	}
 	if strings.Contains(err.Error(), "NOPERM") {
 		return usageError("fsmc %s: Redis refused this user: %v (docs/distributed.md lists the ACL rights fsmc needs)", c.Command.Name, err)
 	}

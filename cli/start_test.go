@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -312,13 +313,27 @@ func (w *firstLine) Write(p []byte) (int, error) {
 }
 
 // TestBusyMaySucceedLater: a retry or cancel that cannot take the
-// instance's lock (a worker holds it) exits 2, like an outage, not 1.
+// instance's lock (a worker holds it), or whose every write found the
+// instance changed, exits 2, like an outage, not 1: it names the
+// instance and says to try again.
 func TestBusyMaySucceedLater(t *testing.T) {
-	c := cli.NewContext(&cli.App{}, nil, nil)
+	set := flag.NewFlagSet("cancel", flag.ContinueOnError)
+	if err := set.Parse([]string{"o1"}); err != nil {
+		t.Fatal(err)
+	}
+	c := cli.NewContext(&cli.App{}, set, nil)
 	c.Command = &cli.Command{Name: "cancel"}
-	err := refused(c, fmt.Errorf("instance o1 is %w", redisstore.ErrBusy))
-	var exit *exitError
-	if !errors.As(err, &exit) || exit.code != ExitUsage || !strings.Contains(exit.msg, "fsmc cancel: instance o1 is busy") || !strings.Contains(exit.msg, "try again") {
-		t.Fatalf("busy: %v; want exit %d, naming the instance and saying to try again", err, ExitUsage)
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{fmt.Errorf("instance o1 is %w", redisstore.ErrBusy), "fsmc cancel: instance o1 is busy"},
+		{runtime.ErrStale, "fsmc cancel: instance o1 kept changing"},
+	} {
+		err := refused(c, tc.err)
+		var exit *exitError
+		if !errors.As(err, &exit) || exit.code != ExitUsage || !strings.Contains(exit.msg, tc.want) || !strings.Contains(exit.msg, "try again") {
+			t.Errorf("%v: %v; want exit %d, %q, saying to try again", tc.err, err, ExitUsage, tc.want)
+		}
 	}
 }
