@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"github.com/fsmc/fsmc/compiler/ir"
@@ -56,10 +55,14 @@ type changeRecord struct {
 	Status   string  `json:"status"`
 }
 
+// jsonTime is the layout of times in JSON output: RFC 3339 in UTC, to
+// the millisecond as the Redis store keeps them (a worker and watch
+// print one change alike), always three digits of them, so that times
+// sort as text in time order.
+const jsonTime = "2006-01-02T15:04:05.000Z07:00"
+
 func changeJSON(m *ir.Machine, c runtime.Change) changeRecord {
-	// To the millisecond, as the Redis store keeps it: a worker and
-	// watch print one change alike.
-	out := changeRecord{Time: c.Time.UTC().Truncate(time.Millisecond).Format(time.RFC3339Nano), Instance: c.Instance, Machine: c.Machine,
+	out := changeRecord{Time: c.Time.UTC().Format(jsonTime), Instance: c.Instance, Machine: c.Machine,
 		Event: eventLabel(m, c), To: m.States[c.To].Name, Version: c.Version, Status: c.Status.String()}
 	if c.From >= 0 {
 		out.From = &m.States[c.From].Name
@@ -156,7 +159,7 @@ func inspectJSON(v *runtime.View) map[string]any {
 	var history []map[string]any
 	for _, h := range v.History {
 		entry := map[string]any{
-			"time": h.Time.UTC().Format(time.RFC3339Nano), "kind": h.Kind.String(),
+			"time": h.Time.UTC().Format(jsonTime), "kind": h.Kind.String(),
 			"version": h.Version, "text": historyLine(v.IR, h),
 		}
 		// The parts of the entry it has, by name.
