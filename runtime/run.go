@@ -80,6 +80,10 @@ func (e *Engine) graceful(ctx context.Context) (work context.Context, stop func(
 		case <-done:
 			return
 		}
+		if e.opts.StopGrace > 0 {
+			// Said at once: the grace may last a while.
+			e.opts.Logger.Info("stopping: claiming no more work; tasks still running may finish within the grace", "grace", e.opts.StopGrace)
+		}
 		grace := time.NewTimer(max(e.opts.StopGrace, 0))
 		defer grace.Stop()
 		select {

@@ -168,11 +168,14 @@ func runOne(t *testing.T, opts runtime.Options, work runtime.Handler) (e *runtim
 	return e, started, stop
 }
 
-// TestStopLetsRunningTasksFinish: told to stop, Run lets a running task
-// finish, within the grace period, and records its result.
+// TestStopLetsRunningTasksFinish: told to stop, Run says so at once, lets
+// a running task finish, within the grace period, and records its
+// result.
 func TestStopLetsRunningTasksFinish(t *testing.T) {
 	release := make(chan struct{})
-	e, running, stop := runOne(t, runtime.Options{StopGrace: time.Minute}, func(ctx context.Context, _ *runtime.Call) (runtime.Result, error) {
+	var log redistest.Output
+	logger := slog.New(slog.NewTextHandler(&log, nil))
+	e, running, stop := runOne(t, runtime.Options{StopGrace: time.Minute, Logger: logger}, func(ctx context.Context, _ *runtime.Call) (runtime.Result, error) {
 		<-release
 		if ctx.Err() != nil {
 			return runtime.Result{}, fmt.Errorf("cancelled within the grace period: %w", ctx.Err())
@@ -183,6 +186,9 @@ func TestStopLetsRunningTasksFinish(t *testing.T) {
 	stopped := make(chan struct{})
 	go func() { stop(); close(stopped) }()
 	time.Sleep(20 * time.Millisecond) // the stop is under way
+	if !strings.Contains(log.String(), `msg="stopping: claiming no more work; tasks still running may finish within the grace" grace=1m0s`) {
+		t.Errorf("while the task runs, the log does not say that the worker is stopping:\n%s", log.String())
+	}
 	close(release)
 	<-stopped
 	v, err := e.Get(context.Background(), "j")
