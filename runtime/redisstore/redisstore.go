@@ -142,8 +142,8 @@ type Store struct {
 	}
 }
 
-// errNoMachine: the registry has no machine with the id.
-var errNoMachine = errors.New("the machine registry has no machine with id")
+// errNoMachine: the registry has no machine version with the id.
+var errNoMachine = errors.New("the machine registry has no machine version")
 
 var _ runtime.Store = (*Store)(nil)
 
@@ -662,7 +662,7 @@ func (s *Store) machine(ctx context.Context, mid string) (*ir.Machine, error) {
 	}
 	data, err := s.rdb.Get(ctx, s.machineKey(mid)).Bytes()
 	if errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("%w: %s", errNoMachine, mid)
+		return nil, fmt.Errorf("%w %s", errNoMachine, mid)
 	}
 	if err != nil {
 		return nil, err
