@@ -1880,28 +1880,26 @@ func (s *Store) CompleteDirect(ctx context.Context, l *runtime.Lease, c *runtime
 	return err == nil && (out == "ok" || out == "ready"), err
 }
 
-// Update implements runtime.Store: an operator's change takes the
-// instance's Redlock (waiting up to about a second for a worker to
-// finish) before its fenced commit, unless Hold holds it already.
+// Update implements runtime.Store: an operator's fenced commit, under
+// the instance's Redlock: Hold's, or one it takes as Hold does.
 func (s *Store) Update(ctx context.Context, c *runtime.Commit) error {
 	if s.isClosed() {
 		return ErrClosed
 	}
-	if s.redlock != nil && !holding(ctx, c.Instance.ID) {
-		m, err := s.lockInstance(ctx, c.Instance.ID, 5*time.Second, 50)
-		if err != nil {
-			return lockRefusal(c.Instance.ID, err)
-		}
-		defer releaseLock(ctx, m)
+	write := func(ctx context.Context) error {
+		_, err := s.commit(ctx, nil, c, time.Time{})
+		return err
 	}
-	_, err := s.commit(ctx, nil, c, time.Time{})
-	return err
+	if holding(ctx, c.Instance.ID) {
+		return write(ctx)
+	}
+	return s.Hold(ctx, c.Instance.ID, write)
 }
 
 // Hold implements runtime.InstanceHolder: it takes the instance's
-// Redlock as Update does (waiting about a second while a worker holds
-// it, then ErrBusy), and runs fn with a context that says so, for
-// Update. Without the Redlock (Options.NoRedlock) it runs fn alone.
+// Redlock (waiting up to about a second for a worker to finish, then
+// ErrBusy), and runs fn with a context that says so, for Update.
+// Without the Redlock (Options.NoRedlock) it runs fn alone.
 func (s *Store) Hold(ctx context.Context, id string, fn func(ctx context.Context) error) error {
 	if s.isClosed() {
 		return ErrClosed
