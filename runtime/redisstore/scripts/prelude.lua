@@ -440,7 +440,7 @@ local function pending(inst, kind, member)
   return inst.f.st == ACTIVE and inst.f["t:" .. member] ~= nil
 end
 
--- lockKey names the instance's Redlock key (see redisstore.go lockName).
+-- lockKey names the instance's Redlock key (see lock.go lockName).
 local function lockKey(id) return P .. "lock:" .. id end
 
 -- unlock frees the instance's Redlock if a claim took it for the lease

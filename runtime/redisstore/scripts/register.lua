@@ -1,7 +1,7 @@
 -- register.lua: put a machine version in the order of its name's
 -- versions, by when each was first registered, and make the latest of
 -- the name the version registered first most recently (see
--- redisstore.go putMachine).
+-- registry.go putMachine).
 -- KEYS[1]  the name's latest key; KEYS[2] its versions (a sorted set of
 --          hashes, scored in ms of Redis's clock; 0: not known); one
 --          Cluster slot
