@@ -24,7 +24,8 @@ func visualizeCommand(e *env) *cli.Command {
 		Usage:     "draw machines as DOT, SVG, PNG or Mermaid",
 		ArgsUsage: "FILE",
 		Description: "FILE is a .fsm file or compiled IR (.json). The format comes from --format, else\n" +
-			"from the -o extension (.dot .gv .svg .png .mmd .mermaid), else DOT to stdout.\n" +
+			"from the -o extension (.dot .gv .svg .png .mmd .mermaid), else DOT (to stdout, or to an\n" +
+			"-o PATH without an extension, such as /dev/stdout).\n" +
 			"SVG and PNG are rendered in-process; no Graphviz installation is needed.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "format", Usage: "dot, svg, png or mermaid"},
@@ -41,8 +42,11 @@ func visualizeCommand(e *env) *cli.Command {
 				format = formatByExtension[strings.ToLower(filepath.Ext(out))]
 			}
 			if format == "" {
-				if out != "" && out != "-" {
-					return usageError("fsmc visualize: cannot tell the format from %q; give --format dot, svg, png or mermaid", out)
+				// A path with no extension (-o /dev/stdout, -o graph)
+				// leaves the choice to the default, DOT; an extension fsmc
+				// does not know (.gif) is a mistake, not DOT.
+				if ext := filepath.Ext(out); ext != "" {
+					return usageError("fsmc visualize: cannot tell the format from %q (%s); give --format dot, svg, png or mermaid", out, ext)
 				}
 				format = "dot"
 			}
