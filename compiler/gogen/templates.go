@@ -141,6 +141,7 @@ func Register{{$m.Go}}(ctx context.Context, engine *runtime.Engine, actions {{$m
 		return nil, fmt.Errorf("{{$m.Name}}: embedded IR: %w", err)
 	}
 	handlers := map[string]runtime.Handler{}
+{{- if $m.Actions}}
 	if actions != nil {
 {{- range $m.Actions}}
 		handlers["{{.Name}}"] = func(ctx context.Context, call *runtime.Call) (runtime.Result, error) {
@@ -156,6 +157,7 @@ func Register{{$m.Go}}(ctx context.Context, engine *runtime.Engine, actions {{$m
 		}
 {{- end}}
 	}
+{{- end}}
 	if err := engine.Register(ctx, f.Machines[{{$m.Index}}], handlers); err != nil {
 		return nil, err
 	}
