@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"slices"
 
@@ -15,7 +16,7 @@ func checkCommand(e *env) *cli.Command {
 		Aliases:   []string{"lint"},
 		Usage:     "check .fsm files and report every problem",
 		ArgsUsage: "PATH...",
-		Description: "PATH is a file or a directory (searched recursively for *.fsm).\n" +
+		Description: "PATH is a file, a directory (searched recursively for *.fsm), or - for stdin.\n" +
 			"Exit status: 0 clean, 1 errors (or warnings with --strict), 2 unreadable input.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "format", Value: "text", Usage: "output format: text (stderr), json, sarif or github (stdout)"},
@@ -30,17 +31,30 @@ func checkCommand(e *env) *cli.Command {
 			if c.NArg() == 0 {
 				return usageError("fsmc check: no files given (usage: fsmc check [--format F] [--strict] PATH...)")
 			}
-			files, errs := fsmFiles(c.Args().Slice())
+			// "-" is stdin, checked as <stdin> (as fmt names it).
+			args := slices.DeleteFunc(c.Args().Slice(), func(a string) bool { return a == "-" })
+			stdin := len(args) < c.NArg()
+			files, errs := fsmFiles(args)
 			report := &dsl.Report{Sources: map[string][]byte{}}
+			check := func(file string, src []byte) {
+				_, diags := dsl.Check(file, src)
+				report.Sources[file] = src
+				report.Diagnostics = append(report.Diagnostics, diags...)
+			}
+			if stdin {
+				if src, err := io.ReadAll(e.stdin); err != nil {
+					errs = append(errs, fmt.Errorf("reading stdin: %w", err))
+				} else {
+					check("<stdin>", src)
+				}
+			}
 			for _, file := range files {
 				src, err := os.ReadFile(file)
 				if err != nil {
 					errs = append(errs, err)
 					continue
 				}
-				_, diags := dsl.Check(file, src)
-				report.Sources[file] = src
-				report.Diagnostics = append(report.Diagnostics, diags...)
+				check(file, src)
 			}
 			for _, err := range errs {
 				fmt.Fprintf(e.stderr, "fsmc check: %v\n", err)
