@@ -158,6 +158,7 @@ func (f *formatter) emit() []byte {
 	lastEnd := 0                 // source offset where it ended
 	var prev, prev2 *lexer.Token // last two non-comment tokens written
 	afterOpen := false           // the last thing written is `{`
+	afterComment := false        // the last thing written is a comment
 
 	newline := func(depth int, pos lexer.Position, closing bool) {
 		if !started {
@@ -176,7 +177,9 @@ func (f *formatter) emit() []byte {
 		}
 		if t.Type == grammar.Comment {
 			if started && t.Pos.Line == lastLine && !mustBreak {
-				out.WriteByte(' ')
+				if afterComment || prev == nil || prev.Value != "(" { // (/* c */ n
+					out.WriteByte(' ')
+				}
 			} else {
 				newline(f.commentIndent(i, indent), t.Pos, false)
 			}
@@ -185,8 +188,11 @@ func (f *formatter) emit() []byte {
 			// What follows a comment stays on its line unless the
 			// author broke the line there (a line comment always does).
 			next := &tokens[i+1] // the EOF token at the latest
-			mustBreak = strings.HasPrefix(t.Value, "//") || !started || next.Type != grammar.EOF && next.Pos.Line > end.Line
-			started = true
+			// Comments before the first token end their line, but for
+			// one followed by another on the same line (/* a */ /* b */).
+			head := !started && !(next.Type == grammar.Comment && next.Pos.Line == end.Line)
+			mustBreak = strings.HasPrefix(t.Value, "//") || head || next.Type != grammar.EOF && next.Pos.Line > end.Line
+			started, afterComment = true, true
 			lastLine, lastEnd = end.Line, end.Offset
 			continue
 		}
@@ -202,11 +208,17 @@ func (f *formatter) emit() []byte {
 		case mustBreak:
 			afterOpen = false
 			newline(indent+1, t.Pos, false)
+		case afterComment:
+			// A block comment is set off by a space from what follows,
+			// but for punctuation that closes or separates: /* c */ n, /* c */)
+			if !(t.Type == grammar.Punct && (t.Value == "," || t.Value == ")" || t.Value == ":" || t.Value == ".")) {
+				out.WriteByte(' ')
+			}
 		case started && spaceBetween(prev2, prev, t):
 			out.WriteByte(' ')
 		}
 		out.WriteString(t.Value)
-		started, mustBreak = true, false
+		started, mustBreak, afterComment = true, false, false
 		afterOpen = t.Type == grammar.Punct && t.Value == "{"
 		prev2, prev = prev, t
 		end := grammar.TokenEnd(*t)
