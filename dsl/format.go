@@ -121,8 +121,10 @@ func (f *formatter) planItems(body *grammar.StateBody) {
 }
 
 // planSets keeps the author's line breaks before `set` and between
-// assignments.
+// assignments. An assignment on a line of its own goes one deeper than
+// the line `set` is on.
 func (f *formatter) planSets(sets []*grammar.Assign, indent int) {
+	continued := indent + 1
 	for _, a := range sets {
 		i := f.index(a.Pos)
 		before := f.lastBefore(a.Pos) // `set` or `,`
@@ -130,9 +132,10 @@ func (f *formatter) planSets(sets []*grammar.Assign, indent int) {
 		if f.src.Tokens[before].Value == "set" {
 			if f.src.Tokens[before].Pos.Line != grammar.TokenEnd(f.src.Tokens[prev]).Line {
 				f.layout[before] = tokenLayout{newline: true, indent: indent + 1}
+				continued = indent + 2
 			}
 		} else if f.src.Tokens[i].Pos.Line != f.src.Tokens[before].Pos.Line {
-			f.layout[i] = tokenLayout{newline: true, indent: indent + 1}
+			f.layout[i] = tokenLayout{newline: true, indent: continued}
 		}
 	}
 }
