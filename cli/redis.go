@@ -230,7 +230,7 @@ func startCommand(e *env) *cli.Command {
 				}
 				values, err := runtime.DecodeJSON(m.Context, nil, data)
 				if err != nil {
-					return refused(c, fmt.Errorf("context: %w", err))
+					return refused(c, fmt.Errorf("%s: %w", jsonWhat(c, "context"), err))
 				}
 				opts := runtime.StartOptions{Priority: c.Int("priority"), IfAbsent: c.Bool("if-absent")}
 				return startEach(c, ids, func(id string) error {
@@ -312,6 +312,19 @@ func (e *env) jsonFlag(c *cli.Context, name string) ([]byte, error) {
 	return given(c, name, v, data)
 }
 
+// jsonWhat names the JSON of flag name for a message about what it
+// holds: "context", or with @FILE "context from FILE" (stdin for @-).
+func jsonWhat(c *cli.Context, name string) string {
+	path, fromFile := strings.CutPrefix(c.String(name), "@")
+	switch {
+	case !fromFile:
+		return name
+	case path == "-":
+		return name + " from stdin"
+	}
+	return fmt.Sprintf("%s from %q", name, path)
+}
+
 // given refuses a JSON flag that was given but holds nothing, blank or
 // from an empty file (exit 1, as wrong JSON is): that is no object, and
 // taken as none it would start or send with every field at its default.
@@ -336,7 +349,7 @@ func sendCommand(e *env) *cli.Command {
 			}
 			payload, err := runtime.DecodeObject(data)
 			if err != nil {
-				return &exitError{code: ExitFound, msg: fmt.Sprintf("fsmc send: payload: %v", err)}
+				return &exitError{code: ExitFound, msg: fmt.Sprintf("fsmc send: %s: %v", jsonWhat(c, "payload"), err)}
 			}
 			return operator(c, func(ctx context.Context, store *redisstore.Store, engine *runtime.Engine) error {
 				id, event := c.Args().Get(0), c.Args().Get(1)
