@@ -214,7 +214,7 @@ func (f *formatter) emit() []byte {
 		case afterComment:
 			// A block comment is set off by a space from what follows,
 			// but for punctuation that closes or separates: /* c */ n, /* c */)
-			if !(t.Type == grammar.Punct && (t.Value == "," || t.Value == ")" || t.Value == ":" || t.Value == ".")) {
+			if !hugsLeft(t) {
 				out.WriteByte(' ')
 			}
 		case started && spaceBetween(prev2, prev, t):
@@ -277,13 +277,11 @@ func spaceBetween(prev2, prev, cur *lexer.Token) bool {
 		return false
 	}
 	pv, cv := prev.Value, cur.Value
-	if cur.Type == grammar.Punct {
-		switch cv {
-		case ",", ")", ":", ".":
-			return false
-		case "}":
-			return pv != "{"
-		}
+	if hugsLeft(cur) {
+		return false
+	}
+	if cur.Type == grammar.Punct && cv == "}" {
+		return pv != "{"
 	}
 	if prev.Type == grammar.Punct {
 		switch pv {
@@ -299,6 +297,19 @@ func spaceBetween(prev2, prev, cur *lexer.Token) bool {
 		return !(prev.Type == grammar.Ident || pv == "exponential" || pv == "constant" || pv == "linear")
 	}
 	return true
+}
+
+// hugsLeft reports whether t is punctuation written with no space
+// before it, whatever precedes it: , ) : .
+func hugsLeft(t *lexer.Token) bool {
+	if t.Type != grammar.Punct {
+		return false
+	}
+	switch t.Value {
+	case ",", ")", ":", ".":
+		return true
+	}
+	return false
 }
 
 // isUnaryMinus reports whether a `-` after before is a prefix operator.
