@@ -224,13 +224,13 @@ func startCommand(e *env) *cli.Command {
 				if err != nil {
 					return nothingStarted(c, err)
 				}
-				data, err := e.jsonFlag(c, "context")
+				data, what, err := e.jsonFlag(c, "context")
 				if err != nil {
 					return err
 				}
 				values, err := runtime.DecodeJSON(m.Context, nil, data)
 				if err != nil {
-					return refused(c, fmt.Errorf("%s: %w", jsonWhat(c, "context"), err))
+					return refused(c, fmt.Errorf("%s: %w", what, err))
 				}
 				opts := runtime.StartOptions{Priority: c.Int("priority"), IfAbsent: c.Bool("if-absent")}
 				return startEach(c, ids, func(id string) error {
@@ -289,40 +289,31 @@ func startEach(c *cli.Context, ids []string, start func(id string) error) error 
 
 // jsonFlag is the JSON of flag name: its value, or with @FILE the file's
 // contents (@- reads stdin), for a context or payload too long for a
-// command line. A file that cannot be read is exit 2.
-func (e *env) jsonFlag(c *cli.Context, name string) ([]byte, error) {
+// command line. A file that cannot be read is exit 2. what names the
+// JSON for a message about what it holds: "context", or "context from
+// FILE" ("from stdin" for @-).
+func (e *env) jsonFlag(c *cli.Context, name string) (data []byte, what string, err error) {
 	v := c.String(name)
 	path, fromFile := strings.CutPrefix(v, "@")
 	if !fromFile {
-		return given(c, name, v, []byte(v))
+		data, err = given(c, name, v, []byte(v))
+		return data, name, err
 	}
 	if path == "" {
-		return nil, usageError("fsmc %s: --%s @: give a file after the @ (or @- for stdin)", c.Command.Name, name)
+		return nil, "", usageError("fsmc %s: --%s @: give a file after the @ (or @- for stdin)", c.Command.Name, name)
 	}
-	var data []byte
-	var err error
 	if path == "-" {
 		data, err = io.ReadAll(e.stdin)
+		what = name + " from stdin"
 	} else {
 		data, err = os.ReadFile(path)
+		what = fmt.Sprintf("%s from %q", name, path)
 	}
 	if err != nil {
-		return nil, usageError("fsmc %s: --%s: %v", c.Command.Name, name, err)
+		return nil, "", usageError("fsmc %s: --%s: %v", c.Command.Name, name, err)
 	}
-	return given(c, name, v, data)
-}
-
-// jsonWhat names the JSON of flag name for a message about what it
-// holds: "context", or with @FILE "context from FILE" (stdin for @-).
-func jsonWhat(c *cli.Context, name string) string {
-	path, fromFile := strings.CutPrefix(c.String(name), "@")
-	switch {
-	case !fromFile:
-		return name
-	case path == "-":
-		return name + " from stdin"
-	}
-	return fmt.Sprintf("%s from %q", name, path)
+	data, err = given(c, name, v, data)
+	return data, what, err
 }
 
 // given refuses a JSON flag that was given but holds nothing, blank or
@@ -343,13 +334,13 @@ func sendCommand(e *env) *cli.Command {
 			if err := wantArgs(c, 2, "[--payload JSON] ID EVENT"); err != nil {
 				return err
 			}
-			data, err := e.jsonFlag(c, "payload")
+			data, what, err := e.jsonFlag(c, "payload")
 			if err != nil {
 				return err
 			}
 			payload, err := runtime.DecodeObject(data)
 			if err != nil {
-				return &exitError{code: ExitFound, msg: fmt.Sprintf("fsmc send: %s: %v", jsonWhat(c, "payload"), err)}
+				return &exitError{code: ExitFound, msg: fmt.Sprintf("fsmc send: %s: %v", what, err)}
 			}
 			return operator(c, func(ctx context.Context, store *redisstore.Store, engine *runtime.Engine) error {
 				id, event := c.Args().Get(0), c.Args().Get(1)
