@@ -51,6 +51,7 @@ package redisstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
@@ -283,34 +284,48 @@ const pokeGap = time.Millisecond
 // process (fsmc start) still wakes the workers.
 func (s *Store) publishPokes() {
 	defer s.poker.Done()
-	failing := false // said so once; again after a message goes out
-	publish := func() {
-		err := s.rdb.Publish(context.Background(), s.wakeChannel(), "1").Err()
-		switch {
-		case err != nil && !failing:
-			s.log.Warn("cannot send wake messages: until they go out again, idle workers see new work within about a second instead of at once", s.wakeTrouble(err)...)
-		case err == nil && failing:
-			s.log.Info("wake messages go out again", "channel", s.wakeChannel())
-		}
-		failing = err != nil
-	}
+	failing := false // the log said they cannot go out (see publishWake)
 	gap := time.NewTimer(0)
 	defer gap.Stop()
 	for {
 		select {
 		case <-s.pokes:
 			<-gap.C // a millisecond since the last message
-			publish()
+			failing = s.publishWake(failing)
 			gap.Reset(pokeGap)
 		case <-s.closed:
 			select {
 			case <-s.pokes:
-				publish()
+				s.publishWake(failing)
 			default:
 			}
 			return
 		}
 	}
+}
+
+// publishWake sends a wake message. failing: the log said that they
+// cannot go out, and has not said since that they do; publishWake
+// returns what it is now. Redis refusing them (an ACL user without the
+// deployment's channels) is said once, as nothing else would say it.
+// Redis out of reach is only a debug line: every command of the store
+// fails then too, and the process says so, or has (a bulk start that
+// lost Redis mid-way, a worker waiting out an outage).
+func (s *Store) publishWake(failing bool) bool {
+	err := s.rdb.Publish(context.Background(), s.wakeChannel(), "1").Err()
+	switch {
+	case err == nil:
+		if failing {
+			s.log.Info("wake messages go out again", "channel", s.wakeChannel())
+		}
+		return false
+	case Unreachable(err) || errors.Is(err, ErrClosed): // ErrClosed: the last message, after Close (closedHook)
+		s.log.Debug("a wake message did not go out: Redis is out of reach", s.wakeTrouble(err)...)
+		return failing
+	case !failing:
+		s.log.Warn("cannot send wake messages: until they go out again, idle workers see new work within about a second instead of at once", s.wakeTrouble(err)...)
+	}
+	return true
 }
 
 // Wake implements runtime.Store: a channel fed by the deployment's wake
