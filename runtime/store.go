@@ -13,7 +13,7 @@ var (
 	ErrExists    = errors.New("instance already exists")
 	ErrNotFound  = errors.New("no such instance")
 	ErrStale     = errors.New("stale commit: the instance changed since it was read")
-	ErrLostLease = errors.New("the lease on this work is gone: it expired and another worker took the work over, or an operator cancelled the instance")
+	ErrLostLease = errors.New("the lease on this work is gone: it expired, and the work went back to be claimed again (by any worker, this one too), or an operator cancelled the instance")
 	ErrBadCursor = errors.New("bad changelog cursor")
 	// ErrCursorTrimmed: the changelog no longer reaches back to the
 	// cursor, so entries after it may have been trimmed away.
