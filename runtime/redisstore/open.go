@@ -294,7 +294,14 @@ func LogClientTo(l *slog.Logger) { redis.SetLogger(clientLog{l}) }
 type clientLog struct{ l *slog.Logger }
 
 func (c clientLog) Printf(ctx context.Context, format string, v ...any) {
-	c.l.InfoContext(ctx, fmt.Sprintf(format, v...), "from", "redis client")
+	msg := fmt.Sprintf(format, v...)
+	level := slog.LevelInfo
+	if strings.HasPrefix(msg, "redis: discarding bad PubSub connection") {
+		// The wake channel's connection broke: the client dials again by
+		// itself, and a Redis outage is the workers' own log line.
+		level = slog.LevelDebug
+	}
+	c.l.Log(ctx, level, msg, "from", "redis client")
 }
 
 // ParseSentinelURL reads redis+sentinel://[user:password@]host:port[,host:port...]/MASTER[/DB]

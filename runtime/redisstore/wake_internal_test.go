@@ -52,3 +52,22 @@ func TestWakeMessageWithoutRedisIsQuiet(t *testing.T) {
 	opened.Close()
 	quiet(opened)
 }
+
+// TestClientLogLevels: the client's lines about the wake channel's
+// connection breaking (it dials again by itself) are debug lines, its
+// other lines (a Sentinel naming a new master, say) stay at info.
+func TestClientLogLevels(t *testing.T) {
+	var logged strings.Builder
+	c := clientLog{slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	c.Printf(context.Background(), "redis: discarding bad PubSub connection: %s", "EOF")
+	c.Printf(context.Background(), "sentinel: new master=%q addr=%q", "mymaster", "10.0.0.2:6379")
+	out := logged.String()
+	for _, want := range []string{
+		`level=DEBUG msg="redis: discarding bad PubSub connection: EOF" from="redis client"`,
+		`level=INFO msg="sentinel: new master=\"mymaster\" addr=\"10.0.0.2:6379\"" from="redis client"`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %s:\n%s", want, out)
+		}
+	}
+}
