@@ -105,6 +105,7 @@ type Engine struct {
 	runnable   map[string][]int // per machine hash, the actions with a handler
 	generation atomic.Uint64    // bumped by Register
 	claimFails atomic.Bool      // a worker's last claim failed (see workLoop)
+	claimSaid  atomic.Int64     // when (unix ns) a failed claim was last logged as an error (see claimFailed)
 	recovered  chan struct{}    // the store answers again after failing (see keepRegistered)
 	busy       atomic.Int64     // Run's workers claiming or handling work (see Idle)
 	claims     atomic.Uint64    // claims Run's workers began (see Idle)

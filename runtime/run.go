@@ -147,7 +147,7 @@ func (e *Engine) workLoop(ctx, work context.Context, b wakeups, slots *taskSlots
 				if ctx.Err() != nil {
 					return
 				}
-				e.opts.Logger.Error("claiming work", "err", err, "retry_in", retry)
+				e.claimFailed(err, retry)
 				e.opts.Clock.Sleep(retry, ctx.Done())
 				retry = min(retry*2, time.Second) // resume within a second of the store's return
 				continue
@@ -243,6 +243,7 @@ func (e *Engine) claimAlone(ctx context.Context, w *worker, f *ClaimFilter, slot
 	// A plain load first: the swap writes the line every worker shares,
 	// and a claim is the hot path.
 	if e.claimFails.Load() && e.claimFails.CompareAndSwap(true, false) {
+		e.claimSaid.Store(0) // the next outage is said at once
 		e.opts.Logger.Info("claiming work again: the store answers")
 		select {
 		case e.recovered <- struct{}{}:
@@ -250,6 +251,25 @@ func (e *Engine) claimAlone(ctx context.Context, w *worker, f *ClaimFilter, slot
 		}
 	}
 	return ok, slot, nil
+}
+
+// claimSaidEvery is how often, at most, an engine logs as an error that
+// its workers' claims fail.
+const claimSaidEvery = 10 * time.Second
+
+// claimFailed logs a worker's failed claim (it tries again in retry).
+// Every worker of an outage fails at once, and again at each step of its
+// backoff, so one line an engine says it, at once and then every
+// claimSaidEvery while it lasts; the rest are debug lines. The recovery
+// is one line too (claimAlone).
+func (e *Engine) claimFailed(err error, retry time.Duration) {
+	now := e.opts.Clock.Now().UnixNano()
+	last := e.claimSaid.Load()
+	if (last == 0 || now-last >= int64(claimSaidEvery)) && e.claimSaid.CompareAndSwap(last, now) {
+		e.opts.Logger.Error("claiming work", "err", err, "retry_in", retry)
+		return
+	}
+	e.opts.Logger.Debug("claiming work", "err", err, "retry_in", retry)
 }
 
 // keepRegistered registers the engine's machines again every

@@ -476,3 +476,49 @@ func TestRunChecksSettingsAtStart(t *testing.T) {
 		}
 	}
 }
+
+// downStore is the embedded store whose claims fail while down is set,
+// counting them.
+type downStore struct {
+	*memstore.Store
+	down  atomic.Bool
+	fails atomic.Int32
+}
+
+func (s *downStore) Claim(ctx context.Context, f runtime.ClaimFilter, l *runtime.Lease) (bool, error) {
+	if s.down.Load() {
+		s.fails.Add(1)
+		return false, fmt.Errorf("store down")
+	}
+	return s.Store.Claim(ctx, f, l)
+}
+
+// TestOutageSaidOnce: when the store stops answering, every worker's
+// claims fail, again and again as each backs off; the engine says so in
+// one error line, not one per worker and failure, and in one line that
+// it works again. The next outage is said at once.
+func TestOutageSaidOnce(t *testing.T) {
+	store := &downStore{Store: memstore.New(memstore.Options{})}
+	store.down.Store(true)
+	var logged strings.Builder
+	var mu sync.Mutex
+	count := func(s string) int {
+		mu.Lock()
+		defer mu.Unlock()
+		return strings.Count(logged.String(), s)
+	}
+	e := runtime.New(store, runtime.Options{
+		Logger: slog.New(slog.NewTextHandler(lockedWriter{&mu, &logged}, nil))})
+	storetest.RunInBackground(t, e, 4)
+	waitUntil(t, "twenty failed claims", func() bool { return store.fails.Load() >= 20 })
+	if n := count(`level=ERROR msg="claiming work"`); n != 1 {
+		t.Fatalf("%d failed claims said in %d error lines, want 1:\n%s", store.fails.Load(), n, logged.String())
+	}
+	store.down.Store(false)
+	waitUntil(t, "the recovery said", func() bool { return count("claiming work again: the store answers") > 0 })
+	store.down.Store(true)
+	waitUntil(t, "the next outage said", func() bool { return count(`level=ERROR msg="claiming work"`) == 2 })
+	if n := count("claiming work again"); n != 1 {
+		t.Errorf("the recovery said %d times, want once:\n%s", n, logged.String())
+	}
+}
