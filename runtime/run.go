@@ -258,10 +258,10 @@ func (e *Engine) claimAlone(ctx context.Context, w *worker, f *ClaimFilter, slot
 const claimSaidEvery = 10 * time.Second
 
 // claimFailed logs a worker's failed claim (it tries again in retry).
-// Every worker of an outage fails at once, and again at each step of its
-// backoff, so one line an engine says it, at once and then every
-// claimSaidEvery while it lasts; the rest are debug lines. The recovery
-// is one line too (claimAlone).
+// In an outage every worker fails at once, and again at each step of its
+// backoff, so the engine says it in one error line, at once and again
+// every claimSaidEvery while it lasts; the other failures are debug
+// lines. The recovery is one line too (claimAlone).
 func (e *Engine) claimFailed(err error, retry time.Duration) {
 	now := e.opts.Clock.Now().UnixNano()
 	last := e.claimSaid.Load()
