@@ -31,7 +31,7 @@ func checkCommand(e *env) *cli.Command {
 			if c.NArg() == 0 {
 				return usageError("fsmc check: no files given (usage: fsmc check [--format F] [--strict] PATH...)")
 			}
-			// "-" is stdin, checked as <stdin> (as fmt names it).
+			// "-" is stdin, checked as stdinName (as fmt names it).
 			args := slices.DeleteFunc(c.Args().Slice(), func(a string) bool { return a == "-" })
 			stdin := len(args) < c.NArg()
 			files, errs := fsmFiles(args)
@@ -45,7 +45,7 @@ func checkCommand(e *env) *cli.Command {
 				if src, err := io.ReadAll(e.stdin); err != nil {
 					errs = append(errs, fmt.Errorf("reading stdin: %w", err))
 				} else {
-					check("<stdin>", src)
+					check(stdinName, src)
 				}
 			}
 			for _, file := range files {

@@ -35,7 +35,7 @@ func fmtCommand(e *env) *cli.Command {
 				if err != nil {
 					return usageError("fsmc fmt: reading stdin: %v", err)
 				}
-				f.file("<stdin>", src, 0)
+				f.file(stdinName, src, 0)
 			} else {
 				files, errs := fsmFiles(args)
 				for _, err := range errs {

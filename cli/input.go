@@ -44,6 +44,10 @@ func (e *env) loadMachines(command, path string) (*ir.File, error) {
 	return f, nil
 }
 
+// stdinName is how fmt and check name a source read from stdin (PATH
+// "-") in what they report.
+const stdinName = "<stdin>"
+
 // writeOutput writes data, made from the file source, to path, or to
 // stdout when path is "" or "-". It never writes over source.
 func (e *env) writeOutput(command, source, path string, data []byte) error {
