@@ -94,8 +94,9 @@ type Server struct {
 	Args []string // extra redis-server arguments, such as --appendonly yes
 	// Wrap, when set, is a command that runs redis-server (its name and
 	// arguments come after Wrap's), such as valgrind with its options.
-	Wrap []string
-	cmd  *exec.Cmd
+	Wrap  []string
+	cmd   *exec.Cmd
+	dumps int // callgrind's profiles dumped so far (see Instructions)
 }
 
 // NewServer prepares a server on a free port; Start starts it.
@@ -198,6 +199,54 @@ func (s *Server) Pid() int {
 		return 0
 	}
 	return s.cmd.Process.Pid
+}
+
+// UnderCallgrind makes Start run the server under valgrind's callgrind,
+// counting nothing until Count starts it: Instructions then reports the
+// instructions Redis executed, which repeat from run to run where its
+// CPU time does not.
+func (s *Server) UnderCallgrind() {
+	s.Wrap = []string{"valgrind", "--tool=callgrind", "--instr-atstart=no", "--callgrind-out-file=" + filepath.Join(s.Dir, "callgrind.out")}
+}
+
+// Count starts counting the instructions of a server UnderCallgrind.
+func (s *Server) Count() error { return s.callgrindControl("-i", "on") }
+
+// Instructions stops counting, and returns the instructions the server
+// executed since Count, and callgrind's profile of them (for
+// callgrind_annotate).
+func (s *Server) Instructions() (float64, []byte, error) {
+	if err := s.callgrindControl("-i", "off"); err != nil {
+		return 0, nil, err
+	}
+	if err := s.callgrindControl("-d"); err != nil {
+		return 0, nil, err
+	}
+	s.dumps++ // callgrind numbers its dumps from 1
+	path := filepath.Join(s.Dir, "callgrind.out."+strconv.Itoa(s.dumps))
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, nil, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "totals: "); ok {
+			f, err := strconv.ParseFloat(strings.Fields(v)[0], 64)
+			if err != nil {
+				return 0, nil, fmt.Errorf("%s: %v", path, err)
+			}
+			return f, b, nil
+		}
+	}
+	return 0, nil, fmt.Errorf("%s holds no totals", path)
+}
+
+// callgrindControl sends a command to the callgrind that runs the server.
+func (s *Server) callgrindControl(args ...string) error {
+	args = append(args, strconv.Itoa(s.Pid()))
+	if out, err := exec.Command("callgrind_control", args...).CombinedOutput(); err != nil {
+		return fmt.Errorf("callgrind_control %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return nil
 }
 
 // Kill stops the server abruptly (SIGKILL).

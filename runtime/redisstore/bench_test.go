@@ -3,6 +3,9 @@ package redisstore_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -11,6 +14,7 @@ import (
 
 	"github.com/fsmc/fsmc/compiler/ir"
 	"github.com/fsmc/fsmc/internal/irtest"
+	"github.com/fsmc/fsmc/internal/redistest"
 	"github.com/fsmc/fsmc/runtime"
 	"github.com/fsmc/fsmc/runtime/redisstore"
 	"github.com/redis/go-redis/v9"
@@ -26,8 +30,14 @@ import (
 // each makes (see scriptCosts).
 //
 //	go test ./runtime/redisstore -run '^$' -bench Scripts -benchtime 5000x
+//
+// With FSMC_BENCH_CALLGRIND=1 it runs a Redis of its own under valgrind's
+// callgrind and reports the instructions Redis executed per call of each
+// (instr/...), which repeat from run to run where the time does not;
+// FSMC_BENCH_CALLGRIND_KEEP=DIR keeps each phase's profile there
+// (DIR/claim.callgrind, ...), for callgrind_annotate.
 func BenchmarkScripts(b *testing.B) {
-	c := redisClient(b)
+	c, server := benchRedis(b)
 	ctx := context.Background()
 	m := irtest.Compile(b, "one.fsm", []byte(irtest.OneStep)).Machines[0]
 	store := redisstore.New(c, redisstore.Options{Prefix: fmt.Sprintf("b%d", prefixes.Add(1)), NoRedlock: true})
@@ -38,10 +48,27 @@ func BenchmarkScripts(b *testing.B) {
 	leases := make([]runtime.Lease, b.N)
 	phase := func(name string, call func(i int) error) {
 		c.ConfigResetStat(ctx)
+		if server != nil {
+			if err := server.Count(); err != nil {
+				b.Fatal(err)
+			}
+		}
 		for i := range leases {
 			if err := call(i); err != nil {
 				b.Fatal(err)
 			}
+		}
+		if server != nil {
+			instructions, profile, err := server.Instructions()
+			if err != nil {
+				b.Fatal(err)
+			}
+			if dir := os.Getenv("FSMC_BENCH_CALLGRIND_KEEP"); dir != "" {
+				if err := os.WriteFile(filepath.Join(dir, name+".callgrind"), profile, 0o644); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(instructions/float64(len(leases)), "instr/"+name)
 		}
 		micros, inner := scriptCosts(ctx, c)
 		b.ReportMetric(micros, "redis-µs/"+name)
@@ -80,6 +107,26 @@ func BenchmarkScripts(b *testing.B) {
 		}
 		return err
 	})
+}
+
+// benchRedis returns a client of the test Redis, or with
+// FSMC_BENCH_CALLGRIND=1 of a Redis of b's own under callgrind, and that
+// server.
+func benchRedis(b *testing.B) (redis.UniversalClient, *redistest.Server) {
+	if os.Getenv("FSMC_BENCH_CALLGRIND") != "1" {
+		return redisClient(b), nil
+	}
+	if _, err := exec.LookPath("valgrind"); err != nil {
+		b.Skip("FSMC_BENCH_CALLGRIND=1 needs valgrind (apt-get install valgrind)")
+	}
+	server := redistest.Own(b)
+	server.UnderCallgrind()
+	if err := server.Start(); err != nil {
+		b.Fatal(err)
+	}
+	c := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", server.Port)})
+	b.Cleanup(func() { c.Close() })
+	return c, server
 }
 
 // scriptMicros is Redis's time per script call (FCALL, or EVALSHA where
