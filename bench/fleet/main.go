@@ -3,7 +3,12 @@
 //
 //	(a) throughput: one-step instances (start, task, done) completed per
 //	    second with W workers, against asynq processing as many tasks with
-//	    as much concurrency, from the first completion to the last;
+//	    as much concurrency, from the first completion to the last. Twice:
+//	    the workers alone, draining a backlog of n units started (tasks
+//	    enqueued) before they run; then with producers alongside them
+//	    (-producers goroutines, 8 by default, each starting a unit at a
+//	    time), so that the rate is the whole pipeline's. What each side
+//	    spent is measured from when its workers had work;
 //	(b) timer lateness: 1,000 timers spread over 2s, against asynq's
 //	    delayed tasks (with its default 5s forwarding interval, and tuned
 //	    to 100ms);
@@ -12,7 +17,7 @@
 //
 // It starts a redis-server of its own (no persistence) and stops it.
 //
-//	cd bench && go run ./fleet [-n 5000] [-workers 3] [-concurrency 8] [-waiting 100000] [-commands] [-no-redlock] [-cpuprofile FILE] [-callgrind [-callgrind-keep DIR]]
+//	cd bench && go run ./fleet [-n 5000] [-workers 3] [-concurrency 8] [-producers 8] [-waiting 100000] [-commands] [-no-redlock] [-cpuprofile FILE] [-callgrind [-callgrind-keep DIR]]
 //
 // Beside each throughput it prints what Redis spent per unit (CPU time and
 // commands, from INFO); -commands lists the commands and counts the round
@@ -28,7 +33,6 @@ import (
 	"fmt"
 	"log"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime/pprof"
 	"sort"
@@ -57,9 +61,10 @@ var (
 	waiting     = flag.Int("waiting", 100000, "waiting instances for the memory run")
 	commands    = flag.Bool("commands", false, "list the Redis commands each side of the throughput run used per unit")
 	noRedlock   = flag.Bool("no-redlock", false, "run fsmc without the per-instance Redlock (fenced commits alone), to see what the lock costs")
-	cpuProfile  = flag.String("cpuprofile", "", "write a CPU profile of this process during fsmc's throughput run to the file")
+	cpuProfile  = flag.String("cpuprofile", "", "write a CPU profile of this process during fsmc's throughput run with a backlog to the file")
 	callgrind   = flag.Bool("callgrind", false, "run Redis under valgrind's callgrind and report the instructions it executed per unit of the throughput runs, which repeat where CPU time varies; the rates then mean nothing, and (b) and (c) are skipped")
-	keepProfile = flag.String("callgrind-keep", "", "with -callgrind, keep each side's callgrind profile in this directory (fsmc.callgrind, asynq.callgrind), for callgrind_annotate")
+	producers   = flag.Int("producers", 8, "goroutines starting the throughput runs' instances and enqueuing their tasks")
+	keepProfile = flag.String("callgrind-keep", "", "with -callgrind, keep each throughput run's callgrind profile in this directory (fsmc.callgrind, asynq.callgrind, and fsmc-producers.callgrind, asynq-producers.callgrind for the runs with producers), for callgrind_annotate")
 )
 
 // server is the run's redis-server.
@@ -72,37 +77,45 @@ func main() {
 		log.Fatal(err)
 	}
 	defer stop()
-	defer closeStores() // before the server stops, so no client sees it go
 	rdb := redis.NewClient(&redis.Options{Addr: addr})
 	defer rdb.Close()
 	ctx := context.Background()
 
 	fmt.Printf("one Redis (%s), %d workers x %d concurrency\n\n", redisVersion(ctx, rdb), *workers, *concurrency)
 
-	fsmcCost := measureRedis(ctx, rdb)
-	stopProfile := startProfile(*cpuProfile)
-	fsmcRate := fsmcThroughput(ctx, addr, rdb)
-	stopProfile()
-	fsmcCost.end(ctx, rdb)
-	asynqCost := measureRedis(ctx, rdb)
-	asynqRate := asynqThroughput(ctx, addr, rdb)
-	asynqCost.end(ctx, rdb)
-	// Redis busy is the rate times Redis's CPU per unit: the share of a
-	// core Redis spent while units completed at that rate.
-	fmt.Printf("(a) throughput, %d one-step units          per unit: Redis CPU  commands   Redis busy   client CPU\n", *n)
-	fmt.Printf("    fsmc   %8.0f instances/s                   %5.0f µs  %8.1f   %5.0f%%     %5.0f µs\n", fsmcRate, fsmcCost.cpuPerUnit(), fsmcCost.callsPerUnit(), fsmcRate*fsmcCost.cpuPerUnit()/1e4, fsmcCost.clientPerUnit())
-	fmt.Printf("    asynq  %8.0f tasks/s                       %5.0f µs  %8.1f   %5.0f%%     %5.0f µs\n", asynqRate, asynqCost.cpuPerUnit(), asynqCost.callsPerUnit(), asynqRate*asynqCost.cpuPerUnit()/1e4, asynqCost.clientPerUnit())
-	fmt.Printf("    ratio  %8.2fx\n", fsmcRate/asynqRate)
-	if *callgrind {
-		fmt.Printf("    Redis instructions per unit (callgrind): fsmc %.0f, asynq %.0f (%.2fx)\n",
-			fsmcCost.instructionsPerUnit(), asynqCost.instructionsPerUnit(), fsmcCost.instructions/asynqCost.instructions)
+	// Two throughput runs: the workers alone, draining a backlog of n
+	// units started before they run; then with the producers starting
+	// units alongside them.
+	for _, backlog := range []bool{true, false} {
+		what := "workers draining a backlog"
+		if !backlog {
+			what = fmt.Sprintf("with %d producers alongside", *producers)
+		}
+		stopProfile := func() {}
+		if backlog {
+			stopProfile = startProfile(*cpuProfile)
+		}
+		fsmcRate, fsmcCost := fsmcThroughput(ctx, addr, rdb, backlog)
+		stopProfile()
+		asynqRate, asynqCost := asynqThroughput(ctx, addr, rdb, backlog)
+		// Redis busy is the rate times Redis's CPU per unit: the share of a
+		// core Redis spent while units completed at that rate.
+		fmt.Printf("(a) throughput, %d one-step units, %s\n", *n, what)
+		fmt.Printf("                                            per unit: Redis CPU  commands   Redis busy   client CPU\n")
+		fmt.Printf("    fsmc   %8.0f instances/s                   %5.0f µs  %8.1f   %5.0f%%     %5.0f µs\n", fsmcRate, fsmcCost.cpuPerUnit(), fsmcCost.callsPerUnit(), fsmcRate*fsmcCost.cpuPerUnit()/1e4, fsmcCost.clientPerUnit())
+		fmt.Printf("    asynq  %8.0f tasks/s                       %5.0f µs  %8.1f   %5.0f%%     %5.0f µs\n", asynqRate, asynqCost.cpuPerUnit(), asynqCost.callsPerUnit(), asynqRate*asynqCost.cpuPerUnit()/1e4, asynqCost.clientPerUnit())
+		fmt.Printf("    ratio  %8.2fx\n", fsmcRate/asynqRate)
+		if *callgrind {
+			fmt.Printf("    Redis instructions per unit (callgrind): fsmc %.0f, asynq %.0f (%.2fx)\n",
+				fsmcCost.instructionsPerUnit(), asynqCost.instructionsPerUnit(), fsmcCost.instructions/asynqCost.instructions)
+		}
+		if *commands {
+			fsmcCost.print()
+			fsmcCost.claims.print()
+			asynqCost.print()
+		}
+		fmt.Println()
 	}
-	if *commands {
-		fsmcCost.print("fsmc")
-		fsmcClaims.print()
-		asynqCost.print("asynq")
-	}
-	fmt.Println()
 	if *callgrind {
 		return // timers and memory mean nothing under valgrind
 	}
@@ -146,7 +159,7 @@ func startRedis() (string, func(), error) {
 		return "", nil, err
 	}
 	if *callgrind {
-		srv.Wrap = []string{"valgrind", "--tool=callgrind", "--instr-atstart=no", "--callgrind-out-file=" + filepath.Join(srv.Dir, "callgrind.out")}
+		srv.UnderCallgrind()
 	}
 	server = srv
 	if err := srv.Start(); err != nil {
@@ -178,19 +191,17 @@ func compile(src string) *ir.Machine {
 	return f.Machines[0]
 }
 
-// stores are the Redis stores the engines use, closed at the end.
-var stores []*redisstore.Store
-
-func closeStores() {
-	for _, s := range stores {
-		s.Close()
-	}
-}
-
-// engines starts worker engines on the Redis at addr with prefix; with
-// tally, their claims are counted there.
-func engines(ctx context.Context, addr, prefix string, m *ir.Machine, handlers map[string]runtime.Handler, onChange func(runtime.Change), tally *claimCounts) []*runtime.Engine {
+// engines makes worker engines on the Redis at addr with prefix (each
+// with a client of its own), and a function that closes their stores;
+// runEngines runs them. With tally, their claims are counted there.
+func engines(ctx context.Context, addr, prefix string, m *ir.Machine, handlers map[string]runtime.Handler, onChange func(runtime.Change), tally *claimCounts) ([]*runtime.Engine, func()) {
 	var out []*runtime.Engine
+	var stores []*redisstore.Store
+	closeAll := func() {
+		for _, s := range stores {
+			s.Close()
+		}
+	}
 	for i := 0; i < *workers; i++ {
 		c := redis.NewClient(&redis.Options{Addr: addr, PoolSize: 4 * *concurrency, MaxRetries: -1})
 		store := redisstore.New(c, redisstore.Options{Prefix: prefix, NoRedlock: *noRedlock})
@@ -201,12 +212,19 @@ func engines(ctx context.Context, addr, prefix string, m *ir.Machine, handlers m
 		}
 		e := runtime.New(s, runtime.Options{Worker: fmt.Sprintf("bench-%d", i), OnChange: onChange})
 		if err := e.Register(ctx, m, handlers); err != nil {
+			closeAll()
 			log.Fatal(err)
 		}
-		go e.Run(ctx, *concurrency)
 		out = append(out, e)
 	}
-	return out
+	return out, closeAll
+}
+
+// runEngines runs each engine's workers until ctx ends.
+func runEngines(ctx context.Context, es []*runtime.Engine) {
+	for _, e := range es {
+		go e.Run(ctx, *concurrency)
+	}
 }
 
 // completions counts finished units and times them from the first to the
@@ -244,30 +262,45 @@ func (c *completions) rate(name string) float64 {
 }
 
 // fsmcThroughput starts n instances of a one-step machine and returns how
-// many completed per second.
-func fsmcThroughput(ctx context.Context, addr string, rdb *redis.Client) float64 {
+// many completed per second, and what Redis and this process spent from
+// when the workers had work to do: with backlog, all n are started
+// before the workers run.
+func fsmcThroughput(ctx context.Context, addr string, rdb *redis.Client, backlog bool) (float64, *redisCost) {
+	rdb.FlushDB(ctx)
 	m := compile(irtest.OneStep)
 	done := newCompletions(*n)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var tally *claimCounts
 	if *commands {
-		tally = &fsmcClaims
+		tally = &claimCounts{}
 	}
-	es := engines(ctx, addr, "tput", m, map[string]runtime.Handler{"Work": func(context.Context, *runtime.Call) (runtime.Result, error) { return runtime.Result{}, nil }},
+	es, closeStores := engines(ctx, addr, "tput", m, map[string]runtime.Handler{"Work": func(context.Context, *runtime.Call) (runtime.Result, error) { return runtime.Result{}, nil }},
 		func(c runtime.Change) {
 			if c.Status == runtime.Completed {
 				done.add()
 			}
 		}, tally)
+	defer closeStores()
+	var cost *redisCost
+	start := func() {
+		cost = measureRedis(ctx, rdb, "fsmc")
+		runEngines(ctx, es)
+	}
+	if !backlog {
+		start()
+	}
 	inParallel(*n, func(i int) error {
 		return es[0].Start(ctx, "OneStep", "i"+strconv.Itoa(i), nil, runtime.StartOptions{})
 	})
-	return done.rate("fsmc")
+	if backlog {
+		start()
+	}
+	rate := done.rate("fsmc")
+	cost.end(ctx, rdb)
+	cost.claims = tally
+	return rate, cost
 }
-
-// fsmcClaims counts the throughput run's claims, with -commands.
-var fsmcClaims claimCounts
 
 // claimTally counts an engine's claims in counts: those a worker makes
 // with the write that finishes a unit (runtime.Chain), and those it
@@ -342,17 +375,31 @@ func (c *claimCounts) print() {
 }
 
 // asynqThroughput enqueues n tasks and returns how many were processed
-// per second.
-func asynqThroughput(ctx context.Context, addr string, rdb *redis.Client) float64 {
+// per second, and what Redis and this process spent from when the server
+// had work to do: with backlog, all n are enqueued before it starts.
+func asynqThroughput(ctx context.Context, addr string, rdb *redis.Client, backlog bool) (float64, *redisCost) {
 	rdb.FlushDB(ctx)
 	done := newCompletions(*n)
-	client := startAsynq(addr, 0, "work", func(*asynq.Task) { done.add() })
+	client := newAsynq(addr, 0, "work", func(*asynq.Task) { done.add() })
 	defer client.Close()
+	var cost *redisCost
+	start := func() {
+		cost = measureRedis(ctx, rdb, "asynq")
+		client.start()
+	}
+	if !backlog {
+		start()
+	}
 	inParallel(*n, func(int) error {
 		_, err := client.Enqueue(asynq.NewTask("work", nil))
 		return err
 	})
-	return done.rate("asynq")
+	if backlog {
+		start()
+	}
+	rate := done.rate("asynq")
+	cost.end(ctx, rdb)
+	return rate, cost
 }
 
 // fsmcTimers starts instances whose only timer is due 1-3s after their
@@ -370,11 +417,13 @@ func fsmcTimers(ctx context.Context, addr string, rdb *redis.Client) []time.Dura
 	tm := newTimings()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	es := engines(ctx, addr, "timers", m, nil, func(c runtime.Change) {
+	es, closeStores := engines(ctx, addr, "timers", m, nil, func(c runtime.Change) {
 		if c.Status == runtime.Completed {
 			tm.fired(c.Instance)
 		}
 	}, nil)
+	defer closeStores()
+	runEngines(ctx, es)
 	time.Sleep(200 * time.Millisecond)
 	return tm.run("fsmc", func(id string, delay time.Duration) error {
 		return es[0].Start(ctx, "Wait", id, map[string]any{"delay": delay}, runtime.StartOptions{})
@@ -385,7 +434,8 @@ func fsmcTimers(ctx context.Context, addr string, rdb *redis.Client) []time.Dura
 func asynqTimers(ctx context.Context, addr string, rdb *redis.Client, check time.Duration) []time.Duration {
 	rdb.FlushDB(ctx)
 	tm := newTimings()
-	client := startAsynq(addr, check, "timer", func(t *asynq.Task) { tm.fired(string(t.Payload())) })
+	client := newAsynq(addr, check, "timer", func(t *asynq.Task) { tm.fired(string(t.Payload())) })
+	client.start()
 	defer client.Close()
 	return tm.run("asynq", func(id string, delay time.Duration) error {
 		_, err := client.Enqueue(asynq.NewTask("timer", []byte(id)), asynq.ProcessIn(delay))
@@ -397,22 +447,27 @@ func asynqTimers(ctx context.Context, addr string, rdb *redis.Client, check time
 // running handle for tasks of type pattern (checking for due delayed
 // tasks every check, asynq's default if 0), and returns a client of it;
 // closing the client stops the server.
-func startAsynq(addr string, check time.Duration, pattern string, handle func(*asynq.Task)) *asynqClient {
+func newAsynq(addr string, check time.Duration, pattern string, handle func(*asynq.Task)) *asynqClient {
 	srv := asynq.NewServer(asynq.RedisClientOpt{Addr: addr}, asynq.Config{Concurrency: *workers * *concurrency, LogLevel: asynq.ErrorLevel, DelayedTaskCheckInterval: check})
 	mux := asynq.NewServeMux()
 	mux.HandleFunc(pattern, func(_ context.Context, t *asynq.Task) error {
 		handle(t)
 		return nil
 	})
-	if err := srv.Start(mux); err != nil {
-		log.Fatal(err)
-	}
-	return &asynqClient{Client: asynq.NewClient(asynq.RedisClientOpt{Addr: addr}), srv: srv}
+	return &asynqClient{Client: asynq.NewClient(asynq.RedisClientOpt{Addr: addr}), srv: srv, mux: mux}
 }
 
 type asynqClient struct {
 	*asynq.Client
 	srv *asynq.Server
+	mux *asynq.ServeMux
+}
+
+// start starts the server.
+func (c *asynqClient) start() {
+	if err := c.srv.Start(c.mux); err != nil {
+		log.Fatal(err)
+	}
 }
 
 func (c *asynqClient) Close() {
@@ -420,15 +475,15 @@ func (c *asynqClient) Close() {
 	c.srv.Shutdown()
 }
 
-// inParallel calls do(i) for i in [0, n) from 8 goroutines, as several
-// producers would.
+// inParallel calls do(i) for i in [0, n) from -producers goroutines, as
+// several producers would.
 func inParallel(n int, do func(i int) error) {
 	var wg sync.WaitGroup
-	for g := 0; g < 8; g++ {
+	for g := 0; g < *producers; g++ {
 		wg.Add(1)
 		go func(g int) {
 			defer wg.Done()
-			for i := g; i < n; i += 8 {
+			for i := g; i < n; i += *producers {
 				if err := do(i); err != nil {
 					log.Fatal(err)
 				}
@@ -541,6 +596,8 @@ func asynqMemory(ctx context.Context, addr string, rdb *redis.Client) float64 {
 // redisCost is what Redis spent on one side of the throughput run: its
 // CPU time and its commands (calls, µs), from INFO cpu and commandstats.
 type redisCost struct {
+	side         string       // "fsmc" or "asynq"
+	claims       *claimCounts // fsmc's, with -commands
 	cpu          float64
 	client       float64 // this process's CPU time (workers and starters), in seconds
 	instructions float64 // Redis's, with -callgrind
@@ -548,59 +605,45 @@ type redisCost struct {
 	reads        int64 // reads from clients' connections: round trips, one per batch of pipelined commands
 }
 
-func measureRedis(ctx context.Context, rdb *redis.Client) *redisCost {
+// measureRedis begins measuring what Redis and this process spend on
+// side's run.
+func measureRedis(ctx context.Context, rdb *redis.Client, side string) *redisCost {
 	rdb.ConfigResetStat(ctx)
 	if *callgrind {
-		callgrindControl("-i", "on")
-	}
-	return &redisCost{cpu: redisCPU(ctx, rdb), client: processCPU()}
-}
-
-// callgrindControl sends a command to the callgrind that runs Redis.
-func callgrindControl(args ...string) {
-	args = append(args, strconv.Itoa(server.Pid()))
-	if out, err := exec.Command("callgrind_control", args...).CombinedOutput(); err != nil {
-		log.Fatalf("callgrind_control %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-}
-
-// callgrindDumps counts the dumps taken, which callgrind numbers from 1.
-var callgrindDumps int
-
-// dumpInstructions ends a callgrind measurement: the instructions Redis
-// executed since it began.
-func dumpInstructions() float64 {
-	callgrindControl("-i", "off")
-	callgrindControl("-d")
-	callgrindDumps++
-	path := filepath.Join(server.Dir, "callgrind.out."+strconv.Itoa(callgrindDumps))
-	b, err := os.ReadFile(path)
-	if err != nil {
-		log.Fatal(err)
-	}
-	if *keepProfile != "" {
-		// The throughput runs dump in order: fsmc's, then asynq's.
-		name := [...]string{"fsmc", "asynq"}[min(callgrindDumps, 2)-1] + ".callgrind"
-		if err := os.WriteFile(filepath.Join(*keepProfile, name), b, 0o644); err != nil {
+		if err := server.Count(); err != nil {
 			log.Fatal(err)
 		}
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "totals: "); ok {
-			f, err := strconv.ParseFloat(strings.Fields(v)[0], 64)
-			if err != nil {
-				log.Fatalf("%s: %v", path, err)
-			}
-			return f
+	return &redisCost{side: side, cpu: redisCPU(ctx, rdb), client: processCPU()}
+}
+
+// dumpInstructions ends a callgrind measurement of side's run: the
+// instructions Redis executed since it began.
+func dumpInstructions(side string) float64 {
+	instructions, profile, err := server.Instructions()
+	if err != nil {
+		log.Fatal(err)
+	}
+	callgrindDumps++
+	if *keepProfile != "" {
+		// Each side runs twice: with a backlog, then with producers.
+		name := side + ".callgrind"
+		if callgrindDumps > 2 {
+			name = side + "-producers.callgrind"
+		}
+		if err := os.WriteFile(filepath.Join(*keepProfile, name), profile, 0o644); err != nil {
+			log.Fatal(err)
 		}
 	}
-	log.Fatalf("%s holds no totals", path)
-	return 0
+	return instructions
 }
+
+// callgrindDumps counts the measurements taken.
+var callgrindDumps int
 
 func (c *redisCost) end(ctx context.Context, rdb *redis.Client) {
 	if *callgrind {
-		c.instructions = dumpInstructions()
+		c.instructions = dumpInstructions(c.side)
 	}
 	c.cpu = redisCPU(ctx, rdb) - c.cpu
 	c.client = processCPU() - c.client
@@ -643,13 +686,13 @@ func (c *redisCost) callsPerUnit() float64 {
 }
 
 // print lists the commands by the time Redis spent in them.
-func (c *redisCost) print(side string) {
+func (c *redisCost) print() {
 	names := make([]string, 0, len(c.stats))
 	for name := range c.stats {
 		names = append(names, name)
 	}
 	sort.Slice(names, func(i, j int) bool { return c.stats[names[i]][1] > c.stats[names[j]][1] })
-	fmt.Printf("    %s, per unit: %.2f round trips (reads from connections); calls   µs in the command (Lua scripts include their calls)\n", side, float64(c.reads)/float64(*n))
+	fmt.Printf("    %s, per unit: %.2f round trips (reads from connections); calls   µs in the command (Lua scripts include their calls)\n", c.side, float64(c.reads)/float64(*n))
 	for _, name := range names {
 		s := c.stats[name]
 		fmt.Printf("      %-18s %6.2f %6.1f\n", name, float64(s[0])/float64(*n), float64(s[1])/float64(*n))
