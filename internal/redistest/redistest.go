@@ -3,7 +3,9 @@
 // a temporary directory and stopped by Stop. Without either the tests
 // skip with a message, or fail when FSMC_REQUIRE_REDIS=1 (as CI sets).
 // It is test infrastructure: besides runtime/redisstore, the only place
-// that talks to Redis directly.
+// that talks to Redis directly. A Server of a test's own can also run
+// under valgrind's callgrind (UnderCallgrind), for benchmarks that count
+// the instructions Redis executes rather than time it.
 package redistest
 
 import (
