@@ -360,3 +360,47 @@ func TestQueuedWorkOfAnEarlierLayout(t *testing.T) {
 		t.Fatal("the earlier layout's ready set is still there")
 	}
 }
+
+// TestLeasesStayHashed: the partition's leases and their tokens, which
+// every claim adds to and every commit takes from, are kept in Redis's
+// hashed encodings from the first lease (see PLACEHOLDER in
+// scripts/prelude.lua), and what keeps them so counts as no lease: once
+// the work is done, no unit is leased and nothing is due.
+func TestLeasesStayHashed(t *testing.T) {
+	c := redisClient(t)
+	ctx := context.Background()
+	prefix := fmt.Sprintf("t%d", prefixes.Add(1))
+	store := redisstore.New(c, redisstore.Options{Prefix: prefix, NoRedlock: true})
+	defer store.Close()
+	m := irtest.Compile(t, "one.fsm", []byte(irtest.OneStep)).Machines[0]
+	if err := store.PutMachine(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	if err := createOneStep(ctx, store, m, "i1", now); err != nil {
+		t.Fatal(err)
+	}
+	var l runtime.Lease
+	f := runtime.ClaimFilter{Now: now.Add(time.Second), Lease: time.Minute}
+	if ok, err := store.Claim(ctx, f, &l); err != nil || !ok {
+		t.Fatalf("claim: %v %v", ok, err)
+	}
+	part := prefix + ":{" + prefix + "-0}:"
+	for key, want := range map[string]string{part + "leases": "skiplist", part + "tokens": "hashtable"} {
+		if enc := c.ObjectEncoding(ctx, key).Val(); enc != want {
+			t.Errorf("%s is a %s, want a %s", key, enc, want)
+		}
+	}
+	if q, err := store.QueueStats(ctx, f.Now); err != nil || q.Leased != 1 {
+		t.Fatalf("with one lease: %+v, %v; want 1 leased", q, err)
+	}
+	if err := finishOneStep(ctx, store, &l, now); err != nil {
+		t.Fatal(err)
+	}
+	if q, err := store.QueueStats(ctx, f.Now); err != nil || q.Leased != 0 || q.Waiting != 0 {
+		t.Fatalf("after the commit: %+v, %v; want nothing leased or waiting", q, err)
+	}
+	if next, ok, err := store.NextDue(ctx, f); err != nil || ok {
+		t.Fatalf("after the commit, next due %v %v %v; want none", next, ok, err)
+	}
+}

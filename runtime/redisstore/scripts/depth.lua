@@ -22,4 +22,4 @@ for prio = 0, tonumber(call("GET", K.top) or "0") do
     end
   end
 end
-return {waiting, due, oldest, call("ZCARD", K.leases)}
+return {waiting, due, oldest, call("ZCOUNT", K.leases, "-inf", "(+inf")}

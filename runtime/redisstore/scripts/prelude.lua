@@ -7,10 +7,11 @@
 -- key, declared for routing.
 --
 -- Per partition:  P.."seq"       counter: work members and lease fences
---                 P.."leases"    zset unit -> lease expiry (ms)
+--                 P.."leases"    zset unit -> lease expiry (ms), and PLACEHOLDER
 --                 P.."tokens"    hash unit -> "fence|member|claim" of the current
 --                                lease (claim: the id of the claim call that
---                                took it; absent in leases of earlier builds)
+--                                took it; absent in leases of earlier builds),
+--                                and PLACEHOLDER
 --                 P.."changes"   stream of changelog entries
 --                 P.."ready:"..p..":"..c  zset unit -> due (ms): the ready
 --                                set of class c at priority p (0-9)
@@ -90,6 +91,17 @@ local function begin()
     K, RK = setmetatable({[0] = P}, KEY_NAMES), {}
   end
 end
+-- PLACEHOLDER is a member of P.."leases" (due at +inf) and a field of
+-- P.."tokens" that no unit is: at 70 bytes, longer than Redis keeps in
+-- a compact listpack (64 by default), it makes Redis keep both sets in
+-- its hashed encodings. They churn: every claim adds a lease and every
+-- commit removes one, and in a listpack each of those scans and moves
+-- the whole set, which with a busy fleet's few dozen leases costs Redis
+-- more than the rest of the claim's calls on them. Each claim writes it
+-- again with its lease (no call of its own), so a set made afresh gets
+-- it at once.
+local PLACEHOLDER = "~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~"
+
 -- Statuses, as runtime.Status numbers them.
 local ACTIVE, COMPLETED, CANCELLED = "1", "3", "4"
 -- The bytes of "w", "q" and "t" (a function library's definitions may
@@ -657,8 +669,8 @@ local function lease(inst, unit, kind, member, prio, class)
   else
     value = inst.f["t:" .. member]
   end
-  call("ZADD", K.leases, C[3], unit)
-  call("HSET", K.tokens, unit, token .. "|" .. member .. "|" .. C[12])
+  call("ZADD", K.leases, C[3], unit, "+inf", PLACEHOLDER)
+  call("HSET", K.tokens, unit, token .. "|" .. member .. "|" .. C[12], PLACEHOLDER, "")
   local f = inst.f
   return {unit, member, value, token, prio, f.v, f.st, f.pr or "0", f.d or "", f.c or "", f.f or "", f.h, "0"}
 end
@@ -758,7 +770,7 @@ local function nextDue(machines, actions, top)
     end
   end
   local first = call("ZRANGE", K.leases, "0", "0", "WITHSCORES")
-  if #first > 0 then consider(first[2]) end
+  if #first > 0 and first[1] ~= PLACEHOLDER then consider(first[2]) end
   return best
 end
 
