@@ -211,6 +211,23 @@ func (s *Server) UnderCallgrind() {
 	s.Wrap = []string{"valgrind", "--tool=callgrind", "--instr-atstart=no", "--callgrind-out-file=" + filepath.Join(s.Dir, "callgrind.out")}
 }
 
+// OwnUnderCallgrind starts a server of t's own UnderCallgrind (see Own)
+// and returns it with a client of it; without valgrind, t skips.
+func OwnUnderCallgrind(t testing.TB) (*Server, *redis.Client) {
+	t.Helper()
+	if _, err := exec.LookPath("valgrind"); err != nil {
+		t.Skip("counting Redis's instructions needs valgrind (apt-get install valgrind)")
+	}
+	srv := Own(t)
+	srv.UnderCallgrind()
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", srv.Port)})
+	t.Cleanup(func() { c.Close() })
+	return srv, c
+}
+
 // Count starts counting the instructions of a server UnderCallgrind.
 func (s *Server) Count() error { return s.callgrindControl("-i", "on") }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -116,16 +115,7 @@ func benchRedis(b *testing.B) (redis.UniversalClient, *redistest.Server) {
 	if os.Getenv("FSMC_BENCH_CALLGRIND") != "1" {
 		return redisClient(b), nil
 	}
-	if _, err := exec.LookPath("valgrind"); err != nil {
-		b.Skip("FSMC_BENCH_CALLGRIND=1 needs valgrind (apt-get install valgrind)")
-	}
-	server := redistest.Own(b)
-	server.UnderCallgrind()
-	if err := server.Start(); err != nil {
-		b.Fatal(err)
-	}
-	c := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", server.Port)})
-	b.Cleanup(func() { c.Close() })
+	server, c := redistest.OwnUnderCallgrind(b)
 	return c, server
 }
 
