@@ -283,23 +283,31 @@ func fsmcThroughput(ctx context.Context, addr string, rdb *redis.Client, backlog
 		}, tally)
 	defer closeStores()
 	var cost *redisCost
-	start := func() {
+	inOrder(backlog, func() {
 		cost = measureRedis(ctx, rdb, "fsmc")
 		runEngines(ctx, es)
-	}
-	if !backlog {
-		start()
-	}
-	inParallel(*n, func(i int) error {
-		return es[0].Start(ctx, "OneStep", "i"+strconv.Itoa(i), nil, runtime.StartOptions{})
+	}, func() {
+		inParallel(*n, func(i int) error {
+			return es[0].Start(ctx, "OneStep", "i"+strconv.Itoa(i), nil, runtime.StartOptions{})
+		})
 	})
-	if backlog {
-		start()
-	}
 	rate := done.rate("fsmc")
 	cost.end(ctx, rdb)
 	cost.claims = tally
 	return rate, cost
+}
+
+// inOrder starts the workers (start) and the producers (produce): with
+// backlog, the workers once the producers are done, else the workers
+// first, and the producers while they run.
+func inOrder(backlog bool, start, produce func()) {
+	if backlog {
+		produce()
+		start()
+		return
+	}
+	start()
+	produce()
 }
 
 // claimTally counts an engine's claims in counts: those a worker makes
@@ -383,20 +391,15 @@ func asynqThroughput(ctx context.Context, addr string, rdb *redis.Client, backlo
 	client := newAsynq(addr, 0, "work", func(*asynq.Task) { done.add() })
 	defer client.Close()
 	var cost *redisCost
-	start := func() {
+	inOrder(backlog, func() {
 		cost = measureRedis(ctx, rdb, "asynq")
 		client.start()
-	}
-	if !backlog {
-		start()
-	}
-	inParallel(*n, func(int) error {
-		_, err := client.Enqueue(asynq.NewTask("work", nil))
-		return err
+	}, func() {
+		inParallel(*n, func(int) error {
+			_, err := client.Enqueue(asynq.NewTask("work", nil))
+			return err
+		})
 	})
-	if backlog {
-		start()
-	}
 	rate := done.rate("asynq")
 	cost.end(ctx, rdb)
 	return rate, cost
