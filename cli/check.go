@@ -31,7 +31,7 @@ func checkCommand(e *env) *cli.Command {
 			if c.NArg() == 0 {
 				return usageError("fsmc check: no files given (usage: fsmc check [--format F] [--strict] PATH...)")
 			}
-			// "-" is stdin, checked as stdinName (as fmt names it).
+			// "-" is stdin, reported under stdinName, as fmt does.
 			args := slices.DeleteFunc(c.Args().Slice(), func(a string) bool { return a == "-" })
 			stdin := len(args) < c.NArg()
 			files, errs := fsmFiles(args)
