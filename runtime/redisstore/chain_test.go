@@ -101,6 +101,50 @@ func TestWriteClaimsNext(t *testing.T) {
 	}
 }
 
+// TestWriteClaimsLookAtExpiredLeasesNowAndThen: a claim made with a
+// write gives back expired leases when its store last looked at them
+// scanEvery (100 ms) ago or more, and otherwise leaves them; it then
+// says the expired lease is due, so that its worker, finding nothing,
+// claims on its own at once (and such a claim always looks).
+func TestWriteClaimsLookAtExpiredLeasesNowAndThen(t *testing.T) {
+	ctx := context.Background()
+	now := time.Now()
+	store, _ := chainSetup(t, redisstore.Options{NoRedlock: true}, now, "a", "b", "c")
+	at := now.Add(time.Second)
+	claim := func(lease time.Duration) runtime.Lease {
+		t.Helper()
+		var l runtime.Lease
+		if ok, err := store.Claim(ctx, runtime.ClaimFilter{Now: at, Lease: lease}, &l); err != nil || !ok {
+			t.Fatalf("claim: %v %v", ok, err)
+		}
+		return l
+	}
+	first, short, last := claim(time.Minute), claim(10*time.Millisecond), claim(time.Minute)
+	finish := func(l *runtime.Lease, after time.Duration) *runtime.Chain {
+		t.Helper()
+		l.Then = &runtime.Chain{Filter: runtime.ClaimFilter{Now: at.Add(after), Lease: time.Minute}}
+		if err := finishOneStep(ctx, store, l, now); err != nil {
+			t.Fatal(err)
+		}
+		if !l.Then.Done {
+			t.Fatalf("finishing %s claimed nothing", l.Work.Instance)
+		}
+		return l.Then
+	}
+
+	// 50 ms after the claims looked: the expired lease stays, and is due.
+	c := finish(&first, 50*time.Millisecond)
+	if c.Found || !c.Next.NextKnown || !c.Next.Next.Equal(short.Until) {
+		t.Fatalf("50 ms on: found %v (%s), next %v known %v; want nothing, next %v",
+			c.Found, c.Next.Work.Instance, c.Next.Next, c.Next.NextKnown, short.Until)
+	}
+	// 150 ms after: the claim gives it back, and takes it.
+	c = finish(&last, 150*time.Millisecond)
+	if !c.Found || c.Next.Work.Instance != short.Work.Instance || c.Next.Fence == short.Fence {
+		t.Fatalf("150 ms on: found %v, next %+v; want %s again, with a new fence", c.Found, c.Next.Work, short.Work.Instance)
+	}
+}
+
 // TestWriteClaimsAsFiltered: the claim a write makes takes only what its
 // filter allows (here, instance work alone), and when it finds nothing
 // says when the work it may take is due; an update (no lease) claims

@@ -185,7 +185,10 @@ func (s *Store) claimFrom(ctx context.Context, p int, l *runtime.Lease, now, lea
 	// look again; with several, its answer would speak for one only.
 	askNext := mode == "claim" && s.parts == 1
 	claim := s.nextClaimID()
-	v, err := s.run(ctx, "claim", p, now, now+lease, hashes, runnable, mode, minPrio, id, boolArg(s.lockHere), lease, boolArg(askNext), claim).Result()
+	if s.parts == 1 {
+		s.scanned.Store(now)
+	}
+	v, err := s.run(ctx, "claim", p, now, now+lease, hashes, runnable, mode, minPrio, id, boolArg(s.lockHere), lease, boolArg(askNext), claim, "0").Result()
 	if errors.Is(err, redis.Nil) {
 		return false, nil
 	}
@@ -251,6 +254,25 @@ func (s *Store) claimed(ctx context.Context, v any, askNext bool, now, lease int
 		s.locks.Store(lockKey(l), m)
 	}
 	return true, nil
+}
+
+// scanEvery is how often, at most, the claims a store's workers make
+// with their writes look for expired leases (on a store of one
+// partition; claims of their own always look). A busy fleet claims
+// thousands of times a second, and each look is a call of the claim
+// script's; an expired lease (its worker died) waits a lease already,
+// 15 s by default, and this adds at most a tenth of a second.
+const scanEvery = 100
+
+// scanExpired reports whether a claim made with a write at now (ms)
+// should look for expired leases (claim.lua's ARGV[13]), and if so
+// notes that it does.
+func (s *Store) scanExpired(now int64) bool {
+	if last := s.scanned.Load(); now >= last && now-last < scanEvery {
+		return false
+	}
+	s.scanned.Store(now)
+	return true
 }
 
 // nextClaimID returns an id for a claim call, unlike any other's.

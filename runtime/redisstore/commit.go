@@ -52,7 +52,7 @@ func (s *Store) finish(ctx context.Context, name string, p int, l *runtime.Lease
 	f := l.Then.Filter
 	hashes, runnable := claimArgs(f)
 	now, lease, claim := f.Now.UnixMilli(), f.Lease.Milliseconds(), s.nextClaimID()
-	args = append(args, now, now+lease, hashes, runnable, "claim", 0, "", boolArg(s.lockHere), lease, "1", claim)
+	args = append(args, now, now+lease, hashes, runnable, "claim", 0, "", boolArg(s.lockHere), lease, "1", claim, boolArg(!s.scanExpired(now)))
 	v, err := s.run(ctx, name, p, args...).Result()
 	if err != nil {
 		s.abandonLost(p, claim, lease, err)

@@ -135,6 +135,10 @@ type Store struct {
 	// than leave it leased to nobody until the lease ends.
 	claimIDs string // this store's prefix of them
 	claimSeq atomic.Uint64
+	// scanned is when (ms, by the claims' clock) a claim of this store
+	// last looked for expired leases, on a store of one partition (see
+	// scanExpired).
+	scanned  atomic.Int64
 	abandons sync.WaitGroup
 	// retention is the deployment's retention as this store last set or
 	// saw it (known), which KeepSettings restores where it was lost.

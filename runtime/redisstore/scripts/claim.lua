@@ -14,6 +14,8 @@
 -- ARGV[11] "1": when there is nothing to claim, return when to look again
 -- ARGV[12] the claim's id, kept with the lease, so that a claim whose
 --          reply is lost can give back what it leased (lease.lua abandon)
+-- ARGV[13] "1": leave expired leases for a later claim (the caller's
+--          store looked at them lately; see Store.scanExpired)
 -- Returns {priority, due time} (peek; -1 for none), or {unit, member, work value,
 -- token, the instance's priority, and the instance's fields v, st, pr, d,
 -- c, f, h (the engine need not load it), and "1" if other work was due

@@ -779,9 +779,13 @@ local function claimWork()
   local nowText, mode, minPrio = C[2], C[6], tonumber(C[7])
   local now = tonumber(nowText)
 
-  -- Expired leases make their work claimable again.
-  local expired = call("ZRANGEBYSCORE", K.leases, "-inf", nowText)
-  for k = 1, #expired do giveBack(expired[k]) end
+  -- Expired leases make their work claimable again; a claim whose
+  -- worker's store looked at them lately (C[13] = "1") leaves them for
+  -- the next look.
+  if C[13] ~= "1" then
+    local expired = call("ZRANGEBYSCORE", K.leases, "-inf", nowText)
+    for k = 1, #expired do giveBack(expired[k]) end
+  end
 
   local machines, actions = allowing(C[4]), allowing(C[5])
   if mode == "instance" then
@@ -831,12 +835,12 @@ end
 -- chain ends a script that finished a worker's work (commit.lua,
 -- complete.lua). When the worker also asked for its next work, the
 -- arguments of that claim follow the script's own, from ARGV[i] on, as
--- claim.lua's ARGV[2..12]: it claims, and returns {the script's result,
+-- claim.lua's ARGV[2..13]: it claims, and returns {the script's result,
 -- the claim's}. Otherwise it returns the script's result (done). A unit
 -- the script made ready and the claim then took needs no wake-up.
 local function chain(i)
   if ARGV[i] == nil then return done() end
-  C = {P, unpack(ARGV, i, i + 10)}
+  C = {P, unpack(ARGV, i, i + 11)}
   local claimed = claimWork()
   if type(claimed) == "table" and claimed[1] == readied then readied = false end
   return {done(), claimed}
