@@ -160,8 +160,7 @@ func (s *Store) everyPartition(ctx context.Context, name string, args ...any) ([
 	cmds := make([]*redis.Cmd, s.parts)
 	pipeline := func(pipe redis.Pipeliner) error {
 		for p := 0; p < s.parts; p++ {
-			pfx := s.partitionPrefix(p)
-			cmds[p] = s.scripts.pipe(ctx, pipe, name, []string{pfx + "seq"}, append([]any{pfx}, args...)...)
+			cmds[p] = s.scripts.pipe(ctx, pipe, name, s.partitionSeq(p), append([]any{s.partitionPrefix(p)}, args...)...)
 		}
 		return nil
 	}
@@ -188,7 +187,8 @@ func (s *Store) claimFrom(ctx context.Context, p int, l *runtime.Lease, now, lea
 	if s.parts == 1 {
 		s.scanned.Store(now)
 	}
-	v, err := s.run(ctx, "claim", p, now, now+lease, hashes, runnable, mode, minPrio, id, boolArg(s.lockHere), lease, boolArg(askNext), claim, "0").Result()
+	args := s.scriptArgs(p, 0, now, now+lease, hashes, runnable, mode, minPrio, id, boolArg(s.lockHere), lease, boolArg(askNext), claim, "0")
+	v, err := s.runArgs(ctx, "claim", p, args).Result()
 	if errors.Is(err, redis.Nil) {
 		return false, nil
 	}

@@ -33,27 +33,31 @@ func (s *Store) commit(ctx context.Context, l *runtime.Lease, c *runtime.Commit,
 		unit, token = l.Token, leaseToken(l)
 	}
 	d, data, f := encodeData(inst)
-	args := append([]any{inst.ID, unit, token, inst.Version, int(inst.Status), inst.Priority, dropArg(c), d, data, f, millis(due), inst.Version + 1, boolArg(s.lockHere)},
-		s.lists(inst, c.History, c.Schedule)...)
-	out, err := s.finish(ctx, "commit", s.partitionOf(inst.ID), l, args)
+	p := s.partitionOf(inst.ID)
+	args := s.scriptArgs(p, listsLen(c.History, c.Schedule)+chainLen,
+		inst.ID, unit, token, inst.Version, int(inst.Status), inst.Priority, dropArg(c), d, data, f, millis(due), inst.Version+1, boolArg(s.lockHere))
+	out, err := s.finish(ctx, "commit", p, l, s.lists(args, inst, c.History, c.Schedule))
 	s.pokeIf(out, err)
 	return out, err
 }
 
+// chainLen is how many arguments finish adds for a claim.
+const chainLen = 12
+
 // finish runs script name (commit or complete), which finishes l's work
-// (l nil: an update) on partition p. When the worker asks for its next
-// work (l.Then) and the claim would read this partition (there is only
-// one), the call claims it too (see chain in prelude.lua), and fills
-// l.Then.
+// (l nil: an update) on partition p, with args (see scriptArgs). When
+// the worker asks for its next work (l.Then) and the claim would read
+// this partition (there is only one), the call claims it too (see chain
+// in prelude.lua), and fills l.Then.
 func (s *Store) finish(ctx context.Context, name string, p int, l *runtime.Lease, args []any) (string, error) {
 	if l == nil || l.Then == nil || s.parts != 1 {
-		return s.result(s.run(ctx, name, p, args...))
+		return s.result(s.runArgs(ctx, name, p, args))
 	}
 	f := l.Then.Filter
 	hashes, runnable := claimArgs(f)
 	now, lease, claim := f.Now.UnixMilli(), f.Lease.Milliseconds(), s.nextClaimID()
 	args = append(args, now, now+lease, hashes, runnable, "claim", 0, "", boolArg(s.lockHere), lease, "1", claim, boolArg(!s.scanExpired(now)))
-	v, err := s.run(ctx, name, p, args...).Result()
+	v, err := s.runArgs(ctx, name, p, args).Result()
 	if err != nil {
 		s.abandonLost(p, claim, lease, err)
 		return outcome(v, err)
@@ -139,8 +143,9 @@ func (s *Store) Complete(ctx context.Context, l *runtime.Lease, history []runtim
 	if s.isClosed() {
 		return ErrClosed
 	}
-	args := append([]any{l.Work.Instance, l.Token, leaseToken(l)}, s.lists(nil, history, schedule)...)
-	out, err := s.finish(ctx, "complete", s.partitionOf(l.Work.Instance), l, args)
+	p := s.partitionOf(l.Work.Instance)
+	args := s.scriptArgs(p, listsLen(history, schedule)+chainLen, l.Work.Instance, l.Token, leaseToken(l))
+	out, err := s.finish(ctx, "complete", p, l, s.lists(args, nil, history, schedule))
 	s.unlockAfter(ctx, l, err)
 	s.pokeIf(out, err)
 	return err

@@ -13,9 +13,10 @@ import (
 	"sync"
 )
 
-// lists is the tail of ARGV the scripts' applyLists reads.
-func (s *Store) lists(inst *runtime.Instance, history []runtime.HistoryEntry, work []runtime.Work) []any {
-	args := []any{len(history)}
+// lists appends to args the tail of ARGV the scripts' applyLists
+// reads: at most listsLen(history, work) arguments.
+func (s *Store) lists(args []any, inst *runtime.Instance, history []runtime.HistoryEntry, work []runtime.Work) []any {
+	args = append(args, len(history))
 	for _, h := range history {
 		args = append(args, encodeHistory(h))
 	}
@@ -38,15 +39,20 @@ func (s *Store) lists(inst *runtime.Instance, history []runtime.HistoryEntry, wo
 	return args
 }
 
+// listsLen is the most arguments lists appends.
+func listsLen(history []runtime.HistoryEntry, work []runtime.Work) int {
+	return 4 + 2*len(history) + 2*len(work)
+}
+
 // Create implements runtime.Store.
 func (s *Store) Create(ctx context.Context, inst *runtime.Instance, work []runtime.Work, history []runtime.HistoryEntry) error {
 	if s.isClosed() {
 		return ErrClosed
 	}
 	d, c, f := encodeData(inst)
-	args := append([]any{inst.ID, int(inst.Status), inst.Priority, machineID(inst.Hash), d, c, f},
-		s.lists(inst, history, work)...)
-	out, err := s.result(s.run(ctx, "create", s.partitionOf(inst.ID), args...))
+	p := s.partitionOf(inst.ID)
+	args := s.scriptArgs(p, listsLen(history, work), inst.ID, int(inst.Status), inst.Priority, machineID(inst.Hash), d, c, f)
+	out, err := s.result(s.runArgs(ctx, "create", p, s.lists(args, inst, history, work)))
 	s.pokeIf(out, err)
 	return err
 }

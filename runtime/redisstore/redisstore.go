@@ -96,6 +96,8 @@ type Store struct {
 	rdb      redis.UniversalClient
 	prefix   string
 	parts    int
+	prefixes []string   // partitionPrefix
+	seqKeys  [][]string // partitionSeq
 	history  int
 	scripts  *scripts
 	batch    *batcher // runs the scripts
@@ -173,6 +175,11 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 	}
 	s := &Store{rdb: rdb, prefix: opts.Prefix, parts: opts.Partitions, history: opts.History, scripts: &scripts{},
 		pokes: make(chan struct{}, 1), closed: make(chan struct{}), log: opts.Logger, claimIDs: newClaimIDs()}
+	for p := 0; p < s.parts; p++ {
+		pfx := fmt.Sprintf("%s:{%s-%d}:", s.prefix, s.prefix, p)
+		s.prefixes = append(s.prefixes, pfx)
+		s.seqKeys = append(s.seqKeys, []string{pfx + "seq"})
+	}
 	s.batch = newBatcher(rdb, s.scripts, s.closed)
 	if n, ok := retriesOf(rdb); ok && n > 0 {
 		s.log.Warn("the Redis client retries commands whose reply is late (MaxRetries); a script retried after it ran applies twice: set MaxRetries to -1", "max_retries", n)
@@ -192,10 +199,12 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 	return s
 }
 
-// The keys of partition p: prefix:{prefix-p}:...
-func (s *Store) partitionPrefix(p int) string {
-	return fmt.Sprintf("%s:{%s-%d}:", s.prefix, s.prefix, p)
-}
+// The keys of partition p: prefix:{prefix-p}:... (made once, in New).
+func (s *Store) partitionPrefix(p int) string { return s.prefixes[p] }
+
+// partitionSeq is the key a script on partition p declares (KEYS), for
+// routing: the partition's seq key.
+func (s *Store) partitionSeq(p int) []string { return s.seqKeys[p] }
 
 func (s *Store) partitionOf(id string) int {
 	return int(crc32.ChecksumIEEE([]byte(id)) % uint32(s.parts))
@@ -227,8 +236,21 @@ func (s *Store) firstKey(mid string) string { return s.prefix + ":first:" + mid 
 
 // run runs a script on partition p.
 func (s *Store) run(ctx context.Context, name string, p int, args ...any) *redis.Cmd {
-	pfx := s.partitionPrefix(p)
-	return s.batch.run(ctx, name, []string{pfx + "seq"}, append([]any{pfx}, args...)...)
+	return s.runArgs(ctx, name, p, append([]any{s.partitionPrefix(p)}, args...))
+}
+
+// runArgs runs script name on partition p with args, whose first is the
+// partition's prefix (see scriptArgs).
+func (s *Store) runArgs(ctx context.Context, name string, p int, args []any) *redis.Cmd {
+	return s.batch.run(ctx, name, s.partitionSeq(p), args...)
+}
+
+// scriptArgs starts the arguments of a script on partition p, for
+// runArgs: the partition's prefix, then head, with room for more
+// (the hot scripts' arguments are made in one slice).
+func (s *Store) scriptArgs(p, more int, head ...any) []any {
+	args := make([]any, 0, 1+len(head)+more)
+	return append(append(args, s.partitionPrefix(p)), head...)
 }
 
 func (s *Store) result(cmd *redis.Cmd) (string, error) {

@@ -138,6 +138,10 @@ func oldValuesIn(dst []ir.Value, js string) ([]ir.Value, error) {
 // free-text tail.
 type record []byte
 
+// newRecord is an empty record with room for most: one that grows from
+// nothing is copied at each doubling.
+func newRecord() record { return make(record, 0, 64) }
+
 func (r record) int(n int64) record {
 	if len(r) > 0 {
 		r = append(r, ',')
@@ -186,7 +190,7 @@ func encodeData(inst *runtime.Instance) (d, c, f string) {
 		failedTask = 1
 	}
 	created := millis(inst.Created)
-	d = record(nil).int(int64(inst.State)).int(int64(inst.Visit)).int(created).int(millis(inst.Updated) - created).int(failedTask).int(int64(inst.FailedTimer)).tail("")
+	d = newRecord().int(int64(inst.State)).int(int64(inst.Visit)).int(created).int(millis(inst.Updated) - created).int(failedTask).int(int64(inst.FailedTimer)).tail("")
 	return d, valuesOut(inst.Context), inst.Failure
 }
 
@@ -217,7 +221,7 @@ func encodeWork(w runtime.Work) (kind, value string) {
 	if w.Kind == runtime.WorkTask {
 		kind = "task"
 	}
-	value = record(nil).int(millis(w.Due)).int(int64(w.Kind)).int(int64(w.Action)).int(int64(w.Visit)).
+	value = newRecord().int(millis(w.Due)).int(int64(w.Kind)).int(int64(w.Action)).int(int64(w.Visit)).
 		int(int64(w.Event)).int(int64(w.Timer)).int(int64(w.Attempt)).tail(valuesOut(w.Payload))
 	return kind, value
 }
@@ -241,7 +245,7 @@ func encodeHistory(h runtime.HistoryEntry) string {
 		b, _ := json.Marshal(h.Message)
 		msg = string(b)
 	}
-	return record(nil).int(millis(h.Time)).int(int64(h.Kind)).int(int64(h.Version)).int(int64(h.From)).int(int64(h.To)).
+	return newRecord().int(millis(h.Time)).int(int64(h.Kind)).int(int64(h.Version)).int(int64(h.From)).int(int64(h.To)).
 		int(int64(h.Event)).int(int64(h.Timer)).int(int64(h.Attempt)).tail(msg)
 }
 
@@ -263,7 +267,7 @@ func decodeHistory(rec string) (runtime.HistoryEntry, error) {
 // encodeChange is a changelog entry: its numbers, then the machine id
 // and the instance ID (which may contain commas, so it comes last).
 func encodeChange(c runtime.Change) string {
-	return record(nil).int(millis(c.Time)).int(int64(c.From)).int(int64(c.To)).int(int64(c.Event)).int(int64(c.Timer)).
+	return newRecord().int(millis(c.Time)).int(int64(c.From)).int(int64(c.To)).int(int64(c.Event)).int(int64(c.Timer)).
 		int(int64(c.Version)).int(int64(c.Status)).tail(machineID(c.Hash) + "," + c.Instance)
 }
 
