@@ -8,7 +8,10 @@
 //	    enqueued) before they run; then with producers alongside them
 //	    (-producers goroutines, 8 by default, each starting a unit at a
 //	    time), so that the rate is the whole pipeline's. What each side
-//	    spent is measured from when its workers had work;
+//	    spent is measured from when its workers had work. Each run is made
+//	    -rounds times (3 by default), the two sides in turn, and the
+//	    median round is reported with every round's ratio: the machine's
+//	    speed varies over minutes, and by turns both sides see it;
 //	(b) timer lateness: 1,000 timers spread over 2s, against asynq's
 //	    delayed tasks (with its default 5s forwarding interval, and tuned
 //	    to 100ms);
@@ -17,7 +20,7 @@
 //
 // It starts a redis-server of its own (no persistence) and stops it.
 //
-//	cd bench && go run ./fleet [-n 5000] [-workers 3] [-concurrency 8] [-producers 8] [-waiting 100000] [-commands] [-no-redlock] [-cpuprofile FILE] [-callgrind [-callgrind-keep DIR]]
+//	cd bench && go run ./fleet [-n 5000] [-workers 3] [-concurrency 8] [-producers 8] [-rounds 3] [-waiting 100000] [-commands] [-no-redlock] [-cpuprofile FILE] [-callgrind [-callgrind-keep DIR]]
 //
 // Beside each throughput it prints what Redis spent per unit (CPU time and
 // commands, from INFO); -commands lists the commands and counts the round
@@ -64,6 +67,7 @@ var (
 	cpuProfile  = flag.String("cpuprofile", "", "write a CPU profile of this process during fsmc's throughput run with a backlog to the file")
 	callgrind   = flag.Bool("callgrind", false, "run Redis under valgrind's callgrind and report the instructions it executed per unit of the throughput runs, which repeat where CPU time varies; the rates then mean nothing, and (b) and (c) are skipped")
 	producers   = flag.Int("producers", 8, "goroutines starting the throughput runs' instances and enqueuing their tasks")
+	rounds      = flag.Int("rounds", 3, "rounds of each throughput run, each side in turn: the median round is reported, and every round's ratio")
 	keepProfile = flag.String("callgrind-keep", "", "with -callgrind, keep each throughput run's callgrind profile in this directory (fsmc.callgrind, asynq.callgrind, and fsmc-producers.callgrind, asynq-producers.callgrind for the runs with producers), for callgrind_annotate")
 )
 
@@ -91,28 +95,34 @@ func main() {
 		if !backlog {
 			what = fmt.Sprintf("with %d producers alongside", *producers)
 		}
-		stopProfile := func() {}
-		if backlog {
-			stopProfile = startProfile(*cpuProfile)
-		}
-		fsmcRate, fsmcCost := fsmcThroughput(ctx, addr, rdb, backlog)
-		stopProfile()
-		asynqRate, asynqCost := asynqThroughput(ctx, addr, rdb, backlog)
+		rs := throughputRounds(ctx, addr, rdb, backlog)
+		r := rs[len(rs)/2] // the median round
 		// Redis busy is the rate times Redis's CPU per unit: the share of a
 		// core Redis spent while units completed at that rate.
-		fmt.Printf("(a) throughput, %d one-step units, %s\n", *n, what)
-		fmt.Printf("                                            per unit: Redis CPU  commands   Redis busy   client CPU\n")
-		fmt.Printf("    fsmc   %8.0f instances/s                   %5.0f µs  %8.1f   %5.0f%%     %5.0f µs\n", fsmcRate, fsmcCost.cpuPerUnit(), fsmcCost.callsPerUnit(), fsmcRate*fsmcCost.cpuPerUnit()/1e4, fsmcCost.clientPerUnit())
-		fmt.Printf("    asynq  %8.0f tasks/s                       %5.0f µs  %8.1f   %5.0f%%     %5.0f µs\n", asynqRate, asynqCost.cpuPerUnit(), asynqCost.callsPerUnit(), asynqRate*asynqCost.cpuPerUnit()/1e4, asynqCost.clientPerUnit())
-		fmt.Printf("    ratio  %8.2fx\n", fsmcRate/asynqRate)
+		fmt.Printf("(a) throughput, %d one-step units, %s", *n, what)
+		if len(rs) > 1 {
+			fmt.Printf("; the median of %d rounds", len(rs))
+		}
+		fmt.Printf("\n                                            per unit: Redis CPU  commands   Redis busy   client CPU\n")
+		fmt.Printf("    fsmc   %8.0f instances/s                   %5.0f µs  %8.1f   %5.0f%%     %5.0f µs\n", r.fsmcRate, r.fsmc.cpuPerUnit(), r.fsmc.callsPerUnit(), r.fsmcRate*r.fsmc.cpuPerUnit()/1e4, r.fsmc.clientPerUnit())
+		fmt.Printf("    asynq  %8.0f tasks/s                       %5.0f µs  %8.1f   %5.0f%%     %5.0f µs\n", r.asynqRate, r.asynq.cpuPerUnit(), r.asynq.callsPerUnit(), r.asynqRate*r.asynq.cpuPerUnit()/1e4, r.asynq.clientPerUnit())
+		fmt.Printf("    ratio  %8.2fx", r.ratio())
+		if len(rs) > 1 {
+			fmt.Printf("   (rounds, by ratio:")
+			for _, o := range rs {
+				fmt.Printf(" %.2fx", o.ratio())
+			}
+			fmt.Printf(")")
+		}
+		fmt.Println()
 		if *callgrind {
 			fmt.Printf("    Redis instructions per unit (callgrind): fsmc %.0f, asynq %.0f (%.2fx)\n",
-				fsmcCost.instructionsPerUnit(), asynqCost.instructionsPerUnit(), fsmcCost.instructions/asynqCost.instructions)
+				r.fsmc.instructionsPerUnit(), r.asynq.instructionsPerUnit(), r.fsmc.instructions/r.asynq.instructions)
 		}
 		if *commands {
-			fsmcCost.print()
-			fsmcCost.claims.print()
-			asynqCost.print()
+			r.fsmc.print()
+			r.fsmc.claims.print()
+			r.asynq.print()
 		}
 		fmt.Println()
 	}
@@ -130,6 +140,37 @@ func main() {
 	perInstance, changelog := fsmcMemory(ctx, addr, rdb)
 	fmt.Printf("    fsmc   %6.0f bytes per instance waiting on a timer (%.0f of them the capped changelog's share)\n", perInstance, changelog)
 	fmt.Printf("    asynq  %6.0f bytes per task scheduled an hour ahead\n", asynqMemory(ctx, addr, rdb))
+}
+
+// throughputRound is one throughput measurement of each side.
+type throughputRound struct {
+	fsmcRate, asynqRate float64
+	fsmc, asynq         *redisCost
+}
+
+func (r throughputRound) ratio() float64 { return r.fsmcRate / r.asynqRate }
+
+// throughputRounds measures each side's throughput -rounds times (once
+// with -callgrind, whose counts repeat), in turn, so that a machine
+// that slows for a while slows both sides of a round; it returns the
+// rounds in the order of their ratios. The CPU profile is of the first
+// round of fsmc's workers with a backlog.
+func throughputRounds(ctx context.Context, addr string, rdb *redis.Client, backlog bool) []throughputRound {
+	rs := make([]throughputRound, max(*rounds, 1))
+	if *callgrind {
+		rs = rs[:1]
+	}
+	for i := range rs {
+		stopProfile := func() {}
+		if backlog && i == 0 {
+			stopProfile = startProfile(*cpuProfile)
+		}
+		rs[i].fsmcRate, rs[i].fsmc = fsmcThroughput(ctx, addr, rdb, backlog)
+		stopProfile()
+		rs[i].asynqRate, rs[i].asynq = asynqThroughput(ctx, addr, rdb, backlog)
+	}
+	sort.Slice(rs, func(i, j int) bool { return rs[i].ratio() < rs[j].ratio() })
+	return rs
 }
 
 // startProfile writes a CPU profile to path until the function it
