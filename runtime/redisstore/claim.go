@@ -262,7 +262,7 @@ func (s *Store) claimed(ctx context.Context, v any, askNext bool, now, lease int
 // thousands of times a second, and each look is a call of the claim
 // script's; an expired lease (its worker died) waits a lease already,
 // 15 s by default, and this adds at most a tenth of a second.
-const scanEvery = 100
+const scanEvery = 100 // ms
 
 // scanExpired reports whether a claim made with a write at now (ms)
 // should look for expired leases (claim.lua's ARGV[13]), and if so

@@ -203,7 +203,8 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 func (s *Store) partitionPrefix(p int) string { return s.prefixes[p] }
 
 // partitionSeq is the key a script on partition p declares (KEYS), for
-// routing: the partition's seq key.
+// routing: the partition's seq key. Every call shares the slice, which
+// nothing changes (go-redis copies it into the command).
 func (s *Store) partitionSeq(p int) []string { return s.seqKeys[p] }
 
 func (s *Store) partitionOf(id string) int {
