@@ -160,7 +160,7 @@ func (s *Store) everyPartition(ctx context.Context, name string, args ...any) ([
 	cmds := make([]*redis.Cmd, s.parts)
 	pipeline := func(pipe redis.Pipeliner) error {
 		for p := 0; p < s.parts; p++ {
-			cmds[p] = s.scripts.pipe(ctx, pipe, name, s.partitionSeq(p), append([]any{s.partitionPrefix(p)}, args...)...)
+			cmds[p] = s.scripts.pipe(ctx, pipe, name, s.partitionSeq(p), s.scriptArgs(p, 0, args...)...)
 		}
 		return nil
 	}

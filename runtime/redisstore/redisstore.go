@@ -237,7 +237,7 @@ func (s *Store) firstKey(mid string) string { return s.prefix + ":first:" + mid 
 
 // run runs a script on partition p.
 func (s *Store) run(ctx context.Context, name string, p int, args ...any) *redis.Cmd {
-	return s.runArgs(ctx, name, p, append([]any{s.partitionPrefix(p)}, args...))
+	return s.runArgs(ctx, name, p, s.scriptArgs(p, 0, args...))
 }
 
 // runArgs runs script name on partition p with args, whose first is the
@@ -246,9 +246,10 @@ func (s *Store) runArgs(ctx context.Context, name string, p int, args []any) *re
 	return s.batch.run(ctx, name, s.partitionSeq(p), args...)
 }
 
-// scriptArgs starts the arguments of a script on partition p, for
-// runArgs: the partition's prefix, then head, with room for more
-// (the hot scripts' arguments are made in one slice).
+// scriptArgs starts the arguments of a script on partition p: the
+// partition's prefix (every script's ARGV[1]), then head, with room for
+// more (the hot scripts' arguments are made in one slice). Every script
+// call's arguments are made here.
 func (s *Store) scriptArgs(p, more int, head ...any) []any {
 	args := make([]any, 0, 1+len(head)+more)
 	return append(append(args, s.partitionPrefix(p)), head...)
