@@ -325,7 +325,7 @@ func fsmcThroughput(ctx context.Context, addr string, rdb *redis.Client, backlog
 	defer closeStores()
 	var cost *redisCost
 	inOrder(backlog, func() {
-		cost = measureRedis(ctx, rdb, "fsmc")
+		cost = measureRedis(ctx, rdb, "fsmc", backlog)
 		runEngines(ctx, es)
 	}, func() {
 		inParallel(*n, func(i int) error {
@@ -433,7 +433,7 @@ func asynqThroughput(ctx context.Context, addr string, rdb *redis.Client, backlo
 	defer client.Close()
 	var cost *redisCost
 	inOrder(backlog, func() {
-		cost = measureRedis(ctx, rdb, "asynq")
+		cost = measureRedis(ctx, rdb, "asynq", backlog)
 		client.start()
 	}, func() {
 		inParallel(*n, func(int) error {
@@ -641,6 +641,7 @@ func asynqMemory(ctx context.Context, addr string, rdb *redis.Client) float64 {
 // CPU time and its commands (calls, µs), from INFO cpu and commandstats.
 type redisCost struct {
 	side         string       // "fsmc" or "asynq"
+	backlog      bool         // the run of the workers alone (else with producers)
 	claims       *claimCounts // fsmc's, with -commands
 	cpu          float64
 	client       float64 // this process's CPU time (workers and starters), in seconds
@@ -650,44 +651,40 @@ type redisCost struct {
 }
 
 // measureRedis begins measuring what Redis and this process spend on
-// side's run.
-func measureRedis(ctx context.Context, rdb *redis.Client, side string) *redisCost {
+// side's run (with backlog, the workers alone).
+func measureRedis(ctx context.Context, rdb *redis.Client, side string, backlog bool) *redisCost {
 	rdb.ConfigResetStat(ctx)
 	if *callgrind {
 		if err := server.Count(); err != nil {
 			log.Fatal(err)
 		}
 	}
-	return &redisCost{side: side, cpu: redisCPU(ctx, rdb), client: processCPU()}
+	return &redisCost{side: side, backlog: backlog, cpu: redisCPU(ctx, rdb), client: processCPU()}
 }
 
-// dumpInstructions ends a callgrind measurement of side's run: the
-// instructions Redis executed since it began.
-func dumpInstructions(side string) float64 {
+// dumpInstructions ends a callgrind measurement of a run: the
+// instructions Redis executed since it began. With -callgrind-keep its
+// profile is kept there as file.
+func dumpInstructions(file string) float64 {
 	instructions, profile, err := server.Instructions()
 	if err != nil {
 		log.Fatal(err)
 	}
-	callgrindDumps++
 	if *keepProfile != "" {
-		// Each side runs twice: with a backlog, then with producers.
-		name := side + ".callgrind"
-		if callgrindDumps > 2 {
-			name = side + "-producers.callgrind"
-		}
-		if err := os.WriteFile(filepath.Join(*keepProfile, name), profile, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(*keepProfile, file), profile, 0o644); err != nil {
 			log.Fatal(err)
 		}
 	}
 	return instructions
 }
 
-// callgrindDumps counts the measurements taken.
-var callgrindDumps int
-
 func (c *redisCost) end(ctx context.Context, rdb *redis.Client) {
 	if *callgrind {
-		c.instructions = dumpInstructions(c.side)
+		file := c.side + ".callgrind"
+		if !c.backlog {
+			file = c.side + "-producers.callgrind"
+		}
+		c.instructions = dumpInstructions(file)
 	}
 	c.cpu = redisCPU(ctx, rdb) - c.cpu
 	c.client = processCPU() - c.client
