@@ -36,7 +36,7 @@ func (s *Store) commit(ctx context.Context, l *runtime.Lease, c *runtime.Commit,
 	p := s.partitionOf(inst.ID)
 	args := s.scriptArgs(p, listsLen(c.History, c.Schedule)+chainLen,
 		inst.ID, unit, token, inst.Version, int(inst.Status), inst.Priority, dropArg(c), d, data, f, millis(due), inst.Version+1, boolArg(s.lockHere))
-	out, err := s.finish(ctx, "commit", p, l, s.lists(args, inst, c.History, c.Schedule))
+	out, err := s.finish(ctx, "commit", p, l, s.lists(args, inst, inst.Created, c.History, c.Schedule))
 	s.pokeIf(out, err)
 	return out, err
 }
@@ -145,7 +145,11 @@ func (s *Store) Complete(ctx context.Context, l *runtime.Lease, history []runtim
 	}
 	p := s.partitionOf(l.Work.Instance)
 	args := s.scriptArgs(p, listsLen(history, schedule)+chainLen, l.Work.Instance, l.Token, leaseToken(l))
-	out, err := s.finish(ctx, "complete", p, l, s.lists(args, nil, history, schedule))
+	var created time.Time
+	if l.Instance != nil {
+		created = l.Instance.Created
+	}
+	out, err := s.finish(ctx, "complete", p, l, s.lists(args, nil, created, history, schedule))
 	s.unlockAfter(ctx, l, err)
 	s.pokeIf(out, err)
 	return err

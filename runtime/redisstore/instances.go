@@ -11,14 +11,16 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // lists appends to args the tail of ARGV the scripts' applyLists
-// reads: at most listsLen(history, work) arguments.
-func (s *Store) lists(args []any, inst *runtime.Instance, history []runtime.HistoryEntry, work []runtime.Work) []any {
+// reads: at most listsLen(history, work) arguments. History times are
+// kept after created, the instance's creation (encodeHistory).
+func (s *Store) lists(args []any, inst *runtime.Instance, created time.Time, history []runtime.HistoryEntry, work []runtime.Work) []any {
 	args = append(args, len(history))
 	for _, h := range history {
-		args = append(args, encodeHistory(h))
+		args = append(args, encodeHistory(h, created))
 	}
 	args = append(args, s.history, len(work))
 	for _, w := range work {
@@ -52,7 +54,7 @@ func (s *Store) Create(ctx context.Context, inst *runtime.Instance, work []runti
 	d, c, f := encodeData(inst)
 	p := s.partitionOf(inst.ID)
 	args := s.scriptArgs(p, listsLen(history, work), inst.ID, int(inst.Status), inst.Priority, machineID(inst.Hash), d, c, f)
-	out, err := s.result(s.runArgs(ctx, "create", p, s.lists(args, inst, history, work)))
+	out, err := s.result(s.runArgs(ctx, "create", p, s.lists(args, inst, inst.Created, history, work)))
 	s.pokeIf(out, err)
 	return err
 }
@@ -105,7 +107,7 @@ func (s *Store) History(ctx context.Context, id string) ([]runtime.HistoryEntry,
 	if s.isClosed() {
 		return nil, ErrClosed
 	}
-	vals, err := s.rdb.HMGet(ctx, s.instanceKey(id, "i"), "v", "hi").Result()
+	vals, err := s.rdb.HMGet(ctx, s.instanceKey(id, "i"), "v", "hi", "d").Result()
 	if err != nil {
 		return nil, err
 	}
@@ -116,10 +118,16 @@ func (s *Store) History(ctx context.Context, id string) ([]runtime.HistoryEntry,
 	if text == "" {
 		return nil, nil
 	}
+	d, _ := vals[2].(string)
+	n, _, err := fields(d, 3)
+	if err != nil {
+		return nil, fmt.Errorf("instance %s: %w", id, err)
+	}
+	created := time.UnixMilli(n[2])
 	lines := strings.Split(text, "\n")
 	out := make([]runtime.HistoryEntry, 0, len(lines))
 	for _, line := range lines {
-		h, err := decodeHistory(line)
+		h, err := decodeHistory(line, created)
 		if err != nil {
 			return nil, fmt.Errorf("instance %s: %w", id, err)
 		}

@@ -78,6 +78,39 @@ func compactHash(t *testing.T, c redis.UniversalClient, prefix, id string) {
 	t.Logf("%s: %d bytes", id, size)
 }
 
+// TestEndedInstanceStaysCompact: a one-step instance that ran its task
+// and completed, with three history entries, is still one listpack
+// (history times are kept after the instance's creation), and its
+// history reads back with the times it was given.
+func TestEndedInstanceStaysCompact(t *testing.T) {
+	c := redisClient(t)
+	ctx := context.Background()
+	prefix := fmt.Sprintf("t%d", prefixes.Add(1))
+	store := redisstore.New(c, redisstore.Options{Prefix: prefix, NoRedlock: true})
+	defer store.Close()
+	m := irtest.Compile(t, "one.fsm", []byte(irtest.OneStep)).Machines[0]
+	if err := store.PutMachine(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	now := time.UnixMilli(time.Now().UnixMilli())
+	if err := runOneStep(ctx, store, m, "ended-1", now); err != nil {
+		t.Fatal(err)
+	}
+	compactHash(t, c, prefix, "ended-1")
+	h, err := store.History(ctx, "ended-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(h) != 3 {
+		t.Fatalf("history %+v, want three entries", h)
+	}
+	for _, e := range h {
+		if !e.Time.Equal(now) {
+			t.Errorf("entry %+v: time %v, want %v", e, e.Time, now)
+		}
+	}
+}
+
 // TestContextStaysCompact: an instance of the README's Order machine,
 // five context fields at their defaults, is still a listpack (each
 // value a type letter and its text).

@@ -239,22 +239,41 @@ func decodeWork(id, value string, seq uint64, priority int) (runtime.Work, error
 		Event: int(n[4]), Payload: p, Timer: int(n[5]), Action: int(n[2]), Attempt: int(n[6]), Priority: priority}, nil
 }
 
-func encodeHistory(h runtime.HistoryEntry) string {
+// encodeHistory is a history entry as the scripts store it. Its time is
+// written as ms after the instance's creation, marked "+" ("+12,..."),
+// when it has one: an entry is then about half as long, so a short
+// history stays within the 64-byte values that Redis keeps in a compact
+// listpack (a longer value turns the whole hash into a hash table, which
+// costs the commit that writes it and memory for as long as the instance
+// is kept). Without a creation time the entry holds its time whole.
+func encodeHistory(h runtime.HistoryEntry, created time.Time) string {
 	msg := ""
 	if h.Message != "" {
 		b, _ := json.Marshal(h.Message)
 		msg = string(b)
 	}
-	return newRecord().int(millis(h.Time)).int(int64(h.Kind)).int(int64(h.Version)).int(int64(h.From)).int(int64(h.To)).
+	r := newRecord()
+	if created.IsZero() || h.Time.Before(created) {
+		r = r.int(millis(h.Time))
+	} else {
+		r = strconv.AppendInt(append(r, '+'), millis(h.Time)-millis(created), 10)
+	}
+	return r.int(int64(h.Kind)).int(int64(h.Version)).int(int64(h.From)).int(int64(h.To)).
 		int(int64(h.Event)).int(int64(h.Timer)).int(int64(h.Attempt)).tail(msg)
 }
 
-func decodeHistory(rec string) (runtime.HistoryEntry, error) {
+// decodeHistory reads encodeHistory's form, of an instance created at
+// created; entries stored before times were relative hold them whole.
+func decodeHistory(rec string, created time.Time) (runtime.HistoryEntry, error) {
 	n, msg, err := fields(rec, 8)
 	if err != nil {
 		return runtime.HistoryEntry{}, err
 	}
-	h := runtime.HistoryEntry{Time: time.UnixMilli(n[0]), Kind: runtime.HistoryKind(n[1]), Version: uint64(n[2]), From: int(n[3]), To: int(n[4]),
+	at := time.UnixMilli(n[0])
+	if strings.HasPrefix(rec, "+") {
+		at = time.UnixMilli(millis(created) + n[0])
+	}
+	h := runtime.HistoryEntry{Time: at, Kind: runtime.HistoryKind(n[1]), Version: uint64(n[2]), From: int(n[3]), To: int(n[4]),
 		Event: int(n[5]), Timer: int(n[6]), Attempt: int(n[7])}
 	if msg != "" {
 		if err := json.Unmarshal([]byte(msg), &h.Message); err != nil {

@@ -2,9 +2,12 @@ package redisstore
 
 import (
 	"math"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/fsmc/fsmc/compiler/ir"
+	"github.com/fsmc/fsmc/runtime"
 )
 
 // wireValues are values at the edges of each type.
@@ -88,5 +91,47 @@ func TestStreamNext(t *testing.T) {
 		if got := streamNext(c.a, c.b); got != c.want {
 			t.Errorf("streamNext(%q, %q) = %v, want %v", c.a, c.b, got, c.want)
 		}
+	}
+}
+
+// TestHistoryTimesAfterCreation: an entry's time is stored as ms after
+// the instance's creation, and read back whole; an entry stored with
+// its time whole (by earlier builds, or without a creation time) reads
+// as before.
+func TestHistoryTimesAfterCreation(t *testing.T) {
+	created := time.UnixMilli(1795378448673)
+	h := runtime.HistoryEntry{Time: created.Add(1500 * time.Millisecond), Kind: runtime.HistTransition, Version: 2, From: 0, To: 1, Message: "a,b\n"}
+	rec := encodeHistory(h, created)
+	if !strings.HasPrefix(rec, "+1500,") {
+		t.Errorf("stored %q, want it to start +1500,", rec)
+	}
+	for _, c := range []struct {
+		rec     string
+		created time.Time
+	}{
+		{rec, created},
+		{encodeHistory(h, time.Time{}), created},                  // no creation time: whole
+		{encodeHistory(h, time.Time{}), time.Time{}},              // read without one too
+		{strings.TrimPrefix(rec, "+1500"), created.Add(-1)},       // no time at all: refused
+		{encodeHistory(h, h.Time.Add(time.Millisecond)), created}, // before its creation: whole
+	} {
+		got, err := decodeHistory(c.rec, c.created)
+		if c.rec[0] == ',' {
+			if err == nil {
+				t.Errorf("%q: read without an error", c.rec)
+			}
+			continue
+		}
+		if err != nil || !got.Time.Equal(h.Time) || got.Message != h.Message || got.To != 1 || got.Version != 2 {
+			t.Errorf("%q: read %+v, %v; want %+v", c.rec, got, err, h)
+		}
+	}
+	// The start, the attempt and the transition of a one-step instance
+	// that ran within a second fit one listpack value (64 bytes).
+	start := encodeHistory(runtime.HistoryEntry{Time: created, Kind: runtime.HistTransition, To: 0, Version: 1, From: -1}, created)
+	attempt := encodeHistory(runtime.HistoryEntry{Time: created.Add(999 * time.Millisecond), Kind: runtime.HistAttempt, Version: 1, To: -1, Attempt: 1}, created)
+	end := encodeHistory(runtime.HistoryEntry{Time: created.Add(999 * time.Millisecond), Kind: runtime.HistTransition, Version: 2, To: 1}, created)
+	if all := start + "\n" + attempt + "\n" + end; len(all) > 64 {
+		t.Errorf("%q is %d bytes, over a listpack value's 64", all, len(all))
 	}
 }
