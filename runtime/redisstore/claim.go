@@ -109,7 +109,7 @@ type partitionHead struct{ prio, due int64 }
 // others' heads (unavailable): work on the nodes that answer goes on.
 // Only when none answers are there no heads.
 func (s *Store) peek(ctx context.Context, now, lease int64, hashes, runnable string) (heads []partitionHead, unavailable error) {
-	cmds, err := s.everyPartition(ctx, "claim", now, now+lease, hashes, runnable, "peek", 0, "")
+	cmds, err := s.everyPartition(ctx, "claim", now, now+lease, hashes, runnable, "0", lease, "", "0", "peek", 0, "")
 	if cmds == nil || err != nil && !Unreachable(err) && !Unavailable(err) {
 		return nil, err
 	}
@@ -187,7 +187,7 @@ func (s *Store) claimFrom(ctx context.Context, p int, l *runtime.Lease, now, lea
 	if s.parts == 1 {
 		s.scanned.Store(now)
 	}
-	args := s.scriptArgs(p, 0, now, now+lease, hashes, runnable, mode, minPrio, id, boolArg(s.lockHere), lease, boolArg(askNext), claim, "0")
+	args := s.scriptArgs(p, 0, now, now+lease, hashes, runnable, boolArg(s.lockHere), lease, claim, "0", mode, minPrio, id, boolArg(askNext))
 	v, err := s.runArgs(ctx, "claim", p, args).Result()
 	if errors.Is(err, redis.Nil) {
 		return false, nil
@@ -228,7 +228,10 @@ func (s *Store) claimed(ctx context.Context, v any, askNext bool, now, lease int
 	if err != nil {
 		return false, err
 	}
-	fence, _ := strconv.ParseUint(token, 10, 64)
+	fence, ok := s.fenceOf(token)
+	if !ok {
+		return false, fmt.Errorf("claim script returned the lease token %q, not one of this store's claims", token)
+	}
 	more, _ := parts[12].(string)
 	*l = runtime.Lease{Work: w, Worker: f.Worker, Until: time.UnixMilli(now + lease), Token: unit, Fence: fence, More: more == "1"}
 	// The instance as the script read it, so the engine need not load it.
@@ -265,7 +268,7 @@ func (s *Store) claimed(ctx context.Context, v any, askNext bool, now, lease int
 const scanEvery = 100 // ms
 
 // scanExpired reports whether a claim made with a write at now (ms)
-// should look for expired leases (claim.lua's ARGV[13]), and if so
+// should look for expired leases (claim.lua's ARGV[9]), and if so
 // notes that it does.
 func (s *Store) scanExpired(now int64) bool {
 	if last := s.scanned.Load(); now >= last && now-last < scanEvery {
@@ -275,9 +278,22 @@ func (s *Store) scanExpired(now int64) bool {
 	return true
 }
 
-// nextClaimID returns an id for a claim call, unlike any other's.
+// nextClaimID returns an id for a claim call, unlike any other's. It is
+// also the token of the lease the call takes, if it takes one (each
+// takes at most one): a lease's Fence is its claim's number in this
+// store, and leaseToken makes the id again.
 func (s *Store) nextClaimID() string {
 	return s.claimIDs + strconv.FormatUint(s.claimSeq.Add(1), 36)
+}
+
+// fenceOf reads the number of this store's claim whose id is token.
+func (s *Store) fenceOf(token string) (uint64, bool) {
+	seq, ok := strings.CutPrefix(token, s.claimIDs)
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(seq, 36, 64)
+	return n, err == nil
 }
 
 // abandonLost gives back what claim call claim (on partition p, for a
@@ -348,14 +364,16 @@ func (s *Store) ClaimInstance(ctx context.Context, id string, f runtime.ClaimFil
 	return s.claimFrom(ctx, s.partitionOf(id), l, f.Now.UnixMilli(), f.Lease.Milliseconds(), hashes, runnable, "instance", 0, id, f)
 }
 
-func leaseToken(l *runtime.Lease) string { return strconv.FormatUint(l.Fence, 10) }
+func (s *Store) leaseToken(l *runtime.Lease) string {
+	return s.claimIDs + strconv.FormatUint(l.Fence, 36)
+}
 
 // Extend implements runtime.Store.
 func (s *Store) Extend(ctx context.Context, l *runtime.Lease, until time.Time) error {
 	if s.isClosed() {
 		return ErrClosed
 	}
-	_, err := s.result(s.run(ctx, "lease", s.partitionOf(l.Work.Instance), l.Token, leaseToken(l), "extend", until.UnixMilli()))
+	_, err := s.result(s.run(ctx, "lease", s.partitionOf(l.Work.Instance), l.Token, s.leaseToken(l), "extend", until.UnixMilli()))
 	if err == nil {
 		l.Until = until
 		if m, ok := s.locks.Load(lockKey(l)); ok {
@@ -370,7 +388,7 @@ func (s *Store) Release(ctx context.Context, l *runtime.Lease) error {
 	if s.isClosed() {
 		return ErrClosed
 	}
-	out, err := s.result(s.run(ctx, "lease", s.partitionOf(l.Work.Instance), l.Token, leaseToken(l), "release", 0))
+	out, err := s.result(s.run(ctx, "lease", s.partitionOf(l.Work.Instance), l.Token, s.leaseToken(l), "release", 0))
 	s.unlock(ctx, l)
 	s.pokeIf(out, err)
 	return err

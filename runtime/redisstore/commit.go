@@ -30,7 +30,7 @@ func (s *Store) commit(ctx context.Context, l *runtime.Lease, c *runtime.Commit,
 	inst := c.Instance
 	unit, token := "", ""
 	if l != nil {
-		unit, token = l.Token, leaseToken(l)
+		unit, token = l.Token, s.leaseToken(l)
 	}
 	d, data, f := encodeData(inst)
 	p := s.partitionOf(inst.ID)
@@ -42,7 +42,7 @@ func (s *Store) commit(ctx context.Context, l *runtime.Lease, c *runtime.Commit,
 }
 
 // chainLen is how many arguments finish adds for a claim.
-const chainLen = 12
+const chainLen = 8
 
 // finish runs script name (commit or complete), which finishes l's work
 // (l nil: an update) on partition p, with args (see scriptArgs). When
@@ -56,7 +56,7 @@ func (s *Store) finish(ctx context.Context, name string, p int, l *runtime.Lease
 	f := l.Then.Filter
 	hashes, runnable := claimArgs(f)
 	now, lease, claim := f.Now.UnixMilli(), f.Lease.Milliseconds(), s.nextClaimID()
-	args = append(args, now, now+lease, hashes, runnable, "claim", 0, "", boolArg(s.lockHere), lease, "1", claim, boolArg(!s.scanExpired(now)))
+	args = append(args, now, now+lease, hashes, runnable, boolArg(s.lockHere), lease, claim, boolArg(!s.scanExpired(now)))
 	v, err := s.runArgs(ctx, name, p, args).Result()
 	if err != nil {
 		s.abandonLost(p, claim, lease, err)
@@ -144,7 +144,7 @@ func (s *Store) Complete(ctx context.Context, l *runtime.Lease, history []runtim
 		return ErrClosed
 	}
 	p := s.partitionOf(l.Work.Instance)
-	args := s.scriptArgs(p, listsLen(history, schedule)+chainLen, l.Work.Instance, l.Token, leaseToken(l))
+	args := s.scriptArgs(p, listsLen(history, schedule)+chainLen, l.Work.Instance, l.Token, s.leaseToken(l))
 	var created time.Time
 	if l.Instance != nil {
 		created = l.Instance.Created

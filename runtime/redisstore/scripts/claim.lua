@@ -1,25 +1,26 @@
 -- claim.lua: lease the most urgent due work of one partition, or (with
--- ARGV[6] = "peek") only report the highest priority that has due work,
+-- ARGV[10] = "peek") only report the highest priority that has due work,
 -- and the due time of the earliest there.
 -- KEYS[1]  the partition's seq key (routing)
 -- ARGV[1]  prefix; ARGV[2] now (ms); ARGV[3] the lease's expiry (ms);
 -- ARGV[4]  allowed machine ids, "\n"-separated, or "*";
 -- ARGV[5]  runnable actions as "id#action" lines, or "*";
--- ARGV[6]  "peek", "claim", or "instance" (claim only instance ARGV[8]);
--- ARGV[7]  the lowest priority to consider; ARGV[8] instance id;
--- ARGV[9]  "1": instance work also takes the instance's Redlock here
---          (the lock lives on this Redis), for ARGV[10] ms, with the
+-- ARGV[6]  "1": instance work also takes the instance's Redlock here
+--          (the lock lives on this Redis), for ARGV[7] ms, with the
 --          lease token as its value; work of an instance whose lock
 --          someone else holds is left for later;
--- ARGV[11] "1": when there is nothing to claim, return when to look again
--- ARGV[12] the claim's id, kept with the lease, so that a claim whose
+-- ARGV[8]  the claim's id, kept with the lease, so that a claim whose
 --          reply is lost can give back what it leased (lease.lua abandon)
--- ARGV[13] "1": leave expired leases for a later claim (the caller's
+-- ARGV[9]  "1": leave expired leases for a later claim (the caller's
 --          store looked at them lately; see Store.scanExpired)
+-- ARGV[10] "peek", "claim", or "instance" (claim only instance ARGV[12]);
+-- ARGV[11] the lowest priority to consider; ARGV[12] instance id;
+-- ARGV[13] "1": when there is nothing to claim, return when to look again
+-- (A commit that claims next passes ARGV[2..9]; see chain.)
 -- Returns {priority, due time} (peek; -1 for none), or {unit, member, work value,
 -- token, the instance's priority, and the instance's fields v, st, pr, d,
 -- c, f, h (the engine need not load it), and "1" if other work was due
 -- (another worker should look) or "0"}, or when there is nothing to
--- claim, nil, or with ARGV[11] the next due time (as nextdue.lua).
-C = ARGV
-return claimWork()
+-- claim, nil, or with ARGV[13] the next due time (as nextdue.lua).
+CA, CO = ARGV, 0
+return claimWork(ARGV[10], ARGV[11], ARGV[12], ARGV[13])

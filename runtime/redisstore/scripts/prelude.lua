@@ -6,12 +6,14 @@
 -- of them live in one Cluster slot; KEYS[1] is that partition's sequence
 -- key, declared for routing.
 --
--- Per partition:  P.."seq"       counter: work members and lease fences
+-- Per partition:  P.."seq"       counter: work members (and the lease
+--                                tokens of earlier builds)
 --                 P.."leases"    zset unit -> lease expiry (ms), and PLACEHOLDER
---                 P.."tokens"    hash unit -> "fence|member|claim" of the current
+--                 P.."tokens"    hash unit -> "token|member|claim" of the current
 --                                lease (claim: the id of the claim call that
---                                took it; absent in leases of earlier builds),
---                                and PLACEHOLDER
+--                                took it, which is its token too; earlier
+--                                builds took a token from seq, and the
+--                                earliest kept no claim), and PLACEHOLDER
 --                 P.."changes"   stream of changelog entries
 --                 P.."ready:"..p..":"..c  zset unit -> due (ms): the ready
 --                                set of class c at priority p (0-9)
@@ -48,8 +50,12 @@
 -- costs more than most redis.calls.
 local P = ARGV[1]
 local readied = false -- a unit went into a ready set (see makeReady)
--- C: the arguments of a claim, laid out as claim.lua's ARGV (claimWork).
-local C
+-- The arguments of a claim (claimWork) are CA[CO + 2] to CA[CO + 9],
+-- laid out as claim.lua's ARGV[2..9]: claim.lua's own ARGV (CO = 0), or
+-- those a commit's ARGV ends with (see chain), read where they are
+-- rather than copied into a table of their own. peeking: the claim only
+-- reports what is due (claim.lua's "peek").
+local CA, CO, peeking
 
 -- The library functions the scripts use, as locals. A function
 -- library's globals are an empty table that looks names up in Redis's,
@@ -59,7 +65,13 @@ local C
 local call, find, sub, byte, format, gsub, gmatch
 local tonumber, unpack, ipairs, type, setmetatable, rawset
 
+-- NUM[text] is the number a small count or priority is written as
+-- ("0" to "255"): a table lookup, where tonumber costs a C call and a
+-- parse, some thousand instructions of Redis's. Filled by bind.
+local NUM = {}
+
 local function bind(G)
+  for k = 0, 255 do NUM[G.tostring(k)] = k end
   call = G.redis.call
   find, sub, byte, format = G.string.find, G.string.sub, G.string.byte, G.string.format
   gsub, gmatch = G.string.gsub, G.string.gmatch
@@ -309,7 +321,8 @@ local function makeReady(prio, class, due, unit)
     local first = call("ZSCORE", index, class)
     if not first or tonumber(due) < tonumber(first) then call("ZADD", index, due, class) end
   end
-  if prio ~= "0" and tonumber(prio) > tonumber(call("GET", K.top) or "0") then
+  local top = call("GET", K.top) or "0"
+  if prio ~= "0" and (NUM[prio] or tonumber(prio)) > (NUM[top] or tonumber(top)) then
     call("SET", K.top, prio)
   end
 end
@@ -375,7 +388,7 @@ end
 -- addWork stores items of work, from ARGV starting at i: a count, then
 -- kind ("task" or other) and value for each. It returns the next index.
 local function addWork(inst, i)
-  local n = tonumber(ARGV[i])
+  local n = NUM[ARGV[i]] or tonumber(ARGV[i])
   if n == 0 then return i + 1 end
   local last = call("INCRBY", K.seq, ARGV[i])
   i = i + 1
@@ -606,7 +619,7 @@ end
 -- addChanges appends changelog entries from ARGV starting at i: a
 -- count, then the entries. It returns the next index.
 local function addChanges(i)
-  local n = tonumber(ARGV[i])
+  local n = NUM[ARGV[i]] or tonumber(ARGV[i])
   for k = 1, n do
     call("XADD", K.changes, "MAXLEN", "~", "10000", "*", "c", ARGV[i + k])
   end
@@ -617,8 +630,8 @@ end
 -- entries, then the history cap): it returns the entries as one text
 -- ("\n"-separated), or nil for none, the cap, and the next index.
 local function readHistory(i)
-  local n = tonumber(ARGV[i])
-  local cap = tonumber(ARGV[i + n + 1])
+  local n = NUM[ARGV[i]] or tonumber(ARGV[i])
+  local cap = NUM[ARGV[i + n + 1]] or tonumber(ARGV[i + n + 1])
   if n == 0 then return nil, cap, i + 2 end
   local entries = ARGV[i + 1]
   for k = 2, n do entries = entries .. "\n" .. ARGV[i + k] end
@@ -652,13 +665,15 @@ end
 
 -- The steps of a claim (claim.lua), defined here so that a function
 -- library makes them once rather than on every call. They read the
--- claim's arguments from C (claim.lua's ARGV).
+-- claim's arguments from CA (see CO).
 
 -- lease leases a unit of class of the instance inst (pending: see
--- pending), at priority prio, until C[3].
+-- pending), at priority prio, until the claim's expiry (CA[CO + 3]).
 local function lease(inst, unit, kind, member, prio, class)
-  local token = format("%d", call("INCR", K.seq))
-  if kind == "q" and C[9] == "1" and not call("SET", lockKey(inst.id), token, "NX", "PX", C[10]) then
+  -- The claim's id is the lease's token: each claim call has its own,
+  -- and takes at most one lease.
+  local token = CA[CO + 8]
+  if kind == "q" and CA[CO + 6] == "1" and not call("SET", lockKey(inst.id), token, "NX", "PX", CA[CO + 7]) then
     return nil
   end
   unready(prio, class, unit)
@@ -669,8 +684,8 @@ local function lease(inst, unit, kind, member, prio, class)
   else
     value = inst.f["t:" .. member]
   end
-  call("ZADD", K.leases, C[3], unit, "+inf", PLACEHOLDER)
-  call("HSET", K.tokens, unit, token .. "|" .. member .. "|" .. C[12], PLACEHOLDER, "")
+  call("ZADD", K.leases, CA[CO + 3], unit, "+inf", PLACEHOLDER)
+  call("HSET", K.tokens, unit, token .. "|" .. member .. "|" .. token, PLACEHOLDER, "")
   local f = inst.f
   return {unit, member, value, token, prio, f.v, f.st, f.pr or "0", f.d or "", f.c or "", f.f or "", f.h, "0"}
 end
@@ -683,7 +698,7 @@ local function moreDue(prio, class, alone)
   local from = prio
   if alone then from = prio - 1 end
   for p = from, 0, -1 do
-    for _, other in ipairs(call("ZRANGEBYSCORE", classes(PRIO[p]), "-inf", C[2], "LIMIT", "0", "2")) do
+    for _, other in ipairs(call("ZRANGEBYSCORE", classes(PRIO[p]), "-inf", CA[CO + 2], "LIMIT", "0", "2")) do
       if p ~= prio or other ~= class then return true end
     end
   end
@@ -712,7 +727,7 @@ end
 -- has work due, and is corrected by the first claim that finds the
 -- class's work not due.
 local function claimClass(prio, class, bound, alone)
-  local key, prioText, nowText = ready(PRIO[prio], class), PRIO[prio], C[2]
+  local key, prioText, nowText = ready(PRIO[prio], class), PRIO[prio], CA[CO + 2]
   -- The units' due times are read only to keep the class's turn.
   local units, step = nil, 2
   if alone then
@@ -728,7 +743,7 @@ local function claimClass(prio, class, bound, alone)
     if kind == "t" then inst = loadTask(id, member) else inst = load(id) end
     if not pending(inst, kind, member) then
       unready(prioText, class, unit)
-    elseif C[6] == "peek" then
+    elseif peeking then
       return {prio, tonumber(alone and bound or units[k + 1])}
     else
       local claimed = lease(inst, unit, kind, member, prioText, class)
@@ -774,22 +789,26 @@ local function nextDue(machines, actions, top)
   return best
 end
 
--- claimWork is a claim (claim.lua), with its arguments in C.
-local function claimWork()
-  local nowText, mode, minPrio = C[2], C[6], tonumber(C[7])
-  local now = tonumber(nowText)
+-- claimWork is a claim (claim.lua), with its arguments in CA (see CO):
+-- mode ("peek", "claim" or "instance"), the lowest priority to consider
+-- (text), the instance to claim (mode "instance"), and whether to say
+-- when to look again when there is nothing to claim (askNext, "1").
+local function claimWork(mode, minPrioText, instance, askNext)
+  local nowText = CA[CO + 2]
+  peeking = mode == "peek"
 
   -- Expired leases make their work claimable again; a claim whose
-  -- worker's store looked at them lately (C[13] = "1") leaves them for
-  -- the next look.
-  if C[13] ~= "1" then
+  -- worker's store looked at them lately (CA[CO + 9] = "1") leaves them
+  -- for the next look.
+  if CA[CO + 9] ~= "1" then
     local expired = call("ZRANGEBYSCORE", K.leases, "-inf", nowText)
     for k = 1, #expired do giveBack(expired[k]) end
   end
 
-  local machines, actions = allowing(C[4]), allowing(C[5])
+  local machines, actions = allowing(CA[CO + 4]), allowing(CA[CO + 5])
   if mode == "instance" then
-    local inst = load(C[8])
+    local now = tonumber(nowText)
+    local inst = load(instance)
     if not inst then return "notfound" end
     local prio = prioOf(inst)
     local units = {{"q|" .. inst.id, inst.f.h, "q"}}
@@ -815,8 +834,9 @@ local function claimWork()
 
   -- Priorities from the highest; in each, the classes this worker runs
   -- whose work is due, earliest first.
-  local top = tonumber(call("GET", K.top) or "0")
-  for prio = top, minPrio, -1 do
+  local topText = call("GET", K.top) or "0"
+  local top = NUM[topText] or tonumber(topText)
+  for prio = top, NUM[minPrioText] or tonumber(minPrioText), -1 do
     local entries = call("ZRANGEBYSCORE", classes(PRIO[prio]), "-inf", nowText, "WITHSCORES")
     for k = 1, #entries, 2 do
       if runs(entries[k], machines, actions) then
@@ -825,23 +845,25 @@ local function claimWork()
       end
     end
   end
-  if mode == "peek" then return -1 end
+  if peeking then return -1 end
   -- Nothing to claim: when asked, say when to look again, which saves
   -- the worker asking (nextdue.lua) before it waits.
-  if C[11] == "1" then return nextDue(C[4], C[5], top) end
+  if askNext == "1" then return nextDue(CA[CO + 4], CA[CO + 5], top) end
   return nil
 end
 
 -- chain ends a script that finished a worker's work (commit.lua,
 -- complete.lua). When the worker also asked for its next work, the
 -- arguments of that claim follow the script's own, from ARGV[i] on, as
--- claim.lua's ARGV[2..13]: it claims, and returns {the script's result,
--- the claim's}. Otherwise it returns the script's result (done). A unit
--- the script made ready and the claim then took needs no wake-up.
+-- claim.lua's ARGV[2..9] (a claim of any priority, which says when to
+-- look again when it finds nothing): it claims, and returns {the
+-- script's result, the claim's}. Otherwise it returns the script's
+-- result (done). A unit the script made ready and the claim then took
+-- needs no wake-up.
 local function chain(i)
   if ARGV[i] == nil then return done() end
-  C = {P, unpack(ARGV, i, i + 11)}
-  local claimed = claimWork()
+  CA, CO = ARGV, i - 2
+  local claimed = claimWork("claim", "0", nil, "1")
   if type(claimed) == "table" and claimed[1] == readied then readied = false end
   return {done(), claimed}
 end
