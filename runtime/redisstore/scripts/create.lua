@@ -23,7 +23,7 @@ if entries then hset[n + 1], hset[n + 2], n = "hi", cappedHistory(entries, cap),
 -- Work: task attempts are ready at once (an instance that is not active
 -- runs none); the instance's queue is ready when its earliest instance
 -- work is due (a claim takes the first to arrive of those due then).
-local count = NUM[ARGV[i]] or tonumber(ARGV[i])
+local count = NUM[ARGV[i]]
 local active = st == ACTIVE
 local headDue
 if count > 0 then

@@ -65,18 +65,26 @@ local CA, CO, peeking
 local call, find, sub, byte, format, gsub, gmatch
 local tonumber, unpack, ipairs, type, setmetatable, rawset
 
--- NUM[text] is the number a small count or priority is written as
--- ("0" to "255"): a table lookup, where tonumber costs a C call and a
--- parse, some thousand instructions of Redis's. Filled by bind.
-local NUM = {}
+-- NUM[text] is the number text (a count, a priority, the history cap)
+-- is written as, as tonumber reads it: a table lookup once the text was
+-- read, where tonumber costs a C call and a parse. The library keeps it
+-- from call to call; it keeps texts of up to three bytes, so it stays
+-- small. Made by bind (a library may not call setmetatable while it
+-- loads).
+local NUM
+local NUM_READ = {__index = function(known, text)
+  local n = tonumber(text)
+  if n and #text <= 3 then rawset(known, text, n) end
+  return n
+end}
 
 local function bind(G)
-  for k = 0, 255 do NUM[G.tostring(k)] = k end
   call = G.redis.call
   find, sub, byte, format = G.string.find, G.string.sub, G.string.byte, G.string.format
   gsub, gmatch = G.string.gsub, G.string.gmatch
   tonumber, unpack, ipairs, type = G.tonumber, G.unpack, G.ipairs, G.type
   setmetatable, rawset = G.setmetatable, G.rawset
+  NUM = setmetatable({}, NUM_READ)
 end
 
 -- K names the partition's own keys: K.leases is P.."leases", made on
@@ -321,8 +329,7 @@ local function makeReady(prio, class, due, unit)
     local first = call("ZSCORE", index, class)
     if not first or tonumber(due) < tonumber(first) then call("ZADD", index, due, class) end
   end
-  local top = call("GET", K.top) or "0"
-  if prio ~= "0" and (NUM[prio] or tonumber(prio)) > (NUM[top] or tonumber(top)) then
+  if prio ~= "0" and NUM[prio] > NUM[call("GET", K.top) or "0"] then
     call("SET", K.top, prio)
   end
 end
@@ -388,7 +395,7 @@ end
 -- addWork stores items of work, from ARGV starting at i: a count, then
 -- kind ("task" or other) and value for each. It returns the next index.
 local function addWork(inst, i)
-  local n = NUM[ARGV[i]] or tonumber(ARGV[i])
+  local n = NUM[ARGV[i]]
   if n == 0 then return i + 1 end
   local last = call("INCRBY", K.seq, ARGV[i])
   i = i + 1
@@ -619,7 +626,7 @@ end
 -- addChanges appends changelog entries from ARGV starting at i: a
 -- count, then the entries. It returns the next index.
 local function addChanges(i)
-  local n = NUM[ARGV[i]] or tonumber(ARGV[i])
+  local n = NUM[ARGV[i]]
   for k = 1, n do
     call("XADD", K.changes, "MAXLEN", "~", "10000", "*", "c", ARGV[i + k])
   end
@@ -630,8 +637,8 @@ end
 -- entries, then the history cap): it returns the entries as one text
 -- ("\n"-separated), or nil for none, the cap, and the next index.
 local function readHistory(i)
-  local n = NUM[ARGV[i]] or tonumber(ARGV[i])
-  local cap = NUM[ARGV[i + n + 1]] or tonumber(ARGV[i + n + 1])
+  local n = NUM[ARGV[i]]
+  local cap = NUM[ARGV[i + n + 1]]
   if n == 0 then return nil, cap, i + 2 end
   local entries = ARGV[i + 1]
   for k = 2, n do entries = entries .. "\n" .. ARGV[i + k] end
@@ -835,8 +842,8 @@ local function claimWork(mode, minPrioText, instance, askNext)
   -- Priorities from the highest; in each, the classes this worker runs
   -- whose work is due, earliest first.
   local topText = call("GET", K.top) or "0"
-  local top = NUM[topText] or tonumber(topText)
-  for prio = top, NUM[minPrioText] or tonumber(minPrioText), -1 do
+  local top = NUM[topText]
+  for prio = top, NUM[minPrioText], -1 do
     local entries = call("ZRANGEBYSCORE", classes(PRIO[prio]), "-inf", nowText, "WITHSCORES")
     for k = 1, #entries, 2 do
       if runs(entries[k], machines, actions) then
