@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fsmc/fsmc/compiler/ir"
 	"github.com/fsmc/fsmc/internal/irtest"
 	"github.com/fsmc/fsmc/runtime"
 	"github.com/fsmc/fsmc/runtime/redisstore"
@@ -86,12 +87,7 @@ func TestEndedInstanceStaysCompact(t *testing.T) {
 	c := redisClient(t)
 	ctx := context.Background()
 	prefix := fmt.Sprintf("t%d", prefixes.Add(1))
-	store := redisstore.New(c, redisstore.Options{Prefix: prefix, NoRedlock: true})
-	defer store.Close()
-	m := irtest.Compile(t, "one.fsm", []byte(irtest.OneStep)).Machines[0]
-	if err := store.PutMachine(ctx, m); err != nil {
-		t.Fatal(err)
-	}
+	store, m := oneStepStore(t, c, prefix)
 	now := time.UnixMilli(time.Now().UnixMilli())
 	if err := runOneStep(ctx, store, m, "ended-1", now); err != nil {
 		t.Fatal(err)
@@ -403,12 +399,7 @@ func TestLeasesStayHashed(t *testing.T) {
 	c := redisClient(t)
 	ctx := context.Background()
 	prefix := fmt.Sprintf("t%d", prefixes.Add(1))
-	store := redisstore.New(c, redisstore.Options{Prefix: prefix, NoRedlock: true})
-	defer store.Close()
-	m := irtest.Compile(t, "one.fsm", []byte(irtest.OneStep)).Machines[0]
-	if err := store.PutMachine(ctx, m); err != nil {
-		t.Fatal(err)
-	}
+	store, m := oneStepStore(t, c, prefix)
 	now := time.Now()
 	if err := createOneStep(ctx, store, m, "i1", now); err != nil {
 		t.Fatal(err)
@@ -436,4 +427,17 @@ func TestLeasesStayHashed(t *testing.T) {
 	if next, ok, err := store.NextDue(ctx, f); err != nil || ok {
 		t.Fatalf("after the commit, next due %v %v %v; want none", next, ok, err)
 	}
+}
+
+// oneStepStore is a store of prefix on c, without Redlock, closed when
+// the test ends, with the one-step machine registered.
+func oneStepStore(t *testing.T, c redis.UniversalClient, prefix string) (*redisstore.Store, *ir.Machine) {
+	t.Helper()
+	store := redisstore.New(c, redisstore.Options{Prefix: prefix, NoRedlock: true})
+	t.Cleanup(func() { store.Close() })
+	m := irtest.Compile(t, "one.fsm", []byte(irtest.OneStep)).Machines[0]
+	if err := store.PutMachine(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	return store, m
 }

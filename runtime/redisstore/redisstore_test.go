@@ -166,14 +166,8 @@ func TestLeaseTokensAreTheStores(t *testing.T) {
 	c := redisClient(t)
 	ctx := context.Background()
 	prefix := fmt.Sprintf("t%d", prefixes.Add(1))
-	a := redisstore.New(c, redisstore.Options{Prefix: prefix, NoRedlock: true})
-	defer a.Close()
-	b := redisstore.New(c, redisstore.Options{Prefix: prefix, NoRedlock: true})
-	defer b.Close()
-	m := irtest.Compile(t, "one.fsm", []byte(irtest.OneStep)).Machines[0]
-	if err := a.PutMachine(ctx, m); err != nil {
-		t.Fatal(err)
-	}
+	a, m := oneStepStore(t, c, prefix)
+	b, _ := oneStepStore(t, c, prefix)
 	now := time.Now()
 	leases := make([]runtime.Lease, 2)
 	for i, s := range []*redisstore.Store{a, b} {
