@@ -7,15 +7,16 @@
 -- Returns "ok" or "lost" ("none": the claim took nothing, or it was
 -- given back already).
 if ARGV[4] == "abandon" then
-  local suffix = "|" .. ARGV[2]
+  -- The claim's id is the token of the lease it took (see lease).
+  local claim = ARGV[2] .. "|"
   local entries = call("HGETALL", K.tokens)
   local found = false
   for k = 1, #entries, 2 do
     local v = entries[k + 1]
-    if sub(v, -#suffix) == suffix then
+    if sub(v, 1, #claim) == claim then
       local unit = entries[k]
       local _, id = parseUnit(unit)
-      unlock(id, sub(v, 1, find(v, "|", 1, true) - 1))
+      unlock(id, ARGV[2])
       giveBack(unit)
       found = true
     end

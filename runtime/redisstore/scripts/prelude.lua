@@ -9,11 +9,11 @@
 -- Per partition:  P.."seq"       counter: work members (and the lease
 --                                tokens of earlier builds)
 --                 P.."leases"    zset unit -> lease expiry (ms), and PLACEHOLDER
---                 P.."tokens"    hash unit -> "token|member|claim" of the current
---                                lease (claim: the id of the claim call that
---                                took it, which is its token too; earlier
---                                builds took a token from seq, and the
---                                earliest kept no claim), and PLACEHOLDER
+--                 P.."tokens"    hash unit -> "token|member" of the current
+--                                lease (token: the id of the claim call that
+--                                took it; earlier builds took a number from
+--                                seq, and some kept "|claim" after it), and
+--                                PLACEHOLDER
 --                 P.."changes"   stream of changelog entries
 --                 P.."ready:"..p..":"..c  zset unit -> due (ms): the ready
 --                                set of class c at priority p (0-9)
@@ -692,7 +692,7 @@ local function lease(inst, unit, kind, member, prio, class)
     value = inst.f["t:" .. member]
   end
   call("ZADD", K.leases, CA[CO + 3], unit, "+inf", PLACEHOLDER)
-  call("HSET", K.tokens, unit, token .. "|" .. member .. "|" .. token, PLACEHOLDER, "")
+  call("HSET", K.tokens, unit, token .. "|" .. member, PLACEHOLDER, "")
   local f = inst.f
   return {unit, member, value, token, prio, f.v, f.st, f.pr or "0", f.d or "", f.c or "", f.f or "", f.h, "0"}
 end
