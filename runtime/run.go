@@ -120,6 +120,9 @@ func (t *taskSlots) take() bool {
 
 func (t *taskSlots) give() { t.running.Add(-1) }
 
+// free reports whether a slot is free.
+func (t *taskSlots) free() bool { return t.running.Load() < t.limit }
+
 // workLoop claims work until ctx ends, and handles it on work. A worker
 // claims task attempts only while it holds one of slots. It asks for
 // its next work in the write that finishes each item (Lease.Then), and
@@ -160,13 +163,17 @@ func (e *Engine) workLoop(ctx, work context.Context, b wakeups, slots *taskSlots
 		}
 		if ok {
 			e.opts.Observer.Claimed(w.lease.Work.Kind, e.opts.Clock.Now().Sub(w.lease.Work.Due))
-			if w.lease.More || slot && own {
-				// Let an idle worker take the next; or, as a task attempt
-				// may run long, look at what comes due meanwhile: the news
-				// of this work may have reached only this worker, and an
-				// idle one's sleep may have been set before it (a timer
-				// of the same instance would wait for the attempt). A
-				// claim made with a write took no news from the idle
+			if w.lease.More && (!w.lease.MoreTasks || slots.free()) || slot && own {
+				// Let an idle worker take the next (when that is task
+				// attempts alone, only while a worker may take a slot for
+				// one: else the idle worker, which may run only instance
+				// work, would claim and find nothing, again on every
+				// claim while a backlog of tasks lasts); or, as a task
+				// attempt may run long, look at what comes due meanwhile:
+				// the news of this work may have reached only this worker,
+				// and an idle one's sleep may have been set before it (a
+				// timer of the same instance would wait for the attempt).
+				// A claim made with a write took no news from the idle
 				// workers: this worker was busy, and they know what they
 				// knew.
 				b.signal()

@@ -76,8 +76,11 @@ type Lease struct {
 	Instance *Instance
 	// More: when it was claimed, the store saw other work due, so an
 	// idle worker should look (a hint: false costs a worker's wake-up
-	// its claim, true at worst a claim that finds nothing).
-	More bool
+	// its claim, true at worst a claim that finds nothing). MoreTasks:
+	// what it saw due was task attempts alone, so only a worker that may
+	// run one should look (a store that cannot tell leaves it false).
+	More      bool
+	MoreTasks bool
 	// NextKnown: a claim that found nothing says when to look again, so
 	// the engine need not ask NextDue: Next is what NextDue would answer
 	// (zero for nothing due at all). A store that does not look leaves

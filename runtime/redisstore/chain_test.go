@@ -213,15 +213,18 @@ func TestLostChainedClaimGivesBack(t *testing.T) {
 	waitClaimable(t, other, f, "b", "the write whose reply was lost")
 }
 
-// claimCounter counts the claims for task attempts an engine makes on
-// its own (Claim).
+// claimCounter counts the claims an engine makes on its own (Claim):
+// for task attempts (claims), and for instance work alone (instanceOnly,
+// a worker without a task slot).
 type claimCounter struct {
 	*redisstore.Store
-	claims atomic.Int64
+	claims, instanceOnly atomic.Int64
 }
 
 func (c *claimCounter) Claim(ctx context.Context, f runtime.ClaimFilter, l *runtime.Lease) (bool, error) {
-	if !f.NoTasks {
+	if f.NoTasks {
+		c.instanceOnly.Add(1)
+	} else {
 		c.claims.Add(1)
 	}
 	return c.Store.Claim(ctx, f, l)
@@ -259,6 +262,71 @@ func TestRunClaimsWithWrites(t *testing.T) {
 	}
 	if c := counter.claims.Load(); c > n/5 {
 		t.Errorf("%d claims for task attempts of the workers' own, for %d attempts", c, n)
+	}
+}
+
+// TestSlotlessWorkerSleepsThroughTasks: Run(ctx, n) keeps one worker for
+// instance work; while the others go through a backlog of task
+// attempts, claiming each next one with a write, the claims say that
+// what is due besides is task attempts alone (Lease.MoreTasks), and
+// that worker is not woken to claim and find nothing.
+func TestSlotlessWorkerSleepsThroughTasks(t *testing.T) {
+	ctx := context.Background()
+	now := time.Now()
+	const n = 60
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("i%d", i)
+	}
+	store, m := chainSetup(t, redisstore.Options{NoRedlock: true}, now, ids...)
+	counter := &claimCounter{Store: store}
+	e := runtime.New(counter, runtime.Options{})
+	// Each attempt takes a while, so that a worker woken by each claim
+	// would have the time to claim before the next.
+	work := func(context.Context, *runtime.Call) (runtime.Result, error) {
+		time.Sleep(2 * time.Millisecond)
+		return runtime.Result{}, nil
+	}
+	if err := e.Register(ctx, m, map[string]runtime.Handler{"Work": work}); err != nil {
+		t.Fatal(err)
+	}
+	stop := storetest.RunInBackground(t, e, 2)
+	for _, id := range ids {
+		waitFor(t, e, id, 10*time.Second, completed)
+	}
+	stop()
+	// The worker without a slot claims when it starts, and when one of
+	// the others claimed on its own (at their start): a few times.
+	if c := counter.instanceOnly.Load(); c > 6 {
+		t.Errorf("the worker without a task slot claimed %d times during a backlog of %d task attempts", c, n)
+	}
+}
+
+// TestMoreTasksAlone: a claim that leaves only task attempts due says
+// so, and one that leaves instance work due as well does not.
+func TestMoreTasksAlone(t *testing.T) {
+	ctx := context.Background()
+	now := time.Now()
+	store, _ := chainSetup(t, redisstore.Options{NoRedlock: true}, now, "a", "b", "c")
+	f := runtime.ClaimFilter{Now: now.Add(time.Second), Lease: time.Minute}
+	var l runtime.Lease
+	if ok, err := store.Claim(ctx, f, &l); err != nil || !ok {
+		t.Fatalf("claim: %v %v", ok, err)
+	}
+	if !l.More || !l.MoreTasks {
+		t.Errorf("with two more task attempts due: More %v, MoreTasks %v; want both", l.More, l.MoreTasks)
+	}
+	// An event due for an instance of another machine: instance work.
+	toggle := irtest.Compile(t, "toggle.fsm", []byte(irtest.Toggle)).Machines[0]
+	if err := store.PutMachine(ctx, toggle); err != nil {
+		t.Fatal(err)
+	}
+	irtest.Create(t, store, toggle, "t", now, runtime.Work{Kind: runtime.WorkEvent, Instance: "t", Due: now})
+	if ok, err := store.Claim(ctx, f, &l); err != nil || !ok {
+		t.Fatalf("claim: %v %v", ok, err)
+	}
+	if !l.More || l.MoreTasks {
+		t.Errorf("with an event due besides task attempts, claimed %s: More %v, MoreTasks %v; want More alone", l.Token, l.More, l.MoreTasks)
 	}
 }
 

@@ -87,7 +87,9 @@ func (s *Store) claim(ctx context.Context, f runtime.ClaimFilter, l *runtime.Lea
 			ok, err := s.claimFrom(ctx, p, l, now, lease, hashes, runnable, "claim", int(best), "", f)
 			if ok {
 				for q, h := range heads {
-					l.More = l.More || q != p && h.prio >= 0 // another partition has work due
+					if q != p && h.prio >= 0 { // another partition has work due, of any kind
+						l.More, l.MoreTasks = true, false
+					}
 				}
 			}
 			if err != nil || ok {
@@ -233,7 +235,7 @@ func (s *Store) claimed(ctx context.Context, v any, askNext bool, now, lease int
 		return false, fmt.Errorf("claim script returned the lease token %q, not one of this store's claims", token)
 	}
 	more, _ := parts[12].(string)
-	*l = runtime.Lease{Work: w, Worker: f.Worker, Until: time.UnixMilli(now + lease), Token: unit, Fence: fence, More: more == "1"}
+	*l = runtime.Lease{Work: w, Worker: f.Worker, Until: time.UnixMilli(now + lease), Token: unit, Fence: fence, More: more == "1" || more == "t", MoreTasks: more == "t"}
 	// The instance as the script read it, so the engine need not load it.
 	l.Instance = &runtime.Instance{}
 	if err := s.decodeInstance(ctx, instID, parts[5:], l.Instance); err != nil {

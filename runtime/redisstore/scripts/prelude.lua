@@ -756,7 +756,15 @@ local function claimClass(prio, class, bound, alone)
       local claimed = lease(inst, unit, kind, member, prioText, class)
       if claimed then
         if not alone then placeClass(prioText, class, bound, kept or units[k + 3]) end
-        if units[k + step] or moreDue(prio, class, alone) then claimed[13] = "1" end
+        if units[k + step] then
+          -- More of the class is due. When it is a task's, and the only
+          -- class with work due at the lowest priority, that is task
+          -- attempts alone: higher priorities had nothing this worker
+          -- could take.
+          if alone and prio == 0 and kind == "t" then claimed[13] = "t" else claimed[13] = "1" end
+        elseif moreDue(prio, class, alone) then
+          claimed[13] = "1"
+        end
         return claimed
       end
       if not alone then kept = kept or units[k + 1] end
