@@ -145,6 +145,20 @@ func TestWriteClaimsLookAtExpiredLeasesNowAndThen(t *testing.T) {
 	}
 }
 
+// claimOneOfThree makes a store with three one-step instances, their
+// task attempts due at now, and claims one of them a second later with
+// a minute's lease; it returns the store, the filter and the lease.
+func claimOneOfThree(t *testing.T, now time.Time) (*redisstore.Store, runtime.ClaimFilter, runtime.Lease) {
+	t.Helper()
+	store, _ := chainSetup(t, redisstore.Options{NoRedlock: true}, now, "a", "b", "c")
+	f := runtime.ClaimFilter{Now: now.Add(time.Second), Lease: time.Minute}
+	var l runtime.Lease
+	if ok, err := store.Claim(context.Background(), f, &l); err != nil || !ok {
+		t.Fatalf("claim: %v %v", ok, err)
+	}
+	return store, f, l
+}
+
 // TestWriteClaimsAsFiltered: the claim a write makes takes only what its
 // filter allows (here, instance work alone), and when it finds nothing
 // says when the work it may take is due; an update (no lease) claims
@@ -153,12 +167,7 @@ func TestWriteClaimsLookAtExpiredLeasesNowAndThen(t *testing.T) {
 func TestWriteClaimsAsFiltered(t *testing.T) {
 	ctx := context.Background()
 	now := time.Now()
-	store, _ := chainSetup(t, redisstore.Options{NoRedlock: true}, now, "a", "b", "c")
-	f := runtime.ClaimFilter{Now: now.Add(time.Second), Lease: time.Minute}
-	var l runtime.Lease
-	if ok, err := store.Claim(ctx, f, &l); err != nil || !ok {
-		t.Fatalf("claim: %v %v", ok, err)
-	}
+	store, f, l := claimOneOfThree(t, now)
 	noTasks := f
 	noTasks.NoTasks = true
 	l.Then = &runtime.Chain{Filter: noTasks}
@@ -230,33 +239,40 @@ func (c *claimCounter) Claim(ctx context.Context, f runtime.ClaimFilter, l *runt
 	return c.Store.Claim(ctx, f, l)
 }
 
-// TestRunClaimsWithWrites: Run's workers take their next work with the
-// write that finishes the last (Lease.Then), so a worker going through a
-// backlog of task attempts claims on its own only now and then.
-func TestRunClaimsWithWrites(t *testing.T) {
-	ctx := context.Background()
-	now := time.Now()
-	const n = 50
+// runBacklog creates n one-step instances, each with its task attempt
+// due, runs an engine of Run(ctx, slots) on them with work as the task's
+// handler until all have completed, and returns the claims it made on
+// its own.
+func runBacklog(t *testing.T, n, slots int, work runtime.Handler) *claimCounter {
+	t.Helper()
 	ids := make([]string, n)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("i%d", i)
 	}
-	store, m := chainSetup(t, redisstore.Options{NoRedlock: true}, now, ids...)
+	store, m := chainSetup(t, redisstore.Options{NoRedlock: true}, time.Now(), ids...)
 	counter := &claimCounter{Store: store}
-	var ran atomic.Int64
 	e := runtime.New(counter, runtime.Options{})
-	work := func(context.Context, *runtime.Call) (runtime.Result, error) {
-		ran.Add(1)
-		return runtime.Result{}, nil
-	}
-	if err := e.Register(ctx, m, map[string]runtime.Handler{"Work": work}); err != nil {
+	if err := e.Register(context.Background(), m, map[string]runtime.Handler{"Work": work}); err != nil {
 		t.Fatal(err)
 	}
-	stop := storetest.RunInBackground(t, e, 1)
+	stop := storetest.RunInBackground(t, e, slots)
 	for _, id := range ids {
 		waitFor(t, e, id, 10*time.Second, completed)
 	}
 	stop()
+	return counter
+}
+
+// TestRunClaimsWithWrites: Run's workers take their next work with the
+// write that finishes the last (Lease.Then), so a worker going through a
+// backlog of task attempts claims on its own only now and then.
+func TestRunClaimsWithWrites(t *testing.T) {
+	const n = 50
+	var ran atomic.Int64
+	counter := runBacklog(t, n, 1, func(context.Context, *runtime.Call) (runtime.Result, error) {
+		ran.Add(1)
+		return runtime.Result{}, nil
+	})
 	if ran.Load() != n {
 		t.Fatalf("%d attempts ran, want %d", ran.Load(), n)
 	}
@@ -271,30 +287,13 @@ func TestRunClaimsWithWrites(t *testing.T) {
 // what is due besides is task attempts alone (Lease.MoreTasks), and
 // that worker is not woken to claim and find nothing.
 func TestSlotlessWorkerSleepsThroughTasks(t *testing.T) {
-	ctx := context.Background()
-	now := time.Now()
 	const n = 60
-	ids := make([]string, n)
-	for i := range ids {
-		ids[i] = fmt.Sprintf("i%d", i)
-	}
-	store, m := chainSetup(t, redisstore.Options{NoRedlock: true}, now, ids...)
-	counter := &claimCounter{Store: store}
-	e := runtime.New(counter, runtime.Options{})
 	// Each attempt takes a while, so that a worker woken by each claim
 	// would have the time to claim before the next.
-	work := func(context.Context, *runtime.Call) (runtime.Result, error) {
+	counter := runBacklog(t, n, 2, func(context.Context, *runtime.Call) (runtime.Result, error) {
 		time.Sleep(2 * time.Millisecond)
 		return runtime.Result{}, nil
-	}
-	if err := e.Register(ctx, m, map[string]runtime.Handler{"Work": work}); err != nil {
-		t.Fatal(err)
-	}
-	stop := storetest.RunInBackground(t, e, 2)
-	for _, id := range ids {
-		waitFor(t, e, id, 10*time.Second, completed)
-	}
-	stop()
+	})
 	// The worker without a slot claims when it starts, and when one of
 	// the others claimed on its own (at their start): a few times.
 	if c := counter.instanceOnly.Load(); c > 6 {
@@ -307,12 +306,7 @@ func TestSlotlessWorkerSleepsThroughTasks(t *testing.T) {
 func TestMoreTasksAlone(t *testing.T) {
 	ctx := context.Background()
 	now := time.Now()
-	store, _ := chainSetup(t, redisstore.Options{NoRedlock: true}, now, "a", "b", "c")
-	f := runtime.ClaimFilter{Now: now.Add(time.Second), Lease: time.Minute}
-	var l runtime.Lease
-	if ok, err := store.Claim(ctx, f, &l); err != nil || !ok {
-		t.Fatalf("claim: %v %v", ok, err)
-	}
+	store, f, l := claimOneOfThree(t, now)
 	if !l.More || !l.MoreTasks {
 		t.Errorf("with two more task attempts due: More %v, MoreTasks %v; want both", l.More, l.MoreTasks)
 	}
