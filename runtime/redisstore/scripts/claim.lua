@@ -21,7 +21,8 @@
 -- token, the instance's priority, and the instance's fields v, st, pr, d,
 -- c, f, h (the engine need not load it), and "1" if other work was due
 -- (another worker should look), "t" if what was due was task attempts
--- alone (a worker that may run one should look), or "0"}, or when there is nothing to
--- claim, nil, or with ARGV[13] the next due time (as nextdue.lua).
+-- alone (a worker that may run one should look), or "0"}, or when there
+-- is nothing to claim, nil, or with ARGV[13] the next due time (as
+-- nextdue.lua).
 CA, CO = ARGV, 0
 return claimWork(ARGV[10], ARGV[11], ARGV[12], ARGV[13])
