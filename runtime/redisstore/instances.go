@@ -118,12 +118,13 @@ func (s *Store) History(ctx context.Context, id string) ([]runtime.HistoryEntry,
 	if text == "" {
 		return nil, nil
 	}
+	// Entries keep their times after the instance's creation, in d.
 	d, _ := vals[2].(string)
-	n, _, err := fields(d, 3)
-	if err != nil {
+	var data runtime.Instance
+	if err := decodeData(d, &data); err != nil {
 		return nil, fmt.Errorf("instance %s: %w", id, err)
 	}
-	created := time.UnixMilli(n[2])
+	created := data.Created
 	lines := strings.Split(text, "\n")
 	out := make([]runtime.HistoryEntry, 0, len(lines))
 	for _, line := range lines {

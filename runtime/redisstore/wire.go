@@ -194,22 +194,32 @@ func encodeData(inst *runtime.Instance) (d, c, f string) {
 	return d, valuesOut(inst.Context), inst.Failure
 }
 
+// decodeData reads encodeData's d into inst: its state, visit, creation
+// and update times, and failed task and timer.
+func decodeData(d string, inst *runtime.Instance) error {
+	n, _, err := fields(d, 6)
+	if err != nil {
+		return err
+	}
+	inst.State, inst.Visit = int(n[0]), uint64(n[1])
+	inst.Created, inst.Updated = time.UnixMilli(n[2]), time.UnixMilli(n[2]+n[3])
+	inst.FailedTask, inst.FailedTimer = n[4] == 1, int(n[5])
+	return nil
+}
+
 // decodeFields reads the instance hash's fields v, st, pr, d, c, f (in
 // that order); the caller fills Machine and Hash.
 func decodeFields(id string, vals []any, inst *runtime.Instance) error {
 	str := func(i int) string { s, _ := vals[i].(string); return s }
-	n, _, err := fields(str(3), 6)
-	if err != nil {
-		return fmt.Errorf("instance %s: %w", id, err)
-	}
 	ctx, err := valuesIn(inst.Context[:0], str(4))
 	if err != nil {
 		return fmt.Errorf("instance %s: bad stored context: %w", id, err)
 	}
-	*inst = runtime.Instance{ID: id, State: int(n[0]), Context: ctx,
-		Status: runtime.Status(atoi(str(1))), Version: uint64(atoi(str(0))), Visit: uint64(n[1]),
-		Priority: atoi(str(2)), Failure: str(5), FailedTask: n[4] == 1, FailedTimer: int(n[5]),
-		Created: time.UnixMilli(n[2]), Updated: time.UnixMilli(n[2] + n[3])}
+	*inst = runtime.Instance{ID: id, Context: ctx, Status: runtime.Status(atoi(str(1))), Version: uint64(atoi(str(0))),
+		Priority: atoi(str(2)), Failure: str(5)}
+	if err := decodeData(str(3), inst); err != nil {
+		return fmt.Errorf("instance %s: %w", id, err)
+	}
 	return nil
 }
 
