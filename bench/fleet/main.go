@@ -7,7 +7,9 @@
 //	    the workers alone, draining a backlog of n units started (tasks
 //	    enqueued) before they run; then with producers alongside them
 //	    (-producers goroutines, 8 by default, each starting a unit at a
-//	    time), so that the rate is the whole pipeline's. What each side
+//	    time, through an engine of their own as an application's, as
+//	    asynq's enqueue through a client of their own), so that the rate
+//	    is the whole pipeline's. What each side
 //	    spent is measured from when its workers had work. Each run is made
 //	    -rounds times (3 by default), the two sides in turn, and the
 //	    median round is reported with every round's ratio: the machine's
@@ -20,7 +22,7 @@
 //
 // It starts a redis-server of its own (no persistence) and stops it.
 //
-//	cd bench && go run ./fleet [-n 5000] [-workers 3] [-concurrency 8] [-producers 8] [-rounds 3] [-waiting 100000] [-commands] [-no-redlock] [-cpuprofile FILE] [-callgrind [-callgrind-keep DIR]]
+//	cd bench && go run ./fleet [-n 20000] [-workers 3] [-concurrency 8] [-producers 8] [-rounds 3] [-waiting 100000] [-commands] [-no-redlock] [-cpuprofile FILE] [-callgrind [-callgrind-keep DIR]]
 //
 // Beside each throughput it prints what Redis spent per unit (CPU time and
 // commands, from INFO); -commands lists the commands and counts the round
@@ -57,7 +59,7 @@ import (
 )
 
 var (
-	n           = flag.Int("n", 5000, "instances and tasks for the throughput run")
+	n           = flag.Int("n", 20000, "instances and tasks for the throughput run (a longer run is steadier)")
 	workers     = flag.Int("workers", 3, "worker engines (each with its own client)")
 	concurrency = flag.Int("concurrency", 8, "workers per engine")
 	timers      = flag.Int("timers", 1000, "timers for the lateness run")
@@ -232,23 +234,26 @@ func compile(src string) *ir.Machine {
 	return f.Machines[0]
 }
 
-// engines makes worker engines on the Redis at addr with prefix (each
-// with a client of its own), and a function that closes their stores;
-// runEngines runs them. With tally, their claims are counted there.
-func engines(ctx context.Context, addr, prefix string, m *ir.Machine, handlers map[string]runtime.Handler, onChange func(runtime.Change), tally *claimCounts) ([]*runtime.Engine, func()) {
+// engines makes -workers engines on the Redis at addr with prefix, which
+// runEngines runs (running), and one more that starts the instances (producer),
+// each with a client of its own, and a function that closes their
+// stores. The producer is not run: it is the application that starts
+// instances, with a store of its own as asynq's producers have a client
+// of their own. With tally, the workers' claims are counted there.
+func engines(ctx context.Context, addr, prefix string, m *ir.Machine, handlers map[string]runtime.Handler, onChange func(runtime.Change), tally *claimCounts) (running []*runtime.Engine, producer *runtime.Engine, closeAll func()) {
 	var out []*runtime.Engine
 	var stores []*redisstore.Store
-	closeAll := func() {
+	closeAll = func() {
 		for _, s := range stores {
 			s.Close()
 		}
 	}
-	for i := 0; i < *workers; i++ {
+	for i := 0; i <= *workers; i++ {
 		c := redis.NewClient(&redis.Options{Addr: addr, PoolSize: 4 * *concurrency, MaxRetries: -1})
 		store := redisstore.New(c, redisstore.Options{Prefix: prefix, NoRedlock: *noRedlock})
 		stores = append(stores, store)
 		var s runtime.Store = store
-		if tally != nil {
+		if tally != nil && i < *workers {
 			s = &claimTally{Store: store, counts: tally}
 		}
 		e := runtime.New(s, runtime.Options{Worker: fmt.Sprintf("bench-%d", i), OnChange: onChange})
@@ -258,7 +263,7 @@ func engines(ctx context.Context, addr, prefix string, m *ir.Machine, handlers m
 		}
 		out = append(out, e)
 	}
-	return out, closeAll
+	return out[:*workers], out[*workers], closeAll
 }
 
 // runEngines runs each engine's workers until ctx ends.
@@ -316,7 +321,7 @@ func fsmcThroughput(ctx context.Context, addr string, rdb *redis.Client, backlog
 	if *commands {
 		tally = &claimCounts{}
 	}
-	es, closeStores := engines(ctx, addr, "tput", m, map[string]runtime.Handler{"Work": func(context.Context, *runtime.Call) (runtime.Result, error) { return runtime.Result{}, nil }},
+	es, producer, closeStores := engines(ctx, addr, "tput", m, map[string]runtime.Handler{"Work": func(context.Context, *runtime.Call) (runtime.Result, error) { return runtime.Result{}, nil }},
 		func(c runtime.Change) {
 			if c.Status == runtime.Completed {
 				done.add()
@@ -329,7 +334,7 @@ func fsmcThroughput(ctx context.Context, addr string, rdb *redis.Client, backlog
 		runEngines(ctx, es)
 	}, func() {
 		inParallel(*n, func(i int) error {
-			return es[0].Start(ctx, "OneStep", "i"+strconv.Itoa(i), nil, runtime.StartOptions{})
+			return producer.Start(ctx, "OneStep", "i"+strconv.Itoa(i), nil, runtime.StartOptions{})
 		})
 	})
 	rate := done.rate("fsmc")
@@ -461,7 +466,7 @@ func fsmcTimers(ctx context.Context, addr string, rdb *redis.Client) []time.Dura
 	tm := newTimings()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	es, closeStores := engines(ctx, addr, "timers", m, nil, func(c runtime.Change) {
+	es, producer, closeStores := engines(ctx, addr, "timers", m, nil, func(c runtime.Change) {
 		if c.Status == runtime.Completed {
 			tm.fired(c.Instance)
 		}
@@ -470,7 +475,7 @@ func fsmcTimers(ctx context.Context, addr string, rdb *redis.Client) []time.Dura
 	runEngines(ctx, es)
 	time.Sleep(200 * time.Millisecond)
 	return tm.run("fsmc", func(id string, delay time.Duration) error {
-		return es[0].Start(ctx, "Wait", id, map[string]any{"delay": delay}, runtime.StartOptions{})
+		return producer.Start(ctx, "Wait", id, map[string]any{"delay": delay}, runtime.StartOptions{})
 	})
 }
 
