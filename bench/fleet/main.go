@@ -7,10 +7,10 @@
 //	    the workers alone, draining a backlog of n units started (tasks
 //	    enqueued) before they run; then with producers alongside them
 //	    (-producers goroutines, 8 by default, each starting a unit at a
-//	    time, through an engine of their own as an application's, as
-//	    asynq's enqueue through a client of their own), so that the rate
-//	    is the whole pipeline's. What each side
-//	    spent is measured from when its workers had work. Each run is made
+//	    time through an engine of their own, as an application would;
+//	    asynq's enqueue through a client of their own), so that the
+//	    rate is the whole pipeline's. What each side spent is
+//	    measured from when its workers had work. Each run is made
 //	    -rounds times (3 by default), the two sides in turn, and the
 //	    median round is reported with every round's ratio: the machine's
 //	    speed varies over minutes, and by turns both sides see it;
@@ -235,11 +235,11 @@ func compile(src string) *ir.Machine {
 }
 
 // engines makes -workers engines on the Redis at addr with prefix, which
-// runEngines runs (running), and one more that starts the instances (producer),
-// each with a client of its own, and a function that closes their
-// stores. The producer is not run: it is the application that starts
-// instances, with a store of its own as asynq's producers have a client
-// of their own. With tally, the workers' claims are counted there.
+// runEngines runs (running), one more that starts the instances
+// (producer), each with a client of its own, and a function that closes
+// their stores. The producer is not run: it is the application that
+// starts instances, with a store of its own, as asynq's producers have a
+// client of their own. With tally, the workers' claims are counted there.
 func engines(ctx context.Context, addr, prefix string, m *ir.Machine, handlers map[string]runtime.Handler, onChange func(runtime.Change), tally *claimCounts) (running []*runtime.Engine, producer *runtime.Engine, closeAll func()) {
 	var out []*runtime.Engine
 	var stores []*redisstore.Store
@@ -256,7 +256,11 @@ func engines(ctx context.Context, addr, prefix string, m *ir.Machine, handlers m
 		if tally != nil && i < *workers {
 			s = &claimTally{Store: store, counts: tally}
 		}
-		e := runtime.New(s, runtime.Options{Worker: fmt.Sprintf("bench-%d", i), OnChange: onChange})
+		name := fmt.Sprintf("bench-%d", i)
+		if i == *workers {
+			name = "bench-producer"
+		}
+		e := runtime.New(s, runtime.Options{Worker: name, OnChange: onChange})
 		if err := e.Register(ctx, m, handlers); err != nil {
 			closeAll()
 			log.Fatal(err)
