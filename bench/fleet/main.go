@@ -66,7 +66,7 @@ var (
 	waiting     = flag.Int("waiting", 100000, "waiting instances for the memory run")
 	commands    = flag.Bool("commands", false, "list the Redis commands each side of the throughput run used per unit")
 	noRedlock   = flag.Bool("no-redlock", false, "run fsmc without the per-instance Redlock (fenced commits alone), to see what the lock costs")
-	cpuProfile  = flag.String("cpuprofile", "", "write a CPU profile of this process during fsmc's throughput run with a backlog to the file")
+	cpuProfile  = flag.String("cpuprofile", "", "write CPU profiles of this process during fsmc's throughput runs to FILE (the workers with a backlog) and FILE-producers (with producers), for go tool pprof")
 	callgrind   = flag.Bool("callgrind", false, "run Redis under valgrind's callgrind and report the instructions it executed per unit of the throughput runs, which repeat where CPU time varies; the rates then mean nothing, and (b) and (c) are skipped")
 	producers   = flag.Int("producers", 8, "goroutines starting the throughput runs' instances and enqueuing their tasks")
 	rounds      = flag.Int("rounds", 3, "rounds of each throughput run, each side in turn: the median round is reported, and every round's ratio")
@@ -155,8 +155,8 @@ func (r throughputRound) ratio() float64 { return r.fsmcRate / r.asynqRate }
 // throughputRounds measures each side's throughput -rounds times (once
 // with -callgrind, whose counts repeat), in turn, so that a machine
 // that slows for a while slows both sides of a round; it returns the
-// rounds in the order of their ratios. The CPU profile is of the first
-// round of fsmc's workers with a backlog.
+// rounds in the order of their ratios. The CPU profile is of fsmc's
+// first round.
 func throughputRounds(ctx context.Context, addr string, rdb *redis.Client, backlog bool) []throughputRound {
 	rs := make([]throughputRound, max(*rounds, 1))
 	if *callgrind {
@@ -164,8 +164,12 @@ func throughputRounds(ctx context.Context, addr string, rdb *redis.Client, backl
 	}
 	for i := range rs {
 		stopProfile := func() {}
-		if backlog && i == 0 {
-			stopProfile = startProfile(*cpuProfile)
+		if i == 0 && *cpuProfile != "" {
+			path := *cpuProfile
+			if !backlog {
+				path += "-producers"
+			}
+			stopProfile = startProfile(path)
 		}
 		rs[i].fsmcRate, rs[i].fsmc = fsmcThroughput(ctx, addr, rdb, backlog)
 		stopProfile()
@@ -176,11 +180,8 @@ func throughputRounds(ctx context.Context, addr string, rdb *redis.Client, backl
 }
 
 // startProfile writes a CPU profile to path until the function it
-// returns is called; with no path it does nothing.
+// returns is called.
 func startProfile(path string) func() {
-	if path == "" {
-		return func() {}
-	}
 	f, err := os.Create(path)
 	if err != nil {
 		log.Fatal(err)

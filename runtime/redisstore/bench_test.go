@@ -21,9 +21,10 @@ import (
 
 // BenchmarkScripts runs the three scripts of a one-step instance's
 // life, one call at a time: create, the claim of its task attempt, and
-// the commit that finishes the attempt with its transition; then the
-// commit that also claims the next instance's attempt (commit+claim), as
-// Run's workers make it. It reports
+// the commit that finishes the attempt with its transition; a claim that
+// finds nothing due (claim-none); then the commit that also claims the
+// next instance's attempt (commit+claim), as Run's workers make it. It
+// reports
 // the time Redis itself spends in each (its commandstats), which is what
 // limits a fleet's throughput when Redis is saturated, and the commands
 // each makes (see scriptCosts).
@@ -83,6 +84,17 @@ func BenchmarkScripts(b *testing.B) {
 		return err
 	})
 	phase("commit", func(i int) error { return finishOneStep(ctx, store, &leases[i], now) })
+	// A claim that finds nothing due, and says when to look again: what
+	// an idle worker's claim after a wake-up costs when another worker
+	// took the work.
+	var none runtime.Lease
+	phase("claim-none", func(i int) error {
+		ok, err := store.Claim(ctx, runtime.ClaimFilter{Now: now.Add(time.Second), Lease: time.Minute}, &none)
+		if err == nil && ok {
+			err = fmt.Errorf("claim %d found work where none was due", i)
+		}
+		return err
+	})
 	// Again, with each commit claiming the next instance's attempt, as
 	// Run's workers do (Lease.Then): one call where the two above are.
 	for i := range leases {
